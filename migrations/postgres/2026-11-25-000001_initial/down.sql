@@ -1,0 +1,16 @@
+DROP TABLE audit_events;
+DROP TABLE signing_keys;
+DROP TABLE sessions;
+DROP TABLE rate_limit_windows;
+DROP TABLE api_keys;
+DROP TABLE revoked_jtis;
+DROP TABLE refresh_tokens;
+DROP TABLE authorization_codes;
+DROP TABLE pending_authorizations;
+DROP TABLE grants;
+DROP TABLE consents;
+DROP TABLE client_secrets;
+DROP TABLE clients;
+DROP TABLE memberships;
+DROP TABLE users;
+DROP TABLE organizations;

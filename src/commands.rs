@@ -1,0 +1,377 @@
+//! The admin subcommands (SPEC.md §1): each prints one JSON object on stdout; errors go
+//! to stderr with a non-zero exit (main.rs). They open the same database as the server and
+//! may run while it serves.
+
+use std::io::BufRead;
+
+use serde_json::{Value, json};
+
+use crate::api_keys::KeyType;
+use crate::api_keys::store::{ApiKeyError, Expiry, NewApiKey};
+use crate::cli::{
+    ApiKeyCommand, ClientCommand, KeysCommand, OrgCommand, PlanArg, RoleArg, UserCommand,
+};
+use crate::clients::{ClientError, NewClient};
+use crate::clock::{Clock, SystemClock, rfc3339};
+use crate::config::Settings;
+use crate::db::{DbConnection, write_tx};
+use crate::orgs::{OrgError, Plan, Role};
+use crate::scope::ScopeSet;
+use crate::startup::{StartupError, open_database};
+use crate::tokens::keys::{self, KeyError};
+use crate::users::UserError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("database: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("{0}")]
+    User(#[from] UserError),
+    #[error("{0}")]
+    Org(#[from] OrgError),
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    ApiKey(#[from] ApiKeyError),
+    #[error("{0}")]
+    Keys(#[from] KeyError),
+    #[error("cannot read the password from standard input: {0}")]
+    Stdin(std::io::Error),
+}
+
+fn connect(settings: &Settings) -> Result<crate::db::PooledConn, CommandError> {
+    let pool = open_database(settings)?;
+    Ok(pool.get().map_err(StartupError::from)?)
+}
+
+pub fn migrate(settings: &Settings) -> Result<Value, CommandError> {
+    let pool = crate::db::build_pool(&settings.database_url, 1).map_err(StartupError::from)?;
+    let applied = crate::db::run_migrations(&mut *pool.get().map_err(StartupError::from)?)
+        .map_err(StartupError::from)?;
+    Ok(json!({"applied": applied}))
+}
+
+pub fn org(settings: &Settings, cmd: OrgCommand) -> Result<Value, CommandError> {
+    let OrgCommand::Create { name, plan } = cmd;
+    let plan = match plan {
+        PlanArg::Free => Plan::Free,
+        PlanArg::Pro => Plan::Pro,
+    };
+    let now = SystemClock.now();
+    let org = write_tx(
+        &mut *connect(settings)?,
+        |conn| -> Result<_, CommandError> {
+            let org = crate::orgs::store::insert(conn, &name, plan, now)?;
+            record(
+                conn,
+                Some(&org.id),
+                "org.created",
+                "organization",
+                &org.id,
+                json!({"name": org.name, "plan": org.plan}),
+                now,
+            )?;
+            Ok(org)
+        },
+    )?;
+    Ok(json!({"org_id": org.id}))
+}
+
+/// The first line of `input`, without its line ending.
+pub fn read_password(mut input: impl BufRead) -> Result<String, CommandError> {
+    let mut line = String::new();
+    input.read_line(&mut line).map_err(CommandError::Stdin)?;
+    let trimmed = line.strip_suffix('\n').unwrap_or(&line);
+    let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
+    Ok(trimmed.to_string())
+}
+
+pub fn user(
+    settings: &Settings,
+    cmd: UserCommand,
+    stdin: impl BufRead,
+) -> Result<Value, CommandError> {
+    let UserCommand::Create {
+        email,
+        password_stdin: _,
+        org,
+        role,
+    } = cmd;
+    let email = crate::users::normalize_email(&email)?;
+    let password = read_password(stdin)?;
+    crate::users::validate_password(&password)?;
+    // Hash before the transaction: argon2 is slow and the write lock should not wait on it.
+    let hash = crate::users::hash_password(&password)?;
+    let now = SystemClock.now();
+    let (user_id, org_id) = write_tx(
+        &mut *connect(settings)?,
+        |conn| -> Result<_, CommandError> {
+            let user = crate::users::store::insert(conn, &email, hash, now)?;
+            let (org_id, role) = match &org {
+                Some(org_id) => {
+                    crate::orgs::store::find(conn, org_id)?
+                        .ok_or_else(|| OrgError::NotFound(org_id.clone()))?;
+                    let role = match role {
+                        Some(RoleArg::Admin) => Role::Admin,
+                        Some(RoleArg::Member) | None => Role::Member,
+                    };
+                    (org_id.clone(), role)
+                }
+                None => {
+                    let o = crate::orgs::store::insert(
+                        conn,
+                        &format!("{email}'s organization"),
+                        Plan::Free,
+                        now,
+                    )?;
+                    record(
+                        conn,
+                        Some(&o.id),
+                        "org.created",
+                        "organization",
+                        &o.id,
+                        json!({"name": o.name, "plan": o.plan}),
+                        now,
+                    )?;
+                    (o.id, Role::Admin)
+                }
+            };
+            crate::orgs::store::add_member(conn, &org_id, &user.id, role, now)?;
+            record(
+                conn,
+                Some(&org_id),
+                "member.added",
+                "user",
+                &user.id,
+                json!({"role": role.as_str()}),
+                now,
+            )?;
+            Ok((user.id, org_id))
+        },
+    )?;
+    Ok(json!({"user_id": user_id, "org_id": org_id}))
+}
+
+pub fn client(settings: &Settings, cmd: ClientCommand) -> Result<Value, CommandError> {
+    let ClientCommand::Create {
+        name,
+        redirect_uris,
+        public,
+        grant_types,
+        scope,
+        resource_server,
+        org,
+    } = cmd;
+    let grant_types = grant_types
+        .as_deref()
+        .map(crate::clients::parse_grant_types)
+        .transpose()?;
+    let scope = scope
+        .as_deref()
+        .map(|s| {
+            ScopeSet::parse_many([s]).map_err(|e| CommandError::Usage(format!("--scope: {e}")))
+        })
+        .transpose()?;
+    let valid = NewClient {
+        name,
+        redirect_uris,
+        public,
+        resource_server,
+        grant_types,
+        scope,
+        org_id: org,
+        ..Default::default()
+    }
+    .validate(&settings.scopes)?;
+    let now = SystemClock.now();
+    let (row, secret) = write_tx(
+        &mut *connect(settings)?,
+        |conn| -> Result<_, CommandError> {
+            let (row, secret) =
+                crate::clients::store::insert(conn, &valid, &settings.key_prefix, now)?;
+            record(
+                conn,
+                row.org_id.as_deref(),
+                "client.created",
+                "client",
+                &row.id,
+                json!({"name": row.name}),
+                now,
+            )?;
+            Ok((row, secret))
+        },
+    )?;
+    let mut out = json!({"client_id": row.id});
+    if let Some(secret) = secret {
+        out["client_secret"] = json!(secret);
+    }
+    Ok(out)
+}
+
+/// `api-key create`; `api-key check` is handled by [`check_key`] (no database).
+pub fn api_key_create(settings: &Settings, cmd: ApiKeyCommand) -> Result<Value, CommandError> {
+    let ApiKeyCommand::Create {
+        org,
+        name,
+        scopes,
+        expires_in_days,
+        expires_at,
+        publishable,
+        rate_limit_per_minute,
+    } = cmd
+    else {
+        return Err(CommandError::Usage("not a create command".into()));
+    };
+    let scopes = ScopeSet::parse_many(scopes.iter().map(String::as_str))
+        .map_err(|e| CommandError::Usage(format!("--scope: {e}")))?;
+    let expiry = match (expires_in_days, expires_at) {
+        (Some(d), _) => Expiry::InDays(d),
+        (None, Some(at)) => Expiry::At(crate::clock::parse_rfc3339(&at).ok_or_else(|| {
+            CommandError::Usage(format!(
+                "--expires-at: {at:?} is not an RFC 3339 time like 2030-01-31T00:00:00Z"
+            ))
+        })?),
+        (None, None) => Expiry::Never,
+    };
+    let new = NewApiKey {
+        org_id: org,
+        name,
+        key_type: if publishable {
+            KeyType::Publishable
+        } else {
+            KeyType::Secret
+        },
+        scopes,
+        expiry,
+        rate_limit_per_minute,
+        created_by: None,
+    };
+    let now = SystemClock.now();
+    let created = write_tx(&mut *connect(settings)?, |conn| {
+        crate::api_keys::store::create(
+            conn,
+            new,
+            &settings.scopes,
+            &settings.key_prefix,
+            &settings.plan_limits,
+            now,
+        )
+    })?;
+    Ok(serde_json::to_value(created).unwrap_or(Value::Null))
+}
+
+pub fn check_key(settings: &Settings, key: &str) -> bool {
+    crate::api_keys::format::check(key, &settings.key_prefix)
+}
+
+pub fn keys(settings: &Settings, cmd: KeysCommand) -> Result<Value, CommandError> {
+    let mut conn = connect(settings)?;
+    let conn: &mut DbConnection = &mut conn;
+    let now = SystemClock.now();
+    let retention = settings.key_retention_seconds();
+    match cmd {
+        KeysCommand::List => {
+            let set = keys::load_set(conn, &settings.keys_dir)?;
+            let list: Vec<Value> = set
+                .all()
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    json!({
+                        "kid": k.kid,
+                        "alg": k.alg.as_str(),
+                        "state": set.state(i, now, retention),
+                        "created_at": rfc3339(k.created_at),
+                        "sign_from": rfc3339(k.sign_from),
+                        "private_key_present": key_file_exists(settings, &k.kid),
+                    })
+                })
+                .collect();
+            Ok(json!({"keys": list}))
+        }
+        KeysCommand::Rotate => {
+            let sign_from = now + settings.key_rotation_delay_seconds;
+            let kid = keys::create_key(
+                conn,
+                &settings.keys_dir,
+                settings.signing_alg,
+                now,
+                sign_from,
+            )?;
+            let set = keys::load_set(conn, &settings.keys_dir)?;
+            let pruned = keys::prune_expired(conn, &settings.keys_dir, &set, now, retention)?;
+            record(
+                conn,
+                None,
+                "signing_key.rotated",
+                "signing_key",
+                &kid,
+                json!({"sign_from": sign_from}),
+                now,
+            )?;
+            Ok(json!({
+                "kid": kid,
+                "alg": settings.signing_alg.as_str(),
+                "published_at": rfc3339(now),
+                "sign_from": rfc3339(sign_from),
+                "pruned": pruned,
+            }))
+        }
+    }
+}
+
+fn key_file_exists(settings: &Settings, kid: &str) -> bool {
+    settings.keys_dir.join(format!("{kid}.pem")).exists()
+}
+
+fn record(
+    conn: &mut DbConnection,
+    org_id: Option<&str>,
+    action: &str,
+    target_type: &str,
+    target_id: &str,
+    details: Value,
+    now: i64,
+) -> diesel::QueryResult<()> {
+    crate::audit::record(
+        conn,
+        &crate::audit::Event {
+            org_id,
+            actor: "cli",
+            action,
+            target_type,
+            target_id,
+            details,
+        },
+        now,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_is_the_first_line_without_its_newline() {
+        assert_eq!(
+            read_password(&b"hunter2hunter2\nsecond"[..]).expect("read"),
+            "hunter2hunter2"
+        );
+        assert_eq!(
+            read_password(&b"crlf-password\r\n"[..]).expect("read"),
+            "crlf-password"
+        );
+        assert_eq!(
+            read_password(&b"no newline"[..]).expect("read"),
+            "no newline"
+        );
+        assert_eq!(
+            read_password(&b" spaces kept \n"[..]).expect("read"),
+            " spaces kept "
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! Storage: one diesel `MultiConnection` over SQLite and PostgreSQL, its r2d2 pool, the
+//! per-connection SQLite settings, the embedded migrations and the transaction helper.
+//! Feature stores (`*/store.rs`) write each query once against [`DbConnection`].
+
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::{
+    AnsiTransactionManager, Connection, SimpleConnection, TransactionManager,
+};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either backend; the variant is chosen from the URL scheme.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type DbPool = Pool<ConnectionManager<DbConnection>>;
+pub type PooledConn = PooledConnection<ConnectionManager<DbConnection>>;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A filesystem path (the `sqlite://` prefix removed).
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// `sqlite://PATH`, `sqlite:PATH` or a bare path → SQLite; `postgres://` or
+    /// `postgresql://` → PostgreSQL.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err("the database URL is empty".into());
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_string()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() {
+            return Err("the SQLite path is empty".into());
+        }
+        if path.contains("://") {
+            return Err(format!(
+                "unsupported database URL scheme in {url:?}: use sqlite://PATH or postgres://..."
+            ));
+        }
+        Ok(Self::Sqlite(path.to_string()))
+    }
+
+    /// The string diesel's `establish` takes.
+    fn connect_string(&self) -> &str {
+        match self {
+            Self::Sqlite(p) | Self::Postgres(p) => p,
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Self::Sqlite(_))
+    }
+}
+
+/// Applied to every connection the pool hands out (these settings are per connection in
+/// SQLite, so setting them once at start-up would miss every other pooled connection).
+#[derive(Debug)]
+struct ConnectionSetup;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for ConnectionSetup {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    #[error("cannot create the directory for the SQLite file {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("running migrations failed: {0}")]
+    Migrate(String),
+}
+
+/// Builds the pool. SQLite files (and their directory) are created on demand and switched
+/// to WAL once (the journal mode persists in the file).
+pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, DbSetupError> {
+    if let DatabaseUrl::Sqlite(path) = url
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| DbSetupError::CreateDir {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    if let DatabaseUrl::Sqlite(_) = url {
+        let mut conn = DbConnection::establish(url.connect_string())
+            .map_err(|e| DbSetupError::Connect(e.to_string()))?;
+        conn.batch_execute("PRAGMA journal_mode = WAL;")
+            .map_err(|e| DbSetupError::Connect(e.to_string()))?;
+    }
+    let manager = ConnectionManager::<DbConnection>::new(url.connect_string());
+    Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(2))
+        .connection_customizer(Box::new(ConnectionSetup))
+        .build(manager)
+        .map_err(|e| DbSetupError::Connect(e.to_string()))
+}
+
+/// Runs pending migrations; idempotent. Returns how many were applied.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, DbSetupError> {
+    let applied = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Postgres(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.len()),
+    };
+    applied.map_err(|e| DbSetupError::Migrate(e.to_string()))
+}
+
+/// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is
+/// taken up front and a concurrent writer waits on `busy_timeout` instead of failing with an
+/// un-retryable SQLITE_BUSY on lock upgrade. Commits before returning `Ok`.
+pub fn write_tx<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The original error is the one worth reporting; a failed rollback leaves the
+            // connection marked broken and r2d2 discards it.
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(e)
+        }
+    }
+}
+
+/// True when a diesel error means "the database is not there" rather than "the query was
+/// wrong": callers answer 503 for these.
+pub fn is_unavailable(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let m = info.message();
+            m.contains("database is locked")
+                || m.contains("disk")
+                || m.contains("no such table")
+                || m.contains("readonly")
+                || m.contains("terminating connection")
+                || m.contains("server closed the connection")
+                || m.contains("does not exist")
+        }
+        Error::BrokenTransactionManager => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migration_names(dir: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("migrations dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn migration_trees_have_identical_directory_names() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let sqlite = migration_names(&format!("{root}/migrations/sqlite"));
+        let postgres = migration_names(&format!("{root}/migrations/postgres"));
+        assert!(!sqlite.is_empty());
+        assert_eq!(
+            sqlite, postgres,
+            "migrations/sqlite and migrations/postgres drifted"
+        );
+        for name in &sqlite {
+            for file in ["up.sql", "down.sql"] {
+                for tree in ["sqlite", "postgres"] {
+                    let p = format!("{root}/migrations/{tree}/{name}/{file}");
+                    assert!(std::path::Path::new(&p).exists(), "{p} is missing");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn database_urls_pick_the_backend_by_scheme() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/t.db"),
+            Ok(DatabaseUrl::Sqlite("data/t.db".into()))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("/tmp/x.db"),
+            Ok(DatabaseUrl::Sqlite("/tmp/x.db".into()))
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://u@localhost/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert!(DatabaseUrl::parse("").is_err());
+    }
+}

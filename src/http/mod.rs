@@ -1,0 +1,47 @@
+//! HTTP: extract, call the feature modules, map the result. Every URL is spelled once, in
+//! [`routes`]; tests boot the same routing.
+
+pub mod metrics;
+pub mod ops;
+pub mod security_headers;
+pub mod well_known;
+
+use actix_web::web;
+
+use crate::db::DbConnection;
+use crate::error::AppError;
+use crate::startup::AppState;
+
+/// Every route of the server.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(ops::healthz_get))
+        .route("/readyz", web::get().to(ops::readyz_get))
+        .route("/metrics", web::get().to(ops::metrics_get))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(well_known::metadata_get),
+        )
+        .route(
+            "/.well-known/jwks.json",
+            web::get().to(well_known::jwks_get),
+        );
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool. Pool exhaustion or an
+/// unreachable database becomes [`AppError::Unavailable`] (503).
+pub async fn with_db<T, E, F>(state: &web::Data<AppState>, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<AppError> + Send + 'static,
+{
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool
+            .get()
+            .map_err(|e| E::from(AppError::Unavailable(e.to_string())))?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| E::from(AppError::Internal(format!("blocking task failed: {e}"))))?
+}

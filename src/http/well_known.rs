@@ -1,0 +1,46 @@
+//! RFC 8414 authorization server metadata and the RFC 7517 JWKS.
+
+use actix_web::{HttpResponse, web};
+use serde_json::{Value, json};
+
+use crate::error::AppError;
+use crate::http::with_db;
+use crate::startup::AppState;
+
+/// The metadata document. It lists exactly what works: endpoints join it in the same
+/// change that makes them work (SECURITY.md G8).
+pub fn metadata(state: &AppState) -> Value {
+    let issuer = &state.issuer;
+    let scopes: Vec<&str> = state.settings.scopes.names().collect();
+    json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "scopes_supported": scopes,
+        // No authorization endpoint is served yet, so no response type is supported.
+        "response_types_supported": [],
+        "grant_types_supported": [],
+    })
+}
+
+pub async fn metadata_get(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(metadata(&state))
+}
+
+/// Public keys only; reloads first so a key added by `tessera keys rotate` on any instance
+/// is published at once.
+pub async fn jwks_get(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let st = state.clone();
+    with_db(&state, move |conn| {
+        st.keys.reload(conn).map_err(AppError::from)
+    })
+    .await?;
+    let body = state.keys.jwks(state.clock.now());
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            "Cache-Control",
+            format!("public, max-age={}", state.settings.jwks_max_age_seconds),
+        ))
+        .json(body))
+}

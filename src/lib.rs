@@ -1,0 +1,27 @@
+//! tessera: an OAuth 2.0 authorization server and API-key platform.
+
+pub mod api_keys;
+pub mod audit;
+pub mod cli;
+pub mod clients;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod orgs;
+pub mod scope;
+pub mod startup;
+pub mod telemetry;
+pub mod tokens;
+pub mod users;
+
+/// Selects aws-lc-rs as jsonwebtoken's crypto backend. Call once at start-up, before any
+/// JWT is encoded or decoded; later calls are no-ops.
+pub fn install_crypto_provider() {
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+    );
+}

@@ -1,0 +1,78 @@
+//! The `tessera` binary: parse the command line, load settings, dispatch.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use serde_json::Value;
+
+use tessera::cli::{ApiKeyCommand, Cli, Command};
+use tessera::clock::SystemClock;
+use tessera::commands::{self, CommandError};
+use tessera::config::Settings;
+use tessera::startup::Application;
+
+fn main() -> ExitCode {
+    tessera::install_crypto_provider();
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.settings) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tessera::telemetry::init(settings.log_format);
+    let result: Result<Value, CommandError> = match cli.command {
+        None | Some(Command::Serve) => return serve(settings),
+        Some(Command::Migrate) => commands::migrate(&settings),
+        Some(Command::Org(c)) => commands::org(&settings, c),
+        Some(Command::User(c)) => commands::user(&settings, c, std::io::stdin().lock()),
+        Some(Command::Client(c)) => commands::client(&settings, c),
+        Some(Command::ApiKey(ApiKeyCommand::Check { key })) => {
+            return if commands::check_key(&settings, &key) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+        Some(Command::ApiKey(c)) => commands::api_key_create(&settings, c),
+        Some(Command::Keys(c)) => commands::keys(&settings, c),
+    };
+    match result {
+        Ok(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    let system = actix_web::rt::System::new();
+    let result = system.block_on(async move {
+        let app = Application::build(settings, Arc::new(SystemClock))?;
+        let state = app.state();
+        let url = format!("http://{}", state.settings.bind.replace("0.0.0.0", "127.0.0.1"));
+        println!("tessera is listening on {url} (issuer {})", state.issuer);
+        println!("  metadata: {}/.well-known/oauth-authorization-server", state.issuer);
+        println!(
+            "  create the first account: echo 'a-long-password' | tessera user create --email you@example.com --password-stdin"
+        );
+        println!("  (or with cargo: cargo run --release -- user create --email you@example.com --password-stdin)");
+        app.run_until_stopped().await.map_err(tessera::startup::StartupError::from)
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Storage of organizations and memberships.
+
+use diesel::prelude::*;
+
+use super::{OrgError, Plan, Role};
+use crate::clock::Timestamp;
+use crate::db::DbConnection;
+use crate::db::schema::{memberships, organizations};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = organizations)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    pub plan: String,
+    pub rate_limit_per_minute: Option<i64>,
+    pub created_at: i64,
+}
+
+pub fn insert(
+    conn: &mut DbConnection,
+    name: &str,
+    plan: Plan,
+    now: Timestamp,
+) -> Result<Organization, OrgError> {
+    let org = Organization {
+        id: crate::crypto::new_id("org_"),
+        name: super::validate_name(name)?.to_string(),
+        plan: plan.as_str().to_string(),
+        rate_limit_per_minute: None,
+        created_at: now,
+    };
+    diesel::insert_into(organizations::table)
+        .values(&org)
+        .execute(conn)?;
+    Ok(org)
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Organization>> {
+    organizations::table
+        .find(id)
+        .select(Organization::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn add_member(
+    conn: &mut DbConnection,
+    org_id: &str,
+    user_id: &str,
+    role: Role,
+    now: Timestamp,
+) -> QueryResult<()> {
+    diesel::insert_into(memberships::table)
+        .values((
+            memberships::org_id.eq(org_id),
+            memberships::user_id.eq(user_id),
+            memberships::role.eq(role.as_str()),
+            memberships::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn role_of(conn: &mut DbConnection, org_id: &str, user_id: &str) -> QueryResult<Option<Role>> {
+    let role: Option<String> = memberships::table
+        .find((org_id, user_id))
+        .select(memberships::role)
+        .first(conn)
+        .optional()?;
+    Ok(role.as_deref().and_then(Role::parse))
+}

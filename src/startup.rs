@@ -1,0 +1,155 @@
+//! Building and running the server: pool, migrations, keys, listener, routes.
+//! Tests build the same [`Application`] on port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::db::{self, DbPool};
+use crate::http;
+use crate::http::metrics::Metrics;
+use crate::tokens::keys::Keystore;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub settings: Settings,
+    /// The configured issuer, or `http://<bound address>`.
+    pub issuer: String,
+    pub audience: String,
+    pub pool: DbPool,
+    pub clock: SharedClock,
+    pub keys: Arc<Keystore>,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Db(#[from] db::DbSetupError),
+    #[error("cannot check out a database connection: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::tokens::keys::KeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the pool and brings the schema up to date (idempotent).
+pub fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
+    let pool = db::build_pool(&settings.database_url, settings.db_pool_size)?;
+    let applied = db::run_migrations(&mut *pool.get()?)?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    Ok(pool)
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port), migrates, loads or creates keys.
+    pub fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartupError> {
+        let pool = open_database(&settings)?;
+        let keys = Keystore::open(
+            &mut *pool.get()?,
+            &settings.keys_dir,
+            settings.signing_alg,
+            settings.key_retention_seconds(),
+            clock.now(),
+        )?;
+        let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
+            addr: settings.bind.clone(),
+            source,
+        })?;
+        let addr = listener.local_addr()?;
+        let issuer = settings
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let audience = settings.audience.clone().unwrap_or_else(|| issuer.clone());
+        if issuer.starts_with("http://") && !addr.ip().is_loopback() {
+            tracing::warn!(%issuer, "the issuer is plain http on a non-loopback address: put tessera behind TLS and set --issuer https://...");
+        }
+        let state = web::Data::new(AppState {
+            issuer,
+            audience,
+            pool,
+            clock,
+            keys: Arc::new(keys),
+            metrics: Metrics::default(),
+            settings,
+        });
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .configure(http::routes)
+                .wrap(from_fn(http::security_headers::apply))
+                .wrap(from_fn(http::metrics::record))
+        })
+        .listen(listener)?
+        .workers(state.settings.workers)
+        .shutdown_timeout(state.settings.shutdown_timeout_seconds)
+        // Slow clients (slowloris) lose their socket when headers take longer than this.
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .run();
+        Ok(Self {
+            server,
+            port: addr.port(),
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped. SIGTERM drains in-flight requests (up to the shutdown
+    /// timeout) and returns `Ok`; the key reload loop ends with the server.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let reload = actix_web::rt::spawn(async move {
+            let mut tick = actix_web::rt::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let st = state.clone();
+                let result = web::block(move || -> Result<(), String> {
+                    let mut conn = st.pool.get().map_err(|e| e.to_string())?;
+                    st.keys.reload(&mut conn).map_err(|e| e.to_string())
+                })
+                .await;
+                if let Ok(Err(e)) = result {
+                    tracing::warn!(error = %e, "signing key reload failed; keeping the loaded keys");
+                }
+            }
+        });
+        let result = self.server.await;
+        reload.abort();
+        result
+    }
+}

@@ -1,0 +1,551 @@
+//! Signing keys (SPEC.md §4): PEM files in `keys/` named by kid (private material, 0600),
+//! their lifecycle in the `signing_keys` table (public JWK, when signing starts).
+//!
+//! A key's state is derived from `sign_from` alone, so instances never disagree:
+//! - *pending*: `now < sign_from`; published in the JWKS, not used for signing;
+//! - *active*: the newest key with `sign_from <= now`; signs new tokens;
+//! - *retired*: a newer key is active; still published until every token it can have
+//!   signed has expired (successor's `sign_from` + access-token lifetime + leeway);
+//! - *expired*: past that; dropped from the JWKS and pruned by the next rotation.
+//!
+//! Keys are parsed once when loaded; signing never re-reads or re-parses a key.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+    RsaKeyPair,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+use crate::cli::SigningAlg;
+use crate::clock::Timestamp;
+use crate::db::DbConnection;
+use crate::db::schema::signing_keys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("database error: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("key file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("key file {path} is not a usable {alg} PKCS#8 key")]
+    BadKey { path: String, alg: &'static str },
+    #[error("key generation failed")]
+    Generate,
+    #[error("no signing key is active")]
+    NoActiveKey,
+    #[error("the active signing key {0} has no private key file on this instance")]
+    PrivateKeyMissing(String),
+    #[error("signing failed")]
+    Sign,
+}
+
+enum Signer {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+    Rsa(RsaKeyPair),
+}
+
+impl Signer {
+    fn from_pkcs8(alg: SigningAlg, der: &[u8]) -> Option<Self> {
+        match alg {
+            SigningAlg::ES256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                .ok()
+                .map(Self::Ecdsa),
+            SigningAlg::EdDSA => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+                .ok()
+                .map(Self::Ed25519),
+            SigningAlg::RS256 => RsaKeyPair::from_pkcs8(der).ok().map(Self::Rsa),
+        }
+    }
+
+    /// The public half as JWK members (RFC 7517/7518/8037), without kid/alg/use.
+    fn public_jwk(&self) -> Value {
+        match self {
+            Self::Ecdsa(k) => {
+                // Uncompressed point: 0x04 || x (32) || y (32).
+                let p = k.public_key().as_ref();
+                json!({"kty": "EC", "crv": "P-256",
+                       "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..65])})
+            }
+            Self::Ed25519(k) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(k.public_key().as_ref())})
+            }
+            Self::Rsa(k) => {
+                let p = k.public_key();
+                json!({"kty": "RSA",
+                       "n": URL_SAFE_NO_PAD.encode(p.modulus().big_endian_without_leading_zero()),
+                       "e": URL_SAFE_NO_PAD.encode(p.exponent().big_endian_without_leading_zero())})
+            }
+        }
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let rng = SystemRandom::new();
+        match self {
+            Self::Ecdsa(k) => k
+                .sign(&rng, msg)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| KeyError::Sign),
+            Self::Ed25519(k) => Ok(k.sign(msg).as_ref().to_vec()),
+            Self::Rsa(k) => {
+                let mut sig = vec![0u8; k.public_modulus_len()];
+                k.sign(&RSA_PKCS1_SHA256, &rng, msg, &mut sig)
+                    .map_err(|_| KeyError::Sign)?;
+                Ok(sig)
+            }
+        }
+    }
+}
+
+/// One signing key as loaded by an instance.
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub created_at: Timestamp,
+    pub sign_from: Timestamp,
+    /// The published JWK: public members, `kid`, `alg`, `use: "sig"`.
+    pub jwk: Value,
+    /// Pre-encoded JOSE header of access tokens signed by this key.
+    header_b64: String,
+    /// `None` when this instance has no private key file for it (it can still publish it).
+    signer: Option<Signer>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("sign_from", &self.sign_from)
+            .field("has_private_key", &self.signer.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Pending,
+    Active,
+    Retired,
+    Expired,
+}
+
+/// The keys an instance knows, oldest `sign_from` first.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    keys: Vec<Arc<SigningKey>>,
+}
+
+impl KeySet {
+    fn active_index(&self, now: Timestamp) -> Option<usize> {
+        self.keys.iter().rposition(|k| k.sign_from <= now)
+    }
+
+    pub fn state(&self, index: usize, now: Timestamp, retention: i64) -> KeyState {
+        let k = &self.keys[index];
+        match self.active_index(now) {
+            _ if k.sign_from > now => KeyState::Pending,
+            Some(a) if a == index => KeyState::Active,
+            _ => {
+                // The successor is the next key that has started signing.
+                let successor_from = self.keys[index + 1..]
+                    .iter()
+                    .map(|s| s.sign_from)
+                    .find(|&t| t <= now)
+                    .unwrap_or(now);
+                if now < successor_from + retention {
+                    KeyState::Retired
+                } else {
+                    KeyState::Expired
+                }
+            }
+        }
+    }
+
+    /// The key that signs at `now`.
+    pub fn active(&self, now: Timestamp) -> Option<&Arc<SigningKey>> {
+        self.active_index(now).map(|i| &self.keys[i])
+    }
+
+    /// Keys to publish at `now`: pending, active and retired ones.
+    pub fn published(&self, now: Timestamp, retention: i64) -> Vec<&Arc<SigningKey>> {
+        (0..self.keys.len())
+            .filter(|&i| self.state(i, now, retention) != KeyState::Expired)
+            .map(|i| &self.keys[i])
+            .collect()
+    }
+
+    pub fn all(&self) -> &[Arc<SigningKey>] {
+        &self.keys
+    }
+
+    pub fn get(&self, kid: &str) -> Option<&Arc<SigningKey>> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+}
+
+/// The keys of one instance, reloaded from the database and `keys/` when they change.
+#[derive(Debug)]
+pub struct Keystore {
+    dir: PathBuf,
+    retention: i64,
+    set: RwLock<Arc<KeySet>>,
+}
+
+#[derive(Queryable, Insertable)]
+#[diesel(table_name = signing_keys)]
+struct KeyRow {
+    kid: String,
+    alg: String,
+    public_jwk: String,
+    created_at: i64,
+    sign_from: i64,
+}
+
+fn key_path(dir: &Path, kid: &str) -> PathBuf {
+    dir.join(format!("{kid}.pem"))
+}
+
+/// A kid is base62 only, so it is always a safe file name.
+fn valid_kid(kid: &str) -> bool {
+    !kid.is_empty() && kid.len() <= 64 && kid.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, KeyError> {
+    let rng = SystemRandom::new();
+    match alg {
+        SigningAlg::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|_| KeyError::Generate),
+        SigningAlg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng)
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|_| KeyError::Generate),
+        SigningAlg::RS256 => {
+            let kp = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|_| KeyError::Generate)?;
+            let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> =
+                kp.as_der().map_err(|_| KeyError::Generate)?;
+            Ok(der.as_ref().to_vec())
+        }
+    }
+}
+
+/// Writes a new private key file readable by the owner only, atomically (temp + rename),
+/// so a crash never leaves a half-written key behind.
+fn write_key_file(dir: &Path, kid: &str, der: &[u8]) -> Result<(), KeyError> {
+    use std::io::Write;
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| KeyError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.to_vec()));
+    let final_path = key_path(dir, kid);
+    let tmp = dir.join(format!(".{kid}.pem.tmp"));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(io(&tmp))?;
+    f.write_all(pem.as_bytes()).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &final_path).map_err(io(&final_path))?;
+    Ok(())
+}
+
+fn read_signer(dir: &Path, kid: &str, alg: SigningAlg) -> Result<Option<Signer>, KeyError> {
+    let path = key_path(dir, kid);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(KeyError::Io {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    let bad = || KeyError::BadKey {
+        path: path.display().to_string(),
+        alg: alg.as_str(),
+    };
+    let parsed = pem::parse(text).map_err(|_| bad())?;
+    Signer::from_pkcs8(alg, parsed.contents())
+        .map(Some)
+        .ok_or_else(bad)
+}
+
+fn build_key(row: KeyRow, signer: Option<Signer>) -> Option<SigningKey> {
+    let alg = SigningAlg::parse(&row.alg)?;
+    let jwk: Value = serde_json::from_str(&row.public_jwk).ok()?;
+    let header = json!({"alg": alg.as_str(), "typ": "at+jwt", "kid": row.kid});
+    Some(SigningKey {
+        header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
+        kid: row.kid,
+        alg,
+        created_at: row.created_at,
+        sign_from: row.sign_from,
+        jwk,
+        signer,
+    })
+}
+
+/// Creates a key: file first, then the row (a row never points at a missing file on the
+/// instance that made it). Returns its kid.
+pub fn create_key(
+    conn: &mut DbConnection,
+    dir: &Path,
+    alg: SigningAlg,
+    now: Timestamp,
+    sign_from: Timestamp,
+) -> Result<String, KeyError> {
+    let der = generate_pkcs8(alg)?;
+    let signer = Signer::from_pkcs8(alg, &der).ok_or(KeyError::Generate)?;
+    let kid = crate::crypto::random_base62(20);
+    let mut jwk = signer.public_jwk();
+    jwk["kid"] = json!(kid);
+    jwk["alg"] = json!(alg.as_str());
+    jwk["use"] = json!("sig");
+    write_key_file(dir, &kid, &der)?;
+    diesel::insert_into(signing_keys::table)
+        .values(KeyRow {
+            kid: kid.clone(),
+            alg: alg.as_str().into(),
+            public_jwk: jwk.to_string(),
+            created_at: now,
+            sign_from,
+        })
+        .execute(conn)?;
+    Ok(kid)
+}
+
+/// Loads every key row and the private key files this instance has.
+pub fn load_set(conn: &mut DbConnection, dir: &Path) -> Result<KeySet, KeyError> {
+    let rows: Vec<KeyRow> = signing_keys::table
+        .order((
+            signing_keys::sign_from.asc(),
+            signing_keys::created_at.asc(),
+        ))
+        .load(conn)?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for row in rows {
+        if !valid_kid(&row.kid) {
+            tracing::warn!(kid = %row.kid, "ignoring a signing key row with an unsafe kid");
+            continue;
+        }
+        let Some(alg) = SigningAlg::parse(&row.alg) else {
+            tracing::warn!(kid = %row.kid, alg = %row.alg, "ignoring a signing key with an unknown algorithm");
+            continue;
+        };
+        let signer = read_signer(dir, &row.kid, alg)?;
+        if let Some(key) = build_key(row, signer) {
+            keys.push(Arc::new(key));
+        }
+    }
+    Ok(KeySet { keys })
+}
+
+/// Deletes the rows and files of expired keys. Returns their kids.
+pub fn prune_expired(
+    conn: &mut DbConnection,
+    dir: &Path,
+    set: &KeySet,
+    now: Timestamp,
+    retention: i64,
+) -> Result<Vec<String>, KeyError> {
+    let mut pruned = Vec::new();
+    for (i, k) in set.all().iter().enumerate() {
+        if set.state(i, now, retention) == KeyState::Expired {
+            diesel::delete(signing_keys::table.find(&k.kid)).execute(conn)?;
+            match std::fs::remove_file(key_path(dir, &k.kid)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(KeyError::Io {
+                        path: key_path(dir, &k.kid).display().to_string(),
+                        source,
+                    });
+                }
+            }
+            pruned.push(k.kid.clone());
+        }
+    }
+    Ok(pruned)
+}
+
+impl Keystore {
+    /// Loads the keys; when none can sign (first start), creates one that signs at once.
+    pub fn open(
+        conn: &mut DbConnection,
+        dir: &Path,
+        alg: SigningAlg,
+        retention: i64,
+        now: Timestamp,
+    ) -> Result<Self, KeyError> {
+        let mut set = load_set(conn, dir)?;
+        if set.active(now).is_none() {
+            let kid = create_key(conn, dir, alg, now, now)?;
+            tracing::info!(%kid, alg = alg.as_str(), dir = %dir.display(), "generated the first signing key");
+            set = load_set(conn, dir)?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            retention,
+            set: RwLock::new(Arc::new(set)),
+        })
+    }
+
+    /// Picks up keys added by `keys rotate` (here or on another instance). Cheap when
+    /// nothing changed: one small query, no file reads.
+    pub fn reload(&self, conn: &mut DbConnection) -> Result<(), KeyError> {
+        let rows: Vec<(String, i64)> = signing_keys::table
+            .order((
+                signing_keys::sign_from.asc(),
+                signing_keys::created_at.asc(),
+            ))
+            .select((signing_keys::kid, signing_keys::sign_from))
+            .load(conn)?;
+        let unchanged = {
+            let cur = self.snapshot();
+            cur.keys.len() == rows.len()
+                && cur.keys.iter().zip(&rows).all(|(k, (kid, from))| {
+                    &k.kid == kid && k.sign_from == *from && k.signer.is_some()
+                })
+        };
+        if unchanged {
+            return Ok(());
+        }
+        let fresh = load_set(conn, &self.dir)?;
+        if let Ok(mut guard) = self.set.write() {
+            *guard = Arc::new(fresh);
+        }
+        tracing::debug!("signing keys reloaded");
+        Ok(())
+    }
+
+    pub fn snapshot(&self) -> Arc<KeySet> {
+        match self.set.read() {
+            Ok(g) => Arc::clone(&g),
+            // A writer panicked mid-swap; the Arc inside is still a complete set.
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn retention(&self) -> i64 {
+        self.retention
+    }
+
+    /// The JWKS document (RFC 7517 §5): public members only.
+    pub fn jwks(&self, now: Timestamp) -> Value {
+        let set = self.snapshot();
+        let keys: Vec<&Value> = set
+            .published(now, self.retention)
+            .into_iter()
+            .map(|k| &k.jwk)
+            .collect();
+        json!({ "keys": keys })
+    }
+
+    /// True when a key can sign at `now` on this instance.
+    pub fn can_sign(&self, now: Timestamp) -> bool {
+        self.snapshot()
+            .active(now)
+            .is_some_and(|k| k.signer.is_some())
+    }
+
+    /// Signs `claims` as a JWT with the active key (header `typ: at+jwt`, RFC 9068 §2.1).
+    pub fn sign_jwt<C: serde::Serialize>(
+        &self,
+        claims: &C,
+        now: Timestamp,
+    ) -> Result<String, KeyError> {
+        let set = self.snapshot();
+        let key = set.active(now).ok_or(KeyError::NoActiveKey)?;
+        let signer = key
+            .signer
+            .as_ref()
+            .ok_or_else(|| KeyError::PrivateKeyMissing(key.kid.clone()))?;
+        let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
+        let mut token = String::with_capacity(key.header_b64.len() + payload.len() * 4 / 3 + 100);
+        token.push_str(&key.header_b64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let sig = signer.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(sig, &mut token);
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(kid: &str, sign_from: i64) -> Arc<SigningKey> {
+        Arc::new(SigningKey {
+            kid: kid.into(),
+            alg: SigningAlg::ES256,
+            created_at: 0,
+            sign_from,
+            jwk: json!({}),
+            header_b64: String::new(),
+            signer: None,
+        })
+    }
+
+    #[test]
+    fn key_states_follow_sign_from_and_retention() {
+        let set = KeySet {
+            keys: vec![key("a", 0), key("b", 100)],
+        };
+        let retention = 50;
+        assert_eq!(set.state(0, 10, retention), KeyState::Active);
+        assert_eq!(set.state(1, 10, retention), KeyState::Pending);
+        assert_eq!(
+            set.published(10, retention).len(),
+            2,
+            "pending keys are published at once"
+        );
+        assert_eq!(set.active(99).map(|k| k.kid.as_str()), Some("a"));
+        assert_eq!(set.active(100).map(|k| k.kid.as_str()), Some("b"));
+        assert_eq!(set.state(0, 149, retention), KeyState::Retired);
+        assert_eq!(set.state(0, 150, retention), KeyState::Expired);
+        assert_eq!(set.published(150, retention).len(), 1);
+    }
+
+    #[test]
+    fn kids_are_safe_file_names() {
+        assert!(valid_kid("abcDEF123"));
+        assert!(!valid_kid("../../x"));
+        assert!(!valid_kid("a b"));
+        assert!(!valid_kid(""));
+    }
+
+    #[test]
+    fn every_algorithm_generates_signs_and_publishes_public_members_only() {
+        for alg in [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256] {
+            let der = generate_pkcs8(alg).expect("generate");
+            let signer = Signer::from_pkcs8(alg, &der).expect("parse");
+            let jwk = signer.public_jwk();
+            for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+                assert!(jwk.get(private).is_none(), "{alg:?} leaks {private}");
+            }
+            assert!(!signer.sign(b"message").expect("sign").is_empty());
+        }
+    }
+}

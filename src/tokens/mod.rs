@@ -1,0 +1,4 @@
+//! Tokens: signing keys and JWKS ([`keys`]), access-token claims ([`jwt`]).
+
+pub mod jwt;
+pub mod keys;

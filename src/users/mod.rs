@@ -1,0 +1,100 @@
+//! User accounts: the email normal form, argon2id password hashes, storage.
+
+pub mod store;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("the email address is not valid")]
+    InvalidEmail,
+    #[error("the password must be 8 to 1024 characters")]
+    InvalidPassword,
+    #[error("password hashing failed")]
+    Hash,
+    #[error(transparent)]
+    Org(#[from] crate::orgs::OrgError),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// The one normal form of an email (SECURITY.md J5): surrounding whitespace trimmed, ASCII
+/// letters lowercased; anything else compared byte for byte.
+pub fn normalize_email(email: &str) -> Result<String, UserError> {
+    let e = email.trim().to_ascii_lowercase();
+    let valid = e.len() <= 254
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(e.split_once('@'), Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !domain.starts_with('.') && !domain.ends_with('.'));
+    if valid {
+        Ok(e)
+    } else {
+        Err(UserError::InvalidEmail)
+    }
+}
+
+pub fn validate_password(password: &str) -> Result<(), UserError> {
+    let n = password.chars().count();
+    if (8..=1024).contains(&n) {
+        Ok(())
+    } else {
+        Err(UserError::InvalidPassword)
+    }
+}
+
+/// argon2id with the crate's defaults (19 MiB, t=2, p=1). Slow on purpose: callers run it
+/// off the async workers.
+pub fn hash_password(password: &str) -> Result<String, UserError> {
+    let salt = SaltString::encode_b64(&crate::crypto::random_bytes::<16>())
+        .map_err(|_| UserError::Hash)?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| UserError::Hash)
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn j5_emails_have_one_normal_form() {
+        assert_eq!(
+            normalize_email("  Alice@Example.COM ").expect("ok"),
+            "alice@example.com"
+        );
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "a b@example.com",
+            "a@b@c",
+            "a@.com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let h = hash_password("correct horse").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong horse", &h));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+}
