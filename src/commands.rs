@@ -12,7 +12,7 @@ use crate::cli::{
     ApiKeyCommand, ClientCommand, KeysCommand, OrgCommand, PlanArg, RoleArg, UserCommand,
 };
 use crate::clients::{ClientError, NewClient};
-use crate::clock::{Clock, SystemClock, rfc3339};
+use crate::clock::{Clock, SystemClock, Timestamp, rfc3339};
 use crate::config::Settings;
 use crate::db::{DbConnection, write_tx};
 use crate::orgs::{OrgError, Plan, Role};
@@ -268,10 +268,10 @@ pub fn check_key(settings: &Settings, key: &str) -> bool {
     crate::api_keys::format::check(key, &settings.key_prefix)
 }
 
-pub fn keys(settings: &Settings, cmd: KeysCommand) -> Result<Value, CommandError> {
+/// `keys list` / `keys rotate` at time `now`.
+pub fn keys(settings: &Settings, cmd: KeysCommand, now: Timestamp) -> Result<Value, CommandError> {
     let mut conn = connect(settings)?;
     let conn: &mut DbConnection = &mut conn;
-    let now = SystemClock.now();
     let retention = settings.key_retention_seconds();
     match cmd {
         KeysCommand::List => {

@@ -7,7 +7,7 @@ use clap::Parser;
 use serde_json::Value;
 
 use tessera::cli::{ApiKeyCommand, Cli, Command};
-use tessera::clock::SystemClock;
+use tessera::clock::{Clock, SystemClock};
 use tessera::commands::{self, CommandError};
 use tessera::config::Settings;
 use tessera::startup::Application;
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             };
         }
         Some(Command::ApiKey(c)) => commands::api_key_create(&settings, c),
-        Some(Command::Keys(c)) => commands::keys(&settings, c),
+        Some(Command::Keys(c)) => commands::keys(&settings, c, SystemClock.now()),
     };
     match result {
         Ok(v) => {

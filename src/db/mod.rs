@@ -9,7 +9,7 @@ use std::time::Duration;
 use diesel::connection::{
     AnsiTransactionManager, Connection, SimpleConnection, TransactionManager,
 };
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -23,8 +23,38 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
-pub type DbPool = Pool<ConnectionManager<DbConnection>>;
-pub type PooledConn = PooledConnection<ConnectionManager<DbConnection>>;
+pub type DbPool = Pool<DbManager>;
+pub type PooledConn = PooledConnection<DbManager>;
+
+/// Opens connections of the backend the URL's scheme names. (diesel's derived
+/// `MultiConnection::establish` tries each backend in turn; we choose, never guess.)
+#[derive(Debug, Clone)]
+pub struct DbManager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for DbManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        let conn = match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                SqliteConnection::establish(path).map(DbConnection::Sqlite)
+            }
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgres),
+        };
+        conn.map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
 
 /// Which database a URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,13 +88,6 @@ impl DatabaseUrl {
             ));
         }
         Ok(Self::Sqlite(path.to_string()))
-    }
-
-    /// The string diesel's `establish` takes.
-    fn connect_string(&self) -> &str {
-        match self {
-            Self::Sqlite(p) | Self::Postgres(p) => p,
-        }
     }
 
     pub fn is_sqlite(&self) -> bool {
@@ -114,13 +137,14 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, DbSetupErr
             source,
         })?;
     }
-    if let DatabaseUrl::Sqlite(_) = url {
-        let mut conn = DbConnection::establish(url.connect_string())
+    let manager = DbManager { url: url.clone() };
+    if url.is_sqlite() {
+        let mut conn = manager
+            .connect()
             .map_err(|e| DbSetupError::Connect(e.to_string()))?;
         conn.batch_execute("PRAGMA journal_mode = WAL;")
             .map_err(|e| DbSetupError::Connect(e.to_string()))?;
     }
-    let manager = ConnectionManager::<DbConnection>::new(url.connect_string());
     Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))

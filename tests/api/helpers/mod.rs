@@ -1,0 +1,153 @@
+//! The harness: `spawn_app(Backend)` boots the real `Application` on port 0 with a temp
+//! SQLite file or a fresh PostgreSQL database, fresh keys and a manual clock.
+
+#![allow(dead_code)]
+
+pub mod postgres;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use tessera::clock::{Clock, ManualClock, SystemClock};
+use tessera::config::Settings;
+use tessera::startup::{AppState, Application};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database for one test: a file in a temp dir, or a new database in the shared cluster.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    /// `None` when the backend is not available here (the skip was already announced).
+    pub fn create(backend: Backend) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("tessera.db").display()),
+            Backend::Postgres => postgres::new_database()?,
+        };
+        Some(Self { url, dir })
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.dir.path().join("keys")
+    }
+
+    pub fn settings(&self) -> Settings {
+        let mut s = Settings::for_paths(&self.url, &self.keys_dir()).expect("settings");
+        s.bind = "127.0.0.1:0".into();
+        s.workers = 1;
+        s.db_pool_size = 4;
+        s.shutdown_timeout_seconds = 1;
+        s
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub state: web::Data<AppState>,
+    pub clock: Arc<ManualClock>,
+    db: Option<TestDb>,
+    pub http: reqwest::Client,
+    handle: ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sends the stop command now; the server winds down on its own threads.
+        drop(self.handle.stop(false));
+    }
+}
+
+pub fn now() -> i64 {
+    SystemClock.now()
+}
+
+/// Boots a server on a fresh database. `None` when the backend is unavailable here.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let db = TestDb::create(backend)?;
+    let settings = db.settings();
+    Some(spawn_app_with(db, settings).await)
+}
+
+/// Boots a server on an existing database with the given settings.
+pub async fn spawn_app_with(db: TestDb, settings: Settings) -> TestApp {
+    tessera::install_crypto_provider();
+    tessera::telemetry::init(tessera::cli::LogFormat::Text);
+    let clock = ManualClock::new(now());
+    let app = Application::build(settings, clock.clone()).expect("application builds");
+    let port = app.port();
+    let state = app.state();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        state,
+        clock,
+        db: Some(db),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        handle,
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path).await;
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.expect("json")
+    }
+
+    /// Stops the server and hands back its database, to boot another on the same files.
+    pub async fn stop(mut self) -> TestDb {
+        self.handle.stop(true).await;
+        self.db.take().expect("database present until stop")
+    }
+
+    pub fn db(&self) -> &TestDb {
+        self.db.as_ref().expect("database present until stop")
+    }
+}
+
+/// Declares `NAME_sqlite` and `NAME_postgres` tests that run `NAME(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,197 @@
+//! A throwaway PostgreSQL cluster for the whole test binary: `initdb` + `pg_ctl` from the
+//! system on a temp dir and a free port, one database per test. PostgreSQL refuses to run
+//! as root, so as root the cluster runs as the `postgres` user. A watchdog stops the
+//! cluster and removes its files when this test process exits.
+//!
+//! Missing PostgreSQL: the tests say so loudly and skip, or fail when
+//! `TESSERA_REQUIRE_ALL=1`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+
+struct Cluster {
+    port: u16,
+}
+
+static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+fn require_all() -> bool {
+    std::env::var("TESSERA_REQUIRE_ALL").is_ok_and(|v| v == "1")
+}
+
+/// Announces a skipped backend, or fails the test when everything is required.
+pub fn unavailable(what: &str, why: &str) {
+    if require_all() {
+        panic!("{what} is required (TESSERA_REQUIRE_ALL=1) but unavailable: {why}");
+    }
+    eprintln!(
+        "\n!!!!!!!! SKIPPED: {what} unavailable: {why}\n!!!!!!!! (set TESSERA_REQUIRE_ALL=1 to make this a failure)\n"
+    );
+}
+
+fn find_tool(name: &str) -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+        .filter(|p| p.is_file())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs a program, as `postgres` when we are root.
+fn run(program: &Path, args: &[&str], as_postgres: bool) -> Result<(), String> {
+    let mut cmd = if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    let out = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", program.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} {:?} failed: {}{}",
+            program.display(),
+            args,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn start() -> Result<Cluster, String> {
+    let initdb = find_tool("initdb").ok_or("initdb not found (apt-get install postgresql)")?;
+    let pg_ctl = find_tool("pg_ctl").ok_or("pg_ctl not found (apt-get install postgresql)")?;
+    let as_postgres = is_root();
+    let dir = tempfile::Builder::new()
+        .prefix("tessera-pg-")
+        .tempdir()
+        .map_err(|e| e.to_string())?
+        .keep();
+    let data = dir.join("data");
+    if as_postgres {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err("chown of the cluster dir to postgres failed".into());
+        }
+    }
+    let data_s = data.display().to_string();
+    let dir_s = dir.display().to_string();
+    run(
+        &initdb,
+        &[
+            "-D",
+            &data_s,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ],
+        as_postgres,
+    )?;
+    let port = free_port();
+    let opts = format!(
+        "-p {port} -k {dir_s} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400"
+    );
+    let log = format!("{dir_s}/postgres.log");
+    run(
+        &pg_ctl,
+        &[
+            "-D", &data_s, "-o", &opts, "-l", &log, "-w", "-t", "60", "start",
+        ],
+        as_postgres,
+    )?;
+
+    // The watchdog outlives us just long enough to stop the cluster and delete its files.
+    let me = std::process::id();
+    let stop = if as_postgres {
+        format!(
+            "runuser -u postgres -- {} -D {data_s} stop -m immediate",
+            pg_ctl.display()
+        )
+    } else {
+        format!("{} -D {data_s} stop -m immediate", pg_ctl.display())
+    };
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {dir_s}"
+    );
+    Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("watchdog: {e}"))?;
+    Ok(Cluster { port })
+}
+
+/// The URL of the cluster's maintenance database.
+pub fn admin_url() -> Option<String> {
+    match CLUSTER.get_or_init(start) {
+        Ok(c) => Some(format!("postgres://postgres@127.0.0.1:{}/postgres", c.port)),
+        Err(why) => {
+            unavailable("PostgreSQL", why);
+            None
+        }
+    }
+}
+
+/// A new, empty database; `None` (announced) when PostgreSQL is unavailable.
+pub fn new_database() -> Option<String> {
+    let admin = admin_url()?;
+    let name = format!("t_{}", tessera::crypto::random_base62(16).to_lowercase());
+    let mut conn = PgConnection::establish(&admin).expect("connect to the test cluster");
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .expect("create database");
+    Some(format!("{}/{name}", admin.trim_end_matches("/postgres")))
+}
+
+/// Drops a test database, disconnecting its sessions (simulates the database going away).
+pub fn drop_database(url: &str) {
+    let admin = admin_url().expect("cluster");
+    let name = url.rsplit('/').next().expect("db name");
+    let mut conn = PgConnection::establish(&admin).expect("connect");
+    diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .expect("drop database");
+}

@@ -1,0 +1,11 @@
+//! The integration suite: one binary, the real server on port 0 over HTTP, each test with
+//! its own database, keys and server. Every backend-dependent test runs on SQLite and on a
+//! throwaway PostgreSQL cluster (see helpers::postgres).
+
+mod helpers;
+
+mod cli;
+mod keys;
+mod ops;
+mod storage;
+mod well_known;
