@@ -56,7 +56,9 @@ fn serve(settings: Settings) -> ExitCode {
     let result = system.block_on(async move {
         let app = Application::build(settings, Arc::new(SystemClock))?;
         let state = app.state();
-        let url = format!("http://{}", state.settings.bind.replace("0.0.0.0", "127.0.0.1"));
+        let host = state.settings.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+        let host = if host == "0.0.0.0" || host == "[::]" { "127.0.0.1" } else { host };
+        let url = format!("http://{host}:{}", app.port());
         println!("tessera is listening on {url} (issuer {})", state.issuer);
         println!("  metadata: {}/.well-known/oauth-authorization-server", state.issuer);
         println!(

@@ -43,6 +43,28 @@ fn tessera(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("output")
 }
 
+/// Runs with the most verbose logging and checks nothing printed on stderr is a secret
+/// (the caller checks stdout's secret against `h7_no_secret_in_logs`).
+fn tessera_logged(db: &TestDb, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.arg("--database-url")
+        .arg(&db.url)
+        .arg("--keys-dir")
+        .arg(db.keys_dir())
+        .args(args);
+    cmd.env("RUST_LOG", "trace").output().expect("run")
+}
+
+/// H7: a secret printed on stdout never appears in the logs.
+fn h7_no_secret_in_logs(out: &Output, secret: &str) {
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(!logs.contains(secret), "secret in logs");
+    assert!(
+        !logs.contains(&secret[..secret.len() - 6]),
+        "secret prefix in logs"
+    );
+}
+
 fn json_ok(out: &Output) -> Value {
     assert!(
         out.status.success(),
@@ -260,8 +282,27 @@ async fn d12_client_create_prints_the_secret_once_and_stores_only_its_hash(backe
     let client_id = c["client_id"].as_str().expect("id");
     let secret = c["client_secret"].as_str().expect("secret");
     assert!(client_id.starts_with("cli_"));
+    let logged = tessera_logged(
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Logged",
+            "--redirect-uri",
+            "https://app.example/cb",
+        ],
+    );
+    let logged_secret = json_ok(&logged)["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    h7_no_secret_in_logs(&logged, &logged_secret);
     assert!(secret.len() >= 43 + 7, "≥256 bits of secret");
-    let stored = query_strings(&db, "SELECT secret_hash AS v FROM client_secrets");
+    let stored = query_strings(
+        &db,
+        &format!("SELECT secret_hash AS v FROM client_secrets WHERE client_id = '{client_id}'"),
+    );
     assert_eq!(stored, [tessera::crypto::sha256_hex(secret)]);
     for table_dump in [
         query_strings(&db, "SELECT secret_hash AS v FROM client_secrets"),
@@ -381,7 +422,7 @@ async fn d12_client_create_prints_the_secret_once_and_stores_only_its_hash(backe
         assert!(!out.status.success(), "{bad:?} succeeded");
         assert!(!out.stderr.is_empty());
     }
-    assert_eq!(count(&db, "clients"), 4);
+    assert_eq!(count(&db, "clients"), 5);
 }
 
 async fn i1_i2_api_key_create_prints_the_key_once_and_stores_only_its_hash(backend: Backend) {
@@ -643,4 +684,74 @@ fn api_key_check_needs_no_database() {
         std::fs::read_dir(dir.path()).expect("dir").next().is_none(),
         "no files created"
     );
+}
+
+#[test]
+fn flags_win_over_environment_variables() {
+    let key = tessera::api_keys::format::generate("acme", tessera::api_keys::KeyType::Secret);
+    let run = |env_prefix: Option<&str>, flag: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        cmd.current_dir(std::env::temp_dir())
+            .args(["api-key", "check", key.expose()]);
+        if let Some(p) = env_prefix {
+            cmd.env("TESSERA_KEY_PREFIX", p);
+        }
+        if let Some(p) = flag {
+            cmd.args(["--key-prefix", p]);
+        }
+        cmd.status().expect("run").success()
+    };
+    assert!(!run(None, None), "default prefix is tsr");
+    assert!(run(Some("acme"), None), "the environment applies");
+    assert!(
+        !run(Some("acme"), Some("tsr")),
+        "the flag wins over the environment"
+    );
+    assert!(run(Some("tsr"), Some("acme")));
+}
+
+/// `tessera` with no subcommand serves with the defaults in the working directory:
+/// creates data/tessera.db and keys/, prints the URL, and SIGTERM stops it with exit 0.
+#[test]
+fn serve_creates_its_files_prints_the_url_and_exits_0_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir.path())
+        .args(["--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("utf8");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("url")
+        .to_string();
+    let rest: Vec<String> = lines.by_ref().take(3).map(|l| l.expect("utf8")).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("user create")),
+        "says how to create the first account: {rest:?}"
+    );
+    let health = std::process::Command::new("curl")
+        .args(["-fsS", &format!("{url}/healthz")])
+        .output();
+    if let Ok(out) = health {
+        assert!(out.status.success(), "GET {url}/healthz failed");
+    }
+    assert!(dir.path().join("data/tessera.db").exists());
+    let keys: Vec<_> = std::fs::read_dir(dir.path().join("keys"))
+        .expect("keys dir")
+        .collect();
+    assert_eq!(keys.len(), 1, "one generated key");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    assert_eq!(exit.code(), Some(0), "SIGTERM drains and exits 0");
 }
