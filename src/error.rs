@@ -69,3 +69,107 @@ impl ResponseError for AppError {
         }
     }
 }
+
+/// The error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1 and RFC 7009 §2.2.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    AccessDenied,
+    UnsupportedResponseType,
+    UnsupportedTokenType,
+    InvalidToken,
+    InsufficientScope,
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+/// An OAuth error answered as RFC 6749 §5.2 JSON. `description` is static text, so it is
+/// always printable ASCII and never echoes input (SECURITY.md D3).
+#[derive(Debug, thiserror::Error)]
+#[error("{code:?}: {description}")]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: &'static str,
+    /// `invalid_client` after HTTP Basic: answer with a `WWW-Authenticate: Basic` challenge.
+    pub basic_challenge: bool,
+    /// Set for server-side failures; logged once when answered.
+    pub cause: Option<AppError>,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: &'static str) -> Self {
+        Self {
+            code,
+            description,
+            basic_challenge: false,
+            cause: None,
+        }
+    }
+    pub fn invalid_request(description: &'static str) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+    /// The one answer for every client-authentication failure: unknown client and wrong
+    /// secret are indistinguishable (SECURITY.md D4).
+    pub fn invalid_client(basic_challenge: bool) -> Self {
+        Self {
+            basic_challenge,
+            ..Self::new(ErrorCode::InvalidClient, "Client authentication failed.")
+        }
+    }
+}
+
+impl From<AppError> for OAuthError {
+    fn from(e: AppError) -> Self {
+        let code = match e {
+            AppError::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
+            AppError::Internal(_) => ErrorCode::ServerError,
+        };
+        Self {
+            code,
+            description: "",
+            basic_challenge: false,
+            cause: Some(e),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for OAuthError {
+    fn from(e: diesel::result::Error) -> Self {
+        AppError::from_db(&e).into()
+    }
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        match self.code {
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.cause {
+            // AppError's own response logs the cause and says nothing about it.
+            return cause.error_response();
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        resp.insert_header(("Cache-Control", "no-store"))
+            .insert_header(("Pragma", "no-cache"));
+        if self.basic_challenge {
+            resp.insert_header((
+                "WWW-Authenticate",
+                "Basic realm=\"tessera\", charset=\"UTF-8\"",
+            ));
+        }
+        resp.json(json!({"error": self.code, "error_description": self.description}))
+    }
+}

@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod oauth;
 pub mod orgs;
 pub mod scope;
 pub mod startup;

@@ -2,6 +2,7 @@
 //! [`routes`]; tests boot the same routing.
 
 pub mod metrics;
+pub mod oauth;
 pub mod ops;
 pub mod security_headers;
 pub mod well_known;
@@ -24,6 +25,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/.well-known/jwks.json",
             web::get().to(well_known::jwks_get),
+        )
+        .service(
+            web::resource("/oauth/token")
+                .app_data(web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT))
+                .route(web::post().to(oauth::token_post))
+                .default_service(web::to(oauth::post_only)),
         );
 }
 

@@ -16,9 +16,12 @@ pub fn metadata(state: &AppState) -> Value {
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "scopes_supported": scopes,
-        // No authorization endpoint is served yet, so no response type is supported.
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        // No authorization endpoint is served yet, so no response type is supported and
+        // only client_credentials can be granted; public clients (`none`) have no grant yet.
         "response_types_supported": [],
-        "grant_types_supported": [],
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
     })
 }
 

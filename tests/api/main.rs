@@ -8,4 +8,5 @@ mod cli;
 mod keys;
 mod ops;
 mod storage;
+mod token;
 mod well_known;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use actix_web::web;
+pub use tessera::clock::Clock as _;
 use tessera::clock::{Clock, ManualClock, SystemClock};
 use tessera::config::Settings;
 use tessera::startup::{AppState, Application};
@@ -82,7 +83,9 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 /// Boots a server on an existing database with the given settings.
 pub async fn spawn_app_with(db: TestDb, settings: Settings) -> TestApp {
     tessera::install_crypto_provider();
-    tessera::telemetry::init(tessera::cli::LogFormat::Text);
+    if std::env::var_os("RUST_LOG").is_some() {
+        tessera::telemetry::init(tessera::cli::LogFormat::Text);
+    }
     let clock = ManualClock::new(now());
     let app = Application::build(settings, clock.clone()).expect("application builds");
     let port = app.port();
@@ -122,6 +125,47 @@ impl TestApp {
     pub async fn stop(mut self) -> TestDb {
         self.handle.stop(true).await;
         self.db.take().expect("database present until stop")
+    }
+
+    /// Registers a client directly in the database; returns its id and secret.
+    pub fn register(&self, new: tessera::clients::NewClient) -> (String, Option<String>) {
+        let valid = new
+            .validate(&self.state.settings.scopes)
+            .expect("valid client");
+        let mut conn = self.state.pool.get().expect("conn");
+        let (row, secret) =
+            tessera::clients::store::insert(&mut conn, &valid, "tsr", self.clock.now())
+                .expect("insert");
+        (row.id, secret)
+    }
+
+    /// A confidential client allowed `client_credentials` with the given scope.
+    pub fn machine_client(&self, scope: &str) -> (String, String) {
+        let (id, secret) = self.register(tessera::clients::NewClient {
+            name: "Batch job".into(),
+            grant_types: Some(vec![tessera::clients::GrantType::ClientCredentials]),
+            scope: Some(tessera::scope::ScopeSet::parse(scope).expect("scope")),
+            ..Default::default()
+        });
+        (id, secret.expect("confidential"))
+    }
+
+    /// POSTs a form body to `path` with optional Basic credentials.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        body: &str,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.address))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_string());
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        req.send().await.expect("request")
     }
 
     pub fn db(&self) -> &TestDb {

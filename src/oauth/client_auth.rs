@@ -1,0 +1,173 @@
+//! Client authentication at the token endpoint (RFC 6749 §2.3): `client_secret_basic`
+//! (credentials form-urlencoded before base64, §2.3.1), `client_secret_post`, or `none`
+//! for public clients; exactly one method per request (§2.3). Secrets are compared as
+//! SHA-256 digests in constant time: no slow hash on this path (SECURITY.md §4 policy 6).
+
+use base64::Engine;
+
+use super::form::StrictForm;
+use crate::clients::store::{self, ClientRow};
+use crate::clock::Timestamp;
+use crate::db::DbConnection;
+use crate::error::OAuthError;
+
+/// How the client presented itself.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Presented {
+    Basic {
+        client_id: String,
+        secret: String,
+    },
+    Post {
+        client_id: String,
+        secret: String,
+    },
+    /// A public client: `client_id` in the body and no secret.
+    None {
+        client_id: String,
+    },
+}
+
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (method, id) = match self {
+            Self::Basic { client_id, .. } => ("basic", client_id),
+            Self::Post { client_id, .. } => ("post", client_id),
+            Self::None { client_id } => ("none", client_id),
+        };
+        write!(f, "Presented({method}, {id})")
+    }
+}
+
+impl Presented {
+    pub fn client_id(&self) -> &str {
+        match self {
+            Self::Basic { client_id, .. }
+            | Self::Post { client_id, .. }
+            | Self::None { client_id } => client_id,
+        }
+    }
+    fn is_basic(&self) -> bool {
+        matches!(self, Self::Basic { .. })
+    }
+}
+
+/// Form-urldecoding of one Basic credential half (RFC 6749 §2.3.1).
+fn form_decode(s: &str) -> Option<String> {
+    let form = StrictForm::parse(format!("v={s}").as_bytes()).ok()?;
+    Some(form.get("v").unwrap_or_default().to_string())
+}
+
+/// Reads the credentials from the `Authorization` header and the body.
+pub fn presented(authorization: Option<&str>, form: &StrictForm) -> Result<Presented, OAuthError> {
+    let body_id = form.get("client_id");
+    let body_secret = form.get("client_secret");
+    if let Some(header) = authorization {
+        if body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "Use exactly one client authentication method.",
+            ));
+        }
+        let encoded = header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))
+            .ok_or_else(|| OAuthError::invalid_client(true))?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| OAuthError::invalid_client(true))?;
+        let raw = String::from_utf8(raw).map_err(|_| OAuthError::invalid_client(true))?;
+        let (id, secret) = raw
+            .split_once(':')
+            .ok_or_else(|| OAuthError::invalid_client(true))?;
+        let (client_id, secret) = match (form_decode(id), form_decode(secret)) {
+            (Some(i), Some(s)) if !i.is_empty() => (i, s),
+            _ => return Err(OAuthError::invalid_client(true)),
+        };
+        if body_id.is_some_and(|b| b != client_id) {
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the authenticated client.",
+            ));
+        }
+        return Ok(Presented::Basic { client_id, secret });
+    }
+    match (body_id, body_secret) {
+        (Some(id), Some(secret)) => Ok(Presented::Post {
+            client_id: id.to_string(),
+            secret: secret.to_string(),
+        }),
+        (Some(id), None) => Ok(Presented::None {
+            client_id: id.to_string(),
+        }),
+        (None, _) => Err(OAuthError::invalid_client(false)),
+    }
+}
+
+/// Checks the presented credentials against the client's registration.
+pub fn authenticate(
+    conn: &mut DbConnection,
+    p: &Presented,
+    now: Timestamp,
+) -> Result<ClientRow, OAuthError> {
+    let fail = || OAuthError::invalid_client(p.is_basic());
+    let Some(client) = store::find(conn, p.client_id())? else {
+        // Same work as a real check, so timing does not tell unknown ids apart.
+        let _ = crate::crypto::constant_time_eq(
+            crate::crypto::sha256_hex(p.client_id()).as_bytes(),
+            crate::crypto::sha256_hex("").as_bytes(),
+        );
+        return Err(fail());
+    };
+    match p {
+        Presented::None { .. } if client.is_public => Ok(client),
+        Presented::Basic { secret, .. } | Presented::Post { secret, .. } if !client.is_public => {
+            if store::secret_matches(conn, &client.id, secret, now)? {
+                Ok(client)
+            } else {
+                Err(fail())
+            }
+        }
+        _ => Err(fail()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    }
+
+    #[test]
+    fn d5_basic_credentials_are_form_urldecoded() {
+        let form = StrictForm::parse(b"grant_type=client_credentials").expect("form");
+        let p = presented(Some(&basic("my%3Aid", "p%25s+s%2Bw")), &form).expect("ok");
+        assert_eq!(
+            p,
+            Presented::Basic {
+                client_id: "my:id".into(),
+                secret: "p%s s+w".into()
+            }
+        );
+    }
+
+    #[test]
+    fn d6_one_method_per_request() {
+        let form = StrictForm::parse(b"client_id=a&client_secret=b").expect("form");
+        let e = presented(Some(&basic("a", "b")), &form).expect_err("two methods");
+        assert_eq!(e.code, crate::error::ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn body_credentials_are_post_or_none() {
+        let post = StrictForm::parse(b"client_id=a&client_secret=b").expect("form");
+        assert!(matches!(presented(None, &post), Ok(Presented::Post { .. })));
+        let none = StrictForm::parse(b"client_id=a").expect("form");
+        assert!(matches!(presented(None, &none), Ok(Presented::None { .. })));
+        let nothing = StrictForm::parse(b"grant_type=x").expect("form");
+        assert!(presented(None, &nothing).is_err());
+    }
+}

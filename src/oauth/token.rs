@@ -1,0 +1,196 @@
+//! The token endpoint (RFC 6749 §3.2, §4.4, §5): request parsing, per-client grant and
+//! scope policy, and the RFC 6749 §5.1 response.
+
+use serde::Serialize;
+
+use super::client_auth::{self, Presented};
+use super::form::StrictForm;
+use crate::clients::GrantType;
+use crate::clients::store::ClientRow;
+use crate::clock::Timestamp;
+use crate::config::Settings;
+use crate::db::DbConnection;
+use crate::error::{AppError, ErrorCode, OAuthError};
+use crate::scope::ScopeSet;
+use crate::tokens::jwt::{AccessTokenRequest, issue_access_token};
+use crate::tokens::keys::Keystore;
+
+/// A token request after parsing: one variant per grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRequest {
+    ClientCredentials { scope: Option<ScopeSet> },
+}
+
+/// What issuing needs besides the database.
+#[derive(Debug, Clone, Copy)]
+pub struct Issuing<'a> {
+    pub settings: &'a Settings,
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    pub keys: &'a Keystore,
+    pub now: Timestamp,
+}
+
+/// RFC 6749 §5.1.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+}
+
+/// Parameters that carry credentials or grants: never accepted in the query string
+/// (RFC 6749 §2.3.1, §3.2; SECURITY.md D7).
+pub const SENSITIVE_PARAMS: &[&str] = &[
+    "client_secret",
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "client_id",
+    "grant_type",
+    "scope",
+    "redirect_uri",
+];
+
+fn parse_scope(form: &StrictForm) -> Result<Option<ScopeSet>, OAuthError> {
+    form.get("scope")
+        .map(ScopeSet::parse)
+        .transpose()
+        .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "The scope is malformed."))
+}
+
+/// Parses the body into a request (after client credentials were read from it).
+pub fn parse(form: &StrictForm) -> Result<TokenRequest, OAuthError> {
+    if form.repeated().is_some() {
+        return Err(OAuthError::invalid_request("A parameter is repeated."));
+    }
+    match form.get("grant_type") {
+        None => Err(OAuthError::invalid_request("grant_type is missing.")),
+        Some("client_credentials") => Ok(TokenRequest::ClientCredentials {
+            scope: parse_scope(form)?,
+        }),
+        Some(_) => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "This grant type is not supported.",
+        )),
+    }
+}
+
+/// The scope to grant: the request's if it stays within the client's registration and the
+/// catalogue, else `invalid_scope`; without a request, everything the client may have.
+fn granted_scope(
+    client: &ClientRow,
+    requested: Option<ScopeSet>,
+    settings: &Settings,
+) -> Result<ScopeSet, OAuthError> {
+    let registered = ScopeSet::parse(&client.scope)
+        .map_err(|_| AppError::Internal("stored scope is malformed".into()))?;
+    match requested {
+        None => Ok(registered),
+        Some(req) if req.is_subset(&registered) && settings.scopes.check(&req).is_ok() => Ok(req),
+        Some(_) => Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "The requested scope is not allowed for this client.",
+        )),
+    }
+}
+
+/// Authenticates the client and runs the grant. Everything a 200 reports is decided here.
+pub fn exchange(
+    conn: &mut DbConnection,
+    ctx: Issuing<'_>,
+    presented: &Presented,
+    request: TokenRequest,
+) -> Result<TokenResponse, OAuthError> {
+    let client = client_auth::authenticate(conn, presented, ctx.now)?;
+    match request {
+        TokenRequest::ClientCredentials { scope } => client_credentials(ctx, &client, scope),
+    }
+}
+
+/// RFC 6749 §4.4: a confidential client acting for itself. `sub` is the client id (its
+/// `cli_` prefix keeps it apart from user ids) and no refresh token is issued (§4.4.3).
+fn client_credentials(
+    ctx: Issuing<'_>,
+    client: &ClientRow,
+    scope: Option<ScopeSet>,
+) -> Result<TokenResponse, OAuthError> {
+    if client.is_public
+        || !client
+            .grant_type_list()
+            .contains(&GrantType::ClientCredentials)
+    {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "This client may not use this grant type.",
+        ));
+    }
+    let scope = granted_scope(client, scope, ctx.settings)?.to_string();
+    let lifetime = ctx.settings.access_token_ttl_seconds;
+    let req = AccessTokenRequest {
+        issuer: ctx.issuer,
+        audience: ctx.audience,
+        subject: &client.id,
+        client_id: &client.id,
+        scope: &scope,
+        lifetime,
+    };
+    let (access_token, _) = issue_access_token(ctx.keys, &req, ctx.now).map_err(AppError::from)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetime,
+        refresh_token: None,
+        scope,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(s: &str) -> StrictForm {
+        StrictForm::parse(s.as_bytes()).expect("form")
+    }
+
+    #[test]
+    fn d8_unknown_and_forbidden_grants_are_unsupported() {
+        for g in [
+            "password",
+            "implicit",
+            "foo",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ] {
+            let e = parse(&form(&format!("grant_type={g}"))).expect_err(g);
+            assert_eq!(e.code, ErrorCode::UnsupportedGrantType, "{g}");
+        }
+        assert_eq!(
+            parse(&form("scope=a")).expect_err("missing").code,
+            ErrorCode::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn j1_repeated_token_parameters_are_invalid_requests() {
+        let e = parse(&form(
+            "grant_type=client_credentials&grant_type=client_credentials",
+        ))
+        .expect_err("dup");
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn d10_malformed_scope_is_invalid_scope() {
+        let e = parse(&form("grant_type=client_credentials&scope=a++b")).expect_err("double space");
+        assert_eq!(e.code, ErrorCode::InvalidScope);
+        assert_eq!(
+            parse(&form("grant_type=client_credentials&scope=b+a")).expect("ok"),
+            TokenRequest::ClientCredentials {
+                scope: Some(ScopeSet::parse("a b").expect("scope"))
+            }
+        );
+    }
+}

@@ -1,0 +1,460 @@
+//! The token endpoint (RFC 6749 §3.2, §4.4, §5) with the client-credentials grant, and the
+//! client authentication and error rules every grant shares (SECURITY.md D1–D12, J1–J4).
+
+use diesel::{Connection, RunQueryDsl, SqliteConnection};
+use jsonwebtoken::Algorithm;
+use serde_json::Value;
+use tessera::clients::{GrantType, NewClient};
+use tessera::scope::ScopeSet;
+
+use crate::helpers::{Backend, TestApp, postgres as pg, spawn_app};
+use crate::well_known::verify_with_served_jwks;
+
+crate::on_both_backends!(
+    d2_d11_client_credentials_issues_a_verifiable_jwt_and_no_refresh_token,
+    client_secret_post_authenticates_too,
+    d4_invalid_client_is_401_with_a_basic_challenge_and_one_body_for_all_causes,
+    d6_d7_one_auth_method_and_never_credentials_in_the_url,
+    d1_only_form_posts_are_accepted,
+    d8_d9_unsupported_and_unauthorized_grants,
+    d10_scope_outside_the_client_registration_is_invalid_scope,
+    j1_j3_j4_malformed_token_requests_get_oauth_errors_never_500,
+    r4_token_requests_answer_503_when_the_database_goes_away,
+);
+
+async fn error_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.expect("json error body");
+    let desc = body["error_description"].as_str().unwrap_or("");
+    // D3: printable ASCII without `"` or `\`.
+    assert!(
+        desc.bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'),
+        "{desc:?}"
+    );
+    (status, body)
+}
+
+async fn d2_d11_client_credentials_issues_a_verifiable_jwt_and_no_refresh_token(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (id, secret) = app.machine_client("inference:read inference:write");
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&id, &secret)),
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    assert!(
+        h["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/json")
+    );
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["pragma"], "no-cache");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert_eq!(body["scope"], "inference:read inference:write");
+    assert!(
+        body.get("refresh_token").is_none(),
+        "D11: no refresh token for client_credentials"
+    );
+    let claims = verify_with_served_jwks(
+        &app,
+        body["access_token"].as_str().expect("token"),
+        Algorithm::ES256,
+    )
+    .await;
+    assert_eq!(claims.sub, id, "sub is the client id");
+    assert!(
+        claims.sub.starts_with("cli_"),
+        "client subjects cannot collide with usr_ ids"
+    );
+    assert_eq!(claims.client_id, id);
+    assert_eq!(claims.scope, "inference:read inference:write");
+    assert_eq!(claims.iss, app.state.issuer);
+
+    // A narrower scope narrows the token.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&id, &secret)),
+            "grant_type=client_credentials&scope=inference%3Aread",
+        )
+        .await;
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["scope"], "inference:read");
+
+    // The metadata advertises the endpoint that works.
+    let m = app
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
+    assert_eq!(m["token_endpoint"], format!("{}/oauth/token", app.address));
+    assert_eq!(
+        m["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
+}
+
+async fn client_secret_post_authenticates_too(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (id, secret) = app.machine_client("inference:read");
+    let body = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+    let r = app.post_form("/oauth/token", None, &body).await;
+    assert_eq!(r.status(), 200);
+}
+
+async fn d4_invalid_client_is_401_with_a_basic_challenge_and_one_body_for_all_causes(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (id, secret) = app.machine_client("inference:read");
+    let wrong = app
+        .post_form(
+            "/oauth/token",
+            Some((&id, "tsr_cs_wrong")),
+            "grant_type=client_credentials",
+        )
+        .await;
+    let challenge = wrong.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(challenge.starts_with("Basic realm="), "{challenge}");
+    let (status, wrong_body) = error_of(wrong).await;
+    assert_eq!(status, 401);
+    assert_eq!(wrong_body["error"], "invalid_client");
+    let unknown = app
+        .post_form(
+            "/oauth/token",
+            Some(("cli_doesnotexist", &secret)),
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert!(unknown.headers().contains_key("www-authenticate"));
+    let (status, unknown_body) = error_of(unknown).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        unknown_body, wrong_body,
+        "unknown client and wrong secret are indistinguishable"
+    );
+    // A confidential client presenting no secret at all.
+    let none = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &format!("grant_type=client_credentials&client_id={id}"),
+        )
+        .await;
+    let (status, body) = error_of(none).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    // No credentials whatsoever.
+    let (status, body) = error_of(
+        app.post_form("/oauth/token", None, "grant_type=client_credentials")
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    // Post credentials with a wrong secret: 401, no Basic challenge needed.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &format!("grant_type=client_credentials&client_id={id}&client_secret=nope"),
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+}
+
+async fn d6_d7_one_auth_method_and_never_credentials_in_the_url(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (id, secret) = app.machine_client("inference:read");
+    let both = app
+        .post_form(
+            "/oauth/token",
+            Some((&id, &secret)),
+            &format!("grant_type=client_credentials&client_secret={secret}"),
+        )
+        .await;
+    let (status, body) = error_of(both).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    for query in [
+        format!("client_secret={secret}"),
+        "code=abc".to_string(),
+        "grant_type=client_credentials".to_string(),
+    ] {
+        let r = app
+            .http
+            .post(format!("{}/oauth/token?{query}", app.address))
+            .basic_auth(&id, Some(&secret))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .expect("request");
+        let (status, body) = error_of(r).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{query}"
+        );
+    }
+}
+
+async fn d1_only_form_posts_are_accepted(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (id, secret) = app.machine_client("inference:read");
+    let get = app.get("/oauth/token?grant_type=client_credentials").await;
+    assert_eq!(get.status(), 405);
+    assert_eq!(get.headers()["allow"], "POST");
+    let json = app
+        .http
+        .post(format!("{}/oauth/token", app.address))
+        .basic_auth(&id, Some(&secret))
+        .json(&serde_json::json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = error_of(json).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let bare = app
+        .http
+        .post(format!("{}/oauth/token", app.address))
+        .basic_auth(&id, Some(&secret))
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bare.status(), 400, "missing Content-Type");
+    let huge = app
+        .post_form(
+            "/oauth/token",
+            Some((&id, &secret)),
+            &format!(
+                "grant_type=client_credentials&pad={}",
+                "a".repeat(64 * 1024)
+            ),
+        )
+        .await;
+    assert_eq!(huge.status(), 413, "J6: oversized bodies are refused");
+}
+
+async fn d8_d9_unsupported_and_unauthorized_grants(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (id, secret) = app.machine_client("inference:read");
+    for g in ["password", "implicit", "foo"] {
+        let r = app
+            .post_form(
+                "/oauth/token",
+                Some((&id, &secret)),
+                &format!("grant_type={g}&username=a&password=b"),
+            )
+            .await;
+        let (status, body) = error_of(r).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("unsupported_grant_type")),
+            "{g}"
+        );
+    }
+    // A client registered without client_credentials.
+    let (web_id, web_secret) = app.register(NewClient {
+        name: "Web app".into(),
+        redirect_uris: vec!["https://app.example/cb".into()],
+        ..Default::default()
+    });
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&web_id, &web_secret.expect("secret"))),
+            "grant_type=client_credentials",
+        )
+        .await;
+    let (status, body) = error_of(r).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+    // A public client cannot use client_credentials (it has no secret to prove itself).
+    let (public_id, _) = app.register(NewClient {
+        name: "SPA".into(),
+        public: true,
+        redirect_uris: vec!["http://127.0.0.1/cb".into()],
+        grant_types: Some(vec![GrantType::AuthorizationCode]),
+        ..Default::default()
+    });
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &format!("grant_type=client_credentials&client_id={public_id}"),
+        )
+        .await;
+    let (status, body) = error_of(r).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+}
+
+async fn d10_scope_outside_the_client_registration_is_invalid_scope(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (id, secret) = app.machine_client("inference:read");
+    for scope in [
+        "admin",
+        "inference%3Aread+admin",
+        "root",
+        "inference%3Aread++admin",
+        "%22x%22",
+        "a%5Cb",
+    ] {
+        let r = app
+            .post_form(
+                "/oauth/token",
+                Some((&id, &secret)),
+                &format!("grant_type=client_credentials&scope={scope}"),
+            )
+            .await;
+        let (status, body) = error_of(r).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_scope")),
+            "{scope}"
+        );
+    }
+    // Unicode is refused before scope parsing, as malformed input.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&id, &secret)),
+            "grant_type=client_credentials&scope=%C3%A9",
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(ScopeSet::parse("inference:read").is_ok());
+}
+
+async fn j1_j3_j4_malformed_token_requests_get_oauth_errors_never_500(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (id, secret) = app.machine_client("inference:read");
+    for body in [
+        "grant_type=client_credentials&grant_type=client_credentials",
+        "grant_type=client_credentials&scope=inference%3Aread&scope=inference%3Aread",
+        "grant_type=client_credentials&x=%zz",
+        "grant_type=client_credentials&x=%",
+        "grant_type=client_credentials&x=%ff",
+        "grant_type=client_credentials&x=%ED%A0%80",
+        "grant_type=client_credentials&&=c",
+        "grant_type=client_credentials&state=%0d%0a",
+        "grant_type=client_credentials%00",
+    ] {
+        let (status, err) = error_of(
+            app.post_form("/oauth/token", Some((&id, &secret)), body)
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}"
+        );
+    }
+    // Empty values are absent: an empty scope asks for the default.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&id, &secret)),
+            "grant_type=client_credentials&scope=",
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    // A NUL in the client id never matches the real client.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &format!("grant_type=client_credentials&client_id={id}%00x&client_secret={secret}"),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+}
+
+async fn r4_token_requests_answer_503_when_the_database_goes_away(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (id, secret) = app.machine_client("inference:read");
+    assert_eq!(
+        app.post_form(
+            "/oauth/token",
+            Some((&id, &secret)),
+            "grant_type=client_credentials"
+        )
+        .await
+        .status(),
+        200
+    );
+    break_database(&app);
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&id, &secret)),
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(body.get("access_token").is_none());
+}
+
+/// Takes the database away from under the running server.
+pub fn break_database(app: &TestApp) {
+    match app.db().url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let mut conn = SqliteConnection::establish(path).expect("open");
+            diesel::sql_query("PRAGMA foreign_keys = OFF")
+                .execute(&mut conn)
+                .expect("pragma");
+            for t in ["client_secrets", "clients", "signing_keys"] {
+                diesel::sql_query(format!("DROP TABLE {t}"))
+                    .execute(&mut conn)
+                    .expect("drop");
+            }
+        }
+        None => pg::drop_database(&app.db().url),
+    }
+}
