@@ -110,47 +110,29 @@ pub fn user(
     let (user_id, org_id) = write_tx(
         &mut *connect(settings)?,
         |conn| -> Result<_, CommandError> {
-            let user = crate::users::store::insert(conn, &email, hash, now)?;
-            let (org_id, role) = match &org {
-                Some(org_id) => {
-                    crate::orgs::store::find(conn, org_id)?
-                        .ok_or_else(|| OrgError::NotFound(org_id.clone()))?;
-                    let role = match role {
-                        Some(RoleArg::Admin) => Role::Admin,
-                        Some(RoleArg::Member) | None => Role::Member,
-                    };
-                    (org_id.clone(), role)
-                }
-                None => {
-                    let o = crate::orgs::store::insert(
-                        conn,
-                        &format!("{email}'s organization"),
-                        Plan::Free,
-                        now,
-                    )?;
-                    record(
-                        conn,
-                        Some(&o.id),
-                        "org.created",
-                        "organization",
-                        &o.id,
-                        json!({"name": o.name, "plan": o.plan}),
-                        now,
-                    )?;
-                    (o.id, Role::Admin)
-                }
+            let Some(org_id) = &org else {
+                return Ok(crate::users::register_with_org(
+                    conn, &email, hash, "cli", now,
+                )?);
             };
-            crate::orgs::store::add_member(conn, &org_id, &user.id, role, now)?;
+            crate::orgs::store::find(conn, org_id)?
+                .ok_or_else(|| OrgError::NotFound(org_id.clone()))?;
+            let role = match role {
+                Some(RoleArg::Admin) => Role::Admin,
+                Some(RoleArg::Member) | None => Role::Member,
+            };
+            let user = crate::users::store::insert(conn, &email, hash, now)?;
+            crate::orgs::store::add_member(conn, org_id, &user.id, role, now)?;
             record(
                 conn,
-                Some(&org_id),
+                Some(org_id),
                 "member.added",
                 "user",
                 &user.id,
                 json!({"role": role.as_str()}),
                 now,
             )?;
-            Ok((user.id, org_id))
+            Ok((user.id, org_id.clone()))
         },
     )?;
     Ok(json!({"user_id": user_id, "org_id": org_id}))

@@ -14,8 +14,10 @@ pub mod http;
 pub mod oauth;
 pub mod orgs;
 pub mod scope;
+pub mod sessions;
 pub mod startup;
 pub mod telemetry;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 

@@ -27,6 +27,11 @@ pub struct AppState {
     pub clock: SharedClock,
     pub keys: Arc<Keystore>,
     pub metrics: Metrics,
+    pub login_throttle: crate::throttle::LoginThrottle,
+    /// At most this many argon2 computations at once (SECURITY.md K3).
+    pub password_slots: tokio::sync::Semaphore,
+    /// Verified against when an email is unknown, so both failures cost the same (H6).
+    pub dummy_password_hash: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +98,14 @@ impl Application {
             clock,
             keys: Arc::new(keys),
             metrics: Metrics::default(),
+            login_throttle: crate::throttle::LoginThrottle::new(10, 100),
+            password_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            ),
+            dummy_password_hash: crate::users::hash_password(&crate::crypto::random_token())
+                .map_err(|e| StartupError::Io(std::io::Error::other(e.to_string())))?,
             settings,
         });
         let app_state = state.clone();

@@ -4,6 +4,7 @@
 pub mod metrics;
 pub mod oauth;
 pub mod ops;
+pub mod pages;
 pub mod security_headers;
 pub mod well_known;
 
@@ -15,7 +16,15 @@ use crate::startup::AppState;
 
 /// Every route of the server.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(ops::healthz_get))
+    cfg.route("/", web::get().to(pages::accounts::home_get))
+        .route("/static/tessera.css", web::get().to(pages::stylesheet_get))
+        .route("/login", web::get().to(pages::accounts::login_get))
+        .route("/login", web::post().to(pages::accounts::login_post))
+        .route("/signup", web::get().to(pages::accounts::signup_get))
+        .route("/signup", web::post().to(pages::accounts::signup_post))
+        .route("/logout", web::get().to(pages::accounts::logout_get))
+        .route("/logout", web::post().to(pages::accounts::logout_post))
+        .route("/healthz", web::get().to(ops::healthz_get))
         .route("/readyz", web::get().to(ops::readyz_get))
         .route("/metrics", web::get().to(ops::metrics_get))
         .route(

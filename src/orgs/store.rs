@@ -70,3 +70,12 @@ pub fn role_of(conn: &mut DbConnection, org_id: &str, user_id: &str) -> QueryRes
         .optional()?;
     Ok(role.as_deref().and_then(Role::parse))
 }
+
+/// The organizations a user belongs to, oldest membership first.
+pub fn orgs_of(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<String>> {
+    memberships::table
+        .filter(memberships::user_id.eq(user_id))
+        .order(memberships::created_at.asc())
+        .select(memberships::org_id)
+        .load(conn)
+}

@@ -66,6 +66,51 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Creates a user with an organization of their own, of which they are the admin (the
+/// first account ever, and every self-service signup). Call inside a write transaction.
+/// Returns (user id, org id).
+pub fn register_with_org(
+    conn: &mut crate::db::DbConnection,
+    email: &str,
+    password_hash: String,
+    actor: &str,
+    now: crate::clock::Timestamp,
+) -> Result<(String, String), UserError> {
+    use crate::orgs::{Plan, Role};
+    let user = store::insert(conn, email, password_hash, now)?;
+    let org =
+        crate::orgs::store::insert(conn, &format!("{email}'s organization"), Plan::Free, now)?;
+    crate::orgs::store::add_member(conn, &org.id, &user.id, Role::Admin, now)?;
+    for (action, target_type, target_id, details) in [
+        (
+            "org.created",
+            "organization",
+            &org.id,
+            serde_json::json!({"name": org.name, "plan": org.plan}),
+        ),
+        (
+            "member.added",
+            "user",
+            &user.id,
+            serde_json::json!({"role": "admin"}),
+        ),
+    ] {
+        crate::audit::record(
+            conn,
+            &crate::audit::Event {
+                org_id: Some(&org.id),
+                actor,
+                action,
+                target_type,
+                target_id,
+                details,
+            },
+            now,
+        )?;
+    }
+    Ok((user.id, org.id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

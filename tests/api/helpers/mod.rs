@@ -168,6 +168,15 @@ impl TestApp {
         req.send().await.expect("request")
     }
 
+    /// A browser-like client: its own cookie jar, no automatic redirects.
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
     pub fn db(&self) -> &TestDb {
         self.db.as_ref().expect("database present until stop")
     }
@@ -194,4 +203,78 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// The value of the hidden input `name` in an HTML page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no hidden {name} in {html}"))
+        + marker.len();
+    let end = html[start..].find('"').expect("closing quote") + start;
+    html[start..end]
+        .replace("&#43;", "+")
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/")
+        .replace("&#47;", "/")
+}
+
+/// Signs up through the pages with `browser`; returns the response to the form post.
+pub async fn signup(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = browser
+        .get(format!("{}/signup", app.address))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    let token = hidden(&page, "csrf_token");
+    browser
+        .post(format!("{}/signup", app.address))
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf_token", &token),
+            ("return_to", "/"),
+        ])
+        .send()
+        .await
+        .expect("post")
+}
+
+/// Logs in through the pages with `browser`, returning to `return_to`.
+pub async fn login(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    email: &str,
+    password: &str,
+    return_to: &str,
+) -> reqwest::Response {
+    let page = browser
+        .get(format!("{}/login", app.address))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    let token = hidden(&page, "csrf_token");
+    browser
+        .post(format!("{}/login", app.address))
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf_token", &token),
+            ("return_to", return_to),
+        ])
+        .send()
+        .await
+        .expect("post")
 }

@@ -1,0 +1,423 @@
+//! `/signup`, `/login`, `/logout` and the home page (SPEC.md §6).
+//!
+//! Before login, forms are protected by a double-submit token: a random cookie and, in the
+//! form, its HMAC for the form's purpose. After login, tokens derive from the session.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{cookie, current_session, error_page, page, same_origin, see_other};
+use crate::error::AppError;
+use crate::http::with_db;
+use crate::sessions::{self, csrf_token, safe_return_to};
+use crate::startup::AppState;
+use crate::users::{self, UserError};
+
+pub const PRE_SESSION_COOKIE: &str = "tessera_csrf";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    csrf_token: &'a str,
+    return_to: &'a str,
+    return_to_encoded: String,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage<'a> {
+    csrf_token: &'a str,
+    return_to: &'a str,
+    return_to_encoded: String,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage<'a> {
+    csrf_token: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    email: &'a str,
+    csrf_token: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReturnTo {
+    return_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CredentialsForm {
+    email: String,
+    password: String,
+    csrf_token: String,
+    return_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf_token: String,
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The pre-session cookie value, and whether it must be (re)set.
+fn pre_session(req: &HttpRequest) -> (String, bool) {
+    match req.cookie(PRE_SESSION_COOKIE) {
+        Some(c) if c.value().len() >= 43 => (c.value().to_string(), false),
+        _ => (crate::crypto::random_token(), true),
+    }
+}
+
+fn pre_csrf_ok(req: &HttpRequest, purpose: &str, presented: &str) -> bool {
+    req.cookie(PRE_SESSION_COOKIE).is_some_and(|c| {
+        crate::crypto::constant_time_eq(
+            csrf_token(c.value(), purpose).as_bytes(),
+            presented.as_bytes(),
+        )
+    })
+}
+
+fn with_pre_cookie(
+    mut resp: HttpResponse,
+    state: &AppState,
+    value: String,
+    set: bool,
+) -> HttpResponse {
+    if set {
+        let _ = resp.add_cookie(&cookie(state, PRE_SESSION_COOKIE, value, 3600));
+    }
+    resp
+}
+
+fn login_page(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    return_to: &str,
+    email: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    let (pre, set) = pre_session(req);
+    let token = csrf_token(&pre, "login");
+    let tmpl = LoginPage {
+        csrf_token: &token,
+        return_to,
+        return_to_encoded: encode(return_to),
+        email,
+        error,
+    };
+    with_pre_cookie(page(status, &tmpl), state, pre, set)
+}
+
+fn signup_page(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    return_to: &str,
+    email: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    let (pre, set) = pre_session(req);
+    let token = csrf_token(&pre, "signup");
+    let tmpl = SignupPage {
+        csrf_token: &token,
+        return_to,
+        return_to_encoded: encode(return_to),
+        email,
+        error,
+    };
+    with_pre_cookie(page(status, &tmpl), state, pre, set)
+}
+
+fn forbidden() -> HttpResponse {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "The form expired or did not come from this site. Go back, reload and try again.",
+    )
+}
+
+/// Starts a session: a fresh id (never the pre-login one), the old session dropped.
+async fn start_session(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    user_id: String,
+    return_to: &str,
+) -> Result<HttpResponse, AppError> {
+    let old = req
+        .cookie(sessions::COOKIE)
+        .map(|c| crate::crypto::sha256_hex(c.value()));
+    let now = state.clock.now();
+    let raw = with_db(state, move |conn| {
+        if let Some(old) = old {
+            sessions::delete(conn, &old)?;
+        }
+        let org = crate::orgs::store::orgs_of(conn, &user_id)?
+            .into_iter()
+            .next();
+        sessions::create(conn, &user_id, org.as_deref(), now)
+            .map(|(_, raw)| raw)
+            .map_err(AppError::from)
+    })
+    .await?;
+    let mut resp = see_other(return_to);
+    let _ = resp.add_cookie(&cookie(
+        state,
+        sessions::COOKIE,
+        raw,
+        sessions::LIFETIME_SECONDS,
+    ));
+    let mut clear = cookie(state, PRE_SESSION_COOKIE, String::new(), 0);
+    clear.make_removal();
+    let _ = resp.add_cookie(&clear);
+    Ok(resp)
+}
+
+pub async fn login_get(
+    req: HttpRequest,
+    q: web::Query<ReturnTo>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let return_to = safe_return_to(q.return_to.as_deref());
+    if current_session(&req, &state).await?.is_some() {
+        return Ok(see_other(&return_to));
+    }
+    Ok(login_page(
+        &req,
+        &state,
+        StatusCode::OK,
+        &return_to,
+        "",
+        None,
+    ))
+}
+
+/// Verifies a password off the async workers, at most `password_slots` at a time
+/// (SECURITY.md K3). Unknown accounts are checked against a dummy hash, so both failures
+/// cost the same (H6).
+async fn check_password(
+    state: &web::Data<AppState>,
+    email: String,
+    password: String,
+) -> Result<Option<String>, AppError> {
+    let _permit = state
+        .password_slots
+        .acquire()
+        .await
+        .map_err(|_| AppError::Internal("semaphore closed".into()))?;
+    let dummy = state.dummy_password_hash.clone();
+    with_db(state, move |conn| {
+        let user = users::store::find_by_email(conn, &email)?;
+        let hash = user
+            .as_ref()
+            .map_or(dummy.as_str(), |u| u.password_hash.as_str());
+        let ok = users::verify_password(&password, hash);
+        Ok(user.filter(|_| ok).map(|u| u.id))
+    })
+    .await
+}
+
+pub async fn login_post(
+    req: HttpRequest,
+    form: web::Form<CredentialsForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let return_to = safe_return_to(form.return_to.as_deref());
+    if !same_origin(&req, &state) || !pre_csrf_ok(&req, "login", &form.csrf_token) {
+        return Ok(forbidden());
+    }
+    let email =
+        users::normalize_email(&form.email).unwrap_or_else(|_| form.email.trim().to_string());
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let now = state.clock.now();
+    if let Some(wait) = state.login_throttle.check(&email, &ip, now) {
+        let mut resp = login_page(
+            &req,
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            &return_to,
+            &email,
+            Some("Too many failed attempts. Wait a minute and try again."),
+        );
+        resp.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, wait.into());
+        return Ok(resp);
+    }
+    match check_password(&state, email.clone(), form.password).await? {
+        Some(user_id) => {
+            state.login_throttle.record_success(&email, &ip);
+            tracing::info!(%user_id, "login");
+            start_session(&req, &state, user_id, &return_to).await
+        }
+        None => {
+            state.login_throttle.record_failure(&email, &ip, now);
+            Ok(login_page(
+                &req,
+                &state,
+                StatusCode::UNAUTHORIZED,
+                &return_to,
+                &email,
+                Some("The email or password is incorrect."),
+            ))
+        }
+    }
+}
+
+pub async fn signup_get(
+    req: HttpRequest,
+    q: web::Query<ReturnTo>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let return_to = safe_return_to(q.return_to.as_deref());
+    Ok(signup_page(
+        &req,
+        &state,
+        StatusCode::OK,
+        &return_to,
+        "",
+        None,
+    ))
+}
+
+pub async fn signup_post(
+    req: HttpRequest,
+    form: web::Form<CredentialsForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let return_to = safe_return_to(form.return_to.as_deref());
+    if !same_origin(&req, &state) || !pre_csrf_ok(&req, "signup", &form.csrf_token) {
+        return Ok(forbidden());
+    }
+    let bad = |msg: &str| {
+        signup_page(
+            &req,
+            &state,
+            StatusCode::BAD_REQUEST,
+            &return_to,
+            form.email.trim(),
+            Some(msg),
+        )
+    };
+    let email = match users::normalize_email(&form.email) {
+        Ok(e) => e,
+        Err(e) => return Ok(bad(&e.to_string())),
+    };
+    if let Err(e) = users::validate_password(&form.password) {
+        return Ok(bad(&e.to_string()));
+    }
+    let hash = {
+        let _permit = state
+            .password_slots
+            .acquire()
+            .await
+            .map_err(|_| AppError::Internal("semaphore closed".into()))?;
+        let password = form.password.clone();
+        web::block(move || users::hash_password(&password))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(|e| AppError::Internal(e.to_string()))?
+    };
+    let now = state.clock.now();
+    let created = with_db(&state, move |conn| {
+        crate::db::write_tx(
+            conn,
+            |conn| -> Result<Result<String, UserError>, AppError> {
+                match users::register_with_org(conn, &email, hash, "signup", now) {
+                    Ok((user_id, _org)) => Ok(Ok(user_id)),
+                    Err(UserError::Db(e)) => Err(e.into()),
+                    Err(e) => Ok(Err(e)),
+                }
+            },
+        )
+    })
+    .await?;
+    match created {
+        Ok(user_id) => {
+            tracing::info!(%user_id, "signup");
+            start_session(&req, &state, user_id, &return_to).await
+        }
+        Err(UserError::EmailTaken) => Ok(bad(
+            "An account with this email already exists. Sign in instead.",
+        )),
+        Err(e) => Ok(bad(&e.to_string())),
+    }
+}
+
+pub async fn logout_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    match current_session(&req, &state).await? {
+        Some(s) => Ok(page(
+            StatusCode::OK,
+            &LogoutPage {
+                csrf_token: &s.csrf_token("logout"),
+            },
+        )),
+        None => Ok(see_other("/login")),
+    }
+}
+
+pub async fn logout_post(
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let Some(session) = current_session(&req, &state).await? else {
+        return Ok(forbidden());
+    };
+    if !same_origin(&req, &state) || !session.csrf_ok("logout", &form.csrf_token) {
+        return Ok(forbidden());
+    }
+    let id = session.id_hash.clone();
+    with_db(&state, move |conn| {
+        sessions::delete(conn, &id).map_err(AppError::from)
+    })
+    .await?;
+    tracing::info!(user_id = %session.user_id, "logout");
+    let mut resp = see_other("/login");
+    let mut gone = cookie(&state, sessions::COOKIE, String::new(), 0);
+    gone.make_removal();
+    let _ = resp.add_cookie(&gone);
+    Ok(resp)
+}
+
+pub async fn home_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let Some(session) = current_session(&req, &state).await? else {
+        return Ok(see_other("/login"));
+    };
+    let user_id = session.user_id.clone();
+    let email = with_db(&state, move |conn| {
+        users::store::find(conn, &user_id).map_err(AppError::from)
+    })
+    .await?
+    .map(|u| u.email)
+    .unwrap_or_default();
+    Ok(page(
+        StatusCode::OK,
+        &HomePage {
+            email: &email,
+            csrf_token: &session.csrf_token("logout"),
+        },
+    ))
+}

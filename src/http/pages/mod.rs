@@ -1,0 +1,101 @@
+//! HTML pages (askama templates, no JavaScript): accounts and the shared page helpers.
+
+pub mod accounts;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use crate::error::AppError;
+use crate::http::with_db;
+use crate::sessions::{self, Session};
+use crate::startup::AppState;
+
+/// Renders a page. Pages are never cached: they carry CSRF tokens and, some, secrets.
+pub fn page(status: StatusCode, tmpl: &impl Template) -> HttpResponse {
+    match tmpl.render() {
+        Ok(body) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("Cache-Control", "no-store"))
+            .body(body),
+        Err(e) => AppError::Internal(format!("template: {e}")).into_response(),
+    }
+}
+
+trait IntoResponse {
+    fn into_response(self) -> HttpResponse;
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> HttpResponse {
+        actix_web::ResponseError::error_response(&self)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub heading: &'a str,
+    pub message: &'a str,
+}
+
+/// An HTML error page with no `Location` header (SECURITY.md A3).
+pub fn error_page(status: StatusCode, heading: &str, message: &str) -> HttpResponse {
+    page(status, &ErrorPage { heading, message })
+}
+
+/// A 303 See Other (never 307/308 after a credential POST, SECURITY.md A9).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", location))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
+}
+
+/// Cookies are HttpOnly, SameSite=Lax, and Secure whenever the issuer is https.
+pub fn cookie<'c>(state: &AppState, name: &'c str, value: String, max_age: i64) -> Cookie<'c> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.issuer.starts_with("https://"))
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
+        .finish()
+}
+
+/// The signed-in session, if the cookie names a live one.
+pub async fn current_session(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+) -> Result<Option<Session>, AppError> {
+    let Some(raw) = req.cookie(sessions::COOKIE).map(|c| c.value().to_string()) else {
+        return Ok(None);
+    };
+    let now = state.clock.now();
+    with_db(state, move |conn| {
+        sessions::find(conn, &raw, now).map_err(AppError::from)
+    })
+    .await
+}
+
+/// True when a browser-supplied `Origin` (if any) is our own: a cross-site form post is
+/// refused even before its CSRF token is checked (SECURITY.md H1).
+pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
+    match req.headers().get("Origin").and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(origin) => {
+            let ours = url::Url::parse(&state.issuer)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default();
+            origin == ours || origin == format!("http://{}", req.connection_info().host())
+        }
+    }
+}
+
+pub async fn stylesheet_get() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../static/tessera.css"))
+}
