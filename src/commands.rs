@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::db::{DbConnection, write_tx};
 use crate::orgs::{OrgError, Plan, Role};
 use crate::scope::ScopeSet;
-use crate::startup::{StartupError, open_database};
+use crate::startup::StartupError;
 use crate::tokens::keys::{self, KeyError};
 use crate::users::UserError;
 
@@ -43,15 +43,16 @@ pub enum CommandError {
     Stdin(std::io::Error),
 }
 
-fn connect(settings: &Settings) -> Result<crate::db::PooledConn, CommandError> {
-    let pool = open_database(settings)?;
-    Ok(pool.get().map_err(StartupError::from)?)
+/// A migrated connection to the configured database.
+fn connect(settings: &Settings) -> Result<DbConnection, CommandError> {
+    let mut conn = crate::db::connect_direct(&settings.database_url).map_err(StartupError::from)?;
+    crate::db::run_migrations(&mut conn).map_err(StartupError::from)?;
+    Ok(conn)
 }
 
 pub fn migrate(settings: &Settings) -> Result<Value, CommandError> {
-    let pool = crate::db::build_pool(&settings.database_url, 1).map_err(StartupError::from)?;
-    let applied = crate::db::run_migrations(&mut *pool.get().map_err(StartupError::from)?)
-        .map_err(StartupError::from)?;
+    let mut conn = crate::db::connect_direct(&settings.database_url).map_err(StartupError::from)?;
+    let applied = crate::db::run_migrations(&mut conn).map_err(StartupError::from)?;
     Ok(json!({"applied": applied}))
 }
 
@@ -62,22 +63,19 @@ pub fn org(settings: &Settings, cmd: OrgCommand) -> Result<Value, CommandError> 
         PlanArg::Pro => Plan::Pro,
     };
     let now = SystemClock.now();
-    let org = write_tx(
-        &mut *connect(settings)?,
-        |conn| -> Result<_, CommandError> {
-            let org = crate::orgs::store::insert(conn, &name, plan, now)?;
-            record(
-                conn,
-                Some(&org.id),
-                "org.created",
-                "organization",
-                &org.id,
-                json!({"name": org.name, "plan": org.plan}),
-                now,
-            )?;
-            Ok(org)
-        },
-    )?;
+    let org = write_tx(&mut connect(settings)?, |conn| -> Result<_, CommandError> {
+        let org = crate::orgs::store::insert(conn, &name, plan, now)?;
+        record(
+            conn,
+            Some(&org.id),
+            "org.created",
+            "organization",
+            &org.id,
+            json!({"name": org.name, "plan": org.plan}),
+            now,
+        )?;
+        Ok(org)
+    })?;
     Ok(json!({"org_id": org.id}))
 }
 
@@ -107,34 +105,31 @@ pub fn user(
     // Hash before the transaction: argon2 is slow and the write lock should not wait on it.
     let hash = crate::users::hash_password(&password)?;
     let now = SystemClock.now();
-    let (user_id, org_id) = write_tx(
-        &mut *connect(settings)?,
-        |conn| -> Result<_, CommandError> {
-            let Some(org_id) = &org else {
-                return Ok(crate::users::register_with_org(
-                    conn, &email, hash, "cli", now,
-                )?);
-            };
-            crate::orgs::store::find(conn, org_id)?
-                .ok_or_else(|| OrgError::NotFound(org_id.clone()))?;
-            let role = match role {
-                Some(RoleArg::Admin) => Role::Admin,
-                Some(RoleArg::Member) | None => Role::Member,
-            };
-            let user = crate::users::store::insert(conn, &email, hash, now)?;
-            crate::orgs::store::add_member(conn, org_id, &user.id, role, now)?;
-            record(
-                conn,
-                Some(org_id),
-                "member.added",
-                "user",
-                &user.id,
-                json!({"role": role.as_str()}),
-                now,
-            )?;
-            Ok((user.id, org_id.clone()))
-        },
-    )?;
+    let (user_id, org_id) = write_tx(&mut connect(settings)?, |conn| -> Result<_, CommandError> {
+        let Some(org_id) = &org else {
+            return Ok(crate::users::register_with_org(
+                conn, &email, hash, "cli", now,
+            )?);
+        };
+        crate::orgs::store::find(conn, org_id)?
+            .ok_or_else(|| OrgError::NotFound(org_id.clone()))?;
+        let role = match role {
+            Some(RoleArg::Admin) => Role::Admin,
+            Some(RoleArg::Member) | None => Role::Member,
+        };
+        let user = crate::users::store::insert(conn, &email, hash, now)?;
+        crate::orgs::store::add_member(conn, org_id, &user.id, role, now)?;
+        record(
+            conn,
+            Some(org_id),
+            "member.added",
+            "user",
+            &user.id,
+            json!({"role": role.as_str()}),
+            now,
+        )?;
+        Ok((user.id, org_id.clone()))
+    })?;
     Ok(json!({"user_id": user_id, "org_id": org_id}))
 }
 
@@ -170,23 +165,19 @@ pub fn client(settings: &Settings, cmd: ClientCommand) -> Result<Value, CommandE
     }
     .validate(&settings.scopes)?;
     let now = SystemClock.now();
-    let (row, secret) = write_tx(
-        &mut *connect(settings)?,
-        |conn| -> Result<_, CommandError> {
-            let (row, secret) =
-                crate::clients::store::insert(conn, &valid, &settings.key_prefix, now)?;
-            record(
-                conn,
-                row.org_id.as_deref(),
-                "client.created",
-                "client",
-                &row.id,
-                json!({"name": row.name}),
-                now,
-            )?;
-            Ok((row, secret))
-        },
-    )?;
+    let (row, secret) = write_tx(&mut connect(settings)?, |conn| -> Result<_, CommandError> {
+        let (row, secret) = crate::clients::store::insert(conn, &valid, &settings.key_prefix, now)?;
+        record(
+            conn,
+            row.org_id.as_deref(),
+            "client.created",
+            "client",
+            &row.id,
+            json!({"name": row.name}),
+            now,
+        )?;
+        Ok((row, secret))
+    })?;
     let mut out = json!({"client_id": row.id});
     if let Some(secret) = secret {
         out["client_secret"] = json!(secret);
@@ -233,7 +224,7 @@ pub fn api_key_create(settings: &Settings, cmd: ApiKeyCommand) -> Result<Value, 
         created_by: None,
     };
     let now = SystemClock.now();
-    let created = write_tx(&mut *connect(settings)?, |conn| {
+    let created = write_tx(&mut connect(settings)?, |conn| {
         crate::api_keys::store::create(
             conn,
             new,

@@ -138,20 +138,52 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, DbSetupErr
         })?;
     }
     let manager = DbManager { url: url.clone() };
+    // One direct connection first: it fails fast with the real reason (bad URL, refused,
+    // auth), and for SQLite switches the file to WAL (the mode persists in the file).
+    let mut first = manager
+        .connect()
+        .map_err(|e| DbSetupError::Connect(e.to_string()))?;
     if url.is_sqlite() {
-        let mut conn = manager
-            .connect()
-            .map_err(|e| DbSetupError::Connect(e.to_string()))?;
-        conn.batch_execute("PRAGMA journal_mode = WAL;")
+        first
+            .batch_execute("PRAGMA journal_mode = WAL;")
             .map_err(|e| DbSetupError::Connect(e.to_string()))?;
     }
-    Pool::builder()
+    drop(first);
+    // Checkouts wait at most 2 s, so an outage surfaces as 503 quickly; the pool fills in
+    // the background rather than making start-up wait on `max_size` connections.
+    Ok(Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(2))
         .connection_customizer(Box::new(ConnectionSetup))
-        .build(manager)
-        .map_err(|e| DbSetupError::Connect(e.to_string()))
+        .build_unchecked(manager))
+}
+
+/// One connection without a pool, with the same per-connection settings, for short-lived
+/// processes (the admin CLI). A pool would keep background threads opening connections,
+/// and libpq aborts if the process exits while one of them is inside it.
+pub fn connect_direct(url: &DatabaseUrl) -> Result<DbConnection, DbSetupError> {
+    if let DatabaseUrl::Sqlite(path) = url
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| DbSetupError::CreateDir {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let manager = DbManager { url: url.clone() };
+    let mut conn = manager
+        .connect()
+        .map_err(|e| DbSetupError::Connect(e.to_string()))?;
+    if url.is_sqlite() {
+        conn.batch_execute("PRAGMA journal_mode = WAL;")
+            .map_err(|e| DbSetupError::Connect(e.to_string()))?;
+    }
+    ConnectionSetup
+        .on_acquire(&mut conn)
+        .map_err(|e| DbSetupError::Connect(e.to_string()))?;
+    Ok(conn)
 }
 
 /// Runs pending migrations; idempotent. Returns how many were applied.

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryableByName, RunQueryDsl};
 use serde_json::Value;
-use tessera::db::{DatabaseUrl, build_pool};
+use tessera::db::{DatabaseUrl, connect_direct};
 
 use crate::helpers::{Backend, TestDb};
 
@@ -94,9 +94,9 @@ struct Count {
 }
 
 fn query_strings(db: &TestDb, sql: &str) -> Vec<String> {
-    let pool = build_pool(&DatabaseUrl::parse(&db.url).expect("url"), 1).expect("pool");
+    let mut conn = connect_direct(&DatabaseUrl::parse(&db.url).expect("url")).expect("connect");
     diesel::sql_query(sql)
-        .load::<Row>(&mut pool.get().expect("conn"))
+        .load::<Row>(&mut conn)
         .expect("query")
         .into_iter()
         .map(|r| r.v)
@@ -104,9 +104,9 @@ fn query_strings(db: &TestDb, sql: &str) -> Vec<String> {
 }
 
 fn count(db: &TestDb, table: &str) -> i64 {
-    let pool = build_pool(&DatabaseUrl::parse(&db.url).expect("url"), 1).expect("pool");
+    let mut conn = connect_direct(&DatabaseUrl::parse(&db.url).expect("url")).expect("connect");
     diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
-        .get_result::<Count>(&mut pool.get().expect("conn"))
+        .get_result::<Count>(&mut conn)
         .expect("count")
         .n
 }

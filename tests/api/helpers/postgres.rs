@@ -167,7 +167,12 @@ fn start() -> Result<Cluster, String> {
 /// The URL of the cluster's maintenance database.
 pub fn admin_url() -> Option<String> {
     match CLUSTER.get_or_init(start) {
-        Ok(c) => Some(format!("postgres://postgres@127.0.0.1:{}/postgres", c.port)),
+        // gssencmode=disable: libpq would otherwise probe Kerberos on every connect, and
+        // aborts if the process exits while a pool thread is inside that probe.
+        Ok(c) => Some(format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?gssencmode=disable",
+            c.port
+        )),
         Err(why) => {
             unavailable("PostgreSQL", why);
             None
@@ -183,13 +188,17 @@ pub fn new_database() -> Option<String> {
     diesel::sql_query(format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .expect("create database");
-    Some(format!("{}/{name}", admin.trim_end_matches("/postgres")))
+    Some(admin.replace("/postgres?", &format!("/{name}?")))
 }
 
 /// Drops a test database, disconnecting its sessions (simulates the database going away).
 pub fn drop_database(url: &str) {
     let admin = admin_url().expect("cluster");
-    let name = url.rsplit('/').next().expect("db name");
+    let name = url
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.split('?').next())
+        .expect("db name");
     let mut conn = PgConnection::establish(&admin).expect("connect");
     diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)"))
         .execute(&mut conn)
