@@ -7,6 +7,7 @@ pub mod clients;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod consent;
 pub mod crypto;
 pub mod db;
 pub mod error;

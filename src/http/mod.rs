@@ -24,6 +24,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/signup", web::post().to(pages::accounts::signup_post))
         .route("/logout", web::get().to(pages::accounts::logout_get))
         .route("/logout", web::post().to(pages::accounts::logout_post))
+        .route(
+            "/oauth/authorize",
+            web::get().to(pages::consent::authorize_get),
+        )
+        .route(
+            "/oauth/authorize",
+            web::post().to(pages::consent::authorize_post),
+        )
         .route("/healthz", web::get().to(ops::healthz_get))
         .route("/readyz", web::get().to(ops::readyz_get))
         .route("/metrics", web::get().to(ops::metrics_get))

@@ -7,6 +7,9 @@
 //! have, and it turns a refused scope into `Ignore` instead of RFC 6749's `invalid_scope`.
 //! What remains of that grant is a few lines, written here.
 
+pub mod authorize;
 pub mod client_auth;
+pub mod codes;
 pub mod form;
+pub mod refresh;
 pub mod token;

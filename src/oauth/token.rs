@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::client_auth::{self, Presented};
 use super::form::StrictForm;
+use super::{codes, refresh};
 use crate::clients::GrantType;
 use crate::clients::store::ClientRow;
 use crate::clock::Timestamp;
@@ -18,7 +19,18 @@ use crate::tokens::keys::Keystore;
 /// A token request after parsing: one variant per grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRequest {
-    ClientCredentials { scope: Option<ScopeSet> },
+    AuthorizationCode {
+        code: String,
+        redirect_uri: Option<String>,
+        code_verifier: String,
+    },
+    RefreshToken {
+        refresh_token: String,
+        scope: Option<ScopeSet>,
+    },
+    ClientCredentials {
+        scope: Option<ScopeSet>,
+    },
 }
 
 /// What issuing needs besides the database.
@@ -72,6 +84,26 @@ pub fn parse(form: &StrictForm) -> Result<TokenRequest, OAuthError> {
         Some("client_credentials") => Ok(TokenRequest::ClientCredentials {
             scope: parse_scope(form)?,
         }),
+        Some("authorization_code") => Ok(TokenRequest::AuthorizationCode {
+            code: form
+                .get("code")
+                .ok_or_else(|| OAuthError::invalid_request("code is missing."))?
+                .to_string(),
+            redirect_uri: form.get("redirect_uri").map(str::to_string),
+            code_verifier: form
+                .get("code_verifier")
+                .ok_or_else(|| {
+                    OAuthError::invalid_request("code_verifier is missing (PKCE is required).")
+                })?
+                .to_string(),
+        }),
+        Some("refresh_token") => Ok(TokenRequest::RefreshToken {
+            refresh_token: form
+                .get("refresh_token")
+                .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing."))?
+                .to_string(),
+            scope: parse_scope(form)?,
+        }),
         Some(_) => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             "This grant type is not supported.",
@@ -108,7 +140,111 @@ pub fn exchange(
     let client = client_auth::authenticate(conn, presented, ctx.now)?;
     match request {
         TokenRequest::ClientCredentials { scope } => client_credentials(ctx, &client, scope),
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            require_grant(&client, GrantType::AuthorizationCode)?;
+            crate::db::write_tx(conn, |conn| {
+                let r = codes::redeem(
+                    conn,
+                    &code,
+                    &client.id,
+                    redirect_uri.as_deref(),
+                    &code_verifier,
+                    ctx.now,
+                )?;
+                let refresh_token = if client.grant_type_list().contains(&GrantType::RefreshToken) {
+                    let scope = r.scope.to_string();
+                    let family = refresh::Family {
+                        grant_id: &r.grant_id,
+                        client_id: &client.id,
+                        user_id: Some(&r.user_id),
+                        scope: &scope,
+                        absolute_expires_at: 0,
+                    };
+                    Some(refresh::issue_first(
+                        conn,
+                        &ctx.settings.key_prefix,
+                        family,
+                        refresh_policy(ctx.settings),
+                        ctx.now,
+                    )?)
+                } else {
+                    None
+                };
+                respond(ctx, &client, &r.user_id, r.scope, refresh_token)
+            })
+        }
+        TokenRequest::RefreshToken {
+            refresh_token,
+            scope,
+        } => {
+            require_grant(&client, GrantType::RefreshToken)?;
+            crate::db::write_tx(conn, |conn| {
+                let policy = refresh_policy(ctx.settings);
+                let r = refresh::rotate(
+                    conn,
+                    &ctx.settings.key_prefix,
+                    &refresh_token,
+                    &client.id,
+                    scope,
+                    policy,
+                    ctx.now,
+                )?;
+                let subject = r.user_id.clone().unwrap_or_else(|| client.id.clone());
+                respond(ctx, &client, &subject, r.scope, Some(r.refresh_token))
+            })
+        }
     }
+}
+
+fn refresh_policy(s: &Settings) -> refresh::Policy {
+    refresh::Policy {
+        idle_ttl: s.refresh_idle_ttl_seconds,
+        absolute_ttl: s.refresh_absolute_ttl_seconds,
+        grace: s.refresh_grace_seconds,
+    }
+}
+
+fn require_grant(client: &ClientRow, grant: GrantType) -> Result<(), OAuthError> {
+    if client.grant_type_list().contains(&grant) {
+        Ok(())
+    } else {
+        Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "This client may not use this grant type.",
+        ))
+    }
+}
+
+/// Signs the access token and shapes the RFC 6749 §5.1 response.
+fn respond(
+    ctx: Issuing<'_>,
+    client: &ClientRow,
+    subject: &str,
+    scope: ScopeSet,
+    refresh_token: Option<String>,
+) -> Result<TokenResponse, OAuthError> {
+    let scope = scope.to_string();
+    let lifetime = ctx.settings.access_token_ttl_seconds;
+    let req = AccessTokenRequest {
+        issuer: ctx.issuer,
+        audience: ctx.audience,
+        subject,
+        client_id: &client.id,
+        scope: &scope,
+        lifetime,
+    };
+    let (access_token, _) = issue_access_token(ctx.keys, &req, ctx.now).map_err(AppError::from)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetime,
+        refresh_token,
+        scope,
+    })
 }
 
 /// RFC 6749 §4.4: a confidential client acting for itself. `sub` is the client id (its

@@ -1,6 +1,7 @@
 //! HTML pages (askama templates, no JavaScript): accounts and the shared page helpers.
 
 pub mod accounts;
+pub mod consent;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;

@@ -1,0 +1,544 @@
+//! The authorization endpoint and consent (SPEC.md §3, §6; SECURITY.md A1–A12, B1–B3, H1).
+
+use tessera::clients::{GrantType, NewClient};
+
+use crate::helpers::oauth::{REDIRECT, json, pkce, query_param};
+use crate::helpers::{Backend, hidden, spawn_app};
+
+crate::on_both_backends!(
+    a5_the_happy_path_returns_code_state_and_iss_and_the_code_buys_tokens,
+    a1_a3_unverified_client_or_redirect_uri_gets_an_error_page_never_a_redirect,
+    a4_a6_b1_b2_b3_other_errors_redirect_with_error_state_and_iss,
+    not_logged_in_goes_to_login_and_comes_back,
+    a11_h1_the_consent_decision_uses_the_stored_request_and_a_session_bound_token,
+    remembered_consent_skips_the_page_and_a_new_scope_asks_again,
+    a2_a12_loopback_port_may_vary_and_unknown_params_and_long_state_pass,
+);
+
+fn params<'a>(client_id: &'a str, challenge: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "inference:read"),
+        ("state", "st-123"),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ]
+}
+
+fn with<'a>(
+    mut p: Vec<(&'a str, &'a str)>,
+    key: &'a str,
+    value: Option<&'a str>,
+) -> Vec<(&'a str, &'a str)> {
+    p.retain(|(k, _)| *k != key);
+    if let Some(v) = value {
+        p.push((key, v));
+    }
+    p
+}
+
+async fn a5_the_happy_path_returns_code_state_and_iss_and_the_code_buys_tokens(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client("inference:read inference:write");
+    let b = app.user("ada@example.com").await;
+    let (verifier, challenge) = pkce();
+    let page = app.authorize_get(&b, &params(&client.id, &challenge)).await;
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers().get("access-control-allow-origin").is_none(),
+        "A8"
+    );
+    assert_eq!(page.headers()["x-frame-options"], "DENY", "H2");
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("Example App")
+            && html.contains("Read inference capabilities")
+            && html.contains("ada@example.com")
+    );
+    let location = app.consent(&b, &params(&client.id, &challenge)).await;
+    assert!(location.starts_with(REDIRECT), "{location}");
+    assert_eq!(query_param(&location, "state").as_deref(), Some("st-123"));
+    assert_eq!(
+        query_param(&location, "iss").as_deref(),
+        Some(app.state.issuer.as_str()),
+        "A5: iss is the issuer byte for byte"
+    );
+    let code = query_param(&location, "code").expect("code");
+    let (status, tokens) = json(app.exchange(&client, &code, &verifier).await).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "inference:read");
+    assert!(
+        tokens["refresh_token"]
+            .as_str()
+            .expect("rt")
+            .starts_with("tsr_rt_")
+    );
+    let claims = crate::well_known::verify_with_served_jwks(
+        &app,
+        tokens["access_token"].as_str().expect("at"),
+        jsonwebtoken::Algorithm::ES256,
+    )
+    .await;
+    assert!(claims.sub.starts_with("usr_"));
+    assert_eq!(claims.client_id, client.id);
+    let m = app
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
+    assert_eq!(
+        m["authorization_endpoint"],
+        format!("{}/oauth/authorize", app.address)
+    );
+    assert_eq!(
+        m["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(m["authorization_response_iss_parameter_supported"], true);
+}
+
+async fn assert_error_page(r: reqwest::Response, what: &str) {
+    assert_eq!(r.status(), 400, "{what}");
+    assert!(
+        r.headers().get("location").is_none(),
+        "{what}: no Location header at all"
+    );
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html"),
+        "{what}"
+    );
+}
+
+async fn a1_a3_unverified_client_or_redirect_uri_gets_an_error_page_never_a_redirect(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client("inference:read");
+    let b = app.user("ada@example.com").await;
+    let (_, challenge) = pkce();
+    let base = params(&client.id, &challenge);
+    for bad in [
+        "https://app.example/CB",
+        "https://app.example/cb/",
+        "https://app.example/cb?x=1",
+        "https://app.example/cb/../cb",
+        "https://app.example/cb%2F",
+        "https://app.example.evil/cb",
+        "https://u@app.example/cb",
+        "https://app.example/cb#f",
+    ] {
+        assert_error_page(
+            app.authorize_get(&b, &with(base.clone(), "redirect_uri", Some(bad)))
+                .await,
+            bad,
+        )
+        .await;
+    }
+    assert_error_page(
+        app.authorize_get(&b, &with(base.clone(), "client_id", None))
+            .await,
+        "missing client_id",
+    )
+    .await;
+    assert_error_page(
+        app.authorize_get(&b, &with(base.clone(), "client_id", Some("cli_unknown")))
+            .await,
+        "unknown client",
+    )
+    .await;
+    let mut dup = base.clone();
+    dup.push(("client_id", &client.id));
+    assert_error_page(app.authorize_get(&b, &dup).await, "duplicated client_id").await;
+    // Several registered redirect URIs and none in the request.
+    let (multi, _) = app.register(NewClient {
+        name: "Two URIs".into(),
+        redirect_uris: vec![REDIRECT.into(), "https://app.example/other".into()],
+        ..Default::default()
+    });
+    assert_error_page(
+        app.authorize_get(&b, &with(params(&multi, &challenge), "redirect_uri", None))
+            .await,
+        "ambiguous redirect",
+    )
+    .await;
+    // With exactly one registered URI it may be omitted.
+    let r = app
+        .authorize_get(&b, &with(base.clone(), "redirect_uri", None))
+        .await;
+    assert_eq!(r.status(), 200);
+    // No code rows were created by any of the refused requests.
+    let mut conn = app.state.pool.get().expect("conn");
+    use diesel::{QueryDsl, RunQueryDsl};
+    let codes: i64 = tessera::db::schema::authorization_codes::table
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(codes, 0);
+}
+
+async fn expect_redirect_error(
+    app: &crate::helpers::TestApp,
+    b: &reqwest::Client,
+    p: &[(&str, &str)],
+    error: &str,
+) {
+    let r = app.authorize_get(b, p).await;
+    assert_eq!(r.status(), 302, "{error}: {p:?}");
+    let loc = r.headers()["location"].to_str().expect("ascii").to_string();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    assert_eq!(query_param(&loc, "error").as_deref(), Some(error), "{loc}");
+    assert_eq!(
+        query_param(&loc, "state").as_deref(),
+        Some("st-123"),
+        "{loc}"
+    );
+    assert_eq!(
+        query_param(&loc, "iss").as_deref(),
+        Some(app.state.issuer.as_str()),
+        "{loc}"
+    );
+    assert!(query_param(&loc, "code").is_none() && query_param(&loc, "access_token").is_none());
+}
+
+async fn a4_a6_b1_b2_b3_other_errors_redirect_with_error_state_and_iss(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client("inference:read");
+    let b = app.user("ada@example.com").await;
+    let (verifier, challenge) = pkce();
+    let base = params(&client.id, &challenge);
+    for rt in ["token", "id_token", "code token"] {
+        expect_redirect_error(
+            &app,
+            &b,
+            &with(base.clone(), "response_type", Some(rt)),
+            "unsupported_response_type",
+        )
+        .await;
+    }
+    expect_redirect_error(
+        &app,
+        &b,
+        &with(base.clone(), "scope", Some("root")),
+        "invalid_scope",
+    )
+    .await;
+    expect_redirect_error(
+        &app,
+        &b,
+        &with(base.clone(), "scope", Some("admin")),
+        "invalid_scope",
+    )
+    .await;
+    expect_redirect_error(
+        &app,
+        &b,
+        &with(base.clone(), "scope", Some("inference:read  admin")),
+        "invalid_scope",
+    )
+    .await;
+    expect_redirect_error(
+        &app,
+        &b,
+        &with(base.clone(), "code_challenge", None),
+        "invalid_request",
+    )
+    .await;
+    expect_redirect_error(
+        &app,
+        &b,
+        &with(base.clone(), "code_challenge_method", Some("plain")),
+        "invalid_request",
+    )
+    .await;
+    expect_redirect_error(
+        &app,
+        &b,
+        &with(base.clone(), "code_challenge_method", None),
+        "invalid_request",
+    )
+    .await;
+    let short = &challenge[..42];
+    expect_redirect_error(
+        &app,
+        &b,
+        &with(base.clone(), "code_challenge", Some(short)),
+        "invalid_request",
+    )
+    .await;
+    let plus = format!("{}+", &challenge[..42]);
+    expect_redirect_error(
+        &app,
+        &b,
+        &with(base.clone(), "code_challenge", Some(&plus)),
+        "invalid_request",
+    )
+    .await;
+    // The user clicks Deny.
+    let html = app
+        .authorize_get(&b, &base)
+        .await
+        .text()
+        .await
+        .expect("html");
+    let deny = b
+        .post(format!("{}/oauth/authorize", app.address))
+        .form(&[
+            ("request", hidden(&html, "request")),
+            ("csrf_token", hidden(&html, "csrf_token")),
+            ("decision", "deny".into()),
+        ])
+        .send()
+        .await
+        .expect("deny");
+    assert_eq!(deny.status(), 303);
+    let loc = deny.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert_eq!(query_param(&loc, "error").as_deref(), Some("access_denied"));
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("st-123"));
+    assert_eq!(
+        query_param(&loc, "iss").as_deref(),
+        Some(app.state.issuer.as_str())
+    );
+    let _ = verifier;
+    // A client not registered for the code grant.
+    let (machine, _) = app.machine_client("inference:read");
+    let r = app.authorize_get(&b, &params(&machine, &challenge)).await;
+    assert_eq!(
+        r.status(),
+        400,
+        "a client without redirect URIs cannot be redirected to"
+    );
+}
+
+async fn not_logged_in_goes_to_login_and_comes_back(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client("inference:read");
+    app.user("ada@example.com").await;
+    let b = app.browser();
+    let (_, challenge) = pkce();
+    let r = app.authorize_get(&b, &params(&client.id, &challenge)).await;
+    assert_eq!(r.status(), 303);
+    let login_url = r.headers()["location"].to_str().expect("ascii").to_string();
+    assert!(
+        login_url.starts_with("/login?return_to=%2Foauth%2Fauthorize%3F"),
+        "{login_url}"
+    );
+    let return_to = query_param(&format!("http://x{login_url}"), "return_to").expect("return_to");
+    let after = crate::helpers::login(
+        &app,
+        &b,
+        "ada@example.com",
+        crate::helpers::oauth::PASSWORD,
+        &return_to,
+    )
+    .await;
+    assert_eq!(after.status(), 303);
+    let back = after.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert_eq!(back, return_to);
+    let consent = b
+        .get(format!("{}{back}", app.address))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(consent.status(), 200);
+    assert!(consent.text().await.expect("html").contains("Example App"));
+    // Errors in the request still redirect to the verified client before any login.
+    let bad = app
+        .authorize_get(
+            &app.browser(),
+            &with(params(&client.id, &challenge), "scope", Some("root")),
+        )
+        .await;
+    assert_eq!(bad.status(), 302);
+}
+
+async fn a11_h1_the_consent_decision_uses_the_stored_request_and_a_session_bound_token(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client("inference:read inference:write");
+    let b = app.user("ada@example.com").await;
+    let (verifier, challenge) = pkce();
+    let html = app
+        .authorize_get(&b, &params(&client.id, &challenge))
+        .await
+        .text()
+        .await
+        .expect("html");
+    let request = hidden(&html, "request");
+    let token = hidden(&html, "csrf_token");
+    // Another user's session cannot answer this consent page.
+    let mallory = app.user("mallory@example.com").await;
+    let r = mallory
+        .post(format!("{}/oauth/authorize", app.address))
+        .form(&[
+            ("request", request.as_str()),
+            ("csrf_token", token.as_str()),
+            ("decision", "approve"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    // No token, or a cross-site origin: refused.
+    let r = b
+        .post(format!("{}/oauth/authorize", app.address))
+        .form(&[
+            ("request", request.as_str()),
+            ("decision", "approve"),
+            ("csrf_token", ""),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    let r = b
+        .post(format!("{}/oauth/authorize", app.address))
+        .header("Origin", "https://evil.example")
+        .form(&[
+            ("request", request.as_str()),
+            ("csrf_token", token.as_str()),
+            ("decision", "approve"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    // Edited hidden fields are ignored: the code carries the stored scope and redirect URI.
+    let r = b
+        .post(format!("{}/oauth/authorize", app.address))
+        .form(&[
+            ("request", request.as_str()),
+            ("csrf_token", token.as_str()),
+            ("decision", "approve"),
+            ("scope", "inference:read inference:write admin"),
+            ("redirect_uri", "https://evil.example/cb"),
+            ("client_id", "cli_other"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 303);
+    let loc = r.headers()["location"].to_str().expect("ascii").to_string();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    let code = query_param(&loc, "code").expect("code");
+    let (status, tokens) = json(app.exchange(&client, &code, &verifier).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(tokens["scope"], "inference:read");
+    // The same consent form cannot be submitted twice.
+    let again = b
+        .post(format!("{}/oauth/authorize", app.address))
+        .form(&[
+            ("request", request.as_str()),
+            ("csrf_token", token.as_str()),
+            ("decision", "approve"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(again.status(), 400);
+    // A GET carrying decision=approve mints nothing: it shows the page (for a user who has
+    // not consented yet).
+    let mut p = params(&client.id, &challenge);
+    p.push(("decision", "approve"));
+    assert_eq!(app.authorize_get(&mallory, &p).await.status(), 200);
+}
+
+async fn remembered_consent_skips_the_page_and_a_new_scope_asks_again(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client("inference:read inference:write");
+    let b = app.user("ada@example.com").await;
+    app.code(&b, &client, "inference:read").await;
+    let (_, challenge) = pkce();
+    let again = app.authorize_get(&b, &params(&client.id, &challenge)).await;
+    assert_eq!(again.status(), 302, "consent remembered");
+    assert!(query_param(again.headers()["location"].to_str().expect("ascii"), "code").is_some());
+    let wider = app
+        .authorize_get(
+            &b,
+            &with(
+                params(&client.id, &challenge),
+                "scope",
+                Some("inference:read inference:write"),
+            ),
+        )
+        .await;
+    assert_eq!(wider.status(), 200, "a new scope asks again");
+}
+
+async fn a2_a12_loopback_port_may_vary_and_unknown_params_and_long_state_pass(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (native, _) = app.register(NewClient {
+        name: "CLI tool".into(),
+        public: true,
+        redirect_uris: vec!["http://127.0.0.1/cb".into()],
+        grant_types: Some(vec![GrantType::AuthorizationCode, GrantType::RefreshToken]),
+        ..Default::default()
+    });
+    let b = app.user("ada@example.com").await;
+    let (verifier, challenge) = pkce();
+    let state = "s".repeat(2048);
+    let p = vec![
+        ("response_type", "code"),
+        ("client_id", native.as_str()),
+        ("redirect_uri", "http://127.0.0.1:51004/cb"),
+        ("scope", "inference:write inference:read"),
+        ("state", state.as_str()),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("foo", "bar"),
+    ];
+    let loc = app.consent(&b, &p).await;
+    assert!(loc.starts_with("http://127.0.0.1:51004/cb?"), "{loc}");
+    assert_eq!(
+        query_param(&loc, "state").as_deref(),
+        Some(state.as_str()),
+        "A12: state round-trips byte for byte"
+    );
+    let code = query_param(&loc, "code").expect("code");
+    // A public client authenticates with PKCE alone (auth method "none").
+    let body = serde_urlencoded::to_string([
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "http://127.0.0.1:51004/cb"),
+        ("code_verifier", verifier.as_str()),
+        ("client_id", native.as_str()),
+    ])
+    .expect("form");
+    let (status, tokens) = json(app.post_form("/oauth/token", None, &body).await).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["scope"], "inference:read inference:write");
+    for bad in [
+        "http://127.0.0.1:51004/cb?x",
+        "http://127.0.0.1.nip.io/cb",
+        "http://localhost.evil.test/cb",
+    ] {
+        let r = app
+            .authorize_get(&b, &with(p.clone(), "redirect_uri", Some(bad)))
+            .await;
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+}
