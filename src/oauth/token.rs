@@ -146,7 +146,7 @@ pub fn exchange(
             code_verifier,
         } => {
             require_grant(&client, GrantType::AuthorizationCode)?;
-            crate::db::write_tx(conn, |conn| {
+            commit_refusals(conn, |conn| {
                 let r = codes::redeem(
                     conn,
                     &code,
@@ -154,7 +154,8 @@ pub fn exchange(
                     redirect_uri.as_deref(),
                     &code_verifier,
                     ctx.now,
-                )?;
+                )
+                .map_err(Refusal::from)?;
                 let refresh_token = if client.grant_type_list().contains(&GrantType::RefreshToken) {
                     let scope = r.scope.to_string();
                     let family = refresh::Family {
@@ -164,17 +165,20 @@ pub fn exchange(
                         scope: &scope,
                         absolute_expires_at: 0,
                     };
-                    Some(refresh::issue_first(
-                        conn,
-                        &ctx.settings.key_prefix,
-                        family,
-                        refresh_policy(ctx.settings),
-                        ctx.now,
-                    )?)
+                    Some(
+                        refresh::issue_first(
+                            conn,
+                            &ctx.settings.key_prefix,
+                            family,
+                            refresh_policy(ctx.settings),
+                            ctx.now,
+                        )
+                        .map_err(|e| Refusal::Abort(e.into()))?,
+                    )
                 } else {
                     None
                 };
-                respond(ctx, &client, &r.user_id, r.scope, refresh_token)
+                respond(ctx, &client, &r.user_id, r.scope, refresh_token).map_err(Refusal::Abort)
             })
         }
         TokenRequest::RefreshToken {
@@ -182,7 +186,7 @@ pub fn exchange(
             scope,
         } => {
             require_grant(&client, GrantType::RefreshToken)?;
-            crate::db::write_tx(conn, |conn| {
+            commit_refusals(conn, |conn| {
                 let policy = refresh_policy(ctx.settings);
                 let r = refresh::rotate(
                     conn,
@@ -192,12 +196,53 @@ pub fn exchange(
                     scope,
                     policy,
                     ctx.now,
-                )?;
+                )
+                .map_err(Refusal::from)?;
                 let subject = r.user_id.clone().unwrap_or_else(|| client.id.clone());
                 respond(ctx, &client, &subject, r.scope, Some(r.refresh_token))
+                    .map_err(Refusal::Abort)
             })
         }
     }
+}
+
+/// Why a grant transaction ended without tokens.
+enum Refusal {
+    /// A protocol refusal. Its writes commit: a consumed code stays consumed, and the
+    /// revocation that follows a replayed code or refresh token must survive the error
+    /// it causes (SECURITY.md C1, E2).
+    Refuse(OAuthError),
+    /// A server-side failure: everything rolls back.
+    Abort(OAuthError),
+}
+
+impl From<OAuthError> for Refusal {
+    fn from(e: OAuthError) -> Self {
+        if e.cause.is_some() {
+            Self::Abort(e)
+        } else {
+            Self::Refuse(e)
+        }
+    }
+}
+
+impl From<diesel::result::Error> for Refusal {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Abort(e.into())
+    }
+}
+
+/// Runs a grant in a write transaction that commits protocol refusals and rolls back
+/// failures.
+fn commit_refusals<F>(conn: &mut DbConnection, f: F) -> Result<TokenResponse, OAuthError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<TokenResponse, Refusal>,
+{
+    crate::db::write_tx(conn, |conn| match f(conn) {
+        Ok(response) => Ok(Ok(response)),
+        Err(Refusal::Refuse(e)) => Ok(Err(e)),
+        Err(Refusal::Abort(e)) => Err(e),
+    })?
 }
 
 fn refresh_policy(s: &Settings) -> refresh::Policy {

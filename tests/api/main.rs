@@ -7,6 +7,7 @@ mod helpers;
 mod accounts;
 mod authorize;
 mod cli;
+mod grants;
 mod keys;
 mod ops;
 mod storage;
