@@ -87,6 +87,8 @@ pub enum ErrorCode {
     InsufficientScope,
     ServerError,
     TemporarilyUnavailable,
+    /// RFC 8628 §3.5, registered for OAuth: the caller must wait (answered with 429).
+    SlowDown,
 }
 
 /// An OAuth error answered as RFC 6749 §5.2 JSON. `description` is static text, so it is
@@ -100,6 +102,8 @@ pub struct OAuthError {
     pub basic_challenge: bool,
     /// Set for server-side failures; logged once when answered.
     pub cause: Option<AppError>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<i64>,
 }
 
 impl OAuthError {
@@ -109,6 +113,7 @@ impl OAuthError {
             description,
             basic_challenge: false,
             cause: None,
+            retry_after: None,
         }
     }
     pub fn invalid_request(description: &'static str) -> Self {
@@ -135,6 +140,7 @@ impl From<AppError> for OAuthError {
             description: "",
             basic_challenge: false,
             cause: Some(e),
+            retry_after: None,
         }
     }
 }
@@ -152,6 +158,7 @@ impl ResponseError for OAuthError {
             ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -164,6 +171,9 @@ impl ResponseError for OAuthError {
         let mut resp = HttpResponse::build(self.status_code());
         resp.insert_header(("Cache-Control", "no-store"))
             .insert_header(("Pragma", "no-cache"));
+        if let Some(seconds) = self.retry_after {
+            resp.insert_header(("Retry-After", seconds.to_string()));
+        }
         if self.basic_challenge {
             resp.insert_header((
                 "WWW-Authenticate",

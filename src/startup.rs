@@ -27,7 +27,9 @@ pub struct AppState {
     pub clock: SharedClock,
     pub keys: Arc<Keystore>,
     pub metrics: Metrics,
-    pub login_throttle: crate::throttle::LoginThrottle,
+    pub login_throttle: crate::throttle::FailureThrottle,
+    /// Failed client authentications at the token endpoint (SECURITY.md K2).
+    pub client_auth_throttle: crate::throttle::FailureThrottle,
     /// At most this many argon2 computations at once (SECURITY.md K3).
     pub password_slots: tokio::sync::Semaphore,
     /// Verified against when an email is unknown, so both failures cost the same (H6).
@@ -98,7 +100,8 @@ impl Application {
             clock,
             keys: Arc::new(keys),
             metrics: Metrics::default(),
-            login_throttle: crate::throttle::LoginThrottle::new(10, 100),
+            login_throttle: crate::throttle::FailureThrottle::new(10, 100),
+            client_auth_throttle: crate::throttle::FailureThrottle::new(20, 200),
             password_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism()
                     .map(|n| n.get())

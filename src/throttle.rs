@@ -1,6 +1,7 @@
-//! Login throttling (SECURITY.md K1): failed attempts counted per (account, IP) and per
-//! IP in fixed one-minute windows, in process. Past the limit: 429 with `Retry-After`,
-//! even for the right password, until the window ends.
+//! Throttling of failed credential checks: logins (SECURITY.md K1) and client
+//! authentication at the token endpoint (K2). Failures are counted per (subject, IP) and
+//! per IP in fixed one-minute windows, in process. Past a limit: 429 with `Retry-After`,
+//! even for the right credentials, until the window ends; other IPs are unaffected.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,16 +11,16 @@ use crate::clock::Timestamp;
 pub const WINDOW_SECONDS: i64 = 60;
 
 #[derive(Debug)]
-pub struct LoginThrottle {
-    per_account: u32,
+pub struct FailureThrottle {
+    per_subject: u32,
     per_ip: u32,
     failures: Mutex<HashMap<String, (Timestamp, u32)>>,
 }
 
-impl LoginThrottle {
-    pub fn new(per_account: u32, per_ip: u32) -> Self {
+impl FailureThrottle {
+    pub fn new(per_subject: u32, per_ip: u32) -> Self {
         Self {
-            per_account,
+            per_subject,
             per_ip,
             failures: Mutex::new(HashMap::new()),
         }
@@ -38,7 +39,7 @@ impl LoginThrottle {
             map.get(key)
                 .is_some_and(|&(w, n)| w == window && n >= limit)
         };
-        if over(&account, self.per_account) || over(&ip_key, self.per_ip) {
+        if over(&account, self.per_subject) || over(&ip_key, self.per_ip) {
             Some(window + WINDOW_SECONDS - now)
         } else {
             None
@@ -75,7 +76,7 @@ mod tests {
 
     #[test]
     fn k1_ten_failures_lock_the_account_for_that_ip_until_the_window_ends() {
-        let t = LoginThrottle::new(10, 50);
+        let t = FailureThrottle::new(10, 50);
         let now = 6_000; // a window boundary
         for _ in 0..10 {
             assert_eq!(t.check("a@x", "1.1.1.1", now), None);

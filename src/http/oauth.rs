@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::error::OAuthError;
+use crate::error::{ErrorCode, OAuthError};
 use crate::http::with_db;
 use crate::oauth::client_auth;
 use crate::oauth::form::StrictForm;
@@ -53,8 +53,26 @@ pub async fn token_post(
         .map(|v| v.to_str().unwrap_or(""));
     let presented = client_auth::presented(authorization, &form)?;
     let request = token::parse(&form)?;
+    // SECURITY.md K2: a client id (or an address) guessing secrets is slowed down.
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let client_id = presented.client_id().to_string();
+    if let Some(wait) = state
+        .client_auth_throttle
+        .check(&client_id, &ip, state.clock.now())
+    {
+        return Err(OAuthError {
+            retry_after: Some(wait),
+            ..OAuthError::new(
+                ErrorCode::SlowDown,
+                "Too many failed client authentications. Retry later.",
+            )
+        });
+    }
     let st = state.clone();
-    let response = with_db(&state, move |conn| {
+    let result = with_db(&state, move |conn| {
         let ctx = Issuing {
             settings: &st.settings,
             issuer: &st.issuer,
@@ -64,7 +82,16 @@ pub async fn token_post(
         };
         token::exchange(conn, ctx, &presented, request)
     })
-    .await?;
+    .await;
+    let response = match result {
+        Err(e) if e.code == ErrorCode::InvalidClient => {
+            state
+                .client_auth_throttle
+                .record_failure(&client_id, &ip, state.clock.now());
+            return Err(e);
+        }
+        other => other?,
+    };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

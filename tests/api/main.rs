@@ -6,9 +6,11 @@ mod helpers;
 
 mod accounts;
 mod authorize;
+mod browser;
 mod cli;
 mod grants;
 mod keys;
+mod oauth2_client;
 mod ops;
 mod storage;
 mod token;

@@ -20,7 +20,56 @@ crate::on_both_backends!(
     d10_scope_outside_the_client_registration_is_invalid_scope,
     j1_j3_j4_malformed_token_requests_get_oauth_errors_never_500,
     r4_token_requests_answer_503_when_the_database_goes_away,
+    k2_guessing_a_client_secret_is_throttled_per_client,
 );
+
+async fn k2_guessing_a_client_secret_is_throttled_per_client(backend: Backend) {
+    use tessera::clock::Clock;
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (id, secret) = app.machine_client("inference:read");
+    let (other, other_secret) = app.machine_client("inference:read");
+    app.clock.set(app.clock.now() - app.clock.now() % 60 + 60);
+    for _ in 0..20 {
+        let r = app
+            .post_form(
+                "/oauth/token",
+                Some((&id, "tsr_cs_guess")),
+                "grant_type=client_credentials",
+            )
+            .await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&id, &secret)),
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(r.status(), 429, "even the right secret waits");
+    assert!(r.headers().contains_key("retry-after"));
+    let (_, body) = error_of(r).await;
+    assert_eq!(body["error"], "slow_down");
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&other, &other_secret)),
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(r.status(), 200, "other clients are unaffected");
+    app.clock.advance(60);
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&id, &secret)),
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(r.status(), 200, "the window ends");
+}
 
 async fn error_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();

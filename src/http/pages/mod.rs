@@ -80,11 +80,13 @@ pub async fn current_session(
     .await
 }
 
-/// True when a browser-supplied `Origin` (if any) is our own: a cross-site form post is
-/// refused even before its CSRF token is checked (SECURITY.md H1).
+/// True unless a browser-supplied `Origin` names another site: a cross-site form post is
+/// refused even before its CSRF token is checked (SECURITY.md H1). Browsers send
+/// `Origin: null` for our own forms because every page has `Referrer-Policy: no-referrer`,
+/// so `null` proves nothing either way and the CSRF token decides.
 pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
     match req.headers().get("Origin").and_then(|v| v.to_str().ok()) {
-        None => true,
+        None | Some("null") => true,
         Some(origin) => {
             let ours = url::Url::parse(&state.issuer)
                 .map(|u| u.origin().ascii_serialization())
