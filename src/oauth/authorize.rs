@@ -322,7 +322,7 @@ pub fn validate(
                         AuthorizationErrorType::UnauthorizedClient,
                     ));
                 }
-                let code_challenge = extensions
+                let code_challenge: String = extensions
                     .private()
                     .find_map(|(k, v)| {
                         if k == PKCE {
@@ -332,6 +332,28 @@ pub fn validate(
                         }
                     })
                     .ok_or_else(|| AppError::Internal("pkce extension missing".into()))?;
+                // SECURITY.md B7: a challenge is a one-time value; a client that repeats one
+                // is not generating verifiers per request, so the request is refused.
+                let reused = {
+                    use crate::db::schema::authorization_codes as ac;
+                    use diesel::prelude::*;
+                    let mut conn = registrar.conn.borrow_mut();
+                    ac::table
+                        .filter(ac::client_id.eq(&client.id))
+                        .filter(ac::code_challenge.eq(&code_challenge))
+                        .select(ac::code_hash)
+                        .first::<String>(&mut **conn)
+                        .optional()
+                        .map_err(|e| AppError::from_db(&e))?
+                        .is_some()
+                };
+                if reused {
+                    return Err(redirect_error(
+                        req,
+                        to,
+                        AuthorizationErrorType::InvalidRequest,
+                    ));
+                }
                 return Ok(ValidRequest {
                     client,
                     redirect_uri: pre_grant.redirect_uri.as_str().to_string(),

@@ -13,7 +13,67 @@ crate::on_both_backends!(
     a11_h1_the_consent_decision_uses_the_stored_request_and_a_session_bound_token,
     remembered_consent_skips_the_page_and_a_new_scope_asks_again,
     a2_a12_loopback_port_may_vary_and_unknown_params_and_long_state_pass,
+    b7_a_repeated_challenge_is_refused,
+    a8_k4_no_cors_and_pending_requests_per_user_are_capped,
 );
+
+async fn b7_a_repeated_challenge_is_refused(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client("inference:read");
+    let b = app.user("ada@example.com").await;
+    let (_, challenge) = pkce();
+    let loc = app.consent(&b, &params(&client.id, &challenge)).await;
+    assert!(query_param(&loc, "code").is_some());
+    expect_redirect_error(&app, &b, &params(&client.id, &challenge), "invalid_request").await;
+}
+
+async fn a8_k4_no_cors_and_pending_requests_per_user_are_capped(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client("inference:read");
+    let b = app.user("ada@example.com").await;
+    let (_, challenge) = pkce();
+    let q = serde_urlencoded::to_string(params(&client.id, &challenge)).expect("query");
+    for method in [reqwest::Method::GET, reqwest::Method::OPTIONS] {
+        let r = b
+            .request(
+                method.clone(),
+                format!("{}/oauth/authorize?{q}", app.address),
+            )
+            .header("Origin", "https://evil.example")
+            .header("Access-Control-Request-Method", "GET")
+            .send()
+            .await
+            .expect("request");
+        assert!(
+            r.headers().get("access-control-allow-origin").is_none(),
+            "{method}"
+        );
+    }
+    for _ in 0..25 {
+        let (_, c) = pkce();
+        assert_eq!(
+            app.authorize_get(&b, &params(&client.id, &c))
+                .await
+                .status(),
+            200
+        );
+    }
+    let mut conn = app.state.pool.get().expect("conn");
+    use diesel::{QueryDsl, RunQueryDsl};
+    let pending: i64 = tessera::db::schema::pending_authorizations::table
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(
+        pending,
+        tessera::consent::PENDING_PER_USER,
+        "oldest pending requests are dropped"
+    );
+}
 
 fn params<'a>(client_id: &'a str, challenge: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
