@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod grants;
 mod keys;
+mod logs;
 mod oauth2_client;
 mod ops;
 mod storage;
