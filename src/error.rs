@@ -104,6 +104,8 @@ pub struct OAuthError {
     pub cause: Option<AppError>,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<i64>,
+    /// Authenticated but not allowed here: 403 instead of 400.
+    pub forbidden: bool,
 }
 
 impl OAuthError {
@@ -114,6 +116,7 @@ impl OAuthError {
             basic_challenge: false,
             cause: None,
             retry_after: None,
+            forbidden: false,
         }
     }
     pub fn invalid_request(description: &'static str) -> Self {
@@ -141,6 +144,7 @@ impl From<AppError> for OAuthError {
             basic_challenge: false,
             cause: Some(e),
             retry_after: None,
+            forbidden: false,
         }
     }
 }
@@ -153,6 +157,9 @@ impl From<diesel::result::Error> for OAuthError {
 
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
+        if self.forbidden {
+            return StatusCode::FORBIDDEN;
+        }
         match self.code {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,

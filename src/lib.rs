@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod introspection;
 pub mod oauth;
 pub mod orgs;
 pub mod scope;

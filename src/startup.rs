@@ -30,6 +30,8 @@ pub struct AppState {
     pub login_throttle: crate::throttle::FailureThrottle,
     /// Failed client authentications at the token endpoint (SECURITY.md K2).
     pub client_auth_throttle: crate::throttle::FailureThrottle,
+    /// Inactive introspection answers per caller (SECURITY.md G4: token scanning).
+    pub introspection_throttle: crate::throttle::FailureThrottle,
     /// At most this many argon2 computations at once (SECURITY.md K3).
     pub password_slots: tokio::sync::Semaphore,
     /// Verified against when an email is unknown, so both failures cost the same (H6).
@@ -102,6 +104,7 @@ impl Application {
             metrics: Metrics::default(),
             login_throttle: crate::throttle::FailureThrottle::new(10, 100),
             client_auth_throttle: crate::throttle::FailureThrottle::new(20, 200),
+            introspection_throttle: crate::throttle::FailureThrottle::new(300, 3000),
             password_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism()
                     .map(|n| n.get())

@@ -44,6 +44,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(well_known::jwks_get),
         )
         .service(
+            web::resource("/oauth/introspect")
+                .app_data(web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT))
+                .route(web::post().to(oauth::introspect_post))
+                .default_service(web::to(oauth::post_only)),
+        )
+        .service(
+            web::resource("/oauth/revoke")
+                .app_data(web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT))
+                .route(web::post().to(oauth::revoke_post))
+                .default_service(web::to(oauth::post_only)),
+        )
+        .service(
             web::resource("/oauth/token")
                 .app_data(web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT))
                 .route(web::post().to(oauth::token_post))

@@ -24,33 +24,49 @@ fn is_form(req: &HttpRequest) -> bool {
         })
 }
 
-/// `POST /oauth/token` (RFC 6749 §3.2).
-pub async fn token_post(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, OAuthError> {
-    if !is_form(&req) {
+/// The common front of the POST-only OAuth endpoints: a form body (D1), nothing in the
+/// query string that belongs in the body (D7), no repeated parameter (J1).
+fn read_form(req: &HttpRequest, body: &[u8]) -> Result<StrictForm, OAuthError> {
+    if !is_form(req) {
         return Err(OAuthError::invalid_request(
             "The body must be application/x-www-form-urlencoded.",
         ));
     }
     let query = StrictForm::parse(req.query_string().as_bytes())
         .map_err(|_| OAuthError::invalid_request("The query string is malformed."))?;
-    if query.contains_any(SENSITIVE_PARAMS) {
+    if query.contains_any(SENSITIVE_PARAMS) || query.contains_any(&["token", "token_type_hint"]) {
         return Err(OAuthError::invalid_request(
             "Parameters must be sent in the body, not the URL.",
         ));
     }
-    let form = StrictForm::parse(&body)
+    let form = StrictForm::parse(body)
         .map_err(|_| OAuthError::invalid_request("The body is not valid form encoding."))?;
     if form.repeated().is_some() {
         return Err(OAuthError::invalid_request("A parameter is repeated."));
     }
-    let authorization = req
-        .headers()
+    Ok(form)
+}
+
+fn authorization_header(req: &HttpRequest) -> Option<&str> {
+    req.headers()
         .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or(""));
+        .map(|v| v.to_str().unwrap_or(""))
+}
+
+fn peer_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// `POST /oauth/token` (RFC 6749 §3.2).
+pub async fn token_post(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    let form = read_form(&req, &body)?;
+    let authorization = authorization_header(&req);
     let presented = client_auth::presented(authorization, &form)?;
     let request = token::parse(&form)?;
     // SECURITY.md K2: a client id (or an address) guessing secrets is slowed down.
@@ -104,4 +120,118 @@ pub async fn post_only() -> HttpResponse {
         .insert_header((header::ALLOW, "POST"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({"error": "invalid_request", "error_description": "Use POST."}))
+}
+
+fn no_store(body: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body)
+}
+
+/// `POST /oauth/introspect` (RFC 7662): resource servers only.
+pub async fn introspect_post(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    let form = read_form(&req, &body)?;
+    let presented = client_auth::presented(authorization_header(&req), &form)?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is missing."))?
+        .to_string();
+    let ip = peer_ip(&req);
+    let caller = presented.client_id().to_string();
+    let now = state.clock.now();
+    if let Some(wait) = state.introspection_throttle.check(&caller, &ip, now) {
+        return Err(OAuthError {
+            retry_after: Some(wait),
+            ..OAuthError::new(
+                ErrorCode::SlowDown,
+                "Too many inactive tokens introspected. Retry later.",
+            )
+        });
+    }
+    let st = state.clone();
+    let answer = with_db(
+        &state,
+        move |conn| -> Result<serde_json::Value, OAuthError> {
+            let client = client_auth::authenticate(conn, &presented, now)?;
+            if !client.is_resource_server {
+                return Err(OAuthError {
+                    forbidden: true,
+                    ..OAuthError::new(
+                        ErrorCode::UnauthorizedClient,
+                        "Only resource servers may introspect tokens.",
+                    )
+                });
+            }
+            let keys = st.keys.snapshot();
+            let ctx = crate::introspection::Context {
+                keys: &keys,
+                issuer: &st.issuer,
+                audience: &st.audience,
+                leeway: st.settings.jwt_leeway_seconds,
+                key_prefix: &st.settings.key_prefix,
+                now,
+            };
+            Ok(crate::introspection::introspect(conn, ctx, &token)?)
+        },
+    )
+    .await;
+    let answer = match answer {
+        Err(e) if e.code == ErrorCode::InvalidClient => {
+            state.client_auth_throttle.record_failure(&caller, &ip, now);
+            return Err(e);
+        }
+        other => other?,
+    };
+    if answer["active"] != serde_json::Value::Bool(true) {
+        state
+            .introspection_throttle
+            .record_failure(&caller, &ip, now);
+    }
+    Ok(no_store(answer))
+}
+
+/// `POST /oauth/revoke` (RFC 7009).
+pub async fn revoke_post(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    let form = read_form(&req, &body)?;
+    let presented = client_auth::presented(authorization_header(&req), &form)?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is missing."))?
+        .to_string();
+    let now = state.clock.now();
+    let st = state.clone();
+    with_db(&state, move |conn| -> Result<(), OAuthError> {
+        let client = client_auth::authenticate(conn, &presented, now)?;
+        let keys = st.keys.snapshot();
+        let expect = crate::tokens::verify::Expect {
+            issuer: &st.issuer,
+            audience: &st.audience,
+            leeway: st.settings.jwt_leeway_seconds,
+            now,
+        };
+        crate::db::write_tx(conn, |conn| {
+            crate::oauth::revocation::revoke(
+                conn,
+                &keys,
+                expect,
+                &st.settings.key_prefix,
+                &client,
+                &token,
+                now,
+            )
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
 }

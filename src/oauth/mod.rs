@@ -12,4 +12,5 @@ pub mod client_auth;
 pub mod codes;
 pub mod form;
 pub mod refresh;
+pub mod revocation;
 pub mod token;

@@ -178,7 +178,15 @@ pub fn exchange(
                 } else {
                     None
                 };
-                respond(ctx, &client, &r.user_id, r.scope, refresh_token).map_err(Refusal::Abort)
+                respond(
+                    ctx,
+                    &client,
+                    &r.user_id,
+                    r.scope,
+                    refresh_token,
+                    Some(&r.grant_id),
+                )
+                .map_err(Refusal::Abort)
             })
         }
         TokenRequest::RefreshToken {
@@ -199,8 +207,15 @@ pub fn exchange(
                 )
                 .map_err(Refusal::from)?;
                 let subject = r.user_id.clone().unwrap_or_else(|| client.id.clone());
-                respond(ctx, &client, &subject, r.scope, Some(r.refresh_token))
-                    .map_err(Refusal::Abort)
+                respond(
+                    ctx,
+                    &client,
+                    &subject,
+                    r.scope,
+                    Some(r.refresh_token),
+                    Some(&r.grant_id),
+                )
+                .map_err(Refusal::Abort)
             })
         }
     }
@@ -271,6 +286,7 @@ fn respond(
     subject: &str,
     scope: ScopeSet,
     refresh_token: Option<String>,
+    grant_id: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let scope = scope.to_string();
     let lifetime = ctx.settings.access_token_ttl_seconds;
@@ -281,6 +297,7 @@ fn respond(
         client_id: &client.id,
         scope: &scope,
         lifetime,
+        grant_id,
     };
     let (access_token, _) = issue_access_token(ctx.keys, &req, ctx.now).map_err(AppError::from)?;
     Ok(TokenResponse {
@@ -309,24 +326,8 @@ fn client_credentials(
             "This client may not use this grant type.",
         ));
     }
-    let scope = granted_scope(client, scope, ctx.settings)?.to_string();
-    let lifetime = ctx.settings.access_token_ttl_seconds;
-    let req = AccessTokenRequest {
-        issuer: ctx.issuer,
-        audience: ctx.audience,
-        subject: &client.id,
-        client_id: &client.id,
-        scope: &scope,
-        lifetime,
-    };
-    let (access_token, _) = issue_access_token(ctx.keys, &req, ctx.now).map_err(AppError::from)?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: lifetime,
-        refresh_token: None,
-        scope,
-    })
+    let scope = granted_scope(client, scope, ctx.settings)?;
+    respond(ctx, client, &client.id, scope, None, None)
 }
 
 #[cfg(test)]

@@ -120,6 +120,9 @@ pub struct SigningKey {
     header_b64: String,
     /// `None` when this instance has no private key file for it (it can still publish it).
     signer: Option<Signer>,
+    /// The public key, parsed once, for verifying tokens this key signed.
+    pub decoding: Option<jsonwebtoken::DecodingKey>,
+    pub jose_alg: jsonwebtoken::Algorithm,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -294,7 +297,17 @@ fn build_key(row: KeyRow, signer: Option<Signer>) -> Option<SigningKey> {
     let alg = SigningAlg::parse(&row.alg)?;
     let jwk: Value = serde_json::from_str(&row.public_jwk).ok()?;
     let header = json!({"alg": alg.as_str(), "typ": "at+jwt", "kid": row.kid});
+    let decoding = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(jwk.clone())
+        .ok()
+        .and_then(|j| jsonwebtoken::DecodingKey::from_jwk(&j).ok());
+    let jose_alg = match alg {
+        SigningAlg::ES256 => jsonwebtoken::Algorithm::ES256,
+        SigningAlg::RS256 => jsonwebtoken::Algorithm::RS256,
+        SigningAlg::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+    };
     Some(SigningKey {
+        decoding,
+        jose_alg,
         header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
         kid: row.kid,
         alg,
@@ -505,6 +518,8 @@ mod tests {
             jwk: json!({}),
             header_b64: String::new(),
             signer: None,
+            decoding: None,
+            jose_alg: jsonwebtoken::Algorithm::ES256,
         })
     }
 

@@ -32,6 +32,7 @@ async fn sign(app: &TestApp) -> String {
         client_id: "cli_x",
         scope: "inference:read",
         lifetime: app.state.settings.access_token_ttl_seconds,
+        grant_id: None,
     };
     issue_access_token(&app.state.keys, &req, app.clock.now())
         .expect("sign")

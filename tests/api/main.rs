@@ -9,6 +9,7 @@ mod authorize;
 mod browser;
 mod cli;
 mod grants;
+mod introspect;
 mod keys;
 mod logs;
 mod oauth2_client;

@@ -106,6 +106,7 @@ fn request<'a>(app: &'a TestApp) -> AccessTokenRequest<'a> {
         client_id: "cli_test",
         scope: "inference:read",
         lifetime: app.state.settings.access_token_ttl_seconds,
+        grant_id: None,
     }
 }
 

@@ -166,3 +166,42 @@ pub async fn json(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
     (status, r.json().await.expect("json"))
 }
+
+impl TestApp {
+    /// A `--resource-server` client: (id, secret).
+    pub fn resource_server(&self) -> (String, String) {
+        let (id, secret) = self.register(NewClient {
+            name: "Inference API".into(),
+            resource_server: true,
+            ..Default::default()
+        });
+        (id, secret.expect("confidential"))
+    }
+
+    /// Introspects `token` as the resource server `rs`.
+    pub async fn introspect_as(&self, rs: &(String, String), token: &str) -> reqwest::Response {
+        let body = serde_urlencoded::to_string([("token", token)]).expect("form");
+        self.post_form("/oauth/introspect", Some((&rs.0, &rs.1)), &body)
+            .await
+    }
+
+    pub async fn introspect(&self, rs: &(String, String), token: &str) -> Value {
+        let r = self.introspect_as(rs, token).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        r.json().await.expect("json")
+    }
+
+    /// Tokens for a fresh user through the whole code flow.
+    pub async fn user_tokens(&self, client: &WebClient, scope: &str) -> Value {
+        let email = format!(
+            "{}@example.com",
+            tessera::crypto::random_base62(10).to_lowercase()
+        );
+        let b = self.user(&email).await;
+        let (code, verifier) = self.code(&b, client, scope).await;
+        let r = self.exchange(client, &code, &verifier).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("json")
+    }
+}

@@ -1,0 +1,170 @@
+//! Token introspection (RFC 7662): one answer shape for JWT access tokens, refresh tokens
+//! and API keys. Anything not active — unknown, expired, revoked, forged, garbage — is
+//! `{"active": false}` and nothing more (§2.2). The hot path is one signature check or one
+//! indexed lookup, plus the revocation lookups; no writes.
+
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+use crate::api_keys::format as key_format;
+use crate::clock::Timestamp;
+use crate::crypto::sha256_hex;
+use crate::db::DbConnection;
+use crate::db::schema::{grants, refresh_tokens, revoked_jtis};
+use crate::tokens::keys::KeySet;
+use crate::tokens::verify::{Expect, verify_access_token};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub keys: &'a KeySet,
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    pub leeway: i64,
+    pub key_prefix: &'a str,
+    pub now: Timestamp,
+}
+
+pub fn inactive() -> Value {
+    json!({"active": false})
+}
+
+/// True when the grant exists and is not revoked.
+pub fn grant_live(conn: &mut DbConnection, grant_id: &str) -> QueryResult<bool> {
+    let revoked: Option<Option<i64>> = grants::table
+        .find(grant_id)
+        .select(grants::revoked_at)
+        .first(conn)
+        .optional()?;
+    Ok(matches!(revoked, Some(None)))
+}
+
+pub fn jti_revoked(conn: &mut DbConnection, jti: &str) -> QueryResult<bool> {
+    revoked_jtis::table
+        .find(jti)
+        .select(revoked_jtis::jti)
+        .first::<String>(conn)
+        .optional()
+        .map(|r| r.is_some())
+}
+
+/// Introspects `token`. Database errors are returned, never turned into an answer.
+pub fn introspect(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {
+    if token.matches('.').count() == 2 {
+        return access_token(conn, ctx, token);
+    }
+    if token.starts_with(&format!("{}_rt_", ctx.key_prefix)) {
+        return refresh_token(conn, ctx, token);
+    }
+    if key_format::parse(token, ctx.key_prefix).is_ok() {
+        return api_key(conn, ctx, token);
+    }
+    Ok(inactive())
+}
+
+fn access_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {
+    let expect = Expect {
+        issuer: ctx.issuer,
+        audience: ctx.audience,
+        leeway: ctx.leeway,
+        now: ctx.now,
+    };
+    let Some(c) = verify_access_token(ctx.keys, token, expect) else {
+        return Ok(inactive());
+    };
+    if jti_revoked(conn, &c.jti)? {
+        return Ok(inactive());
+    }
+    if let Some(gid) = &c.gid
+        && !grant_live(conn, gid)?
+    {
+        return Ok(inactive());
+    }
+    Ok(json!({
+        "active": true,
+        "token_type": "Bearer",
+        "scope": c.scope,
+        "client_id": c.client_id,
+        "sub": c.sub,
+        "aud": c.aud,
+        "iss": c.iss,
+        "exp": c.exp,
+        "iat": c.iat,
+        "jti": c.jti,
+    }))
+}
+
+fn refresh_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        String,
+        i64,
+        i64,
+        i64,
+        Option<i64>,
+        Option<i64>,
+    );
+    let row: Option<Row> = refresh_tokens::table
+        .find(sha256_hex(token))
+        .select((
+            refresh_tokens::grant_id,
+            refresh_tokens::client_id,
+            refresh_tokens::user_id,
+            refresh_tokens::scope,
+            refresh_tokens::created_at,
+            refresh_tokens::expires_at,
+            refresh_tokens::absolute_expires_at,
+            refresh_tokens::rotated_at,
+            refresh_tokens::revoked_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((grant_id, client_id, user_id, scope, iat, idle, absolute, rotated, revoked)) = row
+    else {
+        return Ok(inactive());
+    };
+    let exp = idle.min(absolute);
+    if rotated.is_some() || revoked.is_some() || ctx.now >= exp || !grant_live(conn, &grant_id)? {
+        return Ok(inactive());
+    }
+    Ok(json!({
+        "active": true,
+        "token_type": "refresh_token",
+        "scope": scope,
+        "client_id": client_id,
+        "sub": user_id.unwrap_or_else(|| client_id.clone()),
+        "iss": ctx.issuer,
+        "exp": exp,
+        "iat": iat,
+    }))
+}
+
+fn api_key(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {
+    let Some(key) = crate::api_keys::store::find_by_hash(conn, &sha256_hex(token))? else {
+        return Ok(inactive());
+    };
+    let (key_id, org_id, scope, iat, exp) = (
+        key.id,
+        key.org_id,
+        key.scope,
+        key.created_at,
+        key.expires_at,
+    );
+    if key.revoked_at.is_some() || exp.is_some_and(|e| ctx.now >= e) {
+        return Ok(inactive());
+    }
+    let mut out = json!({
+        "active": true,
+        "token_type": "api_key",
+        "scope": scope,
+        "org_id": org_id,
+        "key_id": key_id,
+        "iss": ctx.issuer,
+        "iat": iat,
+    });
+    if let Some(e) = exp {
+        out["exp"] = json!(e);
+    }
+    Ok(out)
+}

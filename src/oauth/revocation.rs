@@ -1,0 +1,81 @@
+//! Token revocation (RFC 7009). A refresh token takes its whole grant with it (every
+//! access and refresh token of it, §2.1); an access token's `jti` goes on the revocation
+//! list until it would have expired. Unknown tokens are a success (§2.2); another
+//! client's token is refused and stays valid (§2.1, SECURITY.md G6). The write commits
+//! before the 200 (SECURITY.md §2 (1), G7).
+
+use diesel::prelude::*;
+
+use super::codes::revoke_grant;
+use crate::clients::store::ClientRow;
+use crate::clock::Timestamp;
+use crate::crypto::sha256_hex;
+use crate::db::DbConnection;
+use crate::db::schema::{refresh_tokens, revoked_jtis};
+use crate::error::{ErrorCode, OAuthError};
+use crate::tokens::keys::KeySet;
+use crate::tokens::verify::{Expect, verify_access_token};
+
+fn not_yours() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::UnauthorizedClient,
+        "The token was not issued to this client.",
+    )
+}
+
+/// Revokes `token` on behalf of `client` (call in a write transaction).
+pub fn revoke(
+    conn: &mut DbConnection,
+    keys: &KeySet,
+    expect: Expect<'_>,
+    key_prefix: &str,
+    client: &ClientRow,
+    token: &str,
+    now: Timestamp,
+) -> Result<(), OAuthError> {
+    if token.matches('.').count() == 2 {
+        let Some(claims) = verify_access_token(keys, token, expect) else {
+            return Ok(());
+        };
+        if claims.client_id != client.id {
+            return Err(not_yours());
+        }
+        let exists = revoked_jtis::table
+            .find(&claims.jti)
+            .select(revoked_jtis::jti)
+            .first::<String>(conn)
+            .optional()?;
+        if exists.is_none() {
+            diesel::insert_into(revoked_jtis::table)
+                .values((
+                    revoked_jtis::jti.eq(&claims.jti),
+                    revoked_jtis::revoked_at.eq(now),
+                    revoked_jtis::expires_at.eq(claims.exp),
+                ))
+                .execute(conn)?;
+        }
+        return Ok(());
+    }
+    if token.starts_with(&format!("{key_prefix}_rt_")) {
+        let row: Option<(String, String)> = refresh_tokens::table
+            .find(sha256_hex(token))
+            .select((refresh_tokens::grant_id, refresh_tokens::client_id))
+            .first(conn)
+            .optional()?;
+        let Some((grant_id, owner)) = row else {
+            return Ok(());
+        };
+        if owner != client.id {
+            return Err(not_yours());
+        }
+        revoke_grant(conn, &grant_id, now)?;
+        return Ok(());
+    }
+    if crate::api_keys::format::parse(token, key_prefix).is_ok() {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedTokenType,
+            "API keys are revoked through /api/v1/api-keys.",
+        ));
+    }
+    Ok(())
+}
