@@ -59,12 +59,20 @@ fn serve(settings: Settings) -> ExitCode {
         let host = state.settings.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
         let host = if host == "0.0.0.0" || host == "[::]" { "127.0.0.1" } else { host };
         let url = format!("http://{host}:{}", app.port());
-        println!("tessera is listening on {url} (issuer {})", state.issuer);
-        println!("  metadata: {}/.well-known/oauth-authorization-server", state.issuer);
-        println!(
-            "  create the first account: echo 'a-long-password' | tessera user create --email you@example.com --password-stdin"
+        // The banner is for a person; a closed stdout (a supervisor that stopped reading)
+        // must not take the server down, so write errors are ignored instead of panicking.
+        let banner = format!(
+            "tessera is listening on {url} (issuer {issuer})\n  metadata: {issuer}/.well-known/oauth-authorization-server\n  \
+             create the first account: echo 'a-long-password' | tessera user create --email you@example.com --password-stdin\n  \
+             (or with cargo: cargo run --release -- user create --email you@example.com --password-stdin)\n",
+            issuer = state.issuer
         );
-        println!("  (or with cargo: cargo run --release -- user create --email you@example.com --password-stdin)");
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(banner.as_bytes());
+            let _ = out.flush();
+        }
         app.run_until_stopped().await.map_err(tessera::startup::StartupError::from)
     });
     match result {

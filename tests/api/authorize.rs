@@ -518,7 +518,8 @@ async fn a11_h1_the_consent_decision_uses_the_stored_request_and_a_session_bound
     assert_eq!(again.status(), 400);
     // A GET carrying decision=approve mints nothing: it shows the page (for a user who has
     // not consented yet).
-    let mut p = params(&client.id, &challenge);
+    let (_, fresh) = pkce();
+    let mut p = params(&client.id, &fresh);
     p.push(("decision", "approve"));
     assert_eq!(app.authorize_get(&mallory, &p).await.status(), 200);
 }
@@ -534,11 +535,12 @@ async fn remembered_consent_skips_the_page_and_a_new_scope_asks_again(backend: B
     let again = app.authorize_get(&b, &params(&client.id, &challenge)).await;
     assert_eq!(again.status(), 302, "consent remembered");
     assert!(query_param(again.headers()["location"].to_str().expect("ascii"), "code").is_some());
+    let (_, fresh) = pkce();
     let wider = app
         .authorize_get(
             &b,
             &with(
-                params(&client.id, &challenge),
+                params(&client.id, &fresh),
                 "scope",
                 Some("inference:read inference:write"),
             ),
