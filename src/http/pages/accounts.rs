@@ -17,19 +17,11 @@ use crate::users::{self, UserError};
 
 pub const PRE_SESSION_COOKIE: &str = "tessera_csrf";
 
+/// The login and signup forms: one page, two purposes.
 #[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage<'a> {
-    csrf_token: &'a str,
-    return_to: &'a str,
-    return_to_encoded: String,
-    email: &'a str,
-    error: Option<&'a str>,
-}
-
-#[derive(Template)]
-#[template(path = "signup.html")]
-struct SignupPage<'a> {
+#[template(path = "credentials.html")]
+struct CredentialsPage<'a> {
+    signup: bool,
     csrf_token: &'a str,
     return_to: &'a str,
     return_to_encoded: String,
@@ -101,6 +93,30 @@ fn with_pre_cookie(
     resp
 }
 
+/// Renders the login (`signup: false`) or signup form with a pre-session CSRF token for
+/// that purpose.
+fn credentials_page(
+    req: &HttpRequest,
+    state: &AppState,
+    signup: bool,
+    status: StatusCode,
+    return_to: &str,
+    email: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    let (pre, set) = pre_session(req);
+    let token = csrf_token(&pre, if signup { "signup" } else { "login" });
+    let tmpl = CredentialsPage {
+        signup,
+        csrf_token: &token,
+        return_to,
+        return_to_encoded: encode(return_to),
+        email,
+        error,
+    };
+    with_pre_cookie(page(status, &tmpl), state, pre, set)
+}
+
 fn login_page(
     req: &HttpRequest,
     state: &AppState,
@@ -109,16 +125,7 @@ fn login_page(
     email: &str,
     error: Option<&str>,
 ) -> HttpResponse {
-    let (pre, set) = pre_session(req);
-    let token = csrf_token(&pre, "login");
-    let tmpl = LoginPage {
-        csrf_token: &token,
-        return_to,
-        return_to_encoded: encode(return_to),
-        email,
-        error,
-    };
-    with_pre_cookie(page(status, &tmpl), state, pre, set)
+    credentials_page(req, state, false, status, return_to, email, error)
 }
 
 fn signup_page(
@@ -129,16 +136,7 @@ fn signup_page(
     email: &str,
     error: Option<&str>,
 ) -> HttpResponse {
-    let (pre, set) = pre_session(req);
-    let token = csrf_token(&pre, "signup");
-    let tmpl = SignupPage {
-        csrf_token: &token,
-        return_to,
-        return_to_encoded: encode(return_to),
-        email,
-        error,
-    };
-    with_pre_cookie(page(status, &tmpl), state, pre, set)
+    credentials_page(req, state, true, status, return_to, email, error)
 }
 
 fn forbidden() -> HttpResponse {
