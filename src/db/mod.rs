@@ -125,9 +125,10 @@ pub enum DbSetupError {
     Migrate(String),
 }
 
-/// Builds the pool. SQLite files (and their directory) are created on demand and switched
-/// to WAL once (the journal mode persists in the file).
-pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, DbSetupError> {
+/// A first connection: creates the SQLite file's directory on demand and switches the file
+/// to WAL (the mode persists in the file). Fails fast with the real reason (bad URL,
+/// refused, auth).
+fn open_first(url: &DatabaseUrl) -> Result<DbConnection, DbSetupError> {
     if let DatabaseUrl::Sqlite(path) = url
         && let Some(dir) = std::path::Path::new(path).parent()
         && !dir.as_os_str().is_empty()
@@ -137,18 +138,19 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, DbSetupErr
             source,
         })?;
     }
-    let manager = DbManager { url: url.clone() };
-    // One direct connection first: it fails fast with the real reason (bad URL, refused,
-    // auth), and for SQLite switches the file to WAL (the mode persists in the file).
-    let mut first = manager
+    let mut conn = DbManager { url: url.clone() }
         .connect()
         .map_err(|e| DbSetupError::Connect(e.to_string()))?;
     if url.is_sqlite() {
-        first
-            .batch_execute("PRAGMA journal_mode = WAL;")
+        conn.batch_execute("PRAGMA journal_mode = WAL;")
             .map_err(|e| DbSetupError::Connect(e.to_string()))?;
     }
-    drop(first);
+    Ok(conn)
+}
+
+/// Builds the pool after checking one connection works.
+pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, DbSetupError> {
+    drop(open_first(url)?);
     // Checkouts wait at most 2 s, so an outage surfaces as 503 quickly; the pool fills in
     // the background rather than making start-up wait on `max_size` connections.
     Ok(Pool::builder()
@@ -156,30 +158,14 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, DbSetupErr
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(2))
         .connection_customizer(Box::new(ConnectionSetup))
-        .build_unchecked(manager))
+        .build_unchecked(DbManager { url: url.clone() }))
 }
 
 /// One connection without a pool, with the same per-connection settings, for short-lived
 /// processes (the admin CLI). A pool would keep background threads opening connections,
 /// and libpq aborts if the process exits while one of them is inside it.
 pub fn connect_direct(url: &DatabaseUrl) -> Result<DbConnection, DbSetupError> {
-    if let DatabaseUrl::Sqlite(path) = url
-        && let Some(dir) = std::path::Path::new(path).parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(|source| DbSetupError::CreateDir {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    let manager = DbManager { url: url.clone() };
-    let mut conn = manager
-        .connect()
-        .map_err(|e| DbSetupError::Connect(e.to_string()))?;
-    if url.is_sqlite() {
-        conn.batch_execute("PRAGMA journal_mode = WAL;")
-            .map_err(|e| DbSetupError::Connect(e.to_string()))?;
-    }
+    let mut conn = open_first(url)?;
     ConnectionSetup
         .on_acquire(&mut conn)
         .map_err(|e| DbSetupError::Connect(e.to_string()))?;

@@ -48,19 +48,29 @@ fn parse_url(s: &str) -> Result<url::Url, AppError> {
     url::Url::parse(s).map_err(|_| AppError::Internal("stored redirect URI does not parse".into()))
 }
 
-/// `code`, `state`, `iss` (RFC 6749 §4.1.2, RFC 9207 §2).
+/// The redirect back to the client: `code` or `error`, then `state` and `iss`
+/// (RFC 6749 §4.1.2 and §4.1.2.1, RFC 9207 §2).
+fn client_url(
+    state: &AppState,
+    redirect_uri: &str,
+    outcome: (&str, &str),
+    client_state: Option<&str>,
+) -> Result<String, AppError> {
+    let mut params = vec![outcome];
+    if let Some(s) = client_state {
+        params.push(("state", s));
+    }
+    params.push(("iss", state.issuer.as_str()));
+    Ok(authorize::with_params(parse_url(redirect_uri)?, &params))
+}
+
 fn success_url(
     state: &AppState,
     redirect_uri: &str,
     code: &str,
     client_state: Option<&str>,
 ) -> Result<String, AppError> {
-    let mut params = vec![("code", code)];
-    if let Some(s) = client_state {
-        params.push(("state", s));
-    }
-    params.push(("iss", state.issuer.as_str()));
-    Ok(authorize::with_params(parse_url(redirect_uri)?, &params))
+    client_url(state, redirect_uri, ("code", code), client_state)
 }
 
 fn error_url(
@@ -69,12 +79,7 @@ fn error_url(
     error: &str,
     client_state: Option<&str>,
 ) -> Result<String, AppError> {
-    let mut params = vec![("error", error)];
-    if let Some(s) = client_state {
-        params.push(("state", s));
-    }
-    params.push(("iss", state.issuer.as_str()));
-    Ok(authorize::with_params(parse_url(redirect_uri)?, &params))
+    client_url(state, redirect_uri, ("error", error), client_state)
 }
 
 fn scope_lines(state: &AppState, scope: &ScopeSet) -> Vec<(String, String)> {
