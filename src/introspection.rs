@@ -21,6 +21,8 @@ pub struct Context<'a> {
     pub audience: &'a str,
     pub leeway: i64,
     pub key_prefix: &'a str,
+    pub api_keys: &'a crate::api_keys::verify::KeyRuntime,
+    pub plans: &'a crate::config::PlanLimits,
     pub now: Timestamp,
 }
 
@@ -141,29 +143,32 @@ fn refresh_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> Quer
 }
 
 fn api_key(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {
-    let Some(key) = crate::api_keys::store::find_by_hash(conn, &sha256_hex(token))? else {
+    use crate::api_keys::verify::{self, Counting};
+    let v = verify::check(
+        conn,
+        ctx.api_keys,
+        ctx.plans,
+        ctx.key_prefix,
+        token,
+        &crate::scope::ScopeSet::default(),
+        Counting::Peek,
+        ctx.now,
+    )?;
+    let (Some(key), Some(rate), true) = (v.key, v.rate, v.code == verify::Code::Valid) else {
         return Ok(inactive());
     };
-    let (key_id, org_id, scope, iat, exp) = (
-        key.id,
-        key.org_id,
-        key.scope,
-        key.created_at,
-        key.expires_at,
-    );
-    if key.revoked_at.is_some() || exp.is_some_and(|e| ctx.now >= e) {
-        return Ok(inactive());
-    }
     let mut out = json!({
         "active": true,
         "token_type": "api_key",
-        "scope": scope,
-        "org_id": org_id,
-        "key_id": key_id,
+        "scope": key.scopes.to_string(),
+        "org_id": key.org_id,
+        "key_id": key.id,
         "iss": ctx.issuer,
-        "iat": iat,
+        "iat": key.created_at,
+        // An extension member (RFC 7662 §2.2): the key's budget, not spent by introspection.
+        "ratelimit": rate,
     });
-    if let Some(e) = exp {
+    if let Some(e) = key.expires_at {
         out["exp"] = json!(e);
     }
     Ok(out)

@@ -34,6 +34,8 @@ pub struct AppState {
     pub introspection_throttle: crate::throttle::FailureThrottle,
     /// At most this many argon2 computations at once (SECURITY.md K3).
     pub password_slots: tokio::sync::Semaphore,
+    /// Per-key rate-limit windows and batched last-used times.
+    pub api_keys: crate::api_keys::verify::KeyRuntime,
     /// Verified against when an email is unknown, so both failures cost the same (H6).
     pub dummy_password_hash: String,
 }
@@ -110,6 +112,7 @@ impl Application {
                     .map(|n| n.get())
                     .unwrap_or(2),
             ),
+            api_keys: Default::default(),
             dummy_password_hash: crate::users::hash_password(&crate::crypto::random_token())
                 .map_err(|e| StartupError::Io(std::io::Error::other(e.to_string())))?,
             settings,
@@ -167,8 +170,33 @@ impl Application {
                 }
             }
         });
+        let st = self.state.clone();
+        let flusher = actix_web::rt::spawn(async move {
+            let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                flush_key_usage(&st).await;
+            }
+        });
         let result = self.server.await;
         reload.abort();
+        flusher.abort();
+        // Whatever was counted after the last tick is written before the process exits.
+        flush_key_usage(&self.state).await;
         result
+    }
+}
+
+/// Writes the in-memory key usage and rate-limit counts (see `api_keys::verify::flush`).
+pub async fn flush_key_usage(state: &web::Data<AppState>) {
+    let st = state.clone();
+    let result = web::block(move || -> Result<(), String> {
+        let mut conn = st.pool.get().map_err(|e| e.to_string())?;
+        crate::api_keys::verify::flush(&mut conn, &st.api_keys, st.clock.now())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    if let Ok(Err(e)) = result {
+        tracing::warn!(error = %e, "writing API key usage failed; will retry");
     }
 }

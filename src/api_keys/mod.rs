@@ -2,7 +2,9 @@
 //! and storage ([`store`]).
 
 pub mod format;
+pub mod ratelimit;
 pub mod store;
+pub mod verify;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

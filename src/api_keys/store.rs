@@ -205,3 +205,158 @@ pub fn find_by_hash(conn: &mut DbConnection, hash: &str) -> QueryResult<Option<A
         .first(conn)
         .optional()
 }
+
+/// A key as the list shows it (SPEC.md §5): everything but the secret.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeySummary {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub key_type: String,
+    pub scopes: Vec<String>,
+    pub last_six: String,
+    pub created_by: Option<String>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub rate_limit_per_minute: Option<i64>,
+}
+
+impl From<ApiKeyRow> for KeySummary {
+    fn from(r: ApiKeyRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            key_type: r.key_type,
+            scopes: r.scope.split(' ').map(str::to_string).collect(),
+            last_six: r.last_six,
+            created_by: r.created_by,
+            created_at: rfc3339(r.created_at),
+            expires_at: r.expires_at.map(rfc3339),
+            last_used_at: r.last_used_at.map(rfc3339),
+            rate_limit_per_minute: r.rate_limit_per_minute,
+        }
+    }
+}
+
+/// The organization's keys that are not revoked, newest first.
+pub fn list(conn: &mut DbConnection, org_id: &str) -> QueryResult<Vec<ApiKeyRow>> {
+    api_keys::table
+        .filter(api_keys::org_id.eq(org_id))
+        .filter(api_keys::revoked_at.is_null())
+        .order((api_keys::created_at.desc(), api_keys::id.desc()))
+        .select(ApiKeyRow::as_select())
+        .load(conn)
+}
+
+/// A live (not revoked) key of this organization; another organization's key is `None`,
+/// exactly like a key that does not exist (SECURITY.md I8).
+pub fn find_in_org(
+    conn: &mut DbConnection,
+    org_id: &str,
+    id: &str,
+) -> QueryResult<Option<ApiKeyRow>> {
+    api_keys::table
+        .find(id)
+        .filter(api_keys::org_id.eq(org_id))
+        .filter(api_keys::revoked_at.is_null())
+        .select(ApiKeyRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Revokes a key with its audit entry. Returns false when there was nothing to revoke.
+pub fn revoke(
+    conn: &mut DbConnection,
+    org_id: &str,
+    id: &str,
+    actor: &str,
+    now: Timestamp,
+) -> QueryResult<bool> {
+    let Some(row) = find_in_org(conn, org_id, id)? else {
+        return Ok(false);
+    };
+    diesel::update(
+        api_keys::table
+            .find(id)
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(now))
+    .execute(conn)?;
+    crate::audit::record(
+        conn,
+        &crate::audit::Event {
+            org_id: Some(org_id),
+            actor,
+            action: "api_key.revoked",
+            target_type: "api_key",
+            target_id: id,
+            details: json!({"name": row.name, "last_six": row.last_six}),
+        },
+        now,
+    )?;
+    Ok(true)
+}
+
+/// Rolls a key: a new key with the same name, type, scopes and rate limit, expiring after
+/// the same lifetime from now (or never); the old key stops at `now + overlap` (or earlier,
+/// if it already expires sooner). `None` when the key is not a live key of this
+/// organization.
+#[allow(clippy::too_many_arguments)]
+pub fn roll(
+    conn: &mut DbConnection,
+    org_id: &str,
+    id: &str,
+    overlap_seconds: i64,
+    actor_user: Option<String>,
+    actor: &str,
+    catalogue: &Catalogue,
+    key_prefix: &str,
+    plans: &PlanLimits,
+    now: Timestamp,
+) -> Result<Option<CreatedApiKey>, ApiKeyError> {
+    let Some(old) = find_in_org(conn, org_id, id)? else {
+        return Ok(None);
+    };
+    let expiry = match old.expires_at {
+        None => Expiry::Never,
+        Some(e) => Expiry::At(now + (e - old.created_at).max(1)),
+    };
+    let created = create(
+        conn,
+        NewApiKey {
+            org_id: org_id.to_string(),
+            name: old.name.clone(),
+            key_type: KeyType::parse(&old.key_type).unwrap_or(KeyType::Secret),
+            scopes: ScopeSet::parse(&old.scope).map_err(|_| invalid("stored scopes"))?,
+            expiry,
+            rate_limit_per_minute: old.rate_limit_per_minute,
+            created_by: actor_user,
+        },
+        catalogue,
+        key_prefix,
+        plans,
+        now,
+    )?;
+    let old_end = now + overlap_seconds;
+    if old.expires_at.is_none_or(|e| e > old_end) {
+        diesel::update(api_keys::table.find(id))
+            .set(api_keys::expires_at.eq(Some(old_end)))
+            .execute(conn)?;
+    }
+    crate::audit::record(
+        conn,
+        &crate::audit::Event {
+            org_id: Some(org_id),
+            actor,
+            action: "api_key.rolled",
+            target_type: "api_key",
+            target_id: id,
+            details: json!({"name": old.name, "last_six": old.last_six,
+                            "new_key_id": created.id, "new_last_six": created.last_six,
+                            "old_expires_at": old_end.min(old.expires_at.unwrap_or(i64::MAX))}),
+        },
+        now,
+    )?;
+    Ok(Some(created))
+}

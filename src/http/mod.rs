@@ -1,6 +1,7 @@
 //! HTTP: extract, call the feature modules, map the result. Every URL is spelled once, in
 //! [`routes`]; tests boot the same routing.
 
+pub mod api;
 pub mod metrics;
 pub mod oauth;
 pub mod ops;
@@ -54,6 +55,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .app_data(web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT))
                 .route(web::post().to(oauth::revoke_post))
                 .default_service(web::to(oauth::post_only)),
+        )
+        .service(
+            web::resource("/api/v1/keys/verify")
+                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+                .route(web::post().to(api::keys::verify_post)),
+        )
+        .service(
+            web::resource("/api/v1/api-keys")
+                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+                .route(web::get().to(api::keys::list_get))
+                .route(web::post().to(api::keys::create_post)),
+        )
+        .service(web::resource("/api/v1/api-keys/{id}").route(web::delete().to(api::keys::delete)))
+        .service(
+            web::resource("/api/v1/api-keys/{id}/roll")
+                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+                .route(web::post().to(api::keys::roll_post)),
+        )
+        .service(
+            web::resource("/api/v1/orgs/{org_id}/members")
+                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+                .route(web::get().to(api::members::list_get))
+                .route(web::post().to(api::members::add_post)),
+        )
+        .service(
+            web::resource("/api/v1/orgs/{org_id}/members/{user_id}")
+                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+                .route(web::patch().to(api::members::role_patch))
+                .route(web::delete().to(api::members::delete)),
         )
         .service(
             web::resource("/oauth/token")

@@ -174,6 +174,8 @@ pub async fn introspect_post(
                 audience: &st.audience,
                 leeway: st.settings.jwt_leeway_seconds,
                 key_prefix: &st.settings.key_prefix,
+                api_keys: &st.api_keys,
+                plans: &st.settings.plan_limits,
                 now,
             };
             Ok(crate::introspection::introspect(conn, ctx, &token)?)

@@ -79,3 +79,52 @@ pub fn orgs_of(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<String
         .select(memberships::org_id)
         .load(conn)
 }
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+}
+
+/// The members of an organization, oldest first.
+pub fn members(conn: &mut DbConnection, org_id: &str) -> QueryResult<Vec<Member>> {
+    use crate::db::schema::users;
+    let rows: Vec<(String, String, String)> = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::org_id.eq(org_id))
+        .order((memberships::created_at.asc(), memberships::user_id.asc()))
+        .select((memberships::user_id, users::email, memberships::role))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, email, role)| Member {
+            user_id,
+            email,
+            role,
+        })
+        .collect())
+}
+
+pub fn admin_count(conn: &mut DbConnection, org_id: &str) -> QueryResult<i64> {
+    memberships::table
+        .filter(memberships::org_id.eq(org_id))
+        .filter(memberships::role.eq(Role::Admin.as_str()))
+        .count()
+        .get_result(conn)
+}
+
+pub fn set_role(
+    conn: &mut DbConnection,
+    org_id: &str,
+    user_id: &str,
+    role: Role,
+) -> QueryResult<usize> {
+    diesel::update(memberships::table.find((org_id, user_id)))
+        .set(memberships::role.eq(role.as_str()))
+        .execute(conn)
+}
+
+pub fn remove_member(conn: &mut DbConnection, org_id: &str, user_id: &str) -> QueryResult<usize> {
+    diesel::delete(memberships::table.find((org_id, user_id))).execute(conn)
+}

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod api_keys;
 mod authorize;
 mod browser;
 mod cli;
@@ -14,6 +15,7 @@ mod keys;
 mod logs;
 mod oauth2_client;
 mod ops;
+mod resource_server;
 mod storage;
 mod token;
 mod well_known;

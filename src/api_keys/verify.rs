@@ -1,0 +1,264 @@
+//! Checking a presented API key: the one decision behind `/api/v1/keys/verify`, bearer
+//! authentication on `/api/v1` and introspection. A malformed key or a bad checksum is
+//! refused before any database work; a well-formed one costs one indexed lookup. Nothing
+//! here writes to the database: use counts and `last_used_at` live in memory
+//! ([`super::ratelimit`]) and [`flush`] writes them in batches.
+
+use diesel::prelude::*;
+
+use super::KeyType;
+use super::format;
+use super::ratelimit::{RateLimiter, RateState, UsageTracker};
+use crate::clock::Timestamp;
+use crate::config::PlanLimits;
+use crate::db::DbConnection;
+use crate::db::schema::{api_keys, organizations, rate_limit_windows};
+use crate::orgs::Plan;
+use crate::scope::ScopeSet;
+
+/// The verdict codes of SPEC.md §5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Code {
+    Valid,
+    NotFound,
+    Expired,
+    Revoked,
+    InsufficientScope,
+    RateLimited,
+}
+
+/// The stored facts about a key that a decision needs.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub id: String,
+    pub org_id: String,
+    pub key_type: KeyType,
+    pub scopes: ScopeSet,
+    pub created_by: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    /// The effective per-minute limit (key, else organization, else plan).
+    pub limit: i64,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+struct Row {
+    id: String,
+    org_id: String,
+    key_type: String,
+    scope: String,
+    created_by: Option<String>,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    rate_limit_per_minute: Option<i64>,
+}
+
+/// Looks a key up by its digest.
+pub fn lookup(
+    conn: &mut DbConnection,
+    hash: &str,
+    plans: &PlanLimits,
+) -> QueryResult<Option<KeyRecord>> {
+    let found: Option<(Row, String, Option<i64>)> = api_keys::table
+        .inner_join(organizations::table)
+        .filter(api_keys::key_hash.eq(hash))
+        .select((
+            Row::as_select(),
+            organizations::plan,
+            organizations::rate_limit_per_minute,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(found.map(|(r, plan, org_limit)| KeyRecord {
+        limit: super::store::effective_limit(
+            r.rate_limit_per_minute,
+            org_limit,
+            Plan::parse(&plan).unwrap_or(Plan::Free),
+            plans,
+        ),
+        id: r.id,
+        org_id: r.org_id,
+        key_type: KeyType::parse(&r.key_type).unwrap_or(KeyType::Publishable),
+        // Stored scopes were validated on the way in; an unreadable value grants nothing.
+        scopes: ScopeSet::parse(&r.scope).unwrap_or_default(),
+        created_by: r.created_by,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        revoked_at: r.revoked_at,
+    }))
+}
+
+/// The outcome of checking one key.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub code: Code,
+    /// Set whenever the key exists (whatever the verdict).
+    pub key: Option<KeyRecord>,
+    /// Set whenever the key exists: the X-RateLimit facts.
+    pub rate: Option<RateState>,
+}
+
+impl Verification {
+    pub fn valid(&self) -> bool {
+        self.code == Code::Valid
+    }
+    fn not_found() -> Self {
+        Self {
+            code: Code::NotFound,
+            key: None,
+            rate: None,
+        }
+    }
+}
+
+/// In-memory state shared by every check.
+#[derive(Debug, Default)]
+pub struct KeyRuntime {
+    pub limiter: RateLimiter,
+    pub usage: UsageTracker,
+}
+
+/// Whether a check spends one request of the key's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// `/api/v1/keys/verify` and bearer use.
+    Count,
+    /// Introspection: the same facts, nothing spent.
+    Peek,
+}
+
+/// Checks `presented` and, if it is good and `counting` says so, counts one request.
+/// Order: unknown, revoked, expired, missing scope, then the rate limit. Only a request
+/// that would otherwise be valid is counted.
+#[allow(clippy::too_many_arguments)]
+pub fn check(
+    conn: &mut DbConnection,
+    rt: &KeyRuntime,
+    plans: &PlanLimits,
+    prefix: &str,
+    presented: &str,
+    required: &ScopeSet,
+    counting: Counting,
+    now: Timestamp,
+) -> QueryResult<Verification> {
+    let Ok((_, plain)) = format::parse(presented, prefix) else {
+        return Ok(Verification::not_found());
+    };
+    let Some(key) = lookup(conn, &plain.hash(), plans)? else {
+        return Ok(Verification::not_found());
+    };
+    Ok(decide(rt, key, required, counting, now))
+}
+
+/// The decision once the key is known.
+pub fn decide(
+    rt: &KeyRuntime,
+    key: KeyRecord,
+    required: &ScopeSet,
+    counting: Counting,
+    now: Timestamp,
+) -> Verification {
+    let peek = |code| {
+        let rate = rt.limiter.peek(&key.id, key.limit, now);
+        (code, rate)
+    };
+    let (code, rate) = if key.revoked_at.is_some_and(|r| r <= now) {
+        peek(Code::Revoked)
+    } else if key.expires_at.is_some_and(|e| e <= now) {
+        peek(Code::Expired)
+    } else if !required.is_subset(&key.scopes) {
+        peek(Code::InsufficientScope)
+    } else if counting == Counting::Peek {
+        peek(Code::Valid)
+    } else {
+        let (admitted, rate) = rt.limiter.hit(&key.id, key.limit, now);
+        if admitted {
+            rt.usage.touch(&key.id, now);
+            (Code::Valid, rate)
+        } else {
+            (Code::RateLimited, rate)
+        }
+    };
+    Verification {
+        code,
+        rate: Some(rate),
+        key: Some(key),
+    }
+}
+
+/// Writes batched `last_used_at` times and this instance's request counts, then reads the
+/// shared counts back so every instance sees what the others admitted. Called about once a
+/// second by the server and at shutdown.
+pub fn flush(conn: &mut DbConnection, rt: &KeyRuntime, now: Timestamp) -> QueryResult<()> {
+    let used = rt.usage.take();
+    let counts = rt.limiter.take_unflushed(now);
+    let written = crate::db::write_tx(conn, |conn| -> QueryResult<()> {
+        for (id, t) in &used {
+            diesel::update(
+                api_keys::table.find(id).filter(
+                    api_keys::last_used_at
+                        .is_null()
+                        .or(api_keys::last_used_at.lt(*t)),
+                ),
+            )
+            .set(api_keys::last_used_at.eq(*t))
+            .execute(conn)?;
+        }
+        for (id, start, delta) in &counts {
+            add_count(conn, id, *start, *delta)?;
+        }
+        diesel::delete(
+            rate_limit_windows::table.filter(
+                rate_limit_windows::window_start
+                    .lt(super::ratelimit::window_start(now) - super::ratelimit::WINDOW_SECONDS),
+            ),
+        )
+        .execute(conn)?;
+        Ok(())
+    });
+    if let Err(e) = written {
+        // Nothing is lost: both batches go back and the next flush retries them.
+        rt.usage.restore(used);
+        rt.limiter.restore_unflushed(&counts);
+        return Err(e);
+    }
+    let start = super::ratelimit::window_start(now);
+    for chunk in rt.limiter.active_keys(now).chunks(500) {
+        let totals: Vec<(String, i64)> = rate_limit_windows::table
+            .filter(rate_limit_windows::window_start.eq(start))
+            .filter(rate_limit_windows::key_id.eq_any(chunk))
+            .select((rate_limit_windows::key_id, rate_limit_windows::count))
+            .load(conn)?;
+        for (id, total) in totals {
+            rt.limiter.set_shared_total(&id, start, total);
+        }
+    }
+    Ok(())
+}
+
+/// Adds `delta` to a key's shared window count. Update first; insert when the row is not
+/// there yet (inside the caller's write transaction, so on SQLite nobody races us; on
+/// PostgreSQL a concurrent insert makes ours fail and the transaction retries next flush).
+fn add_count(conn: &mut DbConnection, id: &str, start: Timestamp, delta: i64) -> QueryResult<()> {
+    let updated = diesel::update(
+        rate_limit_windows::table
+            .filter(rate_limit_windows::key_id.eq(id))
+            .filter(rate_limit_windows::window_start.eq(start)),
+    )
+    .set(rate_limit_windows::count.eq(rate_limit_windows::count + delta))
+    .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(rate_limit_windows::table)
+            .values((
+                rate_limit_windows::key_id.eq(id),
+                rate_limit_windows::window_start.eq(start),
+                rate_limit_windows::count.eq(delta),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}

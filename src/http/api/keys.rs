@@ -1,0 +1,330 @@
+//! `/api/v1/api-keys` and `/api/v1/keys/verify` (SPEC.md §5).
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, Principal, ScopesInput, authenticate, json_body, json_response};
+use crate::api_keys::KeyType;
+use crate::api_keys::store::{self, ApiKeyError, Expiry, KeySummary, NewApiKey};
+use crate::api_keys::verify::{self, Code, Counting};
+use crate::http::with_db;
+use crate::oauth::client_auth;
+use crate::startup::AppState;
+
+/// Longest overlap a roll may give the old key: 30 days.
+pub const MAX_ROLL_OVERLAP_SECONDS: i64 = 30 * 86_400;
+
+impl From<ApiKeyError> for ApiError {
+    fn from(e: ApiKeyError) -> Self {
+        match e {
+            ApiKeyError::Invalid(m) => ApiError::invalid(m),
+            ApiKeyError::OrgNotFound(_) => ApiError::not_found("organization"),
+            ApiKeyError::Db(d) => d.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    pub name: String,
+    pub scopes: ScopesInput,
+    #[serde(rename = "type", default = "secret")]
+    pub key_type: KeyType,
+    #[serde(default)]
+    pub expires_in_days: Option<i64>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<i64>,
+}
+
+fn secret() -> KeyType {
+    KeyType::Secret
+}
+
+impl CreateKey {
+    /// The expiry asked for: days, a date, or neither (never).
+    pub fn expiry(&self) -> Result<Expiry, ApiError> {
+        match (self.expires_in_days, &self.expires_at) {
+            (Some(_), Some(_)) => Err(ApiError::invalid(
+                "Give expires_in_days or expires_at, not both.",
+            )),
+            (Some(d), None) => Ok(Expiry::InDays(d)),
+            (None, Some(at)) => crate::clock::parse_rfc3339(at)
+                .map(Expiry::At)
+                .ok_or_else(|| ApiError::invalid("expires_at must be an RFC 3339 date-time.")),
+            (None, None) => Ok(Expiry::Never),
+        }
+    }
+}
+
+/// Checks a creation request against what the caller may grant, then creates the key.
+/// Shared by the API and the `/settings/api-keys` page.
+pub fn create_for(
+    conn: &mut crate::db::DbConnection,
+    st: &AppState,
+    principal: &Principal,
+    body: &CreateKey,
+) -> Result<store::CreatedApiKey, ApiError> {
+    let scopes = body.scopes.parse()?;
+    // Admins grant any catalogue scope; a member only what their own credential holds.
+    if principal.role != crate::orgs::Role::Admin && !scopes.is_subset(&principal.scopes) {
+        return Err(ApiError::forbidden(
+            "A member cannot give a key a scope they do not hold.",
+        ));
+    }
+    let new = NewApiKey {
+        org_id: principal.org_id.clone(),
+        name: body.name.clone(),
+        key_type: body.key_type,
+        scopes,
+        expiry: body.expiry()?,
+        rate_limit_per_minute: body.rate_limit_per_minute,
+        created_by: principal.user_id.clone(),
+    };
+    let now = st.clock.now();
+    Ok(crate::db::write_tx(conn, |conn| {
+        store::create(
+            conn,
+            new,
+            &st.settings.scopes,
+            &st.settings.key_prefix,
+            &st.settings.plan_limits,
+            now,
+        )
+    })?)
+}
+
+/// `POST /api/v1/api-keys`: any member. The plaintext key appears only in this body.
+pub async fn create_post(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let p = authenticate(&req, &state).await?;
+    let rate = p.rate;
+    let input: CreateKey = json_body(&req, &body).map_err(|e| e.with_rate(rate))?;
+    let st = state.clone();
+    let created = with_db(&state, move |conn| create_for(conn, &st, &p, &input))
+        .await
+        .map_err(|e| e.with_rate(rate))?;
+    Ok(json_response(StatusCode::CREATED, rate, created))
+}
+
+/// `GET /api/v1/api-keys`: any member; never the secret.
+pub async fn list_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let p = authenticate(&req, &state).await?;
+    let rate = p.rate;
+    let org = p.org_id.clone();
+    let rows = with_db(&state, move |conn| -> Result<_, ApiError> {
+        Ok(store::list(conn, &org)?)
+    })
+    .await
+    .map_err(|e| e.with_rate(rate))?;
+    let data: Vec<KeySummary> = rows.into_iter().map(KeySummary::from).collect();
+    Ok(json_response(StatusCode::OK, rate, json!({ "data": data })))
+}
+
+/// `DELETE /api/v1/api-keys/{id}`: admins; the key is refused from the next request on.
+pub async fn delete(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let p = authenticate(&req, &state).await?;
+    let rate = p.rate;
+    let id = path.into_inner();
+    let st = state.clone();
+    let key_id = id.clone();
+    let revoked = with_db(&state, move |conn| -> Result<bool, ApiError> {
+        // Another organization's key is a 404 whoever asks; a member learns nothing more.
+        if store::find_in_org(conn, &p.org_id, &key_id)?.is_none() {
+            return Err(ApiError::not_found("API key"));
+        }
+        p.require_admin()?;
+        let now = st.clock.now();
+        Ok(crate::db::write_tx(conn, |conn| {
+            store::revoke(conn, &p.org_id, &key_id, &p.actor, now)
+        })?)
+    })
+    .await
+    .map_err(|e| e.with_rate(rate))?;
+    if !revoked {
+        return Err(ApiError::not_found("API key").with_rate(rate));
+    }
+    state.api_keys.limiter.forget(&id);
+    let mut b = HttpResponse::NoContent();
+    b.insert_header((header::CACHE_CONTROL, "no-store"));
+    super::rate_headers(&mut b, rate);
+    Ok(b.finish())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollKey {
+    #[serde(default)]
+    pub expire_old_in_seconds: Option<i64>,
+}
+
+/// `POST /api/v1/api-keys/{id}/roll`: admins. 201 with the new key.
+pub async fn roll_post(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let p = authenticate(&req, &state).await?;
+    let rate = p.rate;
+    let input: RollKey = if body.is_empty() {
+        RollKey::default()
+    } else {
+        json_body(&req, &body).map_err(|e| e.with_rate(rate))?
+    };
+    let overlap = input.expire_old_in_seconds.unwrap_or(0);
+    if !(0..=MAX_ROLL_OVERLAP_SECONDS).contains(&overlap) {
+        return Err(ApiError::invalid(format!(
+            "expire_old_in_seconds must be between 0 and {MAX_ROLL_OVERLAP_SECONDS}."
+        ))
+        .with_rate(rate));
+    }
+    let id = path.into_inner();
+    let st = state.clone();
+    let created = with_db(&state, move |conn| -> Result<_, ApiError> {
+        if store::find_in_org(conn, &p.org_id, &id)?.is_none() {
+            return Err(ApiError::not_found("API key"));
+        }
+        p.require_admin()?;
+        let now = st.clock.now();
+        crate::db::write_tx(conn, |conn| {
+            store::roll(
+                conn,
+                &p.org_id,
+                &id,
+                overlap,
+                p.user_id.clone(),
+                &p.actor,
+                &st.settings.scopes,
+                &st.settings.key_prefix,
+                &st.settings.plan_limits,
+                now,
+            )
+        })?
+        .ok_or_else(|| ApiError::not_found("API key"))
+    })
+    .await
+    .map_err(|e| e.with_rate(rate))?;
+    Ok(json_response(StatusCode::CREATED, rate, created))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyBody {
+    key: String,
+    #[serde(default)]
+    scopes: Option<ScopesInput>,
+}
+
+/// `POST /api/v1/keys/verify`: resource servers (HTTP Basic). Always 200 with a verdict
+/// for a well-formed request; counts one request against a good key's limit.
+pub async fn verify_post(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    super::refuse_credentials_in_url(&req)?;
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    let basic_required = || ApiError {
+        challenge: Some(r#"Basic realm="tessera""#.into()),
+        ..ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "Authenticate as a resource server with HTTP Basic.",
+        )
+    };
+    let presented = match authorization {
+        Some(a) if a.len() > 6 && a[..6].eq_ignore_ascii_case("basic ") => {
+            client_auth::presented(Some(a), &crate::oauth::form::StrictForm::default())
+                .map_err(|_| basic_required())?
+        }
+        _ => return Err(basic_required()),
+    };
+    let input: VerifyBody = json_body(&req, &body)?;
+    let required = match &input.scopes {
+        Some(s) => s.parse()?,
+        None => Default::default(),
+    };
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let caller = presented.client_id().to_string();
+    let now = state.clock.now();
+    if let Some(wait) = state.client_auth_throttle.check(&caller, &ip, now) {
+        return Err(ApiError {
+            retry_after: Some(super::secs(wait)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!("Too many failed authentications. Please retry after {wait} seconds."),
+            )
+        });
+    }
+    let st = state.clone();
+    let result = with_db(&state, move |conn| -> Result<_, ApiError> {
+        let client = match client_auth::authenticate(conn, &presented, now) {
+            Ok(c) => c,
+            Err(e) if e.cause.is_some() => {
+                return Err(e.cause.map(ApiError::from).unwrap_or_else(basic_required));
+            }
+            Err(_) => return Err(basic_required()),
+        };
+        if !client.is_resource_server {
+            return Err(ApiError::forbidden(
+                "Only resource servers may verify keys.",
+            ));
+        }
+        Ok(verify::check(
+            conn,
+            &st.api_keys,
+            &st.settings.plan_limits,
+            &st.settings.key_prefix,
+            &input.key,
+            &required,
+            Counting::Count,
+            now,
+        )?)
+    })
+    .await;
+    let v = match result {
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            state.client_auth_throttle.record_failure(&caller, &ip, now);
+            return Err(e);
+        }
+        other => other?,
+    };
+    let rate = v.rate;
+    let key = v.key.as_ref();
+    Ok(json_response(
+        StatusCode::OK,
+        rate,
+        json!({
+            "valid": v.code == Code::Valid,
+            "code": v.code,
+            "key_id": key.map(|k| &k.id),
+            "org_id": key.map(|k| &k.org_id),
+            "type": key.map(|k| k.key_type),
+            "scopes": key.map(|k| k.scopes.to_vec()),
+            "expires_at": key.and_then(|k| k.expires_at).map(crate::clock::rfc3339),
+            "ratelimit": rate,
+        }),
+    ))
+}

@@ -1,0 +1,152 @@
+//! The example inference API (examples/resource_server.rs) run against a real tessera:
+//! what a resource server sees for good, revoked, under-scoped and rate-limited
+//! credentials (SECURITY.md G-group from the resource server's side, I3, I4, I6).
+
+use serde_json::json;
+
+use crate::helpers::api::{KeySpec, answer};
+use crate::helpers::{Backend, TestApp, spawn_app};
+use tessera::orgs::Plan;
+
+#[allow(dead_code)]
+#[path = "../../examples/resource_server.rs"]
+mod example;
+
+crate::on_both_backends!(the_example_inference_api_accepts_and_refuses_what_it_should);
+
+/// Boots the example on port 0 against `app`; returns its base URL.
+fn start_example(app: &TestApp, rs: &(String, String)) -> String {
+    let guard = actix_web::web::Data::new(example::Guard::new(example::Config {
+        tessera_url: app.address.clone(),
+        client_id: rs.0.clone(),
+        client_secret: rs.1.clone(),
+        // Every request asks tessera, so a revocation shows at once in the test.
+        revocation_cache: std::time::Duration::ZERO,
+    }));
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(guard.clone())
+            .configure(example::routes)
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .expect("bind");
+    let addr = server.addrs()[0];
+    actix_web::rt::spawn(server.run());
+    format!("http://{addr}")
+}
+
+async fn call(base: &str, post: bool, bearer: Option<&str>) -> crate::helpers::api::Answer {
+    let c = reqwest::Client::new();
+    let mut r = if post {
+        c.post(format!("{base}/v1/chat/completions"))
+            .json(&json!({"model": "tessera-small", "messages": [{"role": "user", "content": "hi"}]}))
+    } else {
+        c.get(format!("{base}/v1/models"))
+    };
+    if let Some(b) = bearer {
+        r = r.bearer_auth(b);
+    }
+    answer(r.send().await.expect("call")).await
+}
+
+async fn the_example_inference_api_accepts_and_refuses_what_it_should(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rs = app.resource_server();
+    let base = start_example(&app, &rs);
+
+    // No credential, garbage.
+    let a = call(&base, false, None).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(a.header("www-authenticate"), Some(r#"Bearer realm="inference""#));
+    let a = call(&base, false, Some("not.a.token")).await;
+    assert_eq!(a.status, 401);
+    assert!(a.header("www-authenticate").expect("ch").contains(r#"error="invalid_token""#));
+
+    // A user's access token with both scopes: 200 on both routes.
+    let client = app.web_client("inference:read inference:write");
+    let full = app
+        .user_tokens(&client, "inference:read inference:write")
+        .await;
+    let at = full["access_token"].as_str().expect("at");
+    assert_eq!(call(&base, false, Some(at)).await.status, 200);
+    let a = call(&base, true, Some(at)).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["object"], "chat.completion");
+
+    // Lacking inference:write: reading works, posting is 403 naming the scope.
+    let narrow = app.user_tokens(&client, "inference:read").await;
+    let narrow_at = narrow["access_token"].as_str().expect("at");
+    assert_eq!(call(&base, false, Some(narrow_at)).await.status, 200);
+    let a = call(&base, true, Some(narrow_at)).await;
+    assert_eq!(a.status, 403);
+    assert_eq!(
+        a.header("www-authenticate"),
+        Some(r#"Bearer realm="inference", error="insufficient_scope", scope="inference:write""#)
+    );
+
+    // Revoked: the refresh token's grant is revoked, its access token goes with it.
+    let body = serde_urlencoded::to_string([(
+        "token",
+        full["refresh_token"].as_str().expect("rt"),
+    )])
+    .expect("form");
+    let r = app
+        .post_form(
+            "/oauth/revoke",
+            Some((&client.id, client.secret.as_deref().expect("secret"))),
+            &body,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let a = call(&base, false, Some(at)).await;
+    assert_eq!(a.status, 401, "a revoked token is refused");
+
+    // API keys go through /api/v1/keys/verify, with the rate-limit headers passed on.
+    let org = app.org(Plan::Free);
+    let reader = app.api_key(
+        &org,
+        KeySpec {
+            scopes: "inference:read",
+            limit: Some(2),
+            ..Default::default()
+        },
+    );
+    let a = call(&base, false, Some(&reader.key)).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("x-ratelimit-limit"), Some("2"));
+    assert_eq!(a.header("x-ratelimit-remaining"), Some("1"));
+    let a = call(&base, true, Some(&reader.key)).await;
+    assert_eq!(a.status, 403, "the key lacks inference:write");
+    assert!(a.header("www-authenticate").expect("ch").contains("inference:write"));
+    assert_eq!(call(&base, false, Some(&reader.key)).await.status, 200);
+    let a = call(&base, false, Some(&reader.key)).await;
+    assert_eq!(a.status, 429);
+    assert!(a.header("retry-after").is_some());
+    assert_eq!(a.header("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(a.body["error"]["type"], "rate_limit_error");
+
+    let admin = app.api_key(&org, KeySpec::default());
+    let writer = app.api_key(
+        &org,
+        KeySpec {
+            scopes: "inference:write",
+            ..Default::default()
+        },
+    );
+    assert_eq!(call(&base, true, Some(&writer.key)).await.status, 200);
+    let del = app
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{}", writer.id),
+            &admin.key,
+            None,
+        )
+        .await;
+    assert_eq!(del.status, 204);
+    let a = call(&base, true, Some(&writer.key)).await;
+    assert_eq!(a.status, 401, "a revoked key is refused");
+    assert!(a.body["error"]["message"].as_str().expect("m").contains("revoked"));
+}
