@@ -39,8 +39,9 @@ fn start_example(app: &TestApp, rs: &(String, String)) -> String {
 async fn call(base: &str, post: bool, bearer: Option<&str>) -> crate::helpers::api::Answer {
     let c = reqwest::Client::new();
     let mut r = if post {
-        c.post(format!("{base}/v1/chat/completions"))
-            .json(&json!({"model": "tessera-small", "messages": [{"role": "user", "content": "hi"}]}))
+        c.post(format!("{base}/v1/chat/completions")).json(
+            &json!({"model": "tessera-small", "messages": [{"role": "user", "content": "hi"}]}),
+        )
     } else {
         c.get(format!("{base}/v1/models"))
     };
@@ -60,10 +61,17 @@ async fn the_example_inference_api_accepts_and_refuses_what_it_should(backend: B
     // No credential, garbage.
     let a = call(&base, false, None).await;
     assert_eq!(a.status, 401);
-    assert_eq!(a.header("www-authenticate"), Some(r#"Bearer realm="inference""#));
+    assert_eq!(
+        a.header("www-authenticate"),
+        Some(r#"Bearer realm="inference""#)
+    );
     let a = call(&base, false, Some("not.a.token")).await;
     assert_eq!(a.status, 401);
-    assert!(a.header("www-authenticate").expect("ch").contains(r#"error="invalid_token""#));
+    assert!(
+        a.header("www-authenticate")
+            .expect("ch")
+            .contains(r#"error="invalid_token""#)
+    );
 
     // A user's access token with both scopes: 200 on both routes.
     let client = app.web_client("inference:read inference:write");
@@ -88,11 +96,9 @@ async fn the_example_inference_api_accepts_and_refuses_what_it_should(backend: B
     );
 
     // Revoked: the refresh token's grant is revoked, its access token goes with it.
-    let body = serde_urlencoded::to_string([(
-        "token",
-        full["refresh_token"].as_str().expect("rt"),
-    )])
-    .expect("form");
+    let body =
+        serde_urlencoded::to_string([("token", full["refresh_token"].as_str().expect("rt"))])
+            .expect("form");
     let r = app
         .post_form(
             "/oauth/revoke",
@@ -120,7 +126,11 @@ async fn the_example_inference_api_accepts_and_refuses_what_it_should(backend: B
     assert_eq!(a.header("x-ratelimit-remaining"), Some("1"));
     let a = call(&base, true, Some(&reader.key)).await;
     assert_eq!(a.status, 403, "the key lacks inference:write");
-    assert!(a.header("www-authenticate").expect("ch").contains("inference:write"));
+    assert!(
+        a.header("www-authenticate")
+            .expect("ch")
+            .contains("inference:write")
+    );
     assert_eq!(call(&base, false, Some(&reader.key)).await.status, 200);
     let a = call(&base, false, Some(&reader.key)).await;
     assert_eq!(a.status, 429);
@@ -148,5 +158,10 @@ async fn the_example_inference_api_accepts_and_refuses_what_it_should(backend: B
     assert_eq!(del.status, 204);
     let a = call(&base, true, Some(&writer.key)).await;
     assert_eq!(a.status, 401, "a revoked key is refused");
-    assert!(a.body["error"]["message"].as_str().expect("m").contains("revoked"));
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .expect("m")
+            .contains("revoked")
+    );
 }
