@@ -19,6 +19,36 @@ use crate::startup::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::accounts::home_get))
         .route("/static/tessera.css", web::get().to(pages::stylesheet_get))
+        .route("/static/copy.js", web::get().to(pages::copy_script_get))
+        .route(
+            "/settings/api-keys",
+            web::get().to(pages::settings::api_keys_get),
+        )
+        .route(
+            "/settings/api-keys",
+            web::post().to(pages::settings::api_keys_post),
+        )
+        .route(
+            "/settings/api-keys/{id}/revoke",
+            web::get().to(pages::settings::revoke_get),
+        )
+        .route(
+            "/settings/api-keys/{id}/revoke",
+            web::post().to(pages::settings::revoke_post),
+        )
+        .route("/settings/org", web::post().to(pages::settings::org_post))
+        .route(
+            "/settings/members",
+            web::get().to(pages::settings::members_get),
+        )
+        .route(
+            "/settings/members",
+            web::post().to(pages::settings::members_post),
+        )
+        .route(
+            "/settings/members/{user_id}/{action}",
+            web::post().to(pages::settings::member_action_post),
+        )
         .route("/login", web::get().to(pages::accounts::login_get))
         .route("/login", web::post().to(pages::accounts::login_post))
         .route("/signup", web::get().to(pages::accounts::signup_get))

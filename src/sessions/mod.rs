@@ -106,6 +106,13 @@ pub fn safe_return_to(candidate: Option<&str>) -> String {
     }
 }
 
+/// Makes `org_id` the session's current organization (the caller checked membership).
+pub fn set_org(conn: &mut DbConnection, id_hash: &str, org_id: &str) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id_hash))
+        .set(sessions::org_id.eq(Some(org_id)))
+        .execute(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,3 +150,4 @@ mod tests {
         assert_ne!(a, csrf_token("other", "login"));
     }
 }
+

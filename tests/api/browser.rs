@@ -247,3 +247,124 @@ async fn h2_the_consent_page_refuses_to_render_inside_a_frame() {
     );
     br.client.clone().close().await.expect("close");
 }
+
+/// The API-key page in Chromium (SPEC.md §6, SECURITY.md I1): create a key, see it once
+/// (copy button), reload and see only its last six, revoke it after confirming.
+#[actix_web::test]
+async fn br_api_key_page_create_see_once_reload_revoke() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let Some(br) = browser::start().await else {
+        return;
+    };
+    let c = &br.client;
+    c.goto(&format!("{}/signup", app.address))
+        .await
+        .expect("goto");
+    c.find(Locator::Css("input[name=email]"))
+        .await
+        .expect("email")
+        .send_keys("keys@example.com")
+        .await
+        .expect("type");
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .expect("pw")
+        .send_keys("correct horse battery")
+        .await
+        .expect("type");
+    c.find(Locator::Id("signup"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("submit");
+    c.wait()
+        .for_element(Locator::Id("nav-api-keys"))
+        .await
+        .expect("home page")
+        .click()
+        .await
+        .expect("to keys");
+    c.wait()
+        .for_element(Locator::Id("key-name"))
+        .await
+        .expect("create form")
+        .send_keys("browser key")
+        .await
+        .expect("type");
+    c.find(Locator::Css("input[name=scope][value='inference:read']"))
+        .await
+        .expect("checkbox")
+        .click()
+        .await
+        .expect("tick");
+    c.find(Locator::Id("create"))
+        .await
+        .expect("create")
+        .click()
+        .await
+        .expect("submit");
+    let field = c
+        .wait()
+        .for_element(Locator::Id("new-key-value"))
+        .await
+        .expect("the new key is shown");
+    let key = field.prop("value").await.expect("value").expect("a key");
+    assert!(tessera::api_keys::format::check(&key, "tsr"), "{key}");
+    c.find(Locator::Id("copy"))
+        .await
+        .expect("copy button")
+        .click()
+        .await
+        .expect("copy");
+    let mut copied_hidden = Some(String::new());
+    for _ in 0..50 {
+        copied_hidden = c
+            .find(Locator::Id("copied"))
+            .await
+            .expect("copied note")
+            .attr("hidden")
+            .await
+            .expect("attr");
+        if copied_hidden.is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        copied_hidden.is_none(),
+        "the copy script ran (same-origin, CSP-allowed)"
+    );
+
+    // Reload: the key is gone from the page, its last six remain.
+    c.goto(&format!("{}/settings/api-keys", app.address))
+        .await
+        .expect("reload");
+    let source = c.source().await.expect("html");
+    assert!(!source.contains(&key));
+    assert!(source.contains(&key[key.len() - 6..]));
+
+    // Revoke, confirming.
+    c.find(Locator::Css("a.revoke"))
+        .await
+        .expect("revoke link")
+        .click()
+        .await
+        .expect("click");
+    c.wait()
+        .for_element(Locator::Id("confirm"))
+        .await
+        .expect("confirmation page")
+        .click()
+        .await
+        .expect("confirm");
+    c.wait()
+        .for_element(Locator::Id("no-keys"))
+        .await
+        .expect("the list is empty again");
+    let rs = app.resource_server();
+    let v = app.verify(&rs, serde_json::json!({"key": key})).await;
+    assert_eq!(v.body["code"], "REVOKED");
+}

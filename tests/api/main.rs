@@ -16,6 +16,7 @@ mod logs;
 mod oauth2_client;
 mod ops;
 mod resource_server;
+mod settings_pages;
 mod storage;
 mod token;
 mod well_known;

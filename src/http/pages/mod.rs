@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod consent;
+pub mod settings;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
@@ -94,6 +95,15 @@ pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
             origin == ours || origin == format!("http://{}", req.connection_info().host())
         }
     }
+}
+
+/// The copy button of pages that show a secret once (a same-origin script; CSP allows
+/// `script-src 'self'` and nothing inline).
+pub async fn copy_script_get() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../static/copy.js"))
 }
 
 pub async fn stylesheet_get() -> HttpResponse {
