@@ -16,6 +16,7 @@ crate::on_both_backends!(
     i3_i4_bearer_failures_follow_rfc_6750,
     i5_only_admins_revoke_and_revocation_is_immediate_on_every_instance,
     i6_the_limit_is_exact_at_the_boundary_and_resets,
+    i6_two_instances_share_one_budget_through_the_database,
     i7_credentials_in_the_url_are_refused,
     verify_answers_every_verdict,
     roll_keeps_the_old_key_only_for_the_overlap,
@@ -853,5 +854,60 @@ async fn last_used_is_written_in_batches_and_introspection_does_not_count(backen
         row["last_used_at"],
         tessera::clock::rfc3339(app.clock.now()),
         "written by the flush"
+    );
+}
+
+/// Two instances count into one table (`rate_limit_windows`) on each sync (about once a
+/// second); after a sync each sees what the other admitted. The tolerance between syncs is
+/// what each instance admits on its own (README: rate limits).
+async fn i6_two_instances_share_one_budget_through_the_database(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rs = app.resource_server();
+    let org = app.org(Plan::Free);
+    let key = app.api_key(
+        &org,
+        KeySpec {
+            limit: Some(10),
+            ..Default::default()
+        },
+    );
+    let second = app.second_instance().await;
+    app.at_minute_start(0);
+    for _ in 0..7 {
+        assert_eq!(
+            app.verify(&rs, json!({"key": key.key})).await.body["code"],
+            "VALID"
+        );
+    }
+    tessera::startup::flush_key_usage(&app.state).await;
+    // The second instance has admitted nothing yet: one request, then a sync.
+    let a = second.verify(&rs, json!({"key": key.key})).await;
+    assert_eq!(a.body["code"], "VALID");
+    tessera::startup::flush_key_usage(&second.state).await;
+    assert_eq!(
+        second
+            .verify(&rs, json!({"key": key.key}))
+            .await
+            .header_i64("x-ratelimit-remaining"),
+        1,
+        "7 from the first instance + 2 here"
+    );
+    assert_eq!(
+        second.verify(&rs, json!({"key": key.key})).await.body["code"],
+        "VALID"
+    );
+    assert_eq!(
+        second.verify(&rs, json!({"key": key.key})).await.body["code"],
+        "RATE_LIMITED",
+        "10 in all across both"
+    );
+    tessera::startup::flush_key_usage(&second.state).await;
+    tessera::startup::flush_key_usage(&app.state).await;
+    let a = app.verify(&rs, json!({"key": key.key})).await;
+    assert_eq!(
+        a.body["code"], "RATE_LIMITED",
+        "the first instance sees the total too"
     );
 }
