@@ -219,11 +219,12 @@ pub struct KeySummary {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
-    pub rate_limit_per_minute: Option<i64>,
+    pub rate_limit_per_minute: i64,
 }
 
-impl From<ApiKeyRow> for KeySummary {
-    fn from(r: ApiKeyRow) -> Self {
+impl KeySummary {
+    /// `limit` is the key's effective per-minute limit (its own, else the organization's).
+    fn new(r: ApiKeyRow, limit: i64) -> Self {
         Self {
             id: r.id,
             name: r.name,
@@ -234,9 +235,33 @@ impl From<ApiKeyRow> for KeySummary {
             created_at: rfc3339(r.created_at),
             expires_at: r.expires_at.map(rfc3339),
             last_used_at: r.last_used_at.map(rfc3339),
-            rate_limit_per_minute: r.rate_limit_per_minute,
+            rate_limit_per_minute: limit,
         }
     }
+}
+
+/// The list of SPEC.md §5: the organization's live keys with their effective limits.
+pub fn summaries(
+    conn: &mut DbConnection,
+    org_id: &str,
+    plans: &PlanLimits,
+) -> QueryResult<Vec<KeySummary>> {
+    let Some(org) = crate::orgs::store::find(conn, org_id)? else {
+        return Ok(Vec::new());
+    };
+    let plan = Plan::parse(&org.plan).unwrap_or(Plan::Free);
+    Ok(list(conn, org_id)?
+        .into_iter()
+        .map(|r| {
+            let limit = effective_limit(
+                r.rate_limit_per_minute,
+                org.rate_limit_per_minute,
+                plan,
+                plans,
+            );
+            KeySummary::new(r, limit)
+        })
+        .collect())
 }
 
 /// The organization's keys that are not revoked, newest first.

@@ -150,4 +150,3 @@ mod tests {
         assert_ne!(a, csrf_token("other", "login"));
     }
 }
-

@@ -84,6 +84,10 @@ async fn i1_i2_a_key_is_shown_once_and_stored_only_as_a_hash(backend: Backend) {
     assert_eq!(row["type"], "secret");
     assert!(row.get("key").is_none());
     assert!(row["last_used_at"].is_null());
+    assert_eq!(
+        row["rate_limit_per_minute"], 100,
+        "the effective limit (plan)"
+    );
 
     // I2: the database holds a SHA-256, never the key.
     use diesel::prelude::*;

@@ -122,12 +122,12 @@ pub async fn list_get(
     let p = authenticate(&req, &state).await?;
     let rate = p.rate;
     let org = p.org_id.clone();
-    let rows = with_db(&state, move |conn| -> Result<_, ApiError> {
-        Ok(store::list(conn, &org)?)
+    let st = state.clone();
+    let data: Vec<KeySummary> = with_db(&state, move |conn| -> Result<_, ApiError> {
+        Ok(store::summaries(conn, &org, &st.settings.plan_limits)?)
     })
     .await
     .map_err(|e| e.with_rate(rate))?;
-    let data: Vec<KeySummary> = rows.into_iter().map(KeySummary::from).collect();
     Ok(json_response(StatusCode::OK, rate, json!({ "data": data })))
 }
 
