@@ -154,8 +154,14 @@ fn api_key(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResul
         Counting::Peek,
         ctx.now,
     )?;
+    Ok(api_key_answer(ctx.issuer, v))
+}
+
+/// The introspection answer for a checked API key (SPEC.md §5).
+pub fn api_key_answer(issuer: &str, v: crate::api_keys::verify::Verification) -> Value {
+    use crate::api_keys::verify;
     let (Some(key), Some(rate), true) = (v.key, v.rate, v.code == verify::Code::Valid) else {
-        return Ok(inactive());
+        return inactive();
     };
     let mut out = json!({
         "active": true,
@@ -163,7 +169,7 @@ fn api_key(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResul
         "scope": key.scopes.to_string(),
         "org_id": key.org_id,
         "key_id": key.id,
-        "iss": ctx.issuer,
+        "iss": issuer,
         "iat": key.created_at,
         // An extension member (RFC 7662 §2.2): the key's budget, not spent by introspection.
         "ratelimit": rate,
@@ -171,5 +177,5 @@ fn api_key(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResul
     if let Some(e) = key.expires_at {
         out["exp"] = json!(e);
     }
-    Ok(out)
+    out
 }

@@ -112,7 +112,9 @@ impl Application {
                     .map(|n| n.get())
                     .unwrap_or(2),
             ),
-            api_keys: Default::default(),
+            api_keys: crate::api_keys::verify::KeyRuntime::new(Duration::from_millis(
+                settings.cache_ttl_ms,
+            )),
             dummy_password_hash: crate::users::hash_password(&crate::crypto::random_token())
                 .map_err(|e| StartupError::Io(std::io::Error::other(e.to_string())))?,
             settings,
@@ -172,10 +174,16 @@ impl Application {
         });
         let st = self.state.clone();
         let flusher = actix_web::rt::spawn(async move {
-            let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
+            let mut tick = actix_web::rt::time::interval(crate::api_keys::cache::POLL_INTERVAL);
+            let mut since = st.clock.now();
+            let mut n: u64 = 0;
             loop {
                 tick.tick().await;
-                flush_key_usage(&st).await;
+                since = poll_key_changes(&st, since).await;
+                n += 1;
+                if n.is_multiple_of(10) {
+                    flush_key_usage(&st).await;
+                }
             }
         });
         let result = self.server.await;
@@ -198,5 +206,41 @@ pub async fn flush_key_usage(state: &web::Data<AppState>) {
     .await;
     if let Ok(Err(e)) = result {
         tracing::warn!(error = %e, "writing API key usage failed; will retry");
+    }
+}
+
+/// How far back each poll of the audit log looks, beyond the previous poll: covers clock
+/// differences between instances and transactions that commit late.
+const CHANGE_OVERLAP_SECONDS: i64 = 5;
+
+/// Evicts API keys changed on any instance (see `api_keys::cache`) and records whether the
+/// database answered. Returns the time the next poll starts from.
+pub async fn poll_key_changes(state: &web::Data<AppState>, since: i64) -> i64 {
+    let st = state.clone();
+    let started = state.clock.now();
+    let result = web::block(move || -> Result<Vec<String>, String> {
+        let mut conn = st.pool.get().map_err(|e| e.to_string())?;
+        crate::api_keys::verify::changed_since(&mut conn, since - CHANGE_OVERLAP_SECONDS)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match result {
+        Ok(Ok(ids)) => {
+            for id in ids {
+                state.api_keys.cache.evict_id(&id);
+            }
+            state.api_keys.health.mark_ok();
+            started
+        }
+        Ok(Err(e)) => {
+            if state.api_keys.health.mark_failed() {
+                tracing::warn!(error = %e, "polling key changes failed; caches bypassed until the database answers");
+            }
+            since
+        }
+        Err(_) => {
+            state.api_keys.health.mark_failed();
+            since
+        }
     }
 }

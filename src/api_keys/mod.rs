@@ -1,6 +1,7 @@
 //! API keys (SPEC.md §5): the key format and its offline checksum ([`format`]), creation
 //! and storage ([`store`]).
 
+pub mod cache;
 pub mod format;
 pub mod ratelimit;
 pub mod store;

@@ -7,6 +7,7 @@
 use diesel::prelude::*;
 
 use super::KeyType;
+use super::cache::{CredentialCache, Health, KeyCache};
 use super::format;
 use super::ratelimit::{RateLimiter, RateState, UsageTracker};
 use crate::clock::Timestamp;
@@ -116,10 +117,80 @@ impl Verification {
 }
 
 /// In-memory state shared by every check.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyRuntime {
     pub limiter: RateLimiter,
     pub usage: UsageTracker,
+    pub cache: KeyCache,
+    pub clients: CredentialCache,
+    pub health: Health,
+}
+
+impl KeyRuntime {
+    /// `cache_ttl`: how long a looked-up key or resource-server credential is reused
+    /// (`--cache-ttl-ms`; zero disables both caches).
+    pub fn new(cache_ttl: std::time::Duration) -> Self {
+        Self {
+            limiter: RateLimiter::default(),
+            usage: UsageTracker::default(),
+            cache: KeyCache::new(cache_ttl),
+            clients: CredentialCache::new(cache_ttl),
+            health: Health::default(),
+        }
+    }
+
+    /// After a revocation on this instance: refused from the next request on.
+    pub fn revoked(&self, key_id: &str) {
+        self.cache.evict_id(key_id);
+        self.limiter.forget(key_id);
+    }
+}
+
+/// A presented key resolved without the database, when possible.
+pub enum Resolved {
+    /// Not a well-formed key: unknown, no database work.
+    Malformed,
+    Hit(KeyRecord),
+    /// Well formed, not cached: look up this digest.
+    Miss(String),
+}
+
+pub fn resolve(rt: &KeyRuntime, prefix: &str, presented: &str) -> Resolved {
+    let Ok((_, plain)) = format::parse(presented, prefix) else {
+        return Resolved::Malformed;
+    };
+    let hash = plain.hash();
+    match rt.cache.get(&hash, &rt.health) {
+        Some(rec) => Resolved::Hit(rec),
+        None => Resolved::Miss(hash),
+    }
+}
+
+/// [`check`] when it needs no database (a malformed key, or a cached one); `None` means
+/// "ask the database".
+pub fn check_cached(
+    rt: &KeyRuntime,
+    prefix: &str,
+    presented: &str,
+    required: &ScopeSet,
+    counting: Counting,
+    now: Timestamp,
+) -> Option<Verification> {
+    match resolve(rt, prefix, presented) {
+        Resolved::Malformed => Some(Verification::not_found()),
+        Resolved::Hit(key) => Some(decide(rt, key, required, counting, now)),
+        Resolved::Miss(_) => None,
+    }
+}
+
+/// The ids of API keys changed (revoked, rolled) since `since`, from the audit log.
+pub fn changed_since(conn: &mut DbConnection, since: Timestamp) -> QueryResult<Vec<String>> {
+    use crate::db::schema::audit_events;
+    audit_events::table
+        .filter(audit_events::target_type.eq("api_key"))
+        .filter(audit_events::created_at.ge(since))
+        .select(audit_events::target_id)
+        .load(conn)
 }
 
 /// Whether a check spends one request of the key's budget.
@@ -145,11 +216,18 @@ pub fn check(
     counting: Counting,
     now: Timestamp,
 ) -> QueryResult<Verification> {
-    let Ok((_, plain)) = format::parse(presented, prefix) else {
-        return Ok(Verification::not_found());
-    };
-    let Some(key) = lookup(conn, &plain.hash(), plans)? else {
-        return Ok(Verification::not_found());
+    let key = match resolve(rt, prefix, presented) {
+        Resolved::Malformed => return Ok(Verification::not_found()),
+        Resolved::Hit(key) => key,
+        Resolved::Miss(hash) => match lookup(conn, &hash, plans)? {
+            Some(key) => {
+                if key.revoked_at.is_none() {
+                    rt.cache.put(&hash, &key);
+                }
+                key
+            }
+            None => return Ok(Verification::not_found()),
+        },
     };
     Ok(decide(rt, key, required, counting, now))
 }

@@ -153,12 +153,32 @@ pub async fn introspect_post(
             )
         });
     }
+    let cached_caller = client_auth::resource_server_cached(&state.api_keys, &presented);
+    // The hot path for API keys: a recently authenticated resource server and a cached
+    // key need no database (see api_keys::cache).
+    if cached_caller
+        && let Some(v) = crate::api_keys::verify::check_cached(
+            &state.api_keys,
+            &state.settings.key_prefix,
+            &token,
+            &crate::scope::ScopeSet::default(),
+            crate::api_keys::verify::Counting::Peek,
+            now,
+        )
+        && v.key.is_some()
+    {
+        return Ok(no_store(crate::introspection::api_key_answer(
+            &state.issuer,
+            v,
+        )));
+    }
     let st = state.clone();
     let answer = with_db(
         &state,
         move |conn| -> Result<serde_json::Value, OAuthError> {
-            let client = client_auth::authenticate(conn, &presented, now)?;
-            if !client.is_resource_server {
+            if !cached_caller
+                && !client_auth::authenticate_resource_server(conn, &st.api_keys, &presented, now)?
+            {
                 return Err(OAuthError {
                     forbidden: true,
                     ..OAuthError::new(

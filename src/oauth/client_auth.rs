@@ -50,6 +50,36 @@ impl Presented {
     fn is_basic(&self) -> bool {
         matches!(self, Self::Basic { .. })
     }
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Self::Basic { secret, .. } | Self::Post { secret, .. } => Some(secret),
+            Self::None { .. } => None,
+        }
+    }
+}
+
+/// Whether a resource server's credentials authenticated recently (the credential cache
+/// of `api_keys::cache`): if so, the database is not asked again.
+pub fn resource_server_cached(rt: &crate::api_keys::verify::KeyRuntime, p: &Presented) -> bool {
+    p.secret()
+        .is_some_and(|s| rt.clients.check(p.client_id(), s, &rt.health))
+}
+
+/// Authenticates a caller that must be a `--resource-server` client, and remembers a
+/// success in the credential cache. `Ok(false)`: authenticated, not a resource server.
+pub fn authenticate_resource_server(
+    conn: &mut DbConnection,
+    rt: &crate::api_keys::verify::KeyRuntime,
+    p: &Presented,
+    now: Timestamp,
+) -> Result<bool, OAuthError> {
+    let client = authenticate(conn, p, now)?;
+    if client.is_resource_server
+        && let Some(secret) = p.secret()
+    {
+        rt.clients.remember(p.client_id(), secret);
+    }
+    Ok(client.is_resource_server)
 }
 
 /// Form-urldecoding of one Basic credential half (RFC 6749 §2.3.1).

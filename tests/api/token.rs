@@ -498,7 +498,13 @@ pub fn break_database(app: &TestApp) {
             diesel::sql_query("PRAGMA foreign_keys = OFF")
                 .execute(&mut conn)
                 .expect("pragma");
-            for t in ["client_secrets", "clients", "signing_keys"] {
+            for t in [
+                "client_secrets",
+                "clients",
+                "signing_keys",
+                "api_keys",
+                "audit_events",
+            ] {
                 diesel::sql_query(format!("DROP TABLE {t}"))
                     .execute(&mut conn)
                     .expect("drop");

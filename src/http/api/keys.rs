@@ -158,7 +158,7 @@ pub async fn delete(
     if !revoked {
         return Err(ApiError::not_found("API key").with_rate(rate));
     }
-    state.api_keys.limiter.forget(&id);
+    state.api_keys.revoked(&id);
     let mut b = HttpResponse::NoContent();
     b.insert_header((header::CACHE_CONTROL, "no-store"));
     super::rate_headers(&mut b, rate);
@@ -194,6 +194,7 @@ pub async fn roll_post(
         .with_rate(rate));
     }
     let id = path.into_inner();
+    let old_id = id.clone();
     let st = state.clone();
     let created = with_db(&state, move |conn| -> Result<_, ApiError> {
         if store::find_in_org(conn, &p.org_id, &id)?.is_none() {
@@ -219,6 +220,8 @@ pub async fn roll_post(
     })
     .await
     .map_err(|e| e.with_rate(rate))?;
+    // The old key's new expiry applies here from the next request on.
+    state.api_keys.cache.evict_id(&old_id);
     Ok(json_response(StatusCode::CREATED, rate, created))
 }
 
@@ -278,32 +281,54 @@ pub async fn verify_post(
             )
         });
     }
+    let rt = &state.api_keys;
+    let prefix = &state.settings.key_prefix;
+    let cached_caller = client_auth::resource_server_cached(rt, &presented);
+    // The hot path: a recently authenticated resource server and a cached (or malformed)
+    // key need no database at all.
+    let fast = if cached_caller {
+        verify::check_cached(rt, prefix, &input.key, &required, Counting::Count, now)
+    } else {
+        None
+    };
     let st = state.clone();
-    let result = with_db(&state, move |conn| -> Result<_, ApiError> {
-        let client = match client_auth::authenticate(conn, &presented, now) {
-            Ok(c) => c,
-            Err(e) if e.cause.is_some() => {
-                return Err(e.cause.map(ApiError::from).unwrap_or_else(basic_required));
-            }
-            Err(_) => return Err(basic_required()),
-        };
-        if !client.is_resource_server {
-            return Err(ApiError::forbidden(
-                "Only resource servers may verify keys.",
-            ));
+    let result = match fast {
+        Some(v) => Ok(v),
+        None => {
+            with_db(&state, move |conn| -> Result<_, ApiError> {
+                if !cached_caller {
+                    match client_auth::authenticate_resource_server(
+                        conn,
+                        &st.api_keys,
+                        &presented,
+                        now,
+                    ) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            return Err(ApiError::forbidden(
+                                "Only resource servers may verify keys.",
+                            ));
+                        }
+                        Err(e) if e.cause.is_some() => {
+                            return Err(e.cause.map(ApiError::from).unwrap_or_else(basic_required));
+                        }
+                        Err(_) => return Err(basic_required()),
+                    }
+                }
+                Ok(verify::check(
+                    conn,
+                    &st.api_keys,
+                    &st.settings.plan_limits,
+                    &st.settings.key_prefix,
+                    &input.key,
+                    &required,
+                    Counting::Count,
+                    now,
+                )?)
+            })
+            .await
         }
-        Ok(verify::check(
-            conn,
-            &st.api_keys,
-            &st.settings.plan_limits,
-            &st.settings.key_prefix,
-            &input.key,
-            &required,
-            Counting::Count,
-            now,
-        )?)
-    })
-    .await;
+    };
     let v = match result {
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
             state.client_auth_throttle.record_failure(&caller, &ip, now);

@@ -492,7 +492,7 @@ pub async fn revoke_post(
             "No such API key.",
         ));
     }
-    state.api_keys.limiter.forget(&id);
+    state.api_keys.revoked(&id);
     Ok(see_other("/settings/api-keys"))
 }
 
