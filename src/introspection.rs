@@ -22,8 +22,46 @@ pub struct Context<'a> {
     pub leeway: i64,
     pub key_prefix: &'a str,
     pub api_keys: &'a crate::api_keys::verify::KeyRuntime,
+    pub live_tokens: &'a crate::tokens::cache::LiveTokens,
     pub plans: &'a crate::config::PlanLimits,
     pub now: Timestamp,
+}
+
+impl Context<'_> {
+    fn expect(&self) -> Expect<'_> {
+        Expect {
+            issuer: self.issuer,
+            audience: self.audience,
+            leeway: self.leeway,
+            now: self.now,
+        }
+    }
+}
+
+/// The answer for a JWT access token when it needs no database: `Some(inactive)` when the
+/// token does not verify, `Some(active)` when its liveness is cached, `None` otherwise.
+pub fn access_token_cached(ctx: Context<'_>, token: &str) -> Option<Value> {
+    let Some(c) = verify_access_token(ctx.keys, token, ctx.expect()) else {
+        return Some(inactive());
+    };
+    ctx.live_tokens
+        .is_live(&c.jti, &ctx.api_keys.health)
+        .then(|| active_answer(&c))
+}
+
+fn active_answer(c: &crate::tokens::jwt::AccessTokenClaims) -> Value {
+    json!({
+        "active": true,
+        "token_type": "Bearer",
+        "scope": c.scope,
+        "client_id": c.client_id,
+        "sub": c.sub,
+        "aud": c.aud,
+        "iss": c.iss,
+        "exp": c.exp,
+        "iat": c.iat,
+        "jti": c.jti,
+    })
 }
 
 pub fn inactive() -> Value {
@@ -64,15 +102,14 @@ pub fn introspect(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> Que
 }
 
 fn access_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {
-    let expect = Expect {
-        issuer: ctx.issuer,
-        audience: ctx.audience,
-        leeway: ctx.leeway,
-        now: ctx.now,
-    };
-    let Some(c) = verify_access_token(ctx.keys, token, expect) else {
+    let Some(c) = verify_access_token(ctx.keys, token, ctx.expect()) else {
         return Ok(inactive());
     };
+    if ctx.live_tokens.is_live(&c.jti, &ctx.api_keys.health) {
+        return Ok(active_answer(&c));
+    }
+    // Read before the lookups: a revocation committing meanwhile voids what we store.
+    let epoch = ctx.live_tokens.epoch();
     if jti_revoked(conn, &c.jti)? {
         return Ok(inactive());
     }
@@ -81,18 +118,8 @@ fn access_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> Query
     {
         return Ok(inactive());
     }
-    Ok(json!({
-        "active": true,
-        "token_type": "Bearer",
-        "scope": c.scope,
-        "client_id": c.client_id,
-        "sub": c.sub,
-        "aud": c.aud,
-        "iss": c.iss,
-        "exp": c.exp,
-        "iat": c.iat,
-        "jti": c.jti,
-    }))
+    ctx.live_tokens.remember(&c.jti, epoch);
+    Ok(active_answer(&c))
 }
 
 fn refresh_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {

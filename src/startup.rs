@@ -36,6 +36,8 @@ pub struct AppState {
     pub password_slots: tokio::sync::Semaphore,
     /// Per-key rate-limit windows and batched last-used times.
     pub api_keys: crate::api_keys::verify::KeyRuntime,
+    /// JWT liveness (not revoked a moment ago), see `tokens::cache`.
+    pub live_tokens: crate::tokens::cache::LiveTokens,
     /// Verified against when an email is unknown, so both failures cost the same (H6).
     pub dummy_password_hash: String,
 }
@@ -113,6 +115,9 @@ impl Application {
                     .unwrap_or(2),
             ),
             api_keys: crate::api_keys::verify::KeyRuntime::new(Duration::from_millis(
+                settings.cache_ttl_ms,
+            )),
+            live_tokens: crate::tokens::cache::LiveTokens::new(Duration::from_millis(
                 settings.cache_ttl_ms,
             )),
             dummy_password_hash: crate::users::hash_password(&crate::crypto::random_token())
@@ -218,17 +223,24 @@ const CHANGE_OVERLAP_SECONDS: i64 = 5;
 pub async fn poll_key_changes(state: &web::Data<AppState>, since: i64) -> i64 {
     let st = state.clone();
     let started = state.clock.now();
-    let result = web::block(move || -> Result<Vec<String>, String> {
+    let result = web::block(move || -> Result<(Vec<String>, Vec<String>), String> {
         let mut conn = st.pool.get().map_err(|e| e.to_string())?;
-        crate::api_keys::verify::changed_since(&mut conn, since - CHANGE_OVERLAP_SECONDS)
-            .map_err(|e| e.to_string())
+        let from = since - CHANGE_OVERLAP_SECONDS;
+        let keys =
+            crate::api_keys::verify::changed_since(&mut conn, from).map_err(|e| e.to_string())?;
+        let tokens =
+            crate::oauth::revocation::revoked_since(&mut conn, from).map_err(|e| e.to_string())?;
+        Ok((keys, tokens))
     })
     .await;
     match result {
-        Ok(Ok(ids)) => {
-            for id in ids {
+        Ok(Ok((keys, tokens))) => {
+            for id in keys {
                 state.api_keys.cache.evict_id(&id);
             }
+            state
+                .live_tokens
+                .saw_revocations(tokens, started, 2 * CHANGE_OVERLAP_SECONDS);
             state.api_keys.health.mark_ok();
             started
         }

@@ -106,6 +106,12 @@ pub async fn token_post(
                 .record_failure(&client_id, &ip, state.clock.now());
             return Err(e);
         }
+        Err(e) if e.code == ErrorCode::InvalidGrant => {
+            // A replayed code or refresh token may have revoked its grant (committed
+            // before this answer): cached JWT liveness is void from the next request on.
+            state.live_tokens.bump();
+            return Err(e);
+        }
         other => other?,
     };
     Ok(HttpResponse::Ok()
@@ -172,6 +178,28 @@ pub async fn introspect_post(
             v,
         )));
     }
+    if cached_caller && token.matches('.').count() == 2 {
+        let keys = state.keys.snapshot();
+        let ctx = crate::introspection::Context {
+            keys: &keys,
+            issuer: &state.issuer,
+            audience: &state.audience,
+            leeway: state.settings.jwt_leeway_seconds,
+            key_prefix: &state.settings.key_prefix,
+            api_keys: &state.api_keys,
+            live_tokens: &state.live_tokens,
+            plans: &state.settings.plan_limits,
+            now,
+        };
+        if let Some(answer) = crate::introspection::access_token_cached(ctx, &token) {
+            if answer["active"] != serde_json::Value::Bool(true) {
+                state
+                    .introspection_throttle
+                    .record_failure(&caller, &ip, now);
+            }
+            return Ok(no_store(answer));
+        }
+    }
     let st = state.clone();
     let answer = with_db(
         &state,
@@ -195,6 +223,7 @@ pub async fn introspect_post(
                 leeway: st.settings.jwt_leeway_seconds,
                 key_prefix: &st.settings.key_prefix,
                 api_keys: &st.api_keys,
+                live_tokens: &st.live_tokens,
                 plans: &st.settings.plan_limits,
                 now,
             };
@@ -253,6 +282,8 @@ pub async fn revoke_post(
         })
     })
     .await?;
+    // Committed: cached JWT liveness is void from the next request on (tokens::cache).
+    state.live_tokens.bump();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())

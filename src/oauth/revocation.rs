@@ -79,3 +79,20 @@ pub fn revoke(
     }
     Ok(())
 }
+
+/// Grants and access tokens revoked since `since` (grant ids and jtis), for the other
+/// instances' caches (see `tokens::cache`).
+pub fn revoked_since(conn: &mut DbConnection, since: Timestamp) -> QueryResult<Vec<String>> {
+    use crate::db::schema::grants;
+    let mut ids: Vec<String> = grants::table
+        .filter(grants::revoked_at.ge(since))
+        .select(grants::id)
+        .load(conn)?;
+    ids.extend(
+        revoked_jtis::table
+            .filter(revoked_jtis::revoked_at.ge(since))
+            .select(revoked_jtis::jti)
+            .load::<String>(conn)?,
+    );
+    Ok(ids)
+}

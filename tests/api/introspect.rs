@@ -19,6 +19,7 @@ crate::on_both_backends!(
     c1_a_replayed_code_makes_the_first_access_token_inactive,
     g4_scanning_with_random_tokens_is_throttled,
     g7_r4_storage_failure_is_503_never_200_or_active,
+    g5_a_revocation_reaches_another_instances_cache,
 );
 
 const INACTIVE: &str = r#"{"active":false}"#;
@@ -502,4 +503,67 @@ async fn g7_r4_storage_failure_is_503_never_200_or_active(backend: Backend) {
         503,
         "revocation never claims success it did not commit"
     );
+}
+
+/// SPEC.md §7: the instance that revokes honours it from the next request on; another
+/// instance, which had the token's liveness cached, within the cache bound (it polls for
+/// revocations every 100 ms).
+async fn g5_a_revocation_reaches_another_instances_cache(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rs = app.resource_server();
+    let client = app.web_client("inference:read");
+    let secret = client.secret.clone().expect("secret");
+    let second = app.second_instance().await;
+    let a = app.user_tokens(&client, "inference:read").await;
+    let b = app.user_tokens(&client, "inference:read").await;
+    let (at_a, at_b) = (
+        a["access_token"].as_str().expect("at"),
+        b["access_token"].as_str().expect("at"),
+    );
+    for _ in 0..3 {
+        for instance in [&app, &second] {
+            assert_eq!(instance.introspect(&rs, at_a).await["active"], true);
+            assert_eq!(instance.introspect(&rs, at_b).await["active"], true);
+        }
+    }
+    // One access token by its jti, the other through its grant (its refresh token).
+    assert_eq!(
+        revoke(&app, (&client.id, &secret), at_a, None)
+            .await
+            .status(),
+        200
+    );
+    let rt_b = b["refresh_token"].as_str().expect("rt");
+    assert_eq!(
+        revoke(&app, (&client.id, &secret), rt_b, None)
+            .await
+            .status(),
+        200
+    );
+    let revoked_at = std::time::Instant::now();
+    assert_eq!(
+        app.introspect(&rs, at_a).await.to_string(),
+        INACTIVE,
+        "at once here"
+    );
+    assert_eq!(
+        app.introspect(&rs, at_b).await.to_string(),
+        INACTIVE,
+        "at once here"
+    );
+    for token in [at_a, at_b] {
+        loop {
+            let v = second.introspect(&rs, token).await;
+            if v.to_string() == INACTIVE {
+                break;
+            }
+            assert!(
+                revoked_at.elapsed() < std::time::Duration::from_millis(1000),
+                "the other instance must follow within the cache bound"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
 }

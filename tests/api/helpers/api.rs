@@ -147,6 +147,9 @@ impl TestApp {
     pub async fn second_instance(&self) -> TestApp {
         let mut settings = self.state.settings.clone();
         settings.bind = "127.0.0.1:0".into();
+        // Instances behind one name share the issuer (and so the audience).
+        settings.issuer = Some(self.state.issuer.clone());
+        settings.audience = Some(self.state.audience.clone());
         let app = tessera::startup::Application::build(settings, self.clock.clone())
             .expect("second instance builds");
         let port = app.port();

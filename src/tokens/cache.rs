@@ -1,0 +1,137 @@
+//! "This access token was not revoked a moment ago": the one database fact JWT
+//! introspection needs besides the signature, cached per `jti` for `--cache-ttl-ms`.
+//!
+//! Signatures and claims are checked on every request; only the revocation lookups (the
+//! `jti` list and the token's grant) are skipped on a hit. Invalidation:
+//! - a revocation on this instance bumps the epoch after it commits ([`LiveTokens::bump`]),
+//!   which voids every entry at once (revocations are rare; the cache refills);
+//! - revocations on other instances are found by the 100 ms poll of `grants.revoked_at`
+//!   and `revoked_jtis.revoked_at`, which bumps the epoch when it sees one it has not seen.
+//!
+//! An entry records the epoch read *before* its database lookup, so a lookup racing a
+//! revocation can never store a stale "live" under the new epoch.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::api_keys::cache::Health;
+use crate::clock::Timestamp;
+
+const MAX_ENTRIES: usize = 200_000;
+
+#[derive(Debug)]
+pub struct LiveTokens {
+    ttl: Duration,
+    epoch: AtomicU64,
+    live: RwLock<HashMap<String, (Instant, u64)>>,
+    /// Revocations the poll has already acted on (id → when seen), pruned after the
+    /// poll's overlap window.
+    seen: RwLock<HashMap<String, Timestamp>>,
+}
+
+impl LiveTokens {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            epoch: AtomicU64::new(0),
+            live: RwLock::default(),
+            seen: RwLock::default(),
+        }
+    }
+
+    /// The epoch to pass to [`Self::remember`], read before the database lookup.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Voids every entry (a revocation committed, here or elsewhere).
+    pub fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn is_live(&self, jti: &str, health: &Health) -> bool {
+        if self.ttl.is_zero() || !health.fresh() {
+            return false;
+        }
+        let now_epoch = self.epoch();
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        live.get(jti)
+            .is_some_and(|(at, e)| *e == now_epoch && at.elapsed() < self.ttl)
+    }
+
+    pub fn remember(&self, jti: &str, epoch: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+        if live.len() >= MAX_ENTRIES {
+            live.clear();
+        }
+        live.insert(jti.to_string(), (Instant::now(), epoch));
+    }
+
+    /// Acts on the revocations a poll found: bumps the epoch if any is new. `now` and
+    /// `keep` prune what was seen long enough ago to have left the poll window.
+    pub fn saw_revocations(&self, ids: Vec<String>, now: Timestamp, keep: i64) {
+        let mut seen = self.seen.write().unwrap_or_else(|p| p.into_inner());
+        let mut new = false;
+        for id in ids {
+            if seen.insert(id, now).is_none() {
+                new = true;
+            }
+        }
+        seen.retain(|_, t| *t >= now - keep);
+        drop(seen);
+        if new {
+            self.bump();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy() -> Health {
+        let h = Health::default();
+        h.mark_ok();
+        h
+    }
+
+    #[test]
+    fn a_bump_voids_entries_and_a_racing_lookup_stays_void() {
+        let h = healthy();
+        let c = LiveTokens::new(Duration::from_secs(1));
+        let before = c.epoch();
+        c.remember("a", before);
+        assert!(c.is_live("a", &h));
+        // A lookup started before a revocation committed...
+        let racing = c.epoch();
+        c.bump();
+        // ...stores its answer afterwards: it does not count.
+        c.remember("b", racing);
+        assert!(!c.is_live("a", &h));
+        assert!(!c.is_live("b", &h));
+    }
+
+    #[test]
+    fn the_poll_bumps_only_for_revocations_it_has_not_seen() {
+        let h = healthy();
+        let c = LiveTokens::new(Duration::from_secs(1));
+        c.saw_revocations(vec!["g1".into()], 100, 5);
+        c.remember("t", c.epoch());
+        c.saw_revocations(vec!["g1".into()], 101, 5);
+        assert!(c.is_live("t", &h), "already seen: no bump");
+        c.saw_revocations(vec!["g1".into(), "g2".into()], 102, 5);
+        assert!(!c.is_live("t", &h));
+    }
+
+    #[test]
+    fn nothing_is_served_without_a_recent_successful_poll() {
+        let c = LiveTokens::new(Duration::from_secs(1));
+        c.remember("t", c.epoch());
+        assert!(!c.is_live("t", &Health::default()));
+    }
+}
