@@ -12,7 +12,7 @@ use crate::crypto::sha256_hex;
 use crate::db::DbConnection;
 use crate::db::schema::{grants, refresh_tokens, revoked_jtis};
 use crate::tokens::keys::KeySet;
-use crate::tokens::verify::{Expect, verify_access_token};
+use crate::tokens::verify::{Expect, verify_access_token, within_lifetime};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
@@ -41,12 +41,17 @@ impl Context<'_> {
 /// The answer for a JWT access token when it needs no database: `Some(inactive)` when the
 /// token does not verify, `Some(active)` when its liveness is cached, `None` otherwise.
 pub fn access_token_cached(ctx: Context<'_>, token: &str) -> Option<Value> {
-    let Some(c) = verify_access_token(ctx.keys, token, ctx.expect()) else {
-        return Some(inactive());
-    };
-    ctx.live_tokens
-        .is_live(&c.jti, &ctx.api_keys.health)
-        .then(|| active_answer(&c))
+    if let Some(c) = ctx.live_tokens.get(token, &ctx.api_keys.health) {
+        return Some(if within_lifetime(&c, ctx.expect()) {
+            active_answer(&c)
+        } else {
+            inactive()
+        });
+    }
+    match verify_access_token(ctx.keys, token, ctx.expect()) {
+        None => Some(inactive()),
+        Some(_) => None,
+    }
 }
 
 fn active_answer(c: &crate::tokens::jwt::AccessTokenClaims) -> Value {
@@ -102,12 +107,16 @@ pub fn introspect(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> Que
 }
 
 fn access_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {
+    if let Some(c) = ctx.live_tokens.get(token, &ctx.api_keys.health) {
+        return Ok(if within_lifetime(&c, ctx.expect()) {
+            active_answer(&c)
+        } else {
+            inactive()
+        });
+    }
     let Some(c) = verify_access_token(ctx.keys, token, ctx.expect()) else {
         return Ok(inactive());
     };
-    if ctx.live_tokens.is_live(&c.jti, &ctx.api_keys.health) {
-        return Ok(active_answer(&c));
-    }
     // Read before the lookups: a revocation committing meanwhile voids what we store.
     let epoch = ctx.live_tokens.epoch();
     if jti_revoked(conn, &c.jti)? {
@@ -118,8 +127,9 @@ fn access_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> Query
     {
         return Ok(inactive());
     }
-    ctx.live_tokens.remember(&c.jti, epoch);
-    Ok(active_answer(&c))
+    let answer = active_answer(&c);
+    ctx.live_tokens.remember(token, c, epoch);
+    Ok(answer)
 }
 
 fn refresh_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {

@@ -1,8 +1,8 @@
-//! "This access token was not revoked a moment ago": the one database fact JWT
-//! introspection needs besides the signature, cached per `jti` for `--cache-ttl-ms`.
-//!
-//! Signatures and claims are checked on every request; only the revocation lookups (the
-//! `jti` list and the token's grant) are skipped on a hit. Invalidation:
+//! "This exact access token verified and was not revoked a moment ago", cached per token
+//! string for `--cache-ttl-ms`: a hit skips the signature check (an ECDSA verification is
+//! most of the cost of JWT introspection) and the revocation lookups (the `jti` list and
+//! the token's grant). The lifetime claims (`exp`, `nbf`, `iat`) are still checked against
+//! the clock on every hit. Invalidation:
 //! - a revocation on this instance bumps the epoch after it commits ([`LiveTokens::bump`]),
 //!   which voids every entry at once (revocations are rare; the cache refills);
 //! - revocations on other instances are found by the 100 ms poll of `grants.revoked_at`
@@ -16,16 +16,22 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use super::jwt::AccessTokenClaims;
 use crate::api_keys::cache::Health;
 use crate::clock::Timestamp;
 
 const MAX_ENTRIES: usize = 200_000;
 
+type Entry = (Instant, u64, Arc<AccessTokenClaims>);
+
 #[derive(Debug)]
 pub struct LiveTokens {
     ttl: Duration,
     epoch: AtomicU64,
-    live: RwLock<HashMap<String, (Instant, u64)>>,
+    /// token → (stored at, epoch, its verified claims)
+    live: RwLock<HashMap<String, Entry>>,
     /// Revocations the poll has already acted on (id → when seen), pruned after the
     /// poll's overlap window.
     seen: RwLock<HashMap<String, Timestamp>>,
@@ -51,17 +57,20 @@ impl LiveTokens {
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub fn is_live(&self, jti: &str, health: &Health) -> bool {
+    /// The claims of `token` if it verified and was live within the TTL and no
+    /// revocation has happened since. The caller still checks the lifetime claims.
+    pub fn get(&self, token: &str, health: &Health) -> Option<Arc<AccessTokenClaims>> {
         if self.ttl.is_zero() || !health.fresh() {
-            return false;
+            return None;
         }
         let now_epoch = self.epoch();
         let live = self.live.read().unwrap_or_else(|p| p.into_inner());
-        live.get(jti)
-            .is_some_and(|(at, e)| *e == now_epoch && at.elapsed() < self.ttl)
+        live.get(token)
+            .filter(|(at, e, _)| *e == now_epoch && at.elapsed() < self.ttl)
+            .map(|(_, _, c)| Arc::clone(c))
     }
 
-    pub fn remember(&self, jti: &str, epoch: u64) {
+    pub fn remember(&self, token: &str, claims: AccessTokenClaims, epoch: u64) {
         if self.ttl.is_zero() {
             return;
         }
@@ -69,7 +78,7 @@ impl LiveTokens {
         if live.len() >= MAX_ENTRIES {
             live.clear();
         }
-        live.insert(jti.to_string(), (Instant::now(), epoch));
+        live.insert(token.to_string(), (Instant::now(), epoch, Arc::new(claims)));
     }
 
     /// Acts on the revocations a poll found: bumps the epoch if any is new. `now` and
@@ -100,20 +109,28 @@ mod tests {
         h
     }
 
+    fn claims(jti: &str) -> AccessTokenClaims {
+        serde_json::from_value(serde_json::json!({
+            "iss": "i", "sub": "s", "aud": "a", "exp": 10, "iat": 0, "jti": jti,
+            "client_id": "c", "scope": "x"
+        }))
+        .expect("claims")
+    }
+
     #[test]
     fn a_bump_voids_entries_and_a_racing_lookup_stays_void() {
         let h = healthy();
         let c = LiveTokens::new(Duration::from_secs(1));
         let before = c.epoch();
-        c.remember("a", before);
-        assert!(c.is_live("a", &h));
+        c.remember("a", claims("a"), before);
+        assert_eq!(c.get("a", &h).expect("hit").jti, "a");
         // A lookup started before a revocation committed...
         let racing = c.epoch();
         c.bump();
         // ...stores its answer afterwards: it does not count.
-        c.remember("b", racing);
-        assert!(!c.is_live("a", &h));
-        assert!(!c.is_live("b", &h));
+        c.remember("b", claims("b"), racing);
+        assert!(c.get("a", &h).is_none());
+        assert!(c.get("b", &h).is_none());
     }
 
     #[test]
@@ -121,17 +138,17 @@ mod tests {
         let h = healthy();
         let c = LiveTokens::new(Duration::from_secs(1));
         c.saw_revocations(vec!["g1".into()], 100, 5);
-        c.remember("t", c.epoch());
+        c.remember("t", claims("t"), c.epoch());
         c.saw_revocations(vec!["g1".into()], 101, 5);
-        assert!(c.is_live("t", &h), "already seen: no bump");
+        assert!(c.get("t", &h).is_some(), "already seen: no bump");
         c.saw_revocations(vec!["g1".into(), "g2".into()], 102, 5);
-        assert!(!c.is_live("t", &h));
+        assert!(c.get("t", &h).is_none());
     }
 
     #[test]
     fn nothing_is_served_without_a_recent_successful_poll() {
         let c = LiveTokens::new(Duration::from_secs(1));
-        c.remember("t", c.epoch());
-        assert!(!c.is_live("t", &Health::default()));
+        c.remember("t", claims("t"), c.epoch());
+        assert!(c.get("t", &Health::default()).is_none());
     }
 }

@@ -60,10 +60,14 @@ pub fn verify_access_token(
     let claims = decode::<AccessTokenClaims>(token, key.decoding.as_ref()?, &v)
         .ok()?
         .claims;
-    let live = expect.now < claims.exp + expect.leeway
+    within_lifetime(&claims, expect).then_some(claims)
+}
+
+/// `exp`, `iat` and `nbf` against the clock, with the leeway.
+pub fn within_lifetime(claims: &AccessTokenClaims, expect: Expect<'_>) -> bool {
+    expect.now < claims.exp + expect.leeway
         && claims.iat <= expect.now + expect.leeway
         && claims
             .nbf
-            .is_none_or(|nbf| nbf <= expect.now + expect.leeway);
-    live.then_some(claims)
+            .is_none_or(|nbf| nbf <= expect.now + expect.leeway)
 }
