@@ -152,6 +152,13 @@ RS_ID=$(json_field client_id "$out"); RS_SECRET=$(json_field client_secret "$out
 # 1,000,000/min is the largest limit tessera accepts (~16,700/s): above what one 2-core box serves
 out=$(cli api-key create --org "$ORG_ID" --name bench --scope inference:read --rate-limit-per-minute 1000000)
 API_KEY=$(json_field key "$out")
+# verify counts every request against the key's limit: spread the verify load over 16 keys
+# (16,000,000/min in all) so that no run measures RATE_LIMITED answers.
+VERIFY_KEYS=""
+for _ in $(seq 16); do
+  out=$(cli api-key create --org "$ORG_ID" --name bench-verify --scope inference:read --rate-limit-per-minute 1000000)
+  VERIFY_KEYS+="$(json_field key "$out") "
+done
 echo "# provisioned org $ORG_ID, client $CLIENT_ID, resource server $RS_ID, API key …${API_KEY: -6}"
 
 if (( KEYS > 0 )); then
@@ -205,7 +212,7 @@ quiet_wait() {  # as in bench.sh
   done
 }
 verify_load() {  # $1 seconds -> "rps p50 p99 max non2xx sockerr"
-  VERIFY_KEY=$API_KEY BENCH_AUTH=$RS_AUTH "${PIN[@]}" /usr/bin/time -f '%U %S' -o "$WORK/verify.time" \
+  VERIFY_KEYS=$VERIFY_KEYS BENCH_AUTH=$RS_AUTH "${PIN[@]}" /usr/bin/time -f '%U %S' -o "$WORK/verify.time" \
     wrk -t"$THREADS" -c"$CONNS" -d"$1s" --timeout 10s -s "$HERE/verify.lua" "$T_URL/api/v1/keys/verify" \
     >"$WORK/verify.out" 2>&1 || true
   awk '/^RESULT/{print $3, $4, $5, $6, $7, $8}' "$WORK/verify.out"
@@ -254,7 +261,7 @@ run_verify() {
   # verify answers 200 with {"valid": false, "code": ...} too (e.g. once the key's per-minute
   # limit is used up), which wrk cannot see: check the verdict after the runs.
   curl -s -o "$WORK/verify.probe" -X POST -H "Authorization: $RS_AUTH" -H 'Content-Type: application/json' \
-    --data-raw "{\"key\":\"$API_KEY\"}" "$T_URL/api/v1/keys/verify" || true
+    --data-raw "{\"key\":\"${VERIFY_KEYS%% *}\"}" "$T_URL/api/v1/keys/verify" || true
   jq -e '.valid == true' <"$WORK/verify.probe" >/dev/null 2>&1 \
     || echo "# WARNING: after the verify runs the key verifies as: $(head -c 300 "$WORK/verify.probe")"
 }

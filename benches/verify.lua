@@ -1,18 +1,28 @@
 -- benches/verify.lua - wrk script for POST /api/v1/keys/verify (JSON body), used by
 -- benches/run.sh. bench.sh only sends form bodies, so this workload drives wrk directly.
 --
---   VERIFY_KEY=<api key> BENCH_AUTH="Basic <base64 rs_id:rs_secret>" \
+--   VERIFY_KEYS="<api key> ..." BENCH_AUTH="Basic <base64 rs_id:rs_secret>" \
 --     wrk -t2 -c32 -d10s --timeout 10s -s benches/verify.lua http://127.0.0.1:PORT/api/v1/keys/verify
 --
 -- Prints one line in bench.sh's format at the end:
 --   RESULT <requests> <req/s> <p50 ms> <p99 ms> <max ms> <non-2xx/3xx> <socket errors>
-local key = os.getenv("VERIFY_KEY") or ""
-key = key:gsub('\\', '\\\\'):gsub('"', '\\"')
-wrk.method = "POST"
-wrk.body = '{"key":"' .. key .. '"}'
-wrk.headers["Content-Type"] = "application/json"
+-- VERIFY_KEYS: space-separated keys, used in turn (each key's per-minute limit counts).
+local keys = {}
+for k in string.gmatch(os.getenv("VERIFY_KEYS") or os.getenv("VERIFY_KEY") or "", "%S+") do
+  keys[#keys + 1] = k
+end
+local headers = { ["Content-Type"] = "application/json" }
 local auth = os.getenv("BENCH_AUTH")
-if auth and #auth > 0 then wrk.headers["Authorization"] = auth end
+if auth and #auth > 0 then headers["Authorization"] = auth end
+local requests_ = {}
+for i, k in ipairs(keys) do
+  requests_[i] = wrk.format("POST", nil, headers, '{"key":"' .. k .. '"}')
+end
+local n = 0
+request = function()
+  n = n + 1
+  return requests_[(n % #requests_) + 1]
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors

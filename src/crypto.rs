@@ -52,9 +52,11 @@ pub fn random_token() -> String {
 /// Lowercase hex SHA-256 of a secret: what is stored and looked up instead of the secret.
 pub fn sha256_hex(secret: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(64);
     for b in digest.as_ref() {
-        hex.push_str(&format!("{b:02x}"));
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     hex
 }
