@@ -62,3 +62,29 @@ pub fn list_for_org(
         .select(AuditEntry::as_select())
         .load(conn)
 }
+
+/// Audit actions that change whether a cached credential is still good; every instance
+/// polls for them (see `api_keys::cache`, `tokens::cache`).
+pub const CREDENTIAL_CHANGES: &[&str] = &[
+    "api_key.revoked",
+    "api_key.rolled",
+    "client.deleted",
+    "client.secret_rotated",
+];
+
+/// (seq, action, target id) of credential changes recorded since `since`.
+pub fn credential_changes_since(
+    conn: &mut DbConnection,
+    since: Timestamp,
+) -> QueryResult<Vec<(i64, String, String)>> {
+    audit_events::table
+        .filter(audit_events::target_type.eq_any(["api_key", "client"]))
+        .filter(audit_events::created_at.ge(since))
+        .filter(audit_events::action.eq_any(CREDENTIAL_CHANGES))
+        .select((
+            audit_events::seq,
+            audit_events::action,
+            audit_events::target_id,
+        ))
+        .load(conn)
+}

@@ -74,6 +74,92 @@ pub fn remember(
     )
 }
 
+/// One app a user has authorized, for `/account/apps`.
+#[derive(Debug, Clone)]
+pub struct AuthorizedApp {
+    pub client_id: String,
+    pub client_name: String,
+    pub client_uri: Option<String>,
+    pub scope: String,
+    pub granted_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The apps `user_id` has authorized, most recent first.
+pub fn apps_of(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<AuthorizedApp>> {
+    use crate::db::schema::clients;
+    type Row = (String, String, Option<String>, String, i64, i64);
+    let rows: Vec<Row> = consents::table
+        .inner_join(clients::table)
+        .filter(consents::user_id.eq(user_id))
+        .order((consents::updated_at.desc(), consents::client_id.asc()))
+        .select((
+            consents::client_id,
+            clients::name,
+            clients::client_uri,
+            consents::scope,
+            consents::created_at,
+            consents::updated_at,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(client_id, client_name, client_uri, scope, granted_at, updated_at)| AuthorizedApp {
+                client_id,
+                client_name,
+                client_uri,
+                scope,
+                granted_at,
+                updated_at,
+            },
+        )
+        .collect())
+}
+
+/// Withdraws a user's consent for a client: the consent goes, and every grant of that
+/// user and client is revoked (each refresh and access token of it is inactive from the
+/// next request on). Call in a write transaction. False when there was no consent.
+pub fn revoke(
+    conn: &mut DbConnection,
+    user_id: &str,
+    client_id: &str,
+    now: Timestamp,
+) -> QueryResult<bool> {
+    use crate::db::schema::{clients, grants};
+    let org_id: Option<Option<String>> = clients::table
+        .find(client_id)
+        .select(clients::org_id)
+        .first(conn)
+        .optional()?;
+    let removed = diesel::delete(consents::table.find((user_id, client_id))).execute(conn)?;
+    if removed == 0 {
+        return Ok(false);
+    }
+    let live: Vec<String> = grants::table
+        .filter(grants::user_id.eq(user_id))
+        .filter(grants::client_id.eq(client_id))
+        .filter(grants::revoked_at.is_null())
+        .select(grants::id)
+        .load(conn)?;
+    for gid in &live {
+        crate::oauth::codes::revoke_grant(conn, gid, now)?;
+    }
+    crate::audit::record(
+        conn,
+        &crate::audit::Event {
+            org_id: org_id.flatten().as_deref(),
+            actor: &format!("user:{user_id}"),
+            action: "consent.revoked",
+            target_type: "client",
+            target_id: client_id,
+            details: json!({"grants_revoked": live.len()}),
+        },
+        now,
+    )?;
+    Ok(true)
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = pending_authorizations)]
 pub struct Pending {

@@ -122,10 +122,13 @@ fn access_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> Query
     if jti_revoked(conn, &c.jti)? {
         return Ok(inactive());
     }
-    if let Some(gid) = &c.gid
-        && !grant_live(conn, gid)?
-    {
-        return Ok(inactive());
+    match &c.gid {
+        Some(gid) if !grant_live(conn, gid)? => return Ok(inactive()),
+        // A client_credentials token has no grant: it lives as long as its client.
+        None if crate::clients::store::find(conn, &c.client_id)?.is_none() => {
+            return Ok(inactive());
+        }
+        _ => {}
     }
     let answer = active_answer(&c);
     ctx.live_tokens.remember(token, c, epoch);

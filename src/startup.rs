@@ -223,24 +223,32 @@ const CHANGE_OVERLAP_SECONDS: i64 = 5;
 pub async fn poll_key_changes(state: &web::Data<AppState>, since: i64) -> i64 {
     let st = state.clone();
     let started = state.clock.now();
-    let result = web::block(move || -> Result<(Vec<String>, Vec<String>), String> {
+    type Changes = (Vec<(i64, String, String)>, Vec<String>);
+    let result = web::block(move || -> Result<Changes, String> {
         let mut conn = st.pool.get().map_err(|e| e.to_string())?;
         let from = since - CHANGE_OVERLAP_SECONDS;
         let keys =
-            crate::api_keys::verify::changed_since(&mut conn, from).map_err(|e| e.to_string())?;
+            crate::audit::credential_changes_since(&mut conn, from).map_err(|e| e.to_string())?;
         let tokens =
             crate::oauth::revocation::revoked_since(&mut conn, from).map_err(|e| e.to_string())?;
         Ok((keys, tokens))
     })
     .await;
     match result {
-        Ok(Ok((keys, tokens))) => {
-            for id in keys {
-                state.api_keys.cache.evict_id(&id);
+        Ok(Ok((changes, mut revoked))) => {
+            for (seq, action, id) in changes {
+                if action.starts_with("api_key.") {
+                    state.api_keys.cache.evict_id(&id);
+                } else {
+                    // A deleted client or a rotated secret: its cached credentials go, and
+                    // (once per event) every cached token answer.
+                    state.api_keys.clients.forget_client(&id);
+                    revoked.push(format!("audit:{seq}"));
+                }
             }
             state
                 .live_tokens
-                .saw_revocations(tokens, started, 2 * CHANGE_OVERLAP_SECONDS);
+                .saw_revocations(revoked, started, 2 * CHANGE_OVERLAP_SECONDS);
             state.api_keys.health.mark_ok();
             started
         }

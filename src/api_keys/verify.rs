@@ -183,16 +183,6 @@ pub fn check_cached(
     }
 }
 
-/// The ids of API keys changed (revoked, rolled) since `since`, from the audit log.
-pub fn changed_since(conn: &mut DbConnection, since: Timestamp) -> QueryResult<Vec<String>> {
-    use crate::db::schema::audit_events;
-    audit_events::table
-        .filter(audit_events::target_type.eq("api_key"))
-        .filter(audit_events::created_at.ge(since))
-        .select(audit_events::target_id)
-        .load(conn)
-}
-
 /// Whether a check spends one request of the key's budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counting {

@@ -138,3 +138,139 @@ pub fn secret_matches(
         found | (live & crate::crypto::constant_time_eq(h.as_bytes(), presented.as_bytes()))
     }))
 }
+
+/// A client of this organization; another organization's is `None`, like one that does
+/// not exist (SECURITY.md I8).
+pub fn find_in_org(
+    conn: &mut DbConnection,
+    org_id: &str,
+    id: &str,
+) -> QueryResult<Option<ClientRow>> {
+    clients::table
+        .find(id)
+        .filter(clients::org_id.eq(org_id))
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The organization's clients, newest first.
+pub fn list(conn: &mut DbConnection, org_id: &str) -> QueryResult<Vec<ClientRow>> {
+    clients::table
+        .filter(clients::org_id.eq(org_id))
+        .order((clients::created_at.desc(), clients::id.desc()))
+        .select(ClientRow::as_select())
+        .load(conn)
+}
+
+/// Replaces a client's metadata (its kind, public or confidential, never changes).
+pub fn update(
+    conn: &mut DbConnection,
+    id: &str,
+    client: &ValidClient,
+    now: Timestamp,
+) -> QueryResult<usize> {
+    diesel::update(clients::table.find(id))
+        .set((
+            clients::name.eq(&client.name),
+            clients::redirect_uris
+                .eq(serde_json::to_string(&client.redirect_uris).unwrap_or_else(|_| "[]".into())),
+            clients::grant_types.eq(client
+                .grant_types
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")),
+            clients::scope.eq(client.scope.to_string()),
+            clients::logo_uri.eq(&client.logo_uri),
+            clients::client_uri.eq(&client.client_uri),
+            clients::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+/// Deletes a client. Its grants, codes, refresh tokens, consents and secrets go with it
+/// (foreign keys cascade), so every token of it is inactive from the next request on.
+pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+    diesel::delete(clients::table.find(id)).execute(conn)
+}
+
+/// A new secret; the current ones stop at `now + overlap` (or earlier if they already
+/// expire sooner). Returns the new secret and when the old ones stop.
+pub fn rotate_secret(
+    conn: &mut DbConnection,
+    id: &str,
+    key_prefix: &str,
+    overlap_seconds: i64,
+    now: Timestamp,
+) -> QueryResult<(String, Timestamp)> {
+    let old_end = now + overlap_seconds;
+    diesel::update(
+        client_secrets::table
+            .filter(client_secrets::client_id.eq(id))
+            .filter(
+                client_secrets::expires_at
+                    .is_null()
+                    .or(client_secrets::expires_at.gt(old_end)),
+            ),
+    )
+    .set(client_secrets::expires_at.eq(Some(old_end)))
+    .execute(conn)?;
+    // Secrets long expired are of no use to anyone.
+    diesel::delete(
+        client_secrets::table
+            .filter(client_secrets::client_id.eq(id))
+            .filter(client_secrets::expires_at.le(now)),
+    )
+    .execute(conn)?;
+    let secret = new_secret(key_prefix);
+    add_secret(conn, id, &secret, now, None)?;
+    Ok((secret, old_end))
+}
+
+/// Sets the RFC 7592 registration access token (stored as SHA-256); returns it.
+pub fn new_registration_token(
+    conn: &mut DbConnection,
+    id: &str,
+    key_prefix: &str,
+) -> QueryResult<String> {
+    let token = format!("{key_prefix}_rat_{}", crate::crypto::random_base62(43));
+    diesel::update(clients::table.find(id))
+        .set(clients::registration_token_hash.eq(Some(crate::crypto::sha256_hex(&token))))
+        .execute(conn)?;
+    Ok(token)
+}
+
+/// The client whose registration access token this is.
+pub fn find_by_registration_token(
+    conn: &mut DbConnection,
+    id: &str,
+    token: &str,
+) -> QueryResult<Option<ClientRow>> {
+    let Some(row) = find(conn, id)? else {
+        return Ok(None);
+    };
+    let presented = crate::crypto::sha256_hex(token);
+    let ok = row
+        .registration_token_hash
+        .as_deref()
+        .is_some_and(|h| crate::crypto::constant_time_eq(h.as_bytes(), presented.as_bytes()));
+    Ok(ok.then_some(row))
+}
+
+/// The registered metadata of a client, as RFC 7591 §3.2.1 and `/api/v1/clients` show it.
+pub fn metadata(row: &ClientRow) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": row.id,
+        "client_name": row.name,
+        "redirect_uris": row.redirect_uri_list(),
+        "grant_types": row.grant_type_list().iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "response_types": if row.grant_type_list().contains(&GrantType::AuthorizationCode) { vec!["code"] } else { vec![] },
+        "token_endpoint_auth_method": if row.is_public { "none" } else { "client_secret_basic" },
+        "scope": row.scope,
+        "logo_uri": row.logo_uri,
+        "client_uri": row.client_uri,
+        "client_id_issued_at": row.created_at,
+        "resource_server": row.is_resource_server,
+    })
+}

@@ -202,6 +202,7 @@ diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(clients -> organizations (org_id));
 diesel::joinable!(client_secrets -> clients (client_id));
 diesel::joinable!(grants -> clients (client_id));
+diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(refresh_tokens -> grants (grant_id));
 diesel::joinable!(authorization_codes -> grants (grant_id));
 diesel::joinable!(api_keys -> organizations (org_id));

@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod ops;
 pub mod pages;
+pub mod register;
 pub mod security_headers;
 pub mod well_known;
 
@@ -37,6 +38,43 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(pages::settings::revoke_post),
         )
         .route("/settings/org", web::post().to(pages::settings::org_post))
+        .route(
+            "/settings/audit",
+            web::get().to(pages::developer::audit_get),
+        )
+        .route(
+            "/developer/clients",
+            web::get().to(pages::developer::clients_get),
+        )
+        .route(
+            "/developer/clients",
+            web::post().to(pages::developer::clients_post),
+        )
+        .route(
+            "/developer/clients/{id}",
+            web::get().to(pages::developer::client_get),
+        )
+        .route(
+            "/developer/clients/{id}",
+            web::post().to(pages::developer::client_post),
+        )
+        .route(
+            "/developer/clients/{id}/secret",
+            web::post().to(pages::developer::secret_post),
+        )
+        .route(
+            "/developer/clients/{id}/delete",
+            web::get().to(pages::developer::delete_get),
+        )
+        .route(
+            "/developer/clients/{id}/delete",
+            web::post().to(pages::developer::delete_post),
+        )
+        .route("/account/apps", web::get().to(pages::developer::apps_get))
+        .route(
+            "/account/apps/{client_id}/revoke",
+            web::post().to(pages::developer::app_revoke_post),
+        )
         .route(
             "/settings/members",
             web::get().to(pages::settings::members_get),
@@ -86,6 +124,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(oauth::revoke_post))
                 .default_service(web::to(oauth::post_only)),
         )
+        .route(
+            "/api/v1/openapi.json",
+            web::get().to(api::openapi::openapi_get),
+        )
         .service(
             web::resource("/api/v1/keys/verify")
                 .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
@@ -102,6 +144,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/api/v1/api-keys/{id}/roll")
                 .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
                 .route(web::post().to(api::keys::roll_post)),
+        )
+        .service(
+            web::resource("/api/v1/clients")
+                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+                .route(web::get().to(api::clients::list_get))
+                .route(web::post().to(api::clients::create_post)),
+        )
+        .service(
+            web::resource("/api/v1/clients/{client_id}")
+                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+                .route(web::get().to(api::clients::get))
+                .route(web::put().to(api::clients::update_put))
+                .route(web::delete().to(api::clients::delete_client)),
+        )
+        .service(
+            web::resource("/api/v1/clients/{client_id}/secret")
+                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+                .route(web::post().to(api::clients::secret_post)),
+        )
+        .service(
+            web::resource("/oauth/register")
+                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+                .route(web::post().to(register::register_post)),
+        )
+        .service(
+            web::resource("/oauth/register/{client_id}")
+                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+                .route(web::get().to(register::read_get))
+                .route(web::put().to(register::update_put))
+                .route(web::delete().to(register::delete)),
         )
         .service(
             web::resource("/api/v1/orgs/{org_id}/members")

@@ -27,6 +27,7 @@ pub fn metadata(state: &AppState) -> Value {
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "registration_endpoint": format!("{issuer}/oauth/register"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
     })
 }

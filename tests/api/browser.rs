@@ -368,3 +368,158 @@ async fn br_api_key_page_create_see_once_reload_revoke() {
     let v = app.verify(&rs, serde_json::json!({"key": key})).await;
     assert_eq!(v.body["code"], "REVOKED");
 }
+
+/// The developer's path in Chromium (issue: portal): register a client through the page,
+/// copy its secret, run the authorization-code flow with it, revoke the app from
+/// `/account/apps`, and see its token go inactive.
+#[actix_web::test]
+async fn br_register_a_client_authorize_it_and_revoke_it_from_account_apps() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let Some(br) = browser::start().await else {
+        return;
+    };
+    let c = &br.client;
+    c.goto(&format!("{}/signup", app.address))
+        .await
+        .expect("goto");
+    c.find(Locator::Css("input[name=email]"))
+        .await
+        .expect("email")
+        .send_keys("dev@example.com")
+        .await
+        .expect("type");
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .expect("pw")
+        .send_keys("correct horse battery")
+        .await
+        .expect("type");
+    c.find(Locator::Id("signup"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("submit");
+    c.wait()
+        .for_element(Locator::Id("nav-clients"))
+        .await
+        .expect("home")
+        .click()
+        .await
+        .expect("to clients");
+    let callback = format!("http://127.0.0.1:{}/callback", app.port);
+    c.wait()
+        .for_element(Locator::Id("client-name-input"))
+        .await
+        .expect("form")
+        .send_keys("Browser App")
+        .await
+        .expect("type");
+    c.find(Locator::Id("redirect-uris"))
+        .await
+        .expect("uris")
+        .send_keys("http://127.0.0.1/callback")
+        .await
+        .expect("type");
+    c.find(Locator::Css("#client-scopes input[value='inference:read']"))
+        .await
+        .expect("scope")
+        .click()
+        .await
+        .expect("tick");
+    c.find(Locator::Id("register"))
+        .await
+        .expect("register")
+        .click()
+        .await
+        .expect("submit");
+    let secret = c
+        .wait()
+        .for_element(Locator::Id("new-client-secret"))
+        .await
+        .expect("the secret is shown once")
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("secret");
+    c.find(Locator::Id("copy"))
+        .await
+        .expect("copy")
+        .click()
+        .await
+        .expect("click");
+    let client_id = c
+        .find(Locator::Id("new-client-id"))
+        .await
+        .expect("id")
+        .text()
+        .await
+        .expect("text");
+
+    let (verifier, challenge) = pkce();
+    let query = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", callback.as_str()),
+        ("scope", "inference:read"),
+        ("state", "s1"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ])
+    .expect("query");
+    c.goto(&format!("{}/oauth/authorize?{query}", app.address))
+        .await
+        .expect("authorize");
+    c.wait()
+        .for_element(Locator::Id("approve"))
+        .await
+        .expect("consent page")
+        .click()
+        .await
+        .expect("approve");
+    for _ in 0..100 {
+        if c.current_url().await.expect("url").path() == "/callback" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let landed = c.current_url().await.expect("url").to_string();
+    let code = query_param(&landed, "code").expect("code");
+    let body = serde_urlencoded::to_string([
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", callback.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ])
+    .expect("form");
+    let (status, tokens) = json(
+        app.post_form("/oauth/token", Some((&client_id, &secret)), &body)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "the copied secret works: {tokens}");
+    let rs = app.resource_server();
+    let at = tokens["access_token"].as_str().expect("at");
+    assert_eq!(app.introspect(&rs, at).await["active"], true);
+
+    c.goto(&format!("{}/account/apps", app.address))
+        .await
+        .expect("apps");
+    c.wait()
+        .for_element(Locator::Css("button.revoke-app"))
+        .await
+        .expect("the app is listed")
+        .click()
+        .await
+        .expect("revoke");
+    c.wait()
+        .for_element(Locator::Id("no-apps"))
+        .await
+        .expect("no apps left");
+    assert_eq!(
+        app.introspect(&rs, at).await,
+        serde_json::json!({"active": false})
+    );
+}

@@ -9,6 +9,7 @@ mod api_keys;
 mod authorize;
 mod browser;
 mod cli;
+mod clients;
 mod grants;
 mod introspect;
 mod keys;

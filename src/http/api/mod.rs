@@ -5,8 +5,10 @@
 //! Errors are `{"error": {"type", "message"}}`; bearer failures carry the RFC 6750 §3
 //! challenge; every answer about an existing key carries the X-RateLimit headers.
 
+pub mod clients;
 pub mod keys;
 pub mod members;
+pub mod openapi;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError, web};

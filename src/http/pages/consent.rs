@@ -21,6 +21,9 @@ use crate::startup::AppState;
 #[template(path = "consent.html")]
 struct ConsentPage<'a> {
     client_name: &'a str,
+    /// The app's homepage, shown as text. Its logo is not shown: pages load nothing from
+    /// other origins (CSP `img-src 'self'`).
+    client_uri: Option<&'a str>,
     email: &'a str,
     org_name: Option<&'a str>,
     scopes: Vec<(String, String)>,
@@ -181,6 +184,7 @@ pub async fn authorize_get(
                 StatusCode::OK,
                 &ConsentPage {
                     client_name: &valid.client.name,
+                    client_uri: valid.client.client_uri.as_deref(),
                     email: &email,
                     org_name: org_name.as_deref(),
                     scopes: scope_lines(&state, &valid.scope),

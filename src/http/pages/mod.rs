@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod consent;
+pub mod developer;
 pub mod settings;
 
 use actix_web::cookie::{Cookie, SameSite};

@@ -55,7 +55,7 @@ fn orgs_of(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<(String, S
 }
 
 /// Loads the viewer; `Err(redirect)` when nobody is signed in.
-async fn viewer(
+pub(crate) async fn viewer(
     req: &HttpRequest,
     state: &web::Data<AppState>,
 ) -> Result<Result<Viewer, HttpResponse>, AppError> {
@@ -109,11 +109,11 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Parses a form body into pairs, keeping repeated names (checkbox groups).
-fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
-fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -122,7 +122,7 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// The CSRF check of every settings form: same origin and a token for `purpose`.
-fn csrf_ok(
+pub(crate) fn csrf_ok(
     req: &HttpRequest,
     state: &AppState,
     viewer: &Viewer,
@@ -135,7 +135,7 @@ fn csrf_ok(
             .csrf_ok(purpose, field(pairs, "csrf_token").unwrap_or(""))
 }
 
-fn forbidden_form() -> HttpResponse {
+pub(crate) fn forbidden_form() -> HttpResponse {
     error_page(
         StatusCode::FORBIDDEN,
         "Form expired",
@@ -143,7 +143,7 @@ fn forbidden_form() -> HttpResponse {
     )
 }
 
-fn when(t: Option<Timestamp>) -> String {
+pub(crate) fn when(t: Option<Timestamp>) -> String {
     t.map(|t| {
         let s = rfc3339(t);
         s.replacen('T', " ", 1).trim_end_matches('Z').to_string() + " UTC"
@@ -395,13 +395,13 @@ pub async fn api_keys_post(
 
 #[derive(Template)]
 #[template(path = "confirm.html")]
-struct ConfirmPage<'a> {
-    heading: &'a str,
-    message: &'a str,
-    action: &'a str,
-    button: &'a str,
-    cancel: &'a str,
-    csrf_token: &'a str,
+pub(crate) struct ConfirmPage<'a> {
+    pub heading: &'a str,
+    pub message: &'a str,
+    pub action: &'a str,
+    pub button: &'a str,
+    pub cancel: &'a str,
+    pub csrf_token: &'a str,
 }
 
 /// `GET /settings/api-keys/{id}/revoke`: the confirmation step (admins).
