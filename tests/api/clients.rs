@@ -690,8 +690,35 @@ async fn developer_pages_register_edit_rotate_and_delete(backend: Backend) {
             (r.status().as_u16(), r.text().await.expect("html"))
         }
     };
+    // H2/H3 on every portal page.
+    for path in [
+        "/developer/clients",
+        "/account/apps",
+        "/settings/audit",
+        "/settings/api-keys",
+    ] {
+        let r = b
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .expect("csp")
+                .contains("frame-ancestors 'none'"),
+            "H2 {path}"
+        );
+        assert_eq!(h["x-frame-options"], "DENY", "H2 {path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "H3 {path}");
+        assert_eq!(h["cache-control"], "no-store", "H3 {path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "H3 {path}");
+    }
     let (_, html) = get(format!("{}/developer/clients", app.address)).await;
     assert!(html.contains("No clients yet"));
+    assert!(!html.contains("src=\"http"), "H3: no third-party assets");
     let csrf = hidden(&html, "csrf_token");
     let evil = "<img src=x onerror=alert(1)>";
     // Bad redirect URI: a clear message, the form kept.
