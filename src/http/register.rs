@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::clients::store::{self, ClientRow};
-use crate::clients::{ClientError, GrantType, NewClient};
+use crate::clients::{ClientError, NewClient};
 use crate::http::api::{self, ApiError, Principal};
 use crate::http::with_db;
 use crate::orgs::Role;
@@ -134,17 +134,12 @@ impl Metadata {
     }
 
     fn to_new(&self) -> Result<NewClient, RegisterError> {
-        let grant_types = match &self.grant_types {
-            None => None,
-            Some(list) => Some(
-                list.iter()
-                    .map(|g| {
-                        GrantType::parse(g)
-                            .ok_or_else(|| metadata_error(format!("unsupported grant type {g:?}")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
-        };
+        let grant_types = self
+            .grant_types
+            .as_deref()
+            .map(api::clients::parse_grant_list)
+            .transpose()
+            .map_err(metadata_error)?;
         if let Some(rt) = &self.response_types
             && rt.iter().any(|t| t != "code")
         {

@@ -32,6 +32,13 @@ impl From<ClientError> for ApiError {
     }
 }
 
+/// Grant type names as JSON lists carry them (`/api/v1/clients`, RFC 7591).
+pub fn parse_grant_list(list: &[String]) -> Result<Vec<GrantType>, String> {
+    list.iter()
+        .map(|g| GrantType::parse(g).ok_or_else(|| format!("unsupported grant type {g:?}")))
+        .collect()
+}
+
 /// A client as `/api/v1/clients` describes it.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -59,17 +66,12 @@ impl ClientInput {
             "public" => true,
             _ => return Err(ApiError::invalid("type must be confidential or public.")),
         };
-        let grant_types = match &self.grant_types {
-            None => None,
-            Some(list) => Some(
-                list.iter()
-                    .map(|g| {
-                        GrantType::parse(g)
-                            .ok_or_else(|| ApiError::invalid(format!("unknown grant type {g:?}")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
-        };
+        let grant_types = self
+            .grant_types
+            .as_deref()
+            .map(parse_grant_list)
+            .transpose()
+            .map_err(ApiError::invalid)?;
         Ok(NewClient {
             name: self.name.clone(),
             redirect_uris: self.redirect_uris.clone(),
@@ -93,19 +95,7 @@ fn audit(
     details: Value,
     now: i64,
 ) -> Result<(), ApiError> {
-    crate::audit::record(
-        conn,
-        &crate::audit::Event {
-            org_id: Some(&p.org_id),
-            actor: &p.actor,
-            action,
-            target_type: "client",
-            target_id: &client.id,
-            details,
-        },
-        now,
-    )?;
-    Ok(())
+    p.audit(conn, action, ("client", &client.id), details, now)
 }
 
 /// Registers a client for the principal's organization. Returns it with its secret (for
@@ -334,10 +324,7 @@ pub async fn delete_client(
         .await
         .map_err(|e| e.with_rate(rate))?;
     after_client_change(&state, &id);
-    let mut b = HttpResponse::NoContent();
-    b.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
-    super::rate_headers(&mut b, rate);
-    Ok(b.finish())
+    Ok(super::no_content(rate))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -356,11 +343,8 @@ pub async fn secret_post(
 ) -> Result<HttpResponse, ApiError> {
     let p = authenticate(&req, &state).await?;
     let rate = p.rate;
-    let input: RotateSecret = if body.is_empty() {
-        RotateSecret::default()
-    } else {
-        json_body(&req, &body).map_err(|e| e.with_rate(rate))?
-    };
+    let input: RotateSecret =
+        super::json_body_or_default(&req, &body).map_err(|e| e.with_rate(rate))?;
     let id = path.into_inner();
     let st = state.clone();
     let client_id = id.clone();

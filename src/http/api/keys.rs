@@ -159,10 +159,7 @@ pub async fn delete(
         return Err(ApiError::not_found("API key").with_rate(rate));
     }
     state.api_keys.revoked(&id);
-    let mut b = HttpResponse::NoContent();
-    b.insert_header((header::CACHE_CONTROL, "no-store"));
-    super::rate_headers(&mut b, rate);
-    Ok(b.finish())
+    Ok(super::no_content(rate))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,11 +178,7 @@ pub async fn roll_post(
 ) -> Result<HttpResponse, ApiError> {
     let p = authenticate(&req, &state).await?;
     let rate = p.rate;
-    let input: RollKey = if body.is_empty() {
-        RollKey::default()
-    } else {
-        json_body(&req, &body).map_err(|e| e.with_rate(rate))?
-    };
+    let input: RollKey = super::json_body_or_default(&req, &body).map_err(|e| e.with_rate(rate))?;
     let overlap = input.expire_old_in_seconds.unwrap_or(0);
     if !(0..=MAX_ROLL_OVERLAP_SECONDS).contains(&overlap) {
         return Err(ApiError::invalid(format!(

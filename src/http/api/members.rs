@@ -46,19 +46,7 @@ fn audit(
     details: serde_json::Value,
     now: i64,
 ) -> Result<(), ApiError> {
-    crate::audit::record(
-        conn,
-        &crate::audit::Event {
-            org_id: Some(&p.org_id),
-            actor: &p.actor,
-            action,
-            target_type: "user",
-            target_id: user_id,
-            details,
-        },
-        now,
-    )?;
-    Ok(())
+    p.audit(conn, action, ("user", user_id), details, now)
 }
 
 /// Adds an existing user (shared with the pages).
@@ -238,8 +226,5 @@ pub async fn delete(
     })
     .await
     .map_err(|e| e.with_rate(rate))?;
-    let mut b = HttpResponse::NoContent();
-    b.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
-    super::rate_headers(&mut b, rate);
-    Ok(b.finish())
+    Ok(super::no_content(rate))
 }

@@ -206,6 +206,26 @@ pub fn json_response(
     b.json(body)
 }
 
+/// A 204 with `Cache-Control: no-store` and the caller's rate-limit headers.
+pub fn no_content(rate: Option<RateState>) -> HttpResponse {
+    let mut b = HttpResponse::NoContent();
+    b.insert_header((header::CACHE_CONTROL, "no-store"));
+    rate_headers(&mut b, rate);
+    b.finish()
+}
+
+/// [`json_body`] for bodies that may be left out entirely (every field optional).
+pub fn json_body_or_default<T: serde::de::DeserializeOwned + Default>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.is_empty() {
+        Ok(T::default())
+    } else {
+        json_body(req, body)
+    }
+}
+
 /// Parses a JSON body strictly: `application/json`, valid, the expected shape. The message
 /// never echoes the body (it may hold a key).
 pub fn json_body<T: serde::de::DeserializeOwned>(
@@ -297,6 +317,30 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Records what this principal did, inside the caller's transaction.
+    pub fn audit(
+        &self,
+        conn: &mut DbConnection,
+        action: &str,
+        target: (&str, &str),
+        details: serde_json::Value,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        crate::audit::record(
+            conn,
+            &crate::audit::Event {
+                org_id: Some(&self.org_id),
+                actor: &self.actor,
+                action,
+                target_type: target.0,
+                target_id: target.1,
+                details,
+            },
+            now,
+        )?;
+        Ok(())
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.role == Role::Admin {
             Ok(())

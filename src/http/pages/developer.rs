@@ -7,9 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::settings::{
-    ConfirmPage, Viewer, csrf_ok, field, forbidden_form, form_pairs, viewer, when,
-};
+use super::settings::{ConfirmPage, Viewer, csrf_ok, field, forbidden_form, form_pairs, when};
 use super::{error_page, page, see_other};
 use crate::clients::store::{self, ClientRow};
 use crate::clients::{GrantType, NewClient};
@@ -19,15 +17,6 @@ use crate::http::api::{ApiError, ScopesInput};
 use crate::http::with_db;
 use crate::orgs::Role;
 use crate::startup::AppState;
-
-macro_rules! signed_in {
-    ($req:expr, $state:expr) => {
-        match viewer(&$req, &$state).await? {
-            Ok(v) => v,
-            Err(r) => return Ok(r),
-        }
-    };
-}
 
 /// A failure from the shared operations: storage errors propagate, the rest is shown.
 fn shown(e: ApiError) -> Result<(StatusCode, String), AppError> {

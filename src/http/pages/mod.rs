@@ -1,5 +1,15 @@
 //! HTML pages (askama templates, no JavaScript): accounts and the shared page helpers.
 
+/// The signed-in viewer of a settings page, or an early return with the login redirect.
+macro_rules! signed_in {
+    ($req:expr, $state:expr) => {
+        match $crate::http::pages::settings::viewer(&$req, &$state).await? {
+            Ok(v) => v,
+            Err(r) => return Ok(r),
+        }
+    };
+}
+
 pub mod accounts;
 pub mod consent;
 pub mod developer;

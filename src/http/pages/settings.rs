@@ -257,10 +257,7 @@ pub async fn api_keys_get(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let viewer = match viewer(&req, &state).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let viewer = signed_in!(req, state);
     render_keys(
         &state,
         &viewer,
@@ -326,10 +323,7 @@ pub async fn api_keys_post(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let viewer = match viewer(&req, &state).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let viewer = signed_in!(req, state);
     let pairs = form_pairs(&body);
     if !csrf_ok(&req, &state, &viewer, "api-keys", &pairs) {
         return Ok(forbidden_form());
@@ -410,10 +404,7 @@ pub async fn revoke_get(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let viewer = match viewer(&req, &state).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let viewer = signed_in!(req, state);
     let id = path.into_inner();
     let org = viewer.principal.org_id.clone();
     let key_id = id.clone();
@@ -459,10 +450,7 @@ pub async fn revoke_post(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let viewer = match viewer(&req, &state).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let viewer = signed_in!(req, state);
     let id = path.into_inner();
     let pairs = form_pairs(&body);
     if !csrf_ok(&req, &state, &viewer, &format!("revoke:{id}"), &pairs) {
@@ -502,10 +490,7 @@ pub async fn org_post(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let viewer = match viewer(&req, &state).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let viewer = signed_in!(req, state);
     let pairs = form_pairs(&body);
     if !csrf_ok(&req, &state, &viewer, "org", &pairs) {
         return Ok(forbidden_form());
@@ -594,10 +579,7 @@ pub async fn members_get(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let viewer = match viewer(&req, &state).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let viewer = signed_in!(req, state);
     render_members(&state, &viewer, StatusCode::OK, None, None).await
 }
 
@@ -626,10 +608,7 @@ pub async fn members_post(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let viewer = match viewer(&req, &state).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let viewer = signed_in!(req, state);
     let pairs = form_pairs(&body);
     if !csrf_ok(&req, &state, &viewer, "member-add", &pairs) {
         return Ok(forbidden_form());
@@ -651,10 +630,7 @@ pub async fn member_action_post(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let viewer = match viewer(&req, &state).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let viewer = signed_in!(req, state);
     let (user_id, action) = path.into_inner();
     let pairs = form_pairs(&body);
     match action.as_str() {
