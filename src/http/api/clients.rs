@@ -327,13 +327,6 @@ pub async fn delete_client(
     Ok(super::no_content(rate))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RotateSecret {
-    #[serde(default)]
-    pub expire_old_in_seconds: Option<i64>,
-}
-
 /// `POST /api/v1/clients/{client_id}/secret` `{expire_old_in_seconds?}`
 pub async fn secret_post(
     req: HttpRequest,
@@ -343,7 +336,7 @@ pub async fn secret_post(
 ) -> Result<HttpResponse, ApiError> {
     let p = authenticate(&req, &state).await?;
     let rate = p.rate;
-    let input: RotateSecret =
+    let input: super::Overlap =
         super::json_body_or_default(&req, &body).map_err(|e| e.with_rate(rate))?;
     let id = path.into_inner();
     let st = state.clone();

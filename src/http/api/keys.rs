@@ -162,13 +162,6 @@ pub async fn delete(
     Ok(super::no_content(rate))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RollKey {
-    #[serde(default)]
-    pub expire_old_in_seconds: Option<i64>,
-}
-
 /// `POST /api/v1/api-keys/{id}/roll`: admins. 201 with the new key.
 pub async fn roll_post(
     req: HttpRequest,
@@ -178,7 +171,8 @@ pub async fn roll_post(
 ) -> Result<HttpResponse, ApiError> {
     let p = authenticate(&req, &state).await?;
     let rate = p.rate;
-    let input: RollKey = super::json_body_or_default(&req, &body).map_err(|e| e.with_rate(rate))?;
+    let input: super::Overlap =
+        super::json_body_or_default(&req, &body).map_err(|e| e.with_rate(rate))?;
     let overlap = input.expire_old_in_seconds.unwrap_or(0);
     if !(0..=MAX_ROLL_OVERLAP_SECONDS).contains(&overlap) {
         return Err(ApiError::invalid(format!(

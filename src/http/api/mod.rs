@@ -206,6 +206,14 @@ pub fn json_response(
     b.json(body)
 }
 
+/// The body of a key roll or a secret rotation: how long the old credential keeps working.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overlap {
+    #[serde(default)]
+    pub expire_old_in_seconds: Option<i64>,
+}
+
 /// A 204 with `Cache-Control: no-store` and the caller's rate-limit headers.
 pub fn no_content(rate: Option<RateState>) -> HttpResponse {
     let mut b = HttpResponse::NoContent();

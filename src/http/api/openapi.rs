@@ -91,7 +91,7 @@ pub fn document(issuer: &str) -> Value {
             },
             "/api/v1/api-keys/{id}/roll": {
                 "parameters": id_param("id"),
-                "post": op("Roll a key (admins): a new key with the same settings", "bearer", Some("RollApiKey"), ("201", "The new key", Some("CreatedApiKey"))),
+                "post": op("Roll a key (admins): a new key with the same settings", "bearer", Some("Overlap"), ("201", "The new key", Some("CreatedApiKey"))),
             },
             "/api/v1/keys/verify": {
                 "post": op("Verify a key and count one request against its limit (resource servers)", "basic", Some("VerifyRequest"), ("200", "The verdict, with X-RateLimit headers", Some("Verification"))),
@@ -121,7 +121,7 @@ pub fn document(issuer: &str) -> Value {
             },
             "/api/v1/clients/{client_id}/secret": {
                 "parameters": id_param("client_id"),
-                "post": op("Rotate the secret; the old one works until old_secret_expires_at", "bearer", Some("RotateSecret"), ("201", "The new secret", Some("RotatedSecret"))),
+                "post": op("Rotate the secret; the old one works until old_secret_expires_at", "bearer", Some("Overlap"), ("201", "The new secret", Some("RotatedSecret"))),
             },
             "/api/v1/openapi.json": {
                 "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}
@@ -167,7 +167,7 @@ pub fn document(issuer: &str) -> Value {
                     "type": {"enum": ["secret", "publishable"], "default": "secret"},
                     "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 365},
                     "expires_at": time, "rate_limit_per_minute": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000000}}},
-                "RollApiKey": {"type": "object", "additionalProperties": false, "properties": {"expire_old_in_seconds": {"type": "integer", "minimum": 0, "maximum": 2592000, "default": 0}}},
+                "Overlap": {"type": "object", "additionalProperties": false, "description": "How long the old key or secret keeps working", "properties": {"expire_old_in_seconds": {"type": "integer", "minimum": 0, "maximum": 2592000, "default": 0}}},
                 "CreatedApiKey": {"type": "object", "properties": {"id": str_, "key": str_, "name": str_, "type": str_, "scopes": {"type": "array", "items": str_},
                     "last_six": str_, "created_at": time, "expires_at": time, "rate_limit_per_minute": {"type": "integer"}}},
                 "ApiKey": {"type": "object", "properties": {"id": str_, "name": str_, "type": str_, "scopes": {"type": "array", "items": str_}, "last_six": str_,
@@ -192,7 +192,6 @@ pub fn document(issuer: &str) -> Value {
                     "logo_uri": {"type": ["string", "null"]}, "client_uri": {"type": ["string", "null"]}, "client_id_issued_at": {"type": "integer"},
                     "resource_server": {"type": "boolean"}, "client_secret": {"type": "string", "description": "only when created"}}},
                 "ClientList": {"type": "object", "properties": {"data": {"type": "array", "items": schema_ref("Client")}}},
-                "RotateSecret": {"type": "object", "additionalProperties": false, "properties": {"expire_old_in_seconds": {"type": "integer", "minimum": 0, "maximum": 2592000, "default": 0}}},
                 "RotatedSecret": {"type": "object", "properties": {"client_id": str_, "client_secret": str_, "old_secret_expires_at": time}},
                 "RegistrationMetadata": {"type": "object", "description": "RFC 7591 §2; unknown members are ignored", "properties": {
                     "redirect_uris": {"type": "array", "items": str_}, "client_name": str_,
