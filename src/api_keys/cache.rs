@@ -28,7 +28,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Cached answers are used only while the last successful poll is this recent.
 pub const HEALTH_WINDOW: Duration = Duration::from_millis(500);
 const SHARDS: usize = 16;
-const MAX_PER_SHARD: usize = 100_000;
+/// 16 shards of 16,384: about 260,000 keys (~80 MB) at most; a full shard starts over.
+const MAX_PER_SHARD: usize = 16_384;
 
 fn shard_of(s: &str) -> usize {
     s.bytes()

@@ -22,7 +22,8 @@ use super::jwt::AccessTokenClaims;
 use crate::api_keys::cache::Health;
 use crate::clock::Timestamp;
 
-const MAX_ENTRIES: usize = 200_000;
+/// About 50 MB at most (a token and its claims are ~1 kB).
+const MAX_ENTRIES: usize = 50_000;
 
 type Entry = (Instant, u64, Arc<AccessTokenClaims>);
 
