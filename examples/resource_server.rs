@@ -45,6 +45,9 @@ pub struct Config {
     pub client_secret: String,
     /// How long an introspection answer for a JWT is reused.
     pub revocation_cache: Duration,
+    /// At most one JWKS fetch per this interval when tokens name unknown key ids (so
+    /// forged kids cannot make us hammer tessera).
+    pub jwks_refetch_interval: Duration,
 }
 
 impl Config {
@@ -67,6 +70,7 @@ impl Config {
                     .transpose()?
                     .unwrap_or(1000),
             ),
+            jwks_refetch_interval: Duration::from_secs(10),
         })
     }
 }
@@ -93,8 +97,6 @@ pub struct Guard {
     keys: RwLock<Keys>,
     introspected: RwLock<HashMap<String, (Instant, Option<Caller>)>>,
 }
-
-const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 
 fn error(status: StatusCode) -> HttpResponseBuilder {
     let mut b = HttpResponse::build(status);
@@ -206,7 +208,7 @@ impl Guard {
         {
             let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
             if let Some(at) = keys.fetched
-                && (!force || at.elapsed() < JWKS_REFETCH_INTERVAL)
+                && (!force || at.elapsed() < self.cfg.jwks_refetch_interval)
             {
                 return Ok(());
             }

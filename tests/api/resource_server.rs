@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::helpers::api::{KeySpec, answer};
 use crate::helpers::{Backend, TestApp, spawn_app};
+use tessera::clock::Clock;
 use tessera::orgs::Plan;
 
 #[allow(dead_code)]
@@ -22,6 +23,7 @@ fn start_example(app: &TestApp, rs: &(String, String)) -> String {
         client_secret: rs.1.clone(),
         // Every request asks tessera, so a revocation shows at once in the test.
         revocation_cache: std::time::Duration::ZERO,
+        jwks_refetch_interval: std::time::Duration::ZERO,
     }));
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
@@ -164,4 +166,22 @@ async fn the_example_inference_api_accepts_and_refuses_what_it_should(backend: B
             .expect("m")
             .contains("revoked")
     );
+
+    // A signing-key rotation: a token signed by the new key names a kid the example has
+    // not seen, and it fetches the JWKS again.
+    tessera::commands::keys(
+        &app.state.settings,
+        tessera::cli::KeysCommand::Rotate,
+        app.clock.now(),
+    )
+    .expect("rotate");
+    app.clock.advance(3600);
+    app.get("/.well-known/jwks.json").await; // tessera reloads its keys
+    let rotated = app.user_tokens(&client, "inference:read").await;
+    let rotated_at = rotated["access_token"].as_str().expect("at");
+    assert_ne!(
+        jsonwebtoken::decode_header(rotated_at).expect("h").kid,
+        jsonwebtoken::decode_header(narrow_at).expect("h").kid
+    );
+    assert_eq!(call(&base, false, Some(rotated_at)).await.status, 200);
 }
