@@ -14,7 +14,7 @@ use crate::helpers::{Backend, TestApp, spawn_app};
 crate::on_both_backends!(
     i1_i2_a_key_is_shown_once_and_stored_only_as_a_hash,
     i3_i4_bearer_failures_follow_rfc_6750,
-    i5_only_admins_revoke_and_revocation_is_immediate_on_every_instance,
+    i5_r5_only_admins_revoke_and_revocation_reaches_every_instance,
     i6_the_limit_is_exact_at_the_boundary_and_resets,
     i6_two_instances_share_one_budget_through_the_database,
     i7_credentials_in_the_url_are_refused,
@@ -178,7 +178,7 @@ async fn i3_i4_bearer_failures_follow_rfc_6750(backend: Backend) {
     assert_eq!(a.body["error"]["type"], "permission_error");
 }
 
-async fn i5_only_admins_revoke_and_revocation_is_immediate_on_every_instance(backend: Backend) {
+async fn i5_r5_only_admins_revoke_and_revocation_reaches_every_instance(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };

@@ -19,7 +19,7 @@ crate::on_both_backends!(
     c1_a_replayed_code_makes_the_first_access_token_inactive,
     g4_scanning_with_random_tokens_is_throttled,
     g7_r4_storage_failure_is_503_never_200_or_active,
-    g5_a_revocation_reaches_another_instances_cache,
+    g5_r5_a_revocation_reaches_another_instances_cache,
 );
 
 const INACTIVE: &str = r#"{"active":false}"#;
@@ -508,7 +508,7 @@ async fn g7_r4_storage_failure_is_503_never_200_or_active(backend: Backend) {
 /// SPEC.md §7: the instance that revokes honours it from the next request on; another
 /// instance, which had the token's liveness cached, within the cache bound (it polls for
 /// revocations every 100 ms).
-async fn g5_a_revocation_reaches_another_instances_cache(backend: Backend) {
+async fn g5_r5_a_revocation_reaches_another_instances_cache(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
