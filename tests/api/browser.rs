@@ -56,24 +56,13 @@ async fn br_signup_login_consent_and_redirect_in_chromium() {
         .click()
         .await
         .expect("click");
-    c.find(Locator::Css("input[name=email]"))
-        .await
-        .expect("email")
-        .send_keys("ada@example.com")
-        .await
-        .expect("type");
-    c.find(Locator::Css("input[name=password]"))
-        .await
-        .expect("pw")
-        .send_keys("correct horse battery")
-        .await
-        .expect("type");
-    c.find(Locator::Id("signup"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("submit");
+    browser::submit_credentials(
+        c,
+        "ada@example.com",
+        crate::helpers::oauth::PASSWORD,
+        "signup",
+    )
+    .await;
 
     // Back at the authorization request: the consent page.
     let name = match c
@@ -185,24 +174,13 @@ async fn h2_the_consent_page_refuses_to_render_inside_a_frame() {
     c.goto(&format!("{}/login", app.address))
         .await
         .expect("goto");
-    c.find(Locator::Css("input[name=email]"))
-        .await
-        .expect("email")
-        .send_keys("ada@example.com")
-        .await
-        .expect("type");
-    c.find(Locator::Css("input[name=password]"))
-        .await
-        .expect("pw")
-        .send_keys("correct horse battery")
-        .await
-        .expect("type");
-    c.find(Locator::Id("login"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("submit");
+    browser::submit_credentials(
+        c,
+        "ada@example.com",
+        crate::helpers::oauth::PASSWORD,
+        "login",
+    )
+    .await;
     c.wait()
         .for_element(Locator::Id("signed-in-as"))
         .await
@@ -259,27 +237,7 @@ async fn br_api_key_page_create_see_once_reload_revoke() {
         return;
     };
     let c = &br.client;
-    c.goto(&format!("{}/signup", app.address))
-        .await
-        .expect("goto");
-    c.find(Locator::Css("input[name=email]"))
-        .await
-        .expect("email")
-        .send_keys("keys@example.com")
-        .await
-        .expect("type");
-    c.find(Locator::Css("input[name=password]"))
-        .await
-        .expect("pw")
-        .send_keys("correct horse battery")
-        .await
-        .expect("type");
-    c.find(Locator::Id("signup"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("submit");
+    browser::signup(c, &app.address, "keys@example.com").await;
     c.wait()
         .for_element(Locator::Id("nav-api-keys"))
         .await
@@ -381,27 +339,7 @@ async fn br_register_a_client_authorize_it_and_revoke_it_from_account_apps() {
         return;
     };
     let c = &br.client;
-    c.goto(&format!("{}/signup", app.address))
-        .await
-        .expect("goto");
-    c.find(Locator::Css("input[name=email]"))
-        .await
-        .expect("email")
-        .send_keys("dev@example.com")
-        .await
-        .expect("type");
-    c.find(Locator::Css("input[name=password]"))
-        .await
-        .expect("pw")
-        .send_keys("correct horse battery")
-        .await
-        .expect("type");
-    c.find(Locator::Id("signup"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("submit");
+    browser::signup(c, &app.address, "dev@example.com").await;
     c.wait()
         .for_element(Locator::Id("nav-clients"))
         .await

@@ -89,3 +89,32 @@ pub async fn start() -> Option<Browser> {
     }
     panic!("chromedriver did not start a session: {last_error}");
 }
+
+/// Fills and submits a credentials form (signup or login) on the current page.
+pub async fn submit_credentials(c: &fantoccini::Client, email: &str, password: &str, button: &str) {
+    use fantoccini::Locator;
+    c.find(Locator::Css("input[name=email]"))
+        .await
+        .expect("email field")
+        .send_keys(email)
+        .await
+        .expect("type");
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .expect("password field")
+        .send_keys(password)
+        .await
+        .expect("type");
+    c.find(Locator::Id(button))
+        .await
+        .expect("submit button")
+        .click()
+        .await
+        .expect("submit");
+}
+
+/// Opens `/signup` and creates an account (signed in afterwards).
+pub async fn signup(c: &fantoccini::Client, address: &str, email: &str) {
+    c.goto(&format!("{address}/signup")).await.expect("goto");
+    submit_credentials(c, email, super::oauth::PASSWORD, "signup").await;
+}
