@@ -38,20 +38,55 @@ impl Context<'_> {
     }
 }
 
-/// The answer for a JWT access token when it needs no database: `Some(inactive)` when the
-/// token does not verify, `Some(active)` when its liveness is cached, `None` otherwise.
-pub fn access_token_cached(ctx: Context<'_>, token: &str) -> Option<Value> {
+/// How far a JWT access token gets without the database.
+pub enum JwtCheck {
+    /// The answer: inactive (it does not verify, or is past its lifetime), or active
+    /// from the liveness cache.
+    Done(Value),
+    /// Signature and claims are good; its revocation status needs [`access_token_live`].
+    Verified(crate::tokens::jwt::AccessTokenClaims),
+}
+
+/// The checks of a JWT access token that need no database. The signature is verified at
+/// most once per request: a `Verified` result carries the claims on.
+pub fn access_token_cached(ctx: Context<'_>, token: &str) -> JwtCheck {
     if let Some(c) = ctx.live_tokens.get(token, &ctx.api_keys.health) {
-        return Some(if within_lifetime(&c, ctx.expect()) {
+        return JwtCheck::Done(if within_lifetime(&c, ctx.expect()) {
             active_answer(&c)
         } else {
             inactive()
         });
     }
     match verify_access_token(ctx.keys, token, ctx.expect()) {
-        None => Some(inactive()),
-        Some(_) => None,
+        None => JwtCheck::Done(inactive()),
+        Some(c) => JwtCheck::Verified(c),
     }
+}
+
+/// The revocation lookups for verified claims: the `jti` list, and the grant (or, for a
+/// `client_credentials` token, its client). A live answer is cached.
+pub fn access_token_live(
+    conn: &mut DbConnection,
+    ctx: Context<'_>,
+    token: &str,
+    c: crate::tokens::jwt::AccessTokenClaims,
+) -> QueryResult<Value> {
+    // Read before the lookups: a revocation committing meanwhile voids what we store.
+    let epoch = ctx.live_tokens.epoch();
+    if jti_revoked(conn, &c.jti)? {
+        return Ok(inactive());
+    }
+    match &c.gid {
+        Some(gid) if !grant_live(conn, gid)? => return Ok(inactive()),
+        // A client_credentials token has no grant: it lives as long as its client.
+        None if crate::clients::store::find(conn, &c.client_id)?.is_none() => {
+            return Ok(inactive());
+        }
+        _ => {}
+    }
+    let answer = active_answer(&c);
+    ctx.live_tokens.remember(token, c, epoch);
+    Ok(answer)
 }
 
 fn active_answer(c: &crate::tokens::jwt::AccessTokenClaims) -> Value {
@@ -107,32 +142,10 @@ pub fn introspect(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> Que
 }
 
 fn access_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {
-    if let Some(c) = ctx.live_tokens.get(token, &ctx.api_keys.health) {
-        return Ok(if within_lifetime(&c, ctx.expect()) {
-            active_answer(&c)
-        } else {
-            inactive()
-        });
+    match access_token_cached(ctx, token) {
+        JwtCheck::Done(answer) => Ok(answer),
+        JwtCheck::Verified(c) => access_token_live(conn, ctx, token, c),
     }
-    let Some(c) = verify_access_token(ctx.keys, token, ctx.expect()) else {
-        return Ok(inactive());
-    };
-    // Read before the lookups: a revocation committing meanwhile voids what we store.
-    let epoch = ctx.live_tokens.epoch();
-    if jti_revoked(conn, &c.jti)? {
-        return Ok(inactive());
-    }
-    match &c.gid {
-        Some(gid) if !grant_live(conn, gid)? => return Ok(inactive()),
-        // A client_credentials token has no grant: it lives as long as its client.
-        None if crate::clients::store::find(conn, &c.client_id)?.is_none() => {
-            return Ok(inactive());
-        }
-        _ => {}
-    }
-    let answer = active_answer(&c);
-    ctx.live_tokens.remember(token, c, epoch);
-    Ok(answer)
 }
 
 fn refresh_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {

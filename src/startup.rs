@@ -129,6 +129,7 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .configure(http::routes)
+                .wrap(from_fn(http::api::json_payload_errors))
                 .wrap(from_fn(http::security_headers::apply))
                 .wrap(from_fn(http::metrics::record))
         })
@@ -184,7 +185,7 @@ impl Application {
             let mut n: u64 = 0;
             loop {
                 tick.tick().await;
-                since = poll_key_changes(&st, since).await;
+                since = poll_credential_changes(&st, since).await;
                 n += 1;
                 if n.is_multiple_of(10) {
                     flush_key_usage(&st).await;
@@ -218,9 +219,9 @@ pub async fn flush_key_usage(state: &web::Data<AppState>) {
 /// differences between instances and transactions that commit late.
 const CHANGE_OVERLAP_SECONDS: i64 = 5;
 
-/// Evicts API keys changed on any instance (see `api_keys::cache`) and records whether the
-/// database answered. Returns the time the next poll starts from.
-pub async fn poll_key_changes(state: &web::Data<AppState>, since: i64) -> i64 {
+/// Acts on credentials changed on any instance (keys, clients, grants, access tokens; see
+/// `api_keys::cache` and `tokens::cache`) and records whether the database answered. Returns the time the next poll starts from.
+pub async fn poll_credential_changes(state: &web::Data<AppState>, since: i64) -> i64 {
     let st = state.clone();
     let started = state.clock.now();
     type Changes = (Vec<(i64, String, String)>, Vec<String>);

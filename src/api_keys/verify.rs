@@ -166,8 +166,9 @@ pub fn resolve(rt: &KeyRuntime, prefix: &str, presented: &str) -> Resolved {
     }
 }
 
-/// [`check`] when it needs no database (a malformed key, or a cached one); `None` means
-/// "ask the database".
+/// [`check`] as far as it goes without the database: the verdict for a malformed or a
+/// cached key, or `Err(digest)` to look up ([`check_digest`]), so a miss does not parse and
+/// hash the key twice.
 pub fn check_cached(
     rt: &KeyRuntime,
     prefix: &str,
@@ -175,12 +176,31 @@ pub fn check_cached(
     required: &ScopeSet,
     counting: Counting,
     now: Timestamp,
-) -> Option<Verification> {
+) -> Result<Verification, String> {
     match resolve(rt, prefix, presented) {
-        Resolved::Malformed => Some(Verification::not_found()),
-        Resolved::Hit(key) => Some(decide(rt, key, required, counting, now)),
-        Resolved::Miss(_) => None,
+        Resolved::Malformed => Ok(Verification::not_found()),
+        Resolved::Hit(key) => Ok(decide(rt, key, required, counting, now)),
+        Resolved::Miss(hash) => Err(hash),
     }
+}
+
+/// The rest of [`check`] for a well-formed key that was not cached: one indexed lookup.
+pub fn check_digest(
+    conn: &mut DbConnection,
+    rt: &KeyRuntime,
+    plans: &PlanLimits,
+    hash: &str,
+    required: &ScopeSet,
+    counting: Counting,
+    now: Timestamp,
+) -> QueryResult<Verification> {
+    let Some(key) = lookup(conn, hash, plans)? else {
+        return Ok(Verification::not_found());
+    };
+    if key.revoked_at.is_none() {
+        rt.cache.put(hash, &key);
+    }
+    Ok(decide(rt, key, required, counting, now))
 }
 
 /// Whether a check spends one request of the key's budget.
@@ -206,20 +226,10 @@ pub fn check(
     counting: Counting,
     now: Timestamp,
 ) -> QueryResult<Verification> {
-    let key = match resolve(rt, prefix, presented) {
-        Resolved::Malformed => return Ok(Verification::not_found()),
-        Resolved::Hit(key) => key,
-        Resolved::Miss(hash) => match lookup(conn, &hash, plans)? {
-            Some(key) => {
-                if key.revoked_at.is_none() {
-                    rt.cache.put(&hash, &key);
-                }
-                key
-            }
-            None => return Ok(Verification::not_found()),
-        },
-    };
-    Ok(decide(rt, key, required, counting, now))
+    match check_cached(rt, prefix, presented, required, counting, now) {
+        Ok(v) => Ok(v),
+        Err(hash) => check_digest(conn, rt, plans, &hash, required, counting, now),
+    }
 }
 
 /// The decision once the key is known.

@@ -3,12 +3,18 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::api_keys::verify::{self, Counting};
+use crate::clock::Timestamp;
 use crate::error::{ErrorCode, OAuthError};
 use crate::http::with_db;
+use crate::introspection::{self, Context, JwtCheck};
 use crate::oauth::client_auth;
 use crate::oauth::form::StrictForm;
 use crate::oauth::token::{self, Issuing, SENSITIVE_PARAMS};
+use crate::scope::ScopeSet;
 use crate::startup::AppState;
+use crate::tokens::jwt::AccessTokenClaims;
+use crate::tokens::keys::KeySet;
 
 /// Largest token request body accepted (SECURITY.md J6).
 pub const TOKEN_BODY_LIMIT: usize = 16 * 1024;
@@ -160,44 +166,37 @@ pub async fn introspect_post(
         });
     }
     let cached_caller = client_auth::resource_server_cached(&state.api_keys, &presented);
-    // The hot path for API keys: a recently authenticated resource server and a cached
-    // key need no database (see api_keys::cache).
-    if cached_caller
-        && let Some(v) = crate::api_keys::verify::check_cached(
-            &state.api_keys,
-            &state.settings.key_prefix,
-            &token,
-            &crate::scope::ScopeSet::default(),
-            crate::api_keys::verify::Counting::Peek,
-            now,
-        )
-        && v.key.is_some()
-    {
-        return Ok(no_store(crate::introspection::api_key_answer(
-            &state.issuer,
-            v,
-        )));
-    }
-    if cached_caller && token.matches('.').count() == 2 {
+    // The hot path: for a recently authenticated resource server, whatever can be decided
+    // without the database is decided here, and what is left (a JWT's revocation status,
+    // an uncached key's row) goes on to the database without being checked twice.
+    let mut pending = Pending::Anything;
+    if cached_caller {
         let keys = state.keys.snapshot();
-        let ctx = crate::introspection::Context {
-            keys: &keys,
-            issuer: &state.issuer,
-            audience: &state.audience,
-            leeway: state.settings.jwt_leeway_seconds,
-            key_prefix: &state.settings.key_prefix,
-            api_keys: &state.api_keys,
-            live_tokens: &state.live_tokens,
-            plans: &state.settings.plan_limits,
-            now,
-        };
-        if let Some(answer) = crate::introspection::access_token_cached(ctx, &token) {
-            if answer["active"] != serde_json::Value::Bool(true) {
-                state
-                    .introspection_throttle
-                    .record_failure(&caller, &ip, now);
+        if token.matches('.').count() == 2 {
+            match introspection::access_token_cached(introspection_ctx(&state, &keys, now), &token)
+            {
+                JwtCheck::Done(answer) => {
+                    return Ok(introspected(&state, answer, &caller, &ip, now));
+                }
+                JwtCheck::Verified(c) => pending = Pending::Jwt(Box::new(c)),
             }
-            return Ok(no_store(answer));
+        } else {
+            match verify::check_cached(
+                &state.api_keys,
+                &state.settings.key_prefix,
+                &token,
+                &ScopeSet::default(),
+                Counting::Peek,
+                now,
+            ) {
+                Ok(v) if v.key.is_some() => {
+                    let answer = introspection::api_key_answer(&state.issuer, v);
+                    return Ok(introspected(&state, answer, &caller, &ip, now));
+                }
+                Err(hash) => pending = Pending::KeyDigest(hash),
+                // Not an API key at all: the general path below.
+                Ok(_) => {}
+            }
         }
     }
     let st = state.clone();
@@ -216,18 +215,23 @@ pub async fn introspect_post(
                 });
             }
             let keys = st.keys.snapshot();
-            let ctx = crate::introspection::Context {
-                keys: &keys,
-                issuer: &st.issuer,
-                audience: &st.audience,
-                leeway: st.settings.jwt_leeway_seconds,
-                key_prefix: &st.settings.key_prefix,
-                api_keys: &st.api_keys,
-                live_tokens: &st.live_tokens,
-                plans: &st.settings.plan_limits,
-                now,
-            };
-            Ok(crate::introspection::introspect(conn, ctx, &token)?)
+            let ctx = introspection_ctx(&st, &keys, now);
+            Ok(match pending {
+                Pending::Anything => introspection::introspect(conn, ctx, &token)?,
+                Pending::Jwt(c) => introspection::access_token_live(conn, ctx, &token, *c)?,
+                Pending::KeyDigest(hash) => {
+                    let v = verify::check_digest(
+                        conn,
+                        &st.api_keys,
+                        &st.settings.plan_limits,
+                        &hash,
+                        &ScopeSet::default(),
+                        Counting::Peek,
+                        now,
+                    )?;
+                    introspection::api_key_answer(&st.issuer, v)
+                }
+            })
         },
     )
     .await;
@@ -238,12 +242,45 @@ pub async fn introspect_post(
         }
         other => other?,
     };
-    if answer["active"] != serde_json::Value::Bool(true) {
-        state
-            .introspection_throttle
-            .record_failure(&caller, &ip, now);
+    Ok(introspected(&state, answer, &caller, &ip, now))
+}
+
+/// What an introspection still needs from the database once the cached checks ran.
+enum Pending {
+    /// Everything: the caller is not cached, or the token is neither a JWT nor a key.
+    Anything,
+    /// A verified JWT: only its revocation status.
+    Jwt(Box<AccessTokenClaims>),
+    /// A well-formed API key that was not cached: its row, by digest.
+    KeyDigest(String),
+}
+
+fn introspection_ctx<'a>(st: &'a AppState, keys: &'a KeySet, now: Timestamp) -> Context<'a> {
+    Context {
+        keys,
+        issuer: &st.issuer,
+        audience: &st.audience,
+        leeway: st.settings.jwt_leeway_seconds,
+        key_prefix: &st.settings.key_prefix,
+        api_keys: &st.api_keys,
+        live_tokens: &st.live_tokens,
+        plans: &st.settings.plan_limits,
+        now,
     }
-    Ok(no_store(answer))
+}
+
+/// The introspection answer, counting inactive ones against the caller (SECURITY.md G4).
+fn introspected(
+    state: &AppState,
+    answer: serde_json::Value,
+    caller: &str,
+    ip: &str,
+    now: Timestamp,
+) -> HttpResponse {
+    if answer["active"] != serde_json::Value::Bool(true) {
+        state.introspection_throttle.record_failure(caller, ip, now);
+    }
+    no_store(answer)
 }
 
 /// `POST /oauth/revoke` (RFC 7009).

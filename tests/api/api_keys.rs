@@ -25,6 +25,7 @@ crate::on_both_backends!(
     a_user_access_token_with_admin_manages_keys,
     last_used_is_written_in_batches_and_introspection_does_not_count,
     r4_a_database_outage_turns_cached_answers_into_503,
+    k2_j6_verify_slows_secret_guessing_and_bounds_bodies,
 );
 
 async fn create(app: &TestApp, bearer: &str, body: Value) -> crate::helpers::api::Answer {
@@ -966,4 +967,42 @@ async fn r4_a_database_outage_turns_cached_answers_into_503(backend: Backend) {
     // And it stays that way.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(app.verify(&rs, json!({"key": key.key})).await.status, 503);
+}
+
+/// K2 at the verify endpoint: a resource-server id guessing secrets is throttled (429 +
+/// Retry-After), even once it finds the right one; J6: `/api/v1` bodies are bounded.
+async fn k2_j6_verify_slows_secret_guessing_and_bounds_bodies(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rs = app.resource_server();
+    let org = app.org(Plan::Free);
+    let key = app.api_key(&org, KeySpec::default());
+    let wrong = (rs.0.clone(), "tsr_cs_wrong".to_string());
+    for _ in 0..20 {
+        assert_eq!(
+            app.verify(&wrong, json!({"key": key.key})).await.status,
+            401
+        );
+    }
+    let a = app.verify(&rs, json!({"key": key.key})).await;
+    assert_eq!(a.status, 429, "K2: throttled after 20 failures");
+    assert!(a.header("retry-after").is_some());
+    assert_eq!(a.body["error"]["type"], "rate_limit_error");
+    app.clock.advance(60);
+    assert_eq!(
+        app.verify(&rs, json!({"key": key.key})).await.body["code"],
+        "VALID"
+    );
+
+    // J6: a body over 64 KiB is refused before it is parsed.
+    let big = json!({"name": "x".repeat(100 * 1024), "scopes": ["inference:read"]});
+    let a = app
+        .api(Method::POST, "/api/v1/api-keys", &key.key, Some(big))
+        .await;
+    assert_eq!(a.status, 413, "J6");
+    assert_eq!(
+        a.body["error"]["type"], "invalid_request_error",
+        "JSON, like every /api/v1 error"
+    );
 }

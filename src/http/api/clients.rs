@@ -16,9 +16,6 @@ use crate::db::DbConnection;
 use crate::http::with_db;
 use crate::startup::AppState;
 
-/// Longest overlap a secret rotation may give the old secret: 30 days.
-pub const MAX_SECRET_OVERLAP_SECONDS: i64 = 30 * 86_400;
-
 impl From<ClientError> for ApiError {
     fn from(e: ClientError) -> Self {
         match e {
@@ -187,11 +184,7 @@ pub fn rotate_secret(
     id: &str,
     overlap: i64,
 ) -> Result<(String, i64), ApiError> {
-    if !(0..=MAX_SECRET_OVERLAP_SECONDS).contains(&overlap) {
-        return Err(ApiError::invalid(format!(
-            "expire_old_in_seconds must be between 0 and {MAX_SECRET_OVERLAP_SECONDS}."
-        )));
-    }
+    let overlap = super::check_overlap(overlap)?;
     let row =
         store::find_in_org(conn, &p.org_id, id)?.ok_or_else(|| ApiError::not_found("client"))?;
     if row.is_public {

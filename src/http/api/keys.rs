@@ -13,9 +13,6 @@ use crate::http::with_db;
 use crate::oauth::client_auth;
 use crate::startup::AppState;
 
-/// Longest overlap a roll may give the old key: 30 days.
-pub const MAX_ROLL_OVERLAP_SECONDS: i64 = 30 * 86_400;
-
 impl From<ApiKeyError> for ApiError {
     fn from(e: ApiKeyError) -> Self {
         match e {
@@ -173,13 +170,8 @@ pub async fn roll_post(
     let rate = p.rate;
     let input: super::Overlap =
         super::json_body_or_default(&req, &body).map_err(|e| e.with_rate(rate))?;
-    let overlap = input.expire_old_in_seconds.unwrap_or(0);
-    if !(0..=MAX_ROLL_OVERLAP_SECONDS).contains(&overlap) {
-        return Err(ApiError::invalid(format!(
-            "expire_old_in_seconds must be between 0 and {MAX_ROLL_OVERLAP_SECONDS}."
-        ))
-        .with_rate(rate));
-    }
+    let overlap = super::check_overlap(input.expire_old_in_seconds.unwrap_or(0))
+        .map_err(|e| e.with_rate(rate))?;
     let id = path.into_inner();
     let old_id = id.clone();
     let st = state.clone();
@@ -220,6 +212,33 @@ struct VerifyBody {
     scopes: Option<ScopesInput>,
 }
 
+fn basic_required() -> ApiError {
+    ApiError {
+        challenge: Some(r#"Basic realm="tessera""#.into()),
+        ..ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "Authenticate as a resource server with HTTP Basic.",
+        )
+    }
+}
+
+/// Authenticates the caller of verify as a resource server (and caches the success).
+fn authenticate_verifier(
+    conn: &mut crate::db::DbConnection,
+    st: &AppState,
+    presented: &client_auth::Presented,
+    now: i64,
+) -> Result<(), ApiError> {
+    match client_auth::authenticate_resource_server(conn, &st.api_keys, presented, now) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::forbidden(
+            "Only resource servers may verify keys.",
+        )),
+        Err(e) => Err(e.cause.map(ApiError::from).unwrap_or_else(basic_required)),
+    }
+}
+
 /// `POST /api/v1/keys/verify`: resource servers (HTTP Basic). Always 200 with a verdict
 /// for a well-formed request; counts one request against a good key's limit.
 pub async fn verify_post(
@@ -232,14 +251,6 @@ pub async fn verify_post(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or(""));
-    let basic_required = || ApiError {
-        challenge: Some(r#"Basic realm="tessera""#.into()),
-        ..ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
-            "Authenticate as a resource server with HTTP Basic.",
-        )
-    };
     let presented = match authorization {
         Some(a) if a.len() > 6 && a[..6].eq_ignore_ascii_case("basic ") => {
             client_auth::presented(Some(a), &crate::oauth::form::StrictForm::default())
@@ -272,42 +283,43 @@ pub async fn verify_post(
     let prefix = &state.settings.key_prefix;
     let cached_caller = client_auth::resource_server_cached(rt, &presented);
     // The hot path: a recently authenticated resource server and a cached (or malformed)
-    // key need no database at all.
+    // key need no database at all; an uncached key goes on with its digest.
     let fast = if cached_caller {
-        verify::check_cached(rt, prefix, &input.key, &required, Counting::Count, now)
+        Some(verify::check_cached(
+            rt,
+            prefix,
+            &input.key,
+            &required,
+            Counting::Count,
+            now,
+        ))
     } else {
         None
     };
     let st = state.clone();
     let result = match fast {
-        Some(v) => Ok(v),
-        None => {
+        Some(Ok(v)) => Ok(v),
+        pending => {
             with_db(&state, move |conn| -> Result<_, ApiError> {
-                if !cached_caller {
-                    match client_auth::authenticate_resource_server(
+                let Some(Err(hash)) = pending else {
+                    // The caller is not cached: authenticate it, then the whole check.
+                    authenticate_verifier(conn, &st, &presented, now)?;
+                    return Ok(verify::check(
                         conn,
                         &st.api_keys,
-                        &presented,
+                        &st.settings.plan_limits,
+                        &st.settings.key_prefix,
+                        &input.key,
+                        &required,
+                        Counting::Count,
                         now,
-                    ) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            return Err(ApiError::forbidden(
-                                "Only resource servers may verify keys.",
-                            ));
-                        }
-                        Err(e) if e.cause.is_some() => {
-                            return Err(e.cause.map(ApiError::from).unwrap_or_else(basic_required));
-                        }
-                        Err(_) => return Err(basic_required()),
-                    }
-                }
-                Ok(verify::check(
+                    )?);
+                };
+                Ok(verify::check_digest(
                     conn,
                     &st.api_keys,
                     &st.settings.plan_limits,
-                    &st.settings.key_prefix,
-                    &input.key,
+                    &hash,
                     &required,
                     Counting::Count,
                     now,

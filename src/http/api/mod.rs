@@ -214,6 +214,43 @@ pub struct Overlap {
     pub expire_old_in_seconds: Option<i64>,
 }
 
+/// Longest overlap a key roll or a secret rotation may give the old credential: 30 days.
+pub const MAX_OVERLAP_SECONDS: i64 = 30 * 86_400;
+
+/// Checks an overlap (`expire_old_in_seconds`) against its bounds.
+pub fn check_overlap(seconds: i64) -> Result<i64, ApiError> {
+    if (0..=MAX_OVERLAP_SECONDS).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(ApiError::invalid(format!(
+            "expire_old_in_seconds must be between 0 and {MAX_OVERLAP_SECONDS}."
+        )))
+    }
+}
+
+/// `/api/v1` and `/oauth/register` answer in JSON even when the body is refused before
+/// a handler runs (over [`API_BODY_LIMIT`], SECURITY.md J6); actix's own answer is text.
+pub async fn json_payload_errors(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<
+    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
+    actix_web::Error,
+> {
+    let api = req.path().starts_with("/api/v1/") || req.path().starts_with("/oauth/register");
+    let res = next.call(req).await?;
+    if api && res.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let too_large = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("The body is larger than {} KiB.", API_BODY_LIMIT / 1024),
+        )
+        .error_response();
+        return Ok(res.into_response(too_large).map_into_right_body());
+    }
+    Ok(res.map_into_left_body())
+}
+
 /// A 204 with `Cache-Control: no-store` and the caller's rate-limit headers.
 pub fn no_content(rate: Option<RateState>) -> HttpResponse {
     let mut b = HttpResponse::NoContent();

@@ -199,7 +199,7 @@ async fn render_list(
             } else {
                 "confidential"
             },
-            created: when(Some(r.created_at)),
+            created: when(r.created_at),
             id: r.id,
             name: r.name,
         })
@@ -446,7 +446,7 @@ pub async fn secret_post(
                 form,
                 None,
                 None,
-                Some((secret, when(Some(old_end)))),
+                Some((secret, when(old_end))),
             );
             resp.headers_mut().insert(
                 actix_web::http::header::CACHE_CONTROL,
@@ -564,7 +564,7 @@ pub async fn apps_get(
             name: a.client_name,
             client_uri: a.client_uri.unwrap_or_default(),
             scopes: a.scope,
-            granted: when(Some(a.updated_at)),
+            granted: when(a.updated_at),
         })
         .collect();
     Ok(page(
@@ -647,7 +647,7 @@ pub async fn audit_get(
     let entries = rows
         .into_iter()
         .map(|e| AuditLine {
-            when: when(Some(e.created_at)),
+            when: when(e.created_at),
             actor: e.actor,
             action: e.action,
             target: format!("{} {}", e.target_type, e.target_id),

@@ -143,12 +143,13 @@ pub(crate) fn forbidden_form() -> HttpResponse {
     )
 }
 
-pub(crate) fn when(t: Option<Timestamp>) -> String {
-    t.map(|t| {
-        let s = rfc3339(t);
-        s.replacen('T', " ", 1).trim_end_matches('Z').to_string() + " UTC"
-    })
-    .unwrap_or_default()
+/// A time as pages show it: `2026-11-25 06:48:29 UTC`.
+pub(crate) fn when(t: Timestamp) -> String {
+    rfc3339(t)
+        .replacen('T', " ", 1)
+        .trim_end_matches('Z')
+        .to_string()
+        + " UTC"
 }
 
 pub struct KeyLine {
@@ -207,15 +208,9 @@ async fn render_keys(
             key_type: r.key_type,
             last_six: r.last_six,
             scopes: r.scope,
-            created: when(Some(r.created_at)),
-            expires: r
-                .expires_at
-                .map(|e| when(Some(e)))
-                .unwrap_or_else(|| "never".into()),
-            last_used: r
-                .last_used_at
-                .map(|e| when(Some(e)))
-                .unwrap_or_else(|| "never".into()),
+            created: when(r.created_at),
+            expires: r.expires_at.map(when).unwrap_or_else(|| "never".into()),
+            last_used: r.last_used_at.map(when).unwrap_or_else(|| "never".into()),
         })
         .collect();
     let scopes = viewer
