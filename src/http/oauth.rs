@@ -53,13 +53,13 @@ fn read_form(req: &HttpRequest, body: &[u8]) -> Result<StrictForm, OAuthError> {
     Ok(form)
 }
 
-fn authorization_header(req: &HttpRequest) -> Option<&str> {
+pub(crate) fn authorization_header(req: &HttpRequest) -> Option<&str> {
     req.headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or(""))
 }
 
-fn peer_ip(req: &HttpRequest) -> String {
+pub(crate) fn peer_ip(req: &HttpRequest) -> String {
     req.peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default()
@@ -76,10 +76,7 @@ pub async fn token_post(
     let presented = client_auth::presented(authorization, &form)?;
     let request = token::parse(&form)?;
     // SECURITY.md K2: a client id (or an address) guessing secrets is slowed down.
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let ip = peer_ip(&req);
     let client_id = presented.client_id().to_string();
     if let Some(wait) = state
         .client_auth_throttle

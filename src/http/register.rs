@@ -235,22 +235,13 @@ async fn managed(
     state: &web::Data<AppState>,
     id: String,
 ) -> Result<(ClientRow, Principal), RegisterError> {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, t) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| t.trim().to_string())
-        });
+    let token = api::bearer(req).ok();
     let invalid = || {
         RegisterError::Api(ApiError::invalid_token(
             "The registration access token is not valid for this client.",
         ))
     };
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
+    let Some(token) = token else {
         return Err(invalid());
     };
     let row = with_db(state, move |conn| -> Result<_, RegisterError> {

@@ -1,6 +1,6 @@
 //! `/api/v1/api-keys` and `/api/v1/keys/verify` (SPEC.md §5).
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
@@ -247,11 +247,7 @@ pub async fn verify_post(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     super::refuse_credentials_in_url(&req)?;
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or(""));
-    let presented = match authorization {
+    let presented = match crate::http::oauth::authorization_header(&req) {
         Some(a) if a.len() > 6 && a[..6].eq_ignore_ascii_case("basic ") => {
             client_auth::presented(Some(a), &crate::oauth::form::StrictForm::default())
                 .map_err(|_| basic_required())?
@@ -263,10 +259,7 @@ pub async fn verify_post(
         Some(s) => s.parse()?,
         None => Default::default(),
     };
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let ip = crate::http::oauth::peer_ip(&req);
     let caller = presented.client_id().to_string();
     let now = state.clock.now();
     if let Some(wait) = state.client_auth_throttle.check(&caller, &ip, now) {

@@ -399,7 +399,7 @@ impl Principal {
 /// belongs to several.
 pub const ORG_HEADER: &str = "Tessera-Organization";
 
-fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+pub(crate) fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Err(ApiError::missing_credential());
     };
