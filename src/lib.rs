@@ -1,6 +1,7 @@
 //! tessera: an OAuth 2.0 authorization server and API-key platform.
 
 pub mod api_keys;
+pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod clients;
@@ -13,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod introspection;
+pub mod metrics;
 pub mod oauth;
 pub mod orgs;
 pub mod scope;

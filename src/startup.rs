@@ -9,38 +9,13 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
+use crate::app::AppState;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::db::{self, DbPool};
 use crate::http;
-use crate::http::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::tokens::keys::Keystore;
-
-/// What every handler shares.
-#[derive(Debug)]
-pub struct AppState {
-    pub settings: Settings,
-    /// The configured issuer, or `http://<bound address>`.
-    pub issuer: String,
-    pub audience: String,
-    pub pool: DbPool,
-    pub clock: SharedClock,
-    pub keys: Arc<Keystore>,
-    pub metrics: Metrics,
-    pub login_throttle: crate::throttle::FailureThrottle,
-    /// Failed client authentications at the token endpoint (SECURITY.md K2).
-    pub client_auth_throttle: crate::throttle::FailureThrottle,
-    /// Inactive introspection answers per caller (SECURITY.md G4: token scanning).
-    pub introspection_throttle: crate::throttle::FailureThrottle,
-    /// At most this many argon2 computations at once (SECURITY.md K3).
-    pub password_slots: tokio::sync::Semaphore,
-    /// Per-key rate-limit windows and batched last-used times.
-    pub api_keys: crate::api_keys::verify::KeyRuntime,
-    /// JWT liveness (not revoked a moment ago), see `tokens::cache`.
-    pub live_tokens: crate::tokens::cache::LiveTokens,
-    /// Verified against when an email is unknown, so both failures cost the same (H6).
-    pub dummy_password_hash: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

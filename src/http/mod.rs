@@ -12,9 +12,9 @@ pub mod well_known;
 
 use actix_web::web;
 
+use crate::app::AppState;
 use crate::db::DbConnection;
 use crate::error::AppError;
-use crate::startup::AppState;
 
 /// Every route of the server.
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::api_keys::verify::{self, Counting};
+use crate::app::AppState;
 use crate::clock::Timestamp;
 use crate::error::{ErrorCode, OAuthError};
 use crate::http::with_db;
@@ -12,7 +13,6 @@ use crate::oauth::client_auth;
 use crate::oauth::form::StrictForm;
 use crate::oauth::token::{self, Issuing, SENSITIVE_PARAMS};
 use crate::scope::ScopeSet;
-use crate::startup::AppState;
 use crate::tokens::jwt::AccessTokenClaims;
 use crate::tokens::keys::KeySet;
 

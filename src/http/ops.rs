@@ -6,10 +6,10 @@ use actix_web::{HttpResponse, web};
 use diesel::prelude::*;
 use serde_json::json;
 
+use crate::app::AppState;
 use crate::db::schema::signing_keys;
 use crate::error::AppError;
 use crate::http::with_db;
-use crate::startup::AppState;
 
 /// The process is up.
 pub async fn healthz_get() -> HttpResponse {

@@ -9,13 +9,13 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::app::AppState;
 use crate::clients::store::{self, ClientRow};
 use crate::clients::{ClientError, NewClient};
 use crate::http::api::{self, ApiError, Principal};
 use crate::http::with_db;
 use crate::orgs::Role;
 use crate::scope::ScopeSet;
-use crate::startup::AppState;
 
 /// An RFC 7591 error, or any `/api/v1`-style failure (authentication, storage).
 #[derive(Debug)]

@@ -3,9 +3,9 @@
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 
+use crate::app::AppState;
 use crate::error::AppError;
 use crate::http::with_db;
-use crate::startup::AppState;
 
 /// The metadata document. It lists exactly what works: endpoints join it in the same
 /// change that makes them work (SECURITY.md G8).

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, Principal, ScopesInput, authenticate, json_body, json_response};
+use crate::app::AppState;
 use crate::clients::store::{self, ClientRow};
 use crate::clients::{ClientError, GrantType, NewClient};
 use crate::db::DbConnection;
 use crate::http::with_db;
-use crate::startup::AppState;
 
 impl From<ClientError> for ApiError {
     fn from(e: ClientError) -> Self {

@@ -9,9 +9,9 @@ use super::{ApiError, Principal, ScopesInput, authenticate, json_body, json_resp
 use crate::api_keys::KeyType;
 use crate::api_keys::store::{self, ApiKeyError, Expiry, KeySummary, NewApiKey};
 use crate::api_keys::verify::{self, Code, Counting};
+use crate::app::AppState;
 use crate::http::with_db;
 use crate::oauth::client_auth;
-use crate::startup::AppState;
 
 impl From<ApiKeyError> for ApiError {
     fn from(e: ApiKeyError) -> Self {

@@ -7,10 +7,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, Principal, authenticate, json_body, json_response};
+use crate::app::AppState;
 use crate::db::DbConnection;
 use crate::http::with_db;
 use crate::orgs::{Role, store};
-use crate::startup::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

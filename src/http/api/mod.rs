@@ -16,11 +16,11 @@ use serde_json::json;
 
 use crate::api_keys::ratelimit::RateState;
 use crate::api_keys::verify::{self, Code, Counting};
+use crate::app::AppState;
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::orgs::Role;
 use crate::scope::ScopeSet;
-use crate::startup::AppState;
 
 /// Largest JSON body accepted on `/api/v1`.
 pub const API_BODY_LIMIT: usize = 64 * 1024;

@@ -207,7 +207,7 @@ pub fn document(issuer: &str) -> Value {
 }
 
 /// `GET /api/v1/openapi.json` (public).
-pub async fn openapi_get(state: actix_web::web::Data<crate::startup::AppState>) -> HttpResponse {
+pub async fn openapi_get(state: actix_web::web::Data<crate::app::AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
         .json(document(&state.issuer))

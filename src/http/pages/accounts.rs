@@ -9,10 +9,10 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{cookie, current_session, error_page, page, same_origin, see_other};
+use crate::app::AppState;
 use crate::error::AppError;
 use crate::http::with_db;
 use crate::sessions::{self, csrf_token, safe_return_to};
-use crate::startup::AppState;
 use crate::users::{self, UserError};
 
 pub const PRE_SESSION_COOKIE: &str = "tessera_csrf";

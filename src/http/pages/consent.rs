@@ -8,6 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{current_session, error_page, page, same_origin, see_other};
+use crate::app::AppState;
 use crate::consent::{self, Pending};
 use crate::error::AppError;
 use crate::http::with_db;
@@ -15,7 +16,6 @@ use crate::oauth::authorize::{self, AuthorizeError, AuthorizeQuery, ValidRequest
 use crate::oauth::codes::{self, NewCode};
 use crate::scope::ScopeSet;
 use crate::sessions::Session;
-use crate::startup::AppState;
 
 #[derive(Template)]
 #[template(path = "consent.html")]

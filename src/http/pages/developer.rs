@@ -9,6 +9,7 @@ use askama::Template;
 
 use super::settings::{ConfirmPage, Viewer, csrf_ok, field, forbidden_form, form_pairs, when};
 use super::{error_page, page, see_other};
+use crate::app::AppState;
 use crate::clients::store::{self, ClientRow};
 use crate::clients::{GrantType, NewClient};
 use crate::error::AppError;
@@ -16,7 +17,6 @@ use crate::http::api::clients as ops;
 use crate::http::api::{ApiError, ScopesInput};
 use crate::http::with_db;
 use crate::orgs::Role;
-use crate::startup::AppState;
 
 /// A failure from the shared operations: storage errors propagate, the rest is shown.
 fn shown(e: ApiError) -> Result<(StatusCode, String), AppError> {

@@ -20,10 +20,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use crate::app::AppState;
 use crate::error::AppError;
 use crate::http::with_db;
 use crate::sessions::{self, Session};
-use crate::startup::AppState;
 
 /// Renders a page. Pages are never cached: they carry CSRF tokens and, some, secrets.
 pub fn page(status: StatusCode, tmpl: &impl Template) -> HttpResponse {

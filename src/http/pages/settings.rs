@@ -11,6 +11,7 @@ use diesel::prelude::*;
 use super::{current_session, error_page, page, same_origin, see_other};
 use crate::api_keys::KeyType;
 use crate::api_keys::store::{self as key_store, CreatedApiKey};
+use crate::app::AppState;
 use crate::clock::{Timestamp, rfc3339};
 use crate::db::DbConnection;
 use crate::error::AppError;
@@ -20,7 +21,6 @@ use crate::http::with_db;
 use crate::orgs::Role;
 use crate::scope::ScopeSet;
 use crate::sessions::{self, Session};
-use crate::startup::AppState;
 
 /// Who is looking at a settings page, in which organization.
 pub struct Viewer {

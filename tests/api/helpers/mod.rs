@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use actix_web::web;
+use tessera::app::AppState;
 pub use tessera::clock::Clock as _;
 use tessera::clock::{Clock, ManualClock, SystemClock};
 use tessera::config::Settings;
-use tessera::startup::{AppState, Application};
+use tessera::startup::Application;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

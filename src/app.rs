@@ -1,0 +1,111 @@
+//! The state every request shares (settings, pool, clock, keys, caches, throttles), and
+//! [`Ctx`], the slice of it a feature operation needs. Built by `startup`; read by `http`
+//! and the feature modules alike, so the arrows point one way: `http` → features → `db`.
+
+use std::sync::Arc;
+
+use crate::clock::{SharedClock, Timestamp};
+use crate::config::Settings;
+use crate::db::DbPool;
+use crate::error::AppError;
+use crate::metrics::Metrics;
+use crate::tokens::keys::Keystore;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub settings: Settings,
+    /// The configured issuer, or `http://<bound address>`.
+    pub issuer: String,
+    pub audience: String,
+    pub pool: DbPool,
+    pub clock: SharedClock,
+    pub keys: Arc<Keystore>,
+    pub metrics: Metrics,
+    pub login_throttle: crate::throttle::FailureThrottle,
+    /// Failed client authentications at the token endpoint (SECURITY.md K2).
+    pub client_auth_throttle: crate::throttle::FailureThrottle,
+    /// Inactive introspection answers per caller (SECURITY.md G4: token scanning).
+    pub introspection_throttle: crate::throttle::FailureThrottle,
+    /// At most this many argon2 computations at once (SECURITY.md K3).
+    pub password_slots: tokio::sync::Semaphore,
+    /// Per-key rate-limit windows and batched last-used times.
+    pub api_keys: crate::api_keys::verify::KeyRuntime,
+    /// JWT liveness (not revoked a moment ago), see `tokens::cache`.
+    pub live_tokens: crate::tokens::cache::LiveTokens,
+    /// Verified against when an email is unknown, so both failures cost the same (H6).
+    pub dummy_password_hash: String,
+}
+
+impl AppState {
+    /// The context of one operation, at the current time.
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            settings: &self.settings,
+            now: self.clock.now(),
+            key_runtime: Some(&self.api_keys),
+            live_tokens: Some(&self.live_tokens),
+        }
+    }
+
+    /// A pooled connection; pool exhaustion or an unreachable database is
+    /// [`AppError::Unavailable`] (503).
+    pub fn conn(&self) -> Result<diesel::r2d2::PooledConnection<crate::db::DbManager>, AppError> {
+        self.pool
+            .get()
+            .map_err(|e| AppError::Unavailable(e.to_string()))
+    }
+}
+
+/// What a feature operation needs besides its connection: the settings, the time, and
+/// this instance's caches to void after a change (absent in the CLI: running servers
+/// learn of the change through the audit-log poll, `startup::poll_credential_changes`).
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub settings: &'a Settings,
+    pub now: Timestamp,
+    pub key_runtime: Option<&'a crate::api_keys::verify::KeyRuntime>,
+    pub live_tokens: Option<&'a crate::tokens::cache::LiveTokens>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context without caches, for the CLI.
+    pub fn offline(settings: &'a Settings, now: Timestamp) -> Self {
+        Self {
+            settings,
+            now,
+            key_runtime: None,
+            live_tokens: None,
+        }
+    }
+
+    /// An API key was revoked: refused here from the next request on.
+    pub fn key_revoked(&self, id: &str) {
+        if let Some(rt) = self.key_runtime {
+            rt.revoked(id);
+        }
+    }
+
+    /// An API key's row changed (a roll shortened its life): re-read on next use.
+    pub fn key_changed(&self, id: &str) {
+        if let Some(rt) = self.key_runtime {
+            rt.cache.evict_id(id);
+        }
+    }
+
+    /// A client was deleted or its secret rotated: cached credentials and token answers
+    /// are void from the next request on.
+    pub fn client_changed(&self, client_id: &str) {
+        if let Some(rt) = self.key_runtime {
+            rt.clients.forget_client(client_id);
+        }
+        self.tokens_changed();
+    }
+
+    /// Grants or tokens were revoked: cached JWT liveness is void.
+    pub fn tokens_changed(&self) {
+        if let Some(t) = self.live_tokens {
+            t.bump();
+        }
+    }
+}
