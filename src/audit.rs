@@ -88,3 +88,12 @@ pub fn credential_changes_since(
         ))
         .load(conn)
 }
+
+/// The organization's audit log, newest first, at most 500 entries (admins; members 403).
+pub fn for_org(
+    conn: &mut DbConnection,
+    actor: &crate::orgs::Actor,
+) -> Result<Vec<AuditEntry>, crate::error::OpError> {
+    actor.require_admin()?;
+    Ok(list_for_org(conn, &actor.org_id, 500)?)
+}

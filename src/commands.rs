@@ -1,4 +1,4 @@
-//! The admin subcommands (SPEC.md §1): each prints one JSON object on stdout; errors go
+//! The admin subcommands (docs/spec.md §1): each prints one JSON object on stdout; errors go
 //! to stderr with a non-zero exit (main.rs). They open the same database as the server and
 //! may run while it serves.
 
@@ -7,7 +7,9 @@ use std::io::BufRead;
 use serde_json::{Value, json};
 
 use crate::api_keys::KeyType;
-use crate::api_keys::store::{ApiKeyError, Expiry, NewApiKey};
+use crate::api_keys::ops::CreateKey;
+use crate::api_keys::store::ApiKeyError;
+use crate::app::Ctx;
 use crate::cli::{
     ApiKeyCommand, ClientCommand, KeysCommand, OrgCommand, PlanArg, RoleArg, UserCommand,
 };
@@ -15,8 +17,9 @@ use crate::clients::{ClientError, NewClient};
 use crate::clock::{Clock, SystemClock, Timestamp, rfc3339};
 use crate::config::Settings;
 use crate::db::{DbConnection, write_tx};
-use crate::orgs::{OrgError, Plan, Role};
-use crate::scope::ScopeSet;
+use crate::error::OpError;
+use crate::orgs::{Actor, OrgError, Plan, Role};
+use crate::scope::{ScopeSet, ScopesInput};
 use crate::startup::StartupError;
 use crate::tokens::keys::{self, KeyError};
 use crate::users::UserError;
@@ -39,6 +42,8 @@ pub enum CommandError {
     ApiKey(#[from] ApiKeyError),
     #[error("{0}")]
     Keys(#[from] KeyError),
+    #[error("{0}")]
+    Op(#[from] OpError),
     #[error("cannot read the password from standard input: {0}")]
     Stdin(std::io::Error),
 }
@@ -153,31 +158,24 @@ pub fn client(settings: &Settings, cmd: ClientCommand) -> Result<Value, CommandE
             ScopeSet::parse_many([s]).map_err(|e| CommandError::Usage(format!("--scope: {e}")))
         })
         .transpose()?;
-    let valid = NewClient {
+    let new = NewClient {
         name,
         redirect_uris,
         public,
         resource_server,
         grant_types,
         scope,
-        org_id: org,
+        org_id: org.clone(),
         ..Default::default()
-    }
-    .validate(&settings.scopes)?;
-    let now = SystemClock.now();
-    let (row, secret) = write_tx(&mut connect(settings)?, |conn| -> Result<_, CommandError> {
-        let (row, secret) = crate::clients::store::insert(conn, &valid, &settings.key_prefix, now)?;
-        record(
-            conn,
-            row.org_id.as_deref(),
-            "client.created",
-            "client",
-            &row.id,
-            json!({"name": row.name}),
-            now,
-        )?;
-        Ok((row, secret))
-    })?;
+    };
+    let ctx = Ctx::offline(settings, SystemClock.now());
+    let conn = &mut connect(settings)?;
+    // An organization's client is made by the same operation as on the pages and the API;
+    // a platform client (no --org, e.g. a resource server) has no organization to act in.
+    let (row, secret) = match &org {
+        Some(org_id) => crate::clients::ops::create(conn, &ctx, &Actor::cli(org_id), new)?,
+        None => crate::clients::ops::create_platform(conn, &ctx, new)?,
+    };
     let mut out = json!({"client_id": row.id});
     if let Some(secret) = secret {
         out["client_secret"] = json!(secret);
@@ -199,41 +197,32 @@ pub fn api_key_create(settings: &Settings, cmd: ApiKeyCommand) -> Result<Value, 
     else {
         return Err(CommandError::Usage("not a create command".into()));
     };
-    let scopes = ScopeSet::parse_many(scopes.iter().map(String::as_str))
+    ScopeSet::parse_many(scopes.iter().map(String::as_str))
         .map_err(|e| CommandError::Usage(format!("--scope: {e}")))?;
-    let expiry = match (expires_in_days, expires_at) {
-        (Some(d), _) => Expiry::InDays(d),
-        (None, Some(at)) => Expiry::At(crate::clock::parse_rfc3339(&at).ok_or_else(|| {
-            CommandError::Usage(format!(
-                "--expires-at: {at:?} is not an RFC 3339 time like 2030-01-31T00:00:00Z"
-            ))
-        })?),
-        (None, None) => Expiry::Never,
-    };
-    let new = NewApiKey {
-        org_id: org,
+    if let Some(at) = &expires_at
+        && expires_in_days.is_none()
+        && crate::clock::parse_rfc3339(at).is_none()
+    {
+        return Err(CommandError::Usage(format!(
+            "--expires-at: {at:?} is not an RFC 3339 time like 2030-01-31T00:00:00Z"
+        )));
+    }
+    let input = CreateKey {
         name,
+        scopes: ScopesInput::List(scopes),
         key_type: if publishable {
             KeyType::Publishable
         } else {
             KeyType::Secret
         },
-        scopes,
-        expiry,
+        // --expires-in-days wins over --expires-at, as before.
+        expires_at: expires_at.filter(|_| expires_in_days.is_none()),
+        expires_in_days,
         rate_limit_per_minute,
-        created_by: None,
     };
-    let now = SystemClock.now();
-    let created = write_tx(&mut connect(settings)?, |conn| {
-        crate::api_keys::store::create(
-            conn,
-            new,
-            &settings.scopes,
-            &settings.key_prefix,
-            &settings.plan_limits,
-            now,
-        )
-    })?;
+    let ctx = Ctx::offline(settings, SystemClock.now());
+    let created =
+        crate::api_keys::ops::create(&mut connect(settings)?, &ctx, &Actor::cli(&org), &input)?;
     Ok(serde_json::to_value(created).unwrap_or(Value::Null))
 }
 

@@ -42,6 +42,79 @@ impl From<crate::tokens::keys::KeyError> for AppError {
     }
 }
 
+/// Why a feature operation refused. The operations (`api_keys::ops`, `clients::ops`,
+/// `orgs::members`, `consent::decision`) return it whatever the transport; `http::errors`
+/// maps each variant to the `/api/v1` JSON, RFC 7591 JSON or an HTML page. The HTTP status
+/// derives from the variant, never from the message.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// Malformed input or a broken rule (400); the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// A redirect URI is malformed or not allowed (400; RFC 7591 §3.2.2
+    /// `invalid_redirect_uri` at registration).
+    #[error("{0}")]
+    InvalidRedirectUri(String),
+    /// The actor may not do this (403).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No such thing in the actor's organization (404); names the thing.
+    #[error("No such {0}.")]
+    NotFound(&'static str),
+    /// The change would break an invariant (409).
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// Storage failed (503 when unreachable, else 500); the cause is logged once.
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl OpError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(message.into())
+    }
+
+    /// For reads that can only fail in storage: the storage error, or an internal error
+    /// naming the unexpected refusal.
+    pub fn into_app(self) -> AppError {
+        match self {
+            Self::App(a) => a,
+            other => AppError::Internal(format!("unexpected refusal: {other}")),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for OpError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::App(AppError::from_db(&e))
+    }
+}
+
+impl From<crate::api_keys::store::ApiKeyError> for OpError {
+    fn from(e: crate::api_keys::store::ApiKeyError) -> Self {
+        use crate::api_keys::store::ApiKeyError;
+        match e {
+            ApiKeyError::Invalid(m) => Self::Invalid(m),
+            ApiKeyError::OrgNotFound(_) => Self::NotFound("organization"),
+            ApiKeyError::Db(d) => d.into(),
+        }
+    }
+}
+
+impl From<crate::clients::ClientError> for OpError {
+    fn from(e: crate::clients::ClientError) -> Self {
+        use crate::clients::ClientError;
+        match e {
+            ClientError::InvalidRedirectUri { uri, reason } => {
+                Self::InvalidRedirectUri(format!("redirect URI {uri:?}: {reason}"))
+            }
+            ClientError::InvalidMetadata(m) => Self::Invalid(m),
+            ClientError::OrgNotFound(_) => Self::NotFound("organization"),
+            ClientError::Db(d) => d.into(),
+        }
+    }
+}
+
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {

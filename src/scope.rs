@@ -90,6 +90,29 @@ impl ScopeSet {
     }
 }
 
+/// Scopes as JSON bodies carry them: an array of names or one space-separated string.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum ScopesInput {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl ScopesInput {
+    /// The set, or 400 naming the field `scopes`.
+    pub fn parse(&self) -> Result<ScopeSet, crate::error::OpError> {
+        let parsed = match self {
+            Self::List(v) => ScopeSet::parse_many(v.iter().map(String::as_str)),
+            Self::Text(s) => ScopeSet::parse_many([s.as_str()]),
+        };
+        parsed.map_err(|_| crate::error::OpError::invalid("scopes are malformed."))
+    }
+}
+
+/// The scope that lets a credential use the management API (`/api/v1`), and that only an
+/// organization admin may give a key.
+pub const MANAGEMENT_SCOPE: &str = "admin";
+
 impl fmt::Display for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;

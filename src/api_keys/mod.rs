@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod format;
+pub mod ops;
 pub mod ratelimit;
 pub mod store;
 pub mod verify;

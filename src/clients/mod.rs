@@ -1,7 +1,9 @@
 //! OAuth clients: grant types, redirect-URI rules (RFC 6749 §3.1.2, RFC 8252 §7, BCP
 //! §2.1/§4.1.3), registration, and storage.
 
+pub mod ops;
 pub mod redirect_uri;
+pub mod registration;
 pub mod store;
 
 use crate::scope::{Catalogue, ScopeSet};

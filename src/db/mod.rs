@@ -211,6 +211,17 @@ where
     }
 }
 
+/// Readiness: the database answers a query on a core table.
+pub fn ping(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    use crate::db::schema::signing_keys;
+    use diesel::prelude::*;
+    signing_keys::table
+        .select(signing_keys::kid)
+        .first::<String>(conn)
+        .optional()
+        .map(|_| ())
+}
+
 /// True when a diesel error means "the database is not there" rather than "the query was
 /// wrong": callers answer 503 for these.
 pub fn is_unavailable(e: &diesel::result::Error) -> bool {

@@ -2,6 +2,7 @@
 //! [`routes`]; tests boot the same routing.
 
 pub mod api;
+pub mod errors;
 pub mod metrics;
 pub mod oauth;
 pub mod ops;
@@ -10,11 +11,22 @@ pub mod register;
 pub mod security_headers;
 pub mod well_known;
 
+use actix_web::middleware::from_fn;
 use actix_web::web;
 
 use crate::app::AppState;
 use crate::db::DbConnection;
 use crate::error::AppError;
+
+/// The `/api/v1` prefix: its routes live in one scope with the rate-limit-headers
+/// middleware and the JSON body limit.
+const API_V1: &str = "/api/v1";
+
+/// A resource of the `/api/v1` scope, spelled with its full path (so that this function
+/// lists every URL as a client sees it).
+fn api_v1(full_path: &'static str) -> actix_web::Resource {
+    web::resource(full_path.strip_prefix(API_V1).unwrap_or(full_path))
+}
 
 /// Every route of the server.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -23,69 +35,70 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/copy.js", web::get().to(pages::copy_script_get))
         .route(
             "/settings/api-keys",
-            web::get().to(pages::settings::api_keys_get),
+            web::get().to(pages::keys::api_keys_get),
         )
         .route(
             "/settings/api-keys",
-            web::post().to(pages::settings::api_keys_post),
+            web::post().to(pages::keys::api_keys_post),
         )
         .route(
             "/settings/api-keys/{id}/revoke",
-            web::get().to(pages::settings::revoke_get),
+            web::get().to(pages::keys::revoke_get),
         )
         .route(
             "/settings/api-keys/{id}/revoke",
-            web::post().to(pages::settings::revoke_post),
+            web::post().to(pages::keys::revoke_post),
         )
-        .route("/settings/org", web::post().to(pages::settings::org_post))
+        .route("/settings/org", web::post().to(pages::keys::org_post))
+        .route("/settings/audit", web::get().to(pages::audit::audit_get))
         .route(
-            "/settings/audit",
-            web::get().to(pages::developer::audit_get),
+            "/settings/members",
+            web::get().to(pages::members::members_get),
+        )
+        .route(
+            "/settings/members",
+            web::post().to(pages::members::members_post),
+        )
+        .route(
+            "/settings/members/{user_id}/role",
+            web::post().to(pages::members::role_post),
+        )
+        .route(
+            "/settings/members/{user_id}/remove",
+            web::post().to(pages::members::remove_post),
         )
         .route(
             "/developer/clients",
-            web::get().to(pages::developer::clients_get),
+            web::get().to(pages::clients::clients_get),
         )
         .route(
             "/developer/clients",
-            web::post().to(pages::developer::clients_post),
+            web::post().to(pages::clients::clients_post),
         )
         .route(
             "/developer/clients/{id}",
-            web::get().to(pages::developer::client_get),
+            web::get().to(pages::clients::client_get),
         )
         .route(
             "/developer/clients/{id}",
-            web::post().to(pages::developer::client_post),
+            web::post().to(pages::clients::client_post),
         )
         .route(
             "/developer/clients/{id}/secret",
-            web::post().to(pages::developer::secret_post),
+            web::post().to(pages::clients::secret_post),
         )
         .route(
             "/developer/clients/{id}/delete",
-            web::get().to(pages::developer::delete_get),
+            web::get().to(pages::clients::delete_get),
         )
         .route(
             "/developer/clients/{id}/delete",
-            web::post().to(pages::developer::delete_post),
+            web::post().to(pages::clients::delete_post),
         )
-        .route("/account/apps", web::get().to(pages::developer::apps_get))
+        .route("/account/apps", web::get().to(pages::apps::apps_get))
         .route(
             "/account/apps/{client_id}/revoke",
-            web::post().to(pages::developer::app_revoke_post),
-        )
-        .route(
-            "/settings/members",
-            web::get().to(pages::settings::members_get),
-        )
-        .route(
-            "/settings/members",
-            web::post().to(pages::settings::members_post),
-        )
-        .route(
-            "/settings/members/{user_id}/{action}",
-            web::post().to(pages::settings::member_action_post),
+            web::post().to(pages::apps::app_revoke_post),
         )
         .route("/login", web::get().to(pages::accounts::login_get))
         .route("/login", web::post().to(pages::accounts::login_post))
@@ -95,11 +108,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(pages::accounts::logout_post))
         .route(
             "/oauth/authorize",
-            web::get().to(pages::consent::authorize_get),
+            web::get().to(pages::authorize::authorize_get),
         )
         .route(
             "/oauth/authorize",
-            web::post().to(pages::consent::authorize_post),
+            web::post().to(pages::authorize::authorize_post),
         )
         .route("/healthz", web::get().to(ops::healthz_get))
         .route("/readyz", web::get().to(ops::readyz_get))
@@ -124,44 +137,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(oauth::revoke_post))
                 .default_service(web::to(oauth::post_only)),
         )
-        .route(
-            "/api/v1/openapi.json",
-            web::get().to(api::openapi::openapi_get),
-        )
         .service(
-            web::resource("/api/v1/keys/verify")
-                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
-                .route(web::post().to(api::keys::verify_post)),
-        )
-        .service(
-            web::resource("/api/v1/api-keys")
-                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
-                .route(web::get().to(api::keys::list_get))
-                .route(web::post().to(api::keys::create_post)),
-        )
-        .service(web::resource("/api/v1/api-keys/{id}").route(web::delete().to(api::keys::delete)))
-        .service(
-            web::resource("/api/v1/api-keys/{id}/roll")
-                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
-                .route(web::post().to(api::keys::roll_post)),
-        )
-        .service(
-            web::resource("/api/v1/clients")
-                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
-                .route(web::get().to(api::clients::list_get))
-                .route(web::post().to(api::clients::create_post)),
-        )
-        .service(
-            web::resource("/api/v1/clients/{client_id}")
-                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
-                .route(web::get().to(api::clients::get))
-                .route(web::put().to(api::clients::update_put))
-                .route(web::delete().to(api::clients::delete_client)),
-        )
-        .service(
-            web::resource("/api/v1/clients/{client_id}/secret")
-                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
-                .route(web::post().to(api::clients::secret_post)),
+            web::resource("/oauth/token")
+                .app_data(web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT))
+                .route(web::post().to(oauth::token_post))
+                .default_service(web::to(oauth::post_only)),
         )
         .service(
             web::resource("/oauth/register")
@@ -176,22 +156,50 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(register::delete)),
         )
         .service(
-            web::resource("/api/v1/orgs/{org_id}/members")
+            web::scope(API_V1)
                 .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
-                .route(web::get().to(api::members::list_get))
-                .route(web::post().to(api::members::add_post)),
-        )
-        .service(
-            web::resource("/api/v1/orgs/{org_id}/members/{user_id}")
-                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
-                .route(web::patch().to(api::members::role_patch))
-                .route(web::delete().to(api::members::delete)),
-        )
-        .service(
-            web::resource("/oauth/token")
-                .app_data(web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT))
-                .route(web::post().to(oauth::token_post))
-                .default_service(web::to(oauth::post_only)),
+                .wrap(from_fn(api::auth::rate_limit_headers))
+                .service(
+                    api_v1("/api/v1/openapi.json").route(web::get().to(api::openapi::openapi_get)),
+                )
+                .service(
+                    api_v1("/api/v1/keys/verify").route(web::post().to(api::verify::verify_post)),
+                )
+                .service(
+                    api_v1("/api/v1/api-keys")
+                        .route(web::get().to(api::keys::list_get))
+                        .route(web::post().to(api::keys::create_post)),
+                )
+                .service(api_v1("/api/v1/api-keys/{id}").route(web::delete().to(api::keys::delete)))
+                .service(
+                    api_v1("/api/v1/api-keys/{id}/roll")
+                        .route(web::post().to(api::keys::roll_post)),
+                )
+                .service(
+                    api_v1("/api/v1/clients")
+                        .route(web::get().to(api::clients::list_get))
+                        .route(web::post().to(api::clients::create_post)),
+                )
+                .service(
+                    api_v1("/api/v1/clients/{client_id}")
+                        .route(web::get().to(api::clients::get))
+                        .route(web::put().to(api::clients::update_put))
+                        .route(web::delete().to(api::clients::delete_client)),
+                )
+                .service(
+                    api_v1("/api/v1/clients/{client_id}/secret")
+                        .route(web::post().to(api::clients::secret_post)),
+                )
+                .service(
+                    api_v1("/api/v1/orgs/{org_id}/members")
+                        .route(web::get().to(api::members::list_get))
+                        .route(web::post().to(api::members::add_post)),
+                )
+                .service(
+                    api_v1("/api/v1/orgs/{org_id}/members/{user_id}")
+                        .route(web::patch().to(api::members::role_patch))
+                        .route(web::delete().to(api::members::delete)),
+                ),
         );
 }
 

@@ -16,7 +16,7 @@ use crate::scope::ScopeSet;
 use crate::tokens::jwt::AccessTokenClaims;
 use crate::tokens::keys::KeySet;
 
-/// Largest token request body accepted (SECURITY.md J6).
+/// Largest token request body accepted (docs/security.md J6).
 pub const TOKEN_BODY_LIMIT: usize = 16 * 1024;
 
 fn is_form(req: &HttpRequest) -> bool {
@@ -75,7 +75,7 @@ pub async fn token_post(
     let authorization = authorization_header(&req);
     let presented = client_auth::presented(authorization, &form)?;
     let request = token::parse(&form)?;
-    // SECURITY.md K2: a client id (or an address) guessing secrets is slowed down.
+    // docs/security.md K2: a client id (or an address) guessing secrets is slowed down.
     let ip = peer_ip(&req);
     let client_id = presented.client_id().to_string();
     if let Some(wait) = state
@@ -123,7 +123,7 @@ pub async fn token_post(
         .json(response))
 }
 
-/// Any other method on a POST-only OAuth endpoint (SECURITY.md D1).
+/// Any other method on a POST-only OAuth endpoint (docs/security.md D1).
 pub async fn post_only() -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header((header::ALLOW, "POST"))
@@ -266,7 +266,7 @@ fn introspection_ctx<'a>(st: &'a AppState, keys: &'a KeySet, now: Timestamp) -> 
     }
 }
 
-/// The introspection answer, counting inactive ones against the caller (SECURITY.md G4).
+/// The introspection answer, counting inactive ones against the caller (docs/security.md G4).
 fn introspected(
     state: &AppState,
     answer: serde_json::Value,
@@ -292,32 +292,11 @@ pub async fn revoke_post(
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is missing."))?
         .to_string();
-    let now = state.clock.now();
     let st = state.clone();
-    with_db(&state, move |conn| -> Result<(), OAuthError> {
-        let client = client_auth::authenticate(conn, &presented, now)?;
-        let keys = st.keys.snapshot();
-        let expect = crate::tokens::verify::Expect {
-            issuer: &st.issuer,
-            audience: &st.audience,
-            leeway: st.settings.jwt_leeway_seconds,
-            now,
-        };
-        crate::db::write_tx(conn, |conn| {
-            crate::oauth::revocation::revoke(
-                conn,
-                &keys,
-                expect,
-                &st.settings.key_prefix,
-                &client,
-                &token,
-                now,
-            )
-        })
+    with_db(&state, move |conn| {
+        crate::oauth::revocation::revoke_for_client(conn, &st, &presented, &token)
     })
     .await?;
-    // Committed: cached JWT liveness is void from the next request on (tokens::cache).
-    state.live_tokens.bump();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())

@@ -3,11 +3,9 @@
 use std::fmt::Write;
 
 use actix_web::{HttpResponse, web};
-use diesel::prelude::*;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::db::schema::signing_keys;
 use crate::error::AppError;
 use crate::http::with_db;
 
@@ -21,11 +19,7 @@ pub async fn healthz_get() -> HttpResponse {
 /// Ready to serve: the database answers a query on a core table and a key can sign.
 pub async fn readyz_get(state: web::Data<AppState>) -> HttpResponse {
     let db = with_db(&state, |conn| -> Result<(), AppError> {
-        signing_keys::table
-            .select(signing_keys::kid)
-            .first::<String>(conn)
-            .optional()?;
-        Ok(())
+        Ok(crate::db::ping(conn)?)
     })
     .await;
     let keys = state.keys.can_sign(state.clock.now());

@@ -80,6 +80,38 @@ pub fn revoke(
     Ok(())
 }
 
+/// RFC 7009 §2.1: authenticates the client, then revokes `token` for it in one write
+/// transaction; cached JWT liveness on this instance is void from the next request on.
+pub fn revoke_for_client(
+    conn: &mut DbConnection,
+    st: &crate::app::AppState,
+    presented: &super::client_auth::Presented,
+    token: &str,
+) -> Result<(), OAuthError> {
+    let ctx = st.ctx();
+    let client = super::client_auth::authenticate(conn, presented, ctx.now)?;
+    let keys = st.keys.snapshot();
+    let expect = Expect {
+        issuer: &st.issuer,
+        audience: &st.audience,
+        leeway: st.settings.jwt_leeway_seconds,
+        now: ctx.now,
+    };
+    crate::db::write_tx(conn, |conn| {
+        revoke(
+            conn,
+            &keys,
+            expect,
+            &st.settings.key_prefix,
+            &client,
+            token,
+            ctx.now,
+        )
+    })?;
+    ctx.tokens_changed();
+    Ok(())
+}
+
 /// Grants and access tokens revoked since `since` (grant ids and jtis), for the other
 /// instances' caches (see `tokens::cache`).
 pub fn revoked_since(conn: &mut DbConnection, since: Timestamp) -> QueryResult<Vec<String>> {

@@ -1,6 +1,11 @@
 //! Organizations and memberships: plans, roles, and their storage.
 
+pub mod actor;
+pub mod bearer;
+pub mod members;
 pub mod store;
+
+pub use actor::Actor;
 
 use std::fmt;
 

@@ -128,3 +128,22 @@ pub fn set_role(
 pub fn remove_member(conn: &mut DbConnection, org_id: &str, user_id: &str) -> QueryResult<usize> {
     diesel::delete(memberships::table.find((org_id, user_id))).execute(conn)
 }
+
+/// The user's organizations with their names and the user's role, oldest membership
+/// first: `(org id, org name, role)`.
+pub fn memberships_of(
+    conn: &mut DbConnection,
+    user_id: &str,
+) -> QueryResult<Vec<(String, String, Role)>> {
+    use crate::db::schema::organizations;
+    let rows: Vec<(String, String, String)> = memberships::table
+        .inner_join(organizations::table)
+        .filter(memberships::user_id.eq(user_id))
+        .order(memberships::created_at.asc())
+        .select((organizations::id, organizations::name, memberships::role))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, role)| (id, name, Role::parse(&role).unwrap_or(Role::Member)))
+        .collect())
+}

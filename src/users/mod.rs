@@ -111,6 +111,24 @@ pub fn register_with_org(
     Ok((user.id, org.id))
 }
 
+/// Signup (docs/spec.md §6): a new user with an organization of their own, of which they
+/// are the admin, in one transaction. `Ok(Err(_))` is a refusal to show on the form
+/// (taken email, bad input); `Err` is a storage failure.
+pub fn signup(
+    conn: &mut crate::db::DbConnection,
+    email: &str,
+    password_hash: String,
+    now: crate::clock::Timestamp,
+) -> Result<Result<String, UserError>, crate::error::AppError> {
+    crate::db::write_tx(conn, |conn| {
+        match register_with_org(conn, email, password_hash, "signup", now) {
+            Ok((user_id, _org)) => Ok(Ok(user_id)),
+            Err(UserError::Db(e)) => Err(e.into()),
+            Err(e) => Ok(Err(e)),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -854,7 +854,7 @@ async fn openapi_document_covers_every_api_route() {
     let routes_src = include_str!("../../src/http/mod.rs");
     let registered: std::collections::BTreeSet<String> = routes_src
         .split('"')
-        .filter(|s| s.starts_with("/api/v1") || s.starts_with("/oauth/register"))
+        .filter(|s| s.starts_with("/api/v1/") || s.starts_with("/oauth/register"))
         .map(str::to_string)
         .collect();
     assert!(registered.len() >= 12, "{registered:?}");

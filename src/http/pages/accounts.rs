@@ -1,4 +1,4 @@
-//! `/signup`, `/login`, `/logout` and the home page (SPEC.md §6).
+//! `/signup`, `/login`, `/logout` and the home page (docs/spec.md §6).
 //!
 //! Before login, forms are protected by a double-submit token: a random cookie and, in the
 //! form, its HMAC for the form's purpose. After login, tokens derive from the session.
@@ -203,7 +203,7 @@ pub async fn login_get(
 }
 
 /// Verifies a password off the async workers, at most `password_slots` at a time
-/// (SECURITY.md K3). Unknown accounts are checked against a dummy hash, so both failures
+/// (docs/security.md K3). Unknown accounts are checked against a dummy hash, so both failures
 /// cost the same (H6).
 async fn check_password(
     state: &web::Data<AppState>,
@@ -333,19 +333,7 @@ pub async fn signup_post(
             .map_err(|e| AppError::Internal(e.to_string()))?
     };
     let now = state.clock.now();
-    let created = with_db(&state, move |conn| {
-        crate::db::write_tx(
-            conn,
-            |conn| -> Result<Result<String, UserError>, AppError> {
-                match users::register_with_org(conn, &email, hash, "signup", now) {
-                    Ok((user_id, _org)) => Ok(Ok(user_id)),
-                    Err(UserError::Db(e)) => Err(e.into()),
-                    Err(e) => Ok(Err(e)),
-                }
-            },
-        )
-    })
-    .await?;
+    let created = with_db(&state, move |conn| users::signup(conn, &email, hash, now)).await?;
     match created {
         Ok(user_id) => {
             tracing::info!(%user_id, "signup");

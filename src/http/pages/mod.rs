@@ -1,19 +1,15 @@
-//! HTML pages (askama templates, no JavaScript): accounts and the shared page helpers.
-
-/// The signed-in viewer of a settings page, or an early return with the login redirect.
-macro_rules! signed_in {
-    ($req:expr, $state:expr) => {
-        match $crate::http::pages::settings::viewer(&$req, &$state).await? {
-            Ok(v) => v,
-            Err(r) => return Ok(r),
-        }
-    };
-}
+//! HTML pages (askama templates, no JavaScript beyond a same-origin copy button): one
+//! module per page family, and the helpers they share. Handlers extract ([`signed_in`]),
+//! call one feature operation, and render.
 
 pub mod accounts;
-pub mod consent;
-pub mod developer;
-pub mod settings;
+pub mod apps;
+pub mod audit;
+pub mod authorize;
+pub mod clients;
+pub mod keys;
+pub mod members;
+pub mod signed_in;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
@@ -21,6 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::app::AppState;
+use crate::clock::{Timestamp, rfc3339};
 use crate::error::AppError;
 use crate::http::with_db;
 use crate::sessions::{self, Session};
@@ -53,12 +50,12 @@ pub struct ErrorPage<'a> {
     pub message: &'a str,
 }
 
-/// An HTML error page with no `Location` header (SECURITY.md A3).
+/// An HTML error page with no `Location` header (docs/security.md A3).
 pub fn error_page(status: StatusCode, heading: &str, message: &str) -> HttpResponse {
     page(status, &ErrorPage { heading, message })
 }
 
-/// A 303 See Other (never 307/308 after a credential POST, SECURITY.md A9).
+/// A 303 See Other (never 307/308 after a credential POST, docs/security.md A9).
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header(("Location", location))
@@ -93,7 +90,7 @@ pub async fn current_session(
 }
 
 /// True unless a browser-supplied `Origin` names another site: a cross-site form post is
-/// refused even before its CSRF token is checked (SECURITY.md H1). Browsers send
+/// refused even before its CSRF token is checked (docs/security.md H1). Browsers send
 /// `Origin: null` for our own forms because every page has `Referrer-Policy: no-referrer`,
 /// so `null` proves nothing either way and the CSRF token decides.
 pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
@@ -122,4 +119,25 @@ pub async fn stylesheet_get() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(include_str!("../../../static/tessera.css"))
+}
+
+/// A time as pages show it: `2026-11-25 06:48:29 UTC`.
+pub fn when(t: Timestamp) -> String {
+    rfc3339(t)
+        .replacen('T', " ", 1)
+        .trim_end_matches('Z')
+        .to_string()
+        + " UTC"
+}
+
+/// The confirmation step before a destructive action.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage<'a> {
+    pub heading: &'a str,
+    pub message: &'a str,
+    pub action: &'a str,
+    pub button: &'a str,
+    pub cancel: &'a str,
+    pub csrf_token: &'a str,
 }

@@ -10,6 +10,8 @@ use crate::db::DbConnection;
 use crate::db::schema::{consents, pending_authorizations};
 use crate::scope::ScopeSet;
 
+pub mod decision;
+
 /// How long a consent page stays answerable.
 pub const PENDING_TTL_SECONDS: i64 = 600;
 /// Pending requests kept per user; older ones are dropped (SECURITY.md K4).

@@ -1,30 +1,21 @@
-//! `/developer/clients` (register, edit, rotate the secret, delete), `/account/apps`
-//! (authorized apps, revoke) and `/settings/audit` (admins). The pages call the same
-//! operations as `/api/v1/clients`, acting as the signed-in user in their current
-//! organization; every form carries a CSRF token bound to its purpose.
+//! `/developer/clients` (docs/spec.md §6): register, edit, rotate the secret, delete. The
+//! pages call `clients::ops`, the same operations as `/api/v1/clients`, acting as the
+//! signed-in user in their current organization.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 
-use super::settings::{ConfirmPage, Viewer, csrf_ok, field, forbidden_form, form_pairs, when};
-use super::{error_page, page, see_other};
+use super::signed_in::{CsrfForm, Fields, SignedIn};
+use super::{ConfirmPage, error_page, page, see_other, when};
 use crate::app::AppState;
-use crate::clients::store::{self, ClientRow};
+use crate::clients::ops;
+use crate::clients::store::ClientRow;
 use crate::clients::{GrantType, NewClient};
-use crate::error::AppError;
-use crate::http::api::clients as ops;
-use crate::http::api::{ApiError, ScopesInput};
+use crate::error::{AppError, OpError};
+use crate::http::errors::shown;
 use crate::http::with_db;
-use crate::orgs::Role;
-
-/// A failure from the shared operations: storage errors propagate, the rest is shown.
-fn shown(e: ApiError) -> Result<(StatusCode, String), AppError> {
-    match e.cause {
-        Some(c) => Err(*c),
-        None => Ok((e.status, e.message)),
-    }
-}
+use crate::scope::ScopesInput;
 
 pub struct Choice {
     pub value: String,
@@ -103,36 +94,26 @@ impl ClientForm {
     }
 
     /// Reads a submitted form; `Err` carries the form back with a message.
-    fn read(
-        state: &AppState,
-        pairs: &[(String, String)],
-        viewer: &Viewer,
-    ) -> (Self, Result<NewClient, String>) {
-        let all = |name: &str| -> Vec<String> {
-            pairs
-                .iter()
-                .filter(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .collect()
-        };
-        let grants: Vec<GrantType> = all("grant_type")
+    fn read(state: &AppState, f: &Fields, v: &SignedIn) -> (Self, Result<NewClient, String>) {
+        let grants: Vec<GrantType> = f
+            .all("grant_type")
             .iter()
             .filter_map(|g| GrantType::parse(g))
             .collect();
-        let scopes = all("scope");
+        let scopes = f.all("scope");
         let form = Self {
-            name: field(pairs, "name").unwrap_or("").to_string(),
-            redirect_uris: field(pairs, "redirect_uris").unwrap_or("").to_string(),
-            public: field(pairs, "type") == Some("public"),
+            name: f.get("name").unwrap_or("").to_string(),
+            redirect_uris: f.get("redirect_uris").unwrap_or("").to_string(),
+            public: f.get("type") == Some("public"),
             grant_types: grant_choices(&grants),
             scopes: scope_choices(state, &scopes),
-            logo_uri: field(pairs, "logo_uri").unwrap_or("").to_string(),
-            client_uri: field(pairs, "client_uri").unwrap_or("").to_string(),
+            logo_uri: f.get("logo_uri").unwrap_or("").to_string(),
+            client_uri: f.get("client_uri").unwrap_or("").to_string(),
         };
         let scope = match ScopesInput::List(scopes).parse() {
             Ok(s) if !s.is_empty() => Some(s),
             Ok(_) => return (form, Err("Pick at least one scope.".into())),
-            Err(e) => return (form, Err(e.message)),
+            Err(e) => return (form, Err(e.to_string())),
         };
         let new = NewClient {
             name: form.name.clone(),
@@ -147,10 +128,10 @@ impl ClientForm {
             resource_server: false,
             grant_types: Some(grants),
             scope,
-            org_id: Some(viewer.principal.org_id.clone()),
+            org_id: Some(v.actor.org_id.clone()),
             logo_uri: Some(form.logo_uri.trim().to_string()).filter(|s| !s.is_empty()),
             client_uri: Some(form.client_uri.trim().to_string()).filter(|s| !s.is_empty()),
-            created_by: viewer.principal.user_id.clone(),
+            created_by: v.actor.user_id.clone(),
         };
         (form, Ok(new))
     }
@@ -178,17 +159,16 @@ struct ClientsPage<'a> {
 
 async fn render_list(
     state: &web::Data<AppState>,
-    v: &Viewer,
+    v: &SignedIn,
     status: StatusCode,
     form: ClientForm,
     error: Option<String>,
     created: Option<(String, Option<String>)>,
 ) -> Result<HttpResponse, AppError> {
-    let org = v.principal.org_id.clone();
-    let rows = with_db(state, move |conn| {
-        store::list(conn, &org).map_err(AppError::from)
-    })
-    .await?;
+    let actor = v.actor.clone();
+    let rows = with_db(state, move |conn| ops::list(conn, &actor))
+        .await
+        .map_err(OpError::into_app)?;
     let clients = rows
         .into_iter()
         .map(|r| ClientLine {
@@ -211,7 +191,7 @@ async fn render_list(
             org_name: &v.org_name,
             clients,
             form,
-            csrf: v.session.csrf_token("client-create"),
+            csrf: v.csrf("/developer/clients"),
             error,
             created,
         },
@@ -220,10 +200,9 @@ async fn render_list(
 
 /// `GET /developer/clients`
 pub async fn clients_get(
-    req: HttpRequest,
+    v: SignedIn,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let v = signed_in!(req, state);
     render_list(
         &state,
         &v,
@@ -237,16 +216,11 @@ pub async fn clients_get(
 
 /// `POST /developer/clients`: registers a client; its secret is shown on this answer only.
 pub async fn clients_post(
-    req: HttpRequest,
-    body: web::Bytes,
+    v: SignedIn,
+    CsrfForm(f): CsrfForm,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let v = signed_in!(req, state);
-    let pairs = form_pairs(&body);
-    if !csrf_ok(&req, &state, &v, "client-create", &pairs) {
-        return Ok(forbidden_form());
-    }
-    let (form, new) = ClientForm::read(&state, &pairs, &v);
+    let (form, new) = ClientForm::read(&state, &f, &v);
     let new = match new {
         Ok(n) => n,
         Err(m) => {
@@ -254,8 +228,8 @@ pub async fn clients_post(
         }
     };
     let st = state.clone();
-    let p = v.principal.clone();
-    match with_db(&state, move |conn| ops::create(conn, &st, &p, new)).await {
+    let p = v.actor.clone();
+    match with_db(&state, move |conn| ops::create(conn, &st.ctx(), &p, new)).await {
         Ok((row, secret)) => {
             render_list(
                 &state,
@@ -292,15 +266,16 @@ struct ClientPage<'a> {
 
 async fn load_client(
     state: &web::Data<AppState>,
-    v: &Viewer,
+    v: &SignedIn,
     id: &str,
 ) -> Result<Option<ClientRow>, AppError> {
-    let org = v.principal.org_id.clone();
+    let actor = v.actor.clone();
     let id = id.to_string();
-    with_db(state, move |conn| {
-        store::find_in_org(conn, &org, &id).map_err(AppError::from)
-    })
-    .await
+    match with_db(state, move |conn| ops::get(conn, &actor, &id)).await {
+        Ok(row) => Ok(Some(row)),
+        Err(OpError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into_app()),
+    }
 }
 
 fn no_such_client() -> HttpResponse {
@@ -309,7 +284,7 @@ fn no_such_client() -> HttpResponse {
 
 #[allow(clippy::too_many_arguments)]
 fn render_client(
-    v: &Viewer,
+    v: &SignedIn,
     id: &str,
     status: StatusCode,
     form: ClientForm,
@@ -324,9 +299,9 @@ fn render_client(
             org_name: &v.org_name,
             client_id: id,
             form,
-            csrf_update: v.session.csrf_token(&format!("client-update:{id}")),
-            csrf_secret: v.session.csrf_token(&format!("client-secret:{id}")),
-            is_admin: v.principal.role == Role::Admin,
+            csrf_update: v.csrf(&format!("/developer/clients/{id}")),
+            csrf_secret: v.csrf(&format!("/developer/clients/{id}/secret")),
+            is_admin: v.actor.is_admin(),
             error,
             notice,
             rotated,
@@ -336,11 +311,10 @@ fn render_client(
 
 /// `GET /developer/clients/{id}`
 pub async fn client_get(
-    req: HttpRequest,
+    v: SignedIn,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let v = signed_in!(req, state);
     let id = path.into_inner();
     let Some(row) = load_client(&state, &v, &id).await? else {
         return Ok(no_such_client());
@@ -358,21 +332,16 @@ pub async fn client_get(
 
 /// `POST /developer/clients/{id}`: saves the edit form.
 pub async fn client_post(
-    req: HttpRequest,
+    v: SignedIn,
     path: web::Path<String>,
-    body: web::Bytes,
+    CsrfForm(f): CsrfForm,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let v = signed_in!(req, state);
     let id = path.into_inner();
-    let pairs = form_pairs(&body);
-    if !csrf_ok(&req, &state, &v, &format!("client-update:{id}"), &pairs) {
-        return Ok(forbidden_form());
-    }
     let Some(current) = load_client(&state, &v, &id).await? else {
         return Ok(no_such_client());
     };
-    let (mut form, new) = ClientForm::read(&state, &pairs, &v);
+    let (mut form, new) = ClientForm::read(&state, &f, &v);
     form.public = current.is_public;
     let new = match new {
         Ok(n) => n,
@@ -389,9 +358,13 @@ pub async fn client_post(
         }
     };
     let st = state.clone();
-    let p = v.principal.clone();
+    let p = v.actor.clone();
     let cid = id.clone();
-    match with_db(&state, move |conn| ops::update(conn, &st, &p, &cid, new)).await {
+    match with_db(&state, move |conn| {
+        ops::update(conn, &st.ctx(), &p, &cid, new)
+    })
+    .await
+    {
         Ok(row) => Ok(render_client(
             &v,
             &id,
@@ -411,34 +384,26 @@ pub async fn client_post(
 /// `POST /developer/clients/{id}/secret`: a new secret, shown once; the old one works for
 /// the chosen overlap.
 pub async fn secret_post(
-    req: HttpRequest,
+    v: SignedIn,
     path: web::Path<String>,
-    body: web::Bytes,
+    CsrfForm(f): CsrfForm,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let v = signed_in!(req, state);
     let id = path.into_inner();
-    let pairs = form_pairs(&body);
-    if !csrf_ok(&req, &state, &v, &format!("client-secret:{id}"), &pairs) {
-        return Ok(forbidden_form());
-    }
     let Some(row) = load_client(&state, &v, &id).await? else {
         return Ok(no_such_client());
     };
-    let overlap: i64 = field(&pairs, "overlap")
-        .and_then(|o| o.parse().ok())
-        .unwrap_or(0);
+    let overlap: i64 = f.get("overlap").and_then(|o| o.parse().ok()).unwrap_or(0);
     let st = state.clone();
-    let p = v.principal.clone();
+    let p = v.actor.clone();
     let cid = id.clone();
     let result = with_db(&state, move |conn| {
-        ops::rotate_secret(conn, &st, &p, &cid, overlap)
+        ops::rotate_secret(conn, &st.ctx(), &p, &cid, overlap)
     })
     .await;
     let form = ClientForm::of(&state, &row);
     match result {
         Ok((secret, old_end)) => {
-            ops::after_client_change(&state, &id);
             let mut resp = render_client(
                 &v,
                 &id,
@@ -463,16 +428,15 @@ pub async fn secret_post(
 
 /// `GET /developer/clients/{id}/delete`: the confirmation step (admins).
 pub async fn delete_get(
-    req: HttpRequest,
+    v: SignedIn,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let v = signed_in!(req, state);
     let id = path.into_inner();
     let Some(row) = load_client(&state, &v, &id).await? else {
         return Ok(no_such_client());
     };
-    if v.principal.role != Role::Admin {
+    if !v.actor.is_admin() {
         return Ok(error_page(
             StatusCode::FORBIDDEN,
             "Admins only",
@@ -491,175 +455,27 @@ pub async fn delete_get(
             action: &format!("/developer/clients/{id}/delete"),
             button: "Delete client",
             cancel: &format!("/developer/clients/{id}"),
-            csrf_token: &v.session.csrf_token(&format!("client-delete:{id}")),
+            csrf_token: &v.csrf(&format!("/developer/clients/{id}/delete")),
         },
     ))
 }
 
 /// `POST /developer/clients/{id}/delete`
 pub async fn delete_post(
-    req: HttpRequest,
+    v: SignedIn,
     path: web::Path<String>,
-    body: web::Bytes,
+    _form: CsrfForm,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let v = signed_in!(req, state);
     let id = path.into_inner();
-    let pairs = form_pairs(&body);
-    if !csrf_ok(&req, &state, &v, &format!("client-delete:{id}"), &pairs) {
-        return Ok(forbidden_form());
-    }
     let st = state.clone();
-    let p = v.principal.clone();
+    let p = v.actor.clone();
     let cid = id.clone();
-    match with_db(&state, move |conn| ops::delete(conn, &st, &p, &cid)).await {
-        Ok(()) => {
-            ops::after_client_change(&state, &id);
-            Ok(see_other("/developer/clients"))
-        }
+    match with_db(&state, move |conn| ops::delete(conn, &st.ctx(), &p, &cid)).await {
+        Ok(()) => Ok(see_other("/developer/clients")),
         Err(e) => {
             let (status, m) = shown(e)?;
             Ok(error_page(status, "Cannot delete", &m))
         }
     }
-}
-
-pub struct AppLine {
-    pub client_id: String,
-    pub name: String,
-    pub client_uri: String,
-    pub scopes: String,
-    pub granted: String,
-    pub csrf: String,
-}
-
-#[derive(Template)]
-#[template(path = "account_apps.html")]
-struct AppsPage<'a> {
-    email: &'a str,
-    apps: Vec<AppLine>,
-}
-
-/// `GET /account/apps`: what the user has authorized.
-pub async fn apps_get(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let Some(session) = super::current_session(&req, &state).await? else {
-        return Ok(see_other("/login?return_to=%2Faccount%2Fapps"));
-    };
-    let user = session.user_id.clone();
-    let (email, apps) = with_db(&state, move |conn| -> Result<_, AppError> {
-        let email = crate::users::store::find(conn, &user)?
-            .map(|u| u.email)
-            .unwrap_or_default();
-        Ok((email, crate::consent::apps_of(conn, &user)?))
-    })
-    .await?;
-    let apps = apps
-        .into_iter()
-        .map(|a| AppLine {
-            csrf: session.csrf_token(&format!("app-revoke:{}", a.client_id)),
-            client_id: a.client_id,
-            name: a.client_name,
-            client_uri: a.client_uri.unwrap_or_default(),
-            scopes: a.scope,
-            granted: when(a.updated_at),
-        })
-        .collect();
-    Ok(page(
-        StatusCode::OK,
-        &AppsPage {
-            email: &email,
-            apps,
-        },
-    ))
-}
-
-/// `POST /account/apps/{client_id}/revoke`: removes the consent and kills every token of
-/// it from the next request on.
-pub async fn app_revoke_post(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let Some(session) = super::current_session(&req, &state).await? else {
-        return Ok(forbidden_form());
-    };
-    let client_id = path.into_inner();
-    let pairs = form_pairs(&body);
-    if !super::same_origin(&req, &state)
-        || !session.csrf_ok(
-            &format!("app-revoke:{client_id}"),
-            field(&pairs, "csrf_token").unwrap_or(""),
-        )
-    {
-        return Ok(forbidden_form());
-    }
-    let now = state.clock.now();
-    let user = session.user_id.clone();
-    with_db(&state, move |conn| {
-        crate::db::write_tx(conn, |conn| {
-            crate::consent::revoke(conn, &user, &client_id, now)
-        })
-        .map_err(AppError::from)
-    })
-    .await?;
-    state.live_tokens.bump();
-    Ok(see_other("/account/apps"))
-}
-
-pub struct AuditLine {
-    pub when: String,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub details: String,
-}
-
-#[derive(Template)]
-#[template(path = "settings_audit.html")]
-struct AuditPage<'a> {
-    email: &'a str,
-    org_name: &'a str,
-    entries: Vec<AuditLine>,
-}
-
-/// `GET /settings/audit`: the organization's audit log, newest first (admins; members 403).
-pub async fn audit_get(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let v = signed_in!(req, state);
-    if v.principal.role != Role::Admin {
-        return Ok(error_page(
-            StatusCode::FORBIDDEN,
-            "Admins only",
-            "Only organization admins can read the audit log.",
-        ));
-    }
-    let org = v.principal.org_id.clone();
-    let rows = with_db(&state, move |conn| {
-        crate::audit::list_for_org(conn, &org, 500).map_err(AppError::from)
-    })
-    .await?;
-    let entries = rows
-        .into_iter()
-        .map(|e| AuditLine {
-            when: when(e.created_at),
-            actor: e.actor,
-            action: e.action,
-            target: format!("{} {}", e.target_type, e.target_id),
-            details: e.details,
-        })
-        .collect();
-    Ok(page(
-        StatusCode::OK,
-        &AuditPage {
-            email: &v.email,
-            org_name: &v.org_name,
-            entries,
-        },
-    ))
 }

@@ -1,6 +1,6 @@
 //! `GET /oauth/authorize` (validation, login redirect, consent page or remembered consent)
 //! and `POST /oauth/authorize` (the consent decision). RFC 6749 §4.1, RFC 9207 (`iss` on
-//! every response to the client), SPEC.md §3 and §6.
+//! every response to the client), docs/spec.md §3 and §6.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,13 +9,11 @@ use serde::Deserialize;
 
 use super::{current_session, error_page, page, same_origin, see_other};
 use crate::app::AppState;
-use crate::consent::{self, Pending};
+use crate::consent::decision::{self, Decided, Next};
 use crate::error::AppError;
 use crate::http::with_db;
 use crate::oauth::authorize::{self, AuthorizeError, AuthorizeQuery, ValidRequest};
-use crate::oauth::codes::{self, NewCode};
 use crate::scope::ScopeSet;
-use crate::sessions::Session;
 
 #[derive(Template)]
 #[template(path = "consent.html")]
@@ -39,7 +37,7 @@ pub struct ConsentForm {
     decision: String,
 }
 
-/// A redirect to the client (302 after a GET; 303 after the consent POST, SECURITY.md A9).
+/// A redirect to the client (302 after a GET; 303 after the consent POST, docs/security.md A9).
 fn to_client(status: StatusCode, url: &str) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header(("Location", url))
@@ -102,14 +100,10 @@ fn scope_lines(state: &AppState, scope: &ScopeSet) -> Vec<(String, String)> {
         .collect()
 }
 
-enum Next {
+/// What the GET answers with.
+enum Answer {
     Login,
-    Code(String),
-    Consent {
-        pending: Box<Pending>,
-        email: String,
-        org_name: Option<String>,
-    },
+    Signed(Next),
 }
 
 pub async fn authorize_get(
@@ -119,10 +113,9 @@ pub async fn authorize_get(
     let query = req.query_string().to_string();
     let session = current_session(&req, &state).await?;
     let st = state.clone();
-    let now = state.clock.now();
     let outcome = with_db(
         &state,
-        move |conn| -> Result<Result<(ValidRequest, Next), AuthorizeError>, AppError> {
+        move |conn| -> Result<Result<(ValidRequest, Answer), AuthorizeError>, AppError> {
             let valid = match authorize::validate(
                 conn,
                 &st.settings.scopes,
@@ -133,10 +126,10 @@ pub async fn authorize_get(
                 Err(other) => return Ok(Err(other)),
             };
             let Some(session) = session else {
-                return Ok(Ok((valid, Next::Login)));
+                return Ok(Ok((valid, Answer::Login)));
             };
-            let next = decide(conn, &st, &valid, &session, now)?;
-            Ok(Ok((valid, next)))
+            let next = decision::on_request(conn, &st.ctx(), &valid, &session)?;
+            Ok(Ok((valid, Answer::Signed(next))))
         },
     )
     .await?;
@@ -156,22 +149,22 @@ pub async fn authorize_get(
         Err(AuthorizeError::App(e)) => return Err(e),
     };
     match next {
-        Next::Login => {
+        Answer::Login => {
             let return_to: String = url::form_urlencoded::byte_serialize(
                 format!("/oauth/authorize?{}", req.query_string()).as_bytes(),
             )
             .collect();
             Ok(see_other(&format!("/login?return_to={return_to}")))
         }
-        Next::Code(code) => Ok(to_client(
+        Answer::Signed(Next::Code(code)) => Ok(to_client(
             StatusCode::FOUND,
             &success_url(&state, &valid.redirect_uri, &code, valid.state.as_deref())?,
         )),
-        Next::Consent {
+        Answer::Signed(Next::Consent {
             pending,
             email,
             org_name,
-        } => {
+        }) => {
             let session = current_session(&req, &state)
                 .await?
                 .ok_or_else(|| AppError::Internal("session vanished".into()))?;
@@ -197,62 +190,8 @@ pub async fn authorize_get(
     }
 }
 
-/// Signed in: skip the page when consent already covers the scope, else store the request
-/// for the consent form.
-fn decide(
-    conn: &mut crate::db::DbConnection,
-    st: &AppState,
-    valid: &ValidRequest,
-    session: &Session,
-    now: i64,
-) -> Result<Next, AppError> {
-    let remembered = consent::remembered(conn, &session.user_id, &valid.client.id)?;
-    if remembered.is_some_and(|r| valid.scope.is_subset(&r)) {
-        let code = crate::db::write_tx(conn, |conn| {
-            codes::issue(
-                conn,
-                &NewCode {
-                    client_id: &valid.client.id,
-                    user_id: &session.user_id,
-                    redirect_uri: &valid.requested_redirect_uri,
-                    scope: &valid.scope,
-                    code_challenge: &valid.code_challenge,
-                },
-                st.settings.code_ttl_seconds,
-                now,
-            )
-        })?;
-        return Ok(Next::Code(code));
-    }
-    let pending = Pending {
-        id: crate::crypto::random_token(),
-        session_id: session.id_hash.clone(),
-        user_id: session.user_id.clone(),
-        client_id: valid.client.id.clone(),
-        redirect_uri: valid.requested_redirect_uri.clone(),
-        scope: valid.scope.to_string(),
-        state: valid.state.clone(),
-        code_challenge: valid.code_challenge.clone(),
-        created_at: now,
-        expires_at: now + consent::PENDING_TTL_SECONDS,
-    };
-    crate::db::write_tx(conn, |conn| consent::insert_pending(conn, &pending))?;
-    let email = crate::users::store::find(conn, &session.user_id)?
-        .map(|u| u.email)
-        .unwrap_or_default();
-    let org_name = match &session.org_id {
-        Some(o) => crate::orgs::store::find(conn, o)?.map(|o| o.name),
-        None => None,
-    };
-    Ok(Next::Consent {
-        pending: Box::new(pending),
-        email,
-        org_name,
-    })
-}
-
 /// The consent form's target. Everything comes from the stored request; the form carries
-/// only its id, the CSRF token and the decision (SECURITY.md A11, H1).
+/// only its id, the CSRF token and the decision (docs/security.md A11, H1).
 pub async fn authorize_post(
     req: HttpRequest,
     form: web::Form<ConsentForm>,
@@ -285,58 +224,10 @@ pub async fn authorize_post(
         }
     };
     let st = state.clone();
-    let now = state.clock.now();
     let id = form.request.clone();
-    let result = with_db(
-        &state,
-        move |conn| -> Result<Option<(Pending, Option<String>, String)>, AppError> {
-            crate::db::write_tx(conn, |conn| {
-                let Some(p) = consent::find_pending(conn, &id, &session.id_hash, now)? else {
-                    return Ok(None);
-                };
-                if !consent::take_pending(conn, &id)? {
-                    return Ok(None);
-                }
-                let client = crate::clients::store::find(conn, &p.client_id)?
-                    .ok_or_else(|| AppError::Internal("client gone".into()))?;
-                let redirect = if p.redirect_uri.is_empty() {
-                    client
-                        .redirect_uri_list()
-                        .into_iter()
-                        .next()
-                        .unwrap_or_default()
-                } else {
-                    p.redirect_uri.clone()
-                };
-                if !approve {
-                    return Ok(Some((p, None, redirect)));
-                }
-                let scope = ScopeSet::parse(&p.scope)
-                    .map_err(|_| AppError::Internal("stored scope".into()))?;
-                consent::remember(
-                    conn,
-                    &p.user_id,
-                    &p.client_id,
-                    client.org_id.as_deref(),
-                    &scope,
-                    now,
-                )?;
-                let code = codes::issue(
-                    conn,
-                    &NewCode {
-                        client_id: &p.client_id,
-                        user_id: &p.user_id,
-                        redirect_uri: &p.redirect_uri,
-                        scope: &scope,
-                        code_challenge: &p.code_challenge,
-                    },
-                    st.settings.code_ttl_seconds,
-                    now,
-                )?;
-                Ok(Some((p, Some(code), redirect)))
-            })
-        },
-    )
+    let result = with_db(&state, move |conn| {
+        decision::decide(conn, &st.ctx(), &session, &id, approve)
+    })
     .await?;
     match result {
         None => Ok(error_page(
@@ -344,13 +235,26 @@ pub async fn authorize_post(
             "This request has expired",
             "Start again from the application.",
         )),
-        Some((p, Some(code), redirect)) => Ok(to_client(
+        Some(Decided {
+            pending,
+            code: Some(code),
+            redirect_uri,
+        }) => Ok(to_client(
             StatusCode::SEE_OTHER,
-            &success_url(&state, &redirect, &code, p.state.as_deref())?,
+            &success_url(&state, &redirect_uri, &code, pending.state.as_deref())?,
         )),
-        Some((p, None, redirect)) => Ok(to_client(
+        Some(Decided {
+            pending,
+            code: None,
+            redirect_uri,
+        }) => Ok(to_client(
             StatusCode::SEE_OTHER,
-            &error_url(&state, &redirect, "access_denied", p.state.as_deref())?,
+            &error_url(
+                &state,
+                &redirect_uri,
+                "access_denied",
+                pending.state.as_deref(),
+            )?,
         )),
     }
 }

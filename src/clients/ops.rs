@@ -1,0 +1,236 @@
+//! The client operations (docs/spec.md §5): create, list, get, update, rotate the secret,
+//! delete. `/api/v1/clients`, the `/developer/clients` pages, RFC 7591/7592 registration
+//! (`clients::registration`) and `tessera client create` call these. Members create, read,
+//! update and rotate; admins also delete. Another organization's client is 404
+//! (docs/security.md I8). Each operation owns its transaction, audit record and cache
+//! invalidation.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::store::{self, ClientRow};
+use super::{GrantType, NewClient};
+use crate::app::Ctx;
+use crate::db::{DbConnection, write_tx};
+use crate::error::OpError;
+use crate::orgs::Actor;
+use crate::scope::ScopesInput;
+
+/// Grant type names as JSON lists carry them (`/api/v1/clients`, RFC 7591 `grant_types`).
+pub fn parse_grant_list(list: &[String]) -> Result<Vec<GrantType>, String> {
+    list.iter()
+        .map(|g| GrantType::parse(g).ok_or_else(|| format!("unsupported grant type {g:?}")))
+        .collect()
+}
+
+/// A client as `/api/v1/clients` describes it.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInput {
+    pub name: String,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// `confidential` (default) or `public`.
+    #[serde(rename = "type", default)]
+    pub client_type: Option<String>,
+    #[serde(default)]
+    pub grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub scopes: Option<ScopesInput>,
+    #[serde(default)]
+    pub logo_uri: Option<String>,
+    #[serde(default)]
+    pub client_uri: Option<String>,
+}
+
+impl ClientInput {
+    /// The client this input describes, owned by the actor's organization.
+    pub fn to_new(&self, actor: &Actor) -> Result<NewClient, OpError> {
+        let public = match self.client_type.as_deref().unwrap_or("confidential") {
+            "confidential" => false,
+            "public" => true,
+            _ => return Err(OpError::invalid("type must be confidential or public.")),
+        };
+        let grant_types = self
+            .grant_types
+            .as_deref()
+            .map(parse_grant_list)
+            .transpose()
+            .map_err(OpError::Invalid)?;
+        Ok(NewClient {
+            name: self.name.clone(),
+            redirect_uris: self.redirect_uris.clone(),
+            public,
+            resource_server: false,
+            grant_types,
+            scope: self.scopes.as_ref().map(ScopesInput::parse).transpose()?,
+            org_id: Some(actor.org_id.clone()),
+            logo_uri: self.logo_uri.clone().filter(|s| !s.is_empty()),
+            client_uri: self.client_uri.clone().filter(|s| !s.is_empty()),
+            created_by: actor.user_id.clone(),
+        })
+    }
+}
+
+fn audit(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    action: &str,
+    client: &ClientRow,
+    details: Value,
+    now: i64,
+) -> diesel::QueryResult<()> {
+    actor.audit(conn, action, ("client", &client.id), details, now)
+}
+
+/// Registers a client for the actor's organization (any member). Returns it with its
+/// secret (confidential clients; the only time the secret exists in plaintext).
+pub fn create(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    mut new: NewClient,
+) -> Result<(ClientRow, Option<String>), OpError> {
+    new.org_id = Some(actor.org_id.clone());
+    new.created_by = actor.user_id.clone();
+    let valid = new.validate(&ctx.settings.scopes)?;
+    let now = ctx.now;
+    write_tx(conn, |conn| -> Result<_, OpError> {
+        let (row, secret) = store::insert(conn, &valid, &ctx.settings.key_prefix, now)?;
+        audit(
+            conn,
+            actor,
+            "client.created",
+            &row,
+            json!({"name": row.name}),
+            now,
+        )?;
+        Ok((row, secret))
+    })
+}
+
+/// Registers a platform client that belongs to no organization (the CLI without `--org`,
+/// e.g. a resource server), audited as done by the CLI.
+pub fn create_platform(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    new: NewClient,
+) -> Result<(ClientRow, Option<String>), OpError> {
+    let valid = new.validate(&ctx.settings.scopes)?;
+    let now = ctx.now;
+    write_tx(conn, |conn| -> Result<_, OpError> {
+        let (row, secret) = store::insert(conn, &valid, &ctx.settings.key_prefix, now)?;
+        crate::audit::record(
+            conn,
+            &crate::audit::Event {
+                org_id: None,
+                actor: "cli",
+                action: "client.created",
+                target_type: "client",
+                target_id: &row.id,
+                details: json!({"name": row.name}),
+            },
+            now,
+        )?;
+        Ok((row, secret))
+    })
+}
+
+/// The organization's clients.
+pub fn list(conn: &mut DbConnection, actor: &Actor) -> Result<Vec<ClientRow>, OpError> {
+    Ok(store::list(conn, &actor.org_id)?)
+}
+
+/// One client of the actor's organization; another organization's is 404.
+pub fn get(conn: &mut DbConnection, actor: &Actor, id: &str) -> Result<ClientRow, OpError> {
+    store::find_in_org(conn, &actor.org_id, id)?.ok_or(OpError::NotFound("client"))
+}
+
+/// Replaces a client's metadata (any member); its kind (public, confidential, resource
+/// server), organization and creator stay.
+pub fn update(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    id: &str,
+    mut new: NewClient,
+) -> Result<ClientRow, OpError> {
+    let current = get(conn, actor, id)?;
+    new.public = current.is_public;
+    new.resource_server = current.is_resource_server;
+    new.org_id = current.org_id.clone();
+    new.created_by = current.created_by.clone();
+    let valid = new.validate(&ctx.settings.scopes)?;
+    let now = ctx.now;
+    write_tx(conn, |conn| {
+        store::update(conn, id, &valid, now)?;
+        let row = store::find(conn, id)?.ok_or(OpError::NotFound("client"))?;
+        audit(
+            conn,
+            actor,
+            "client.updated",
+            &row,
+            json!({"name": row.name}),
+            now,
+        )?;
+        Ok(row)
+    })
+}
+
+/// Deletes a client (admins): its codes, grants, refresh and access tokens die with it,
+/// here from the next request on.
+pub fn delete(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    id: &str,
+) -> Result<(), OpError> {
+    let row = get(conn, actor, id)?;
+    actor.require_admin()?;
+    write_tx(conn, |conn| -> Result<_, OpError> {
+        audit(
+            conn,
+            actor,
+            "client.deleted",
+            &row,
+            json!({"name": row.name}),
+            ctx.now,
+        )?;
+        store::delete(conn, id)?;
+        Ok(())
+    })?;
+    ctx.client_changed(id);
+    Ok(())
+}
+
+/// Rotates a confidential client's secret (any member); the old one keeps working for
+/// `overlap` seconds (`0..=30 days`). Returns the new secret and when the old one stops.
+pub fn rotate_secret(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    id: &str,
+    overlap: i64,
+) -> Result<(String, i64), OpError> {
+    let overlap = crate::api_keys::ops::check_overlap(overlap)?;
+    let row = get(conn, actor, id)?;
+    if row.is_public {
+        return Err(OpError::invalid("A public client has no secret."));
+    }
+    let now = ctx.now;
+    let rotated = write_tx(conn, |conn| -> Result<_, OpError> {
+        let (secret, old_end) =
+            store::rotate_secret(conn, id, &ctx.settings.key_prefix, overlap, now)?;
+        audit(
+            conn,
+            actor,
+            "client.secret_rotated",
+            &row,
+            json!({"old_secret_expires_at": old_end}),
+            now,
+        )?;
+        Ok((secret, old_end))
+    })?;
+    ctx.client_changed(id);
+    Ok(rotated)
+}

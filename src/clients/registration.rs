@@ -1,0 +1,172 @@
+//! Dynamic client registration (RFC 7591) and its management protocol (RFC 7592), as
+//! operations: [`register`] for an actor of an organization, and [`managed`] →
+//! [`read`]/[`update`]/[`delete`] for the holder of a registration access token. They
+//! reuse `clients::ops`, so a registered client obeys the same rules and audit as one
+//! made on the pages or over `/api/v1`. Invalid metadata is [`OpError::Invalid`]
+//! (`invalid_client_metadata`) or [`OpError::InvalidRedirectUri`] (`invalid_redirect_uri`),
+//! RFC 7591 §3.2.2.
+
+use serde::Deserialize;
+
+use super::store::{self, ClientRow};
+use super::{NewClient, ops};
+use crate::app::Ctx;
+use crate::db::DbConnection;
+use crate::error::OpError;
+use crate::orgs::{Actor, Role};
+use crate::scope::ScopeSet;
+
+/// RFC 7591 §2 client metadata (what we understand of it; the rest is ignored).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Metadata {
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    pub grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub response_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub client_name: Option<String>,
+    #[serde(default)]
+    pub client_uri: Option<String>,
+    #[serde(default)]
+    pub logo_uri: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// RFC 7592 §2.2: present on update.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+}
+
+impl Metadata {
+    /// Whether the client is public (`none`), else confidential.
+    pub fn public(&self) -> Result<bool, OpError> {
+        match self.token_endpoint_auth_method.as_deref() {
+            None | Some("client_secret_basic") | Some("client_secret_post") => Ok(false),
+            Some("none") => Ok(true),
+            Some(other) => Err(OpError::invalid(format!(
+                "token_endpoint_auth_method {other:?} is not supported"
+            ))),
+        }
+    }
+
+    fn to_new(&self) -> Result<NewClient, OpError> {
+        let grant_types = self
+            .grant_types
+            .as_deref()
+            .map(ops::parse_grant_list)
+            .transpose()
+            .map_err(OpError::Invalid)?;
+        if let Some(rt) = &self.response_types
+            && rt.iter().any(|t| t != "code")
+        {
+            return Err(OpError::invalid(
+                "only the response type \"code\" is supported",
+            ));
+        }
+        let scope = match &self.scope {
+            None => None,
+            Some(s) => {
+                Some(ScopeSet::parse(s).map_err(|_| OpError::invalid("scope is malformed"))?)
+            }
+        };
+        Ok(NewClient {
+            name: self.client_name.clone().unwrap_or_default(),
+            redirect_uris: self.redirect_uris.clone(),
+            public: self.public()?,
+            resource_server: false,
+            grant_types,
+            scope,
+            org_id: None,
+            logo_uri: self.logo_uri.clone(),
+            client_uri: self.client_uri.clone(),
+            created_by: None,
+        })
+    }
+}
+
+/// A registered client: its row, its secret (confidential clients) and its registration
+/// access token, both shown only in this answer.
+pub struct Registered {
+    pub row: ClientRow,
+    pub secret: Option<String>,
+    pub registration_access_token: String,
+}
+
+/// RFC 7591 §3: registers a client for the actor's organization.
+pub fn register(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    meta: &Metadata,
+) -> Result<Registered, OpError> {
+    let new = meta.to_new()?;
+    let (row, secret) = ops::create(conn, ctx, actor, new)?;
+    let token = store::new_registration_token(conn, &row.id, &ctx.settings.key_prefix)?;
+    Ok(Registered {
+        row,
+        secret,
+        registration_access_token: token,
+    })
+}
+
+/// RFC 7592 §2: the client a registration access token manages, and an actor acting for
+/// it (the token manages exactly this client, deletion included). `None` when the token
+/// does not match the client.
+pub fn managed(
+    conn: &mut DbConnection,
+    client_id: &str,
+    token: &str,
+) -> Result<Option<(ClientRow, Actor)>, OpError> {
+    let Some(row) = store::find_by_registration_token(conn, client_id, token)? else {
+        return Ok(None);
+    };
+    let actor = Actor {
+        org_id: row.org_id.clone().unwrap_or_default(),
+        user_id: None,
+        role: Role::Admin,
+        label: format!("registration:{}", row.id),
+    };
+    Ok(Some((row, actor)))
+}
+
+/// RFC 7592 §2.2: replaces the metadata. `client_id` must match; the kind (public or
+/// confidential) cannot change; a `client_secret`, if sent, must be the current one.
+pub fn update(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    current: &ClientRow,
+    meta: &Metadata,
+) -> Result<ClientRow, OpError> {
+    if meta.client_id.as_deref() != Some(current.id.as_str()) {
+        return Err(OpError::invalid(
+            "client_id must be present and match the client",
+        ));
+    }
+    if meta.public()? != current.is_public {
+        return Err(OpError::invalid(
+            "token_endpoint_auth_method cannot change between none and a secret",
+        ));
+    }
+    if let Some(secret) = &meta.client_secret
+        && !store::secret_matches(conn, &current.id, secret, ctx.now)?
+    {
+        return Err(OpError::invalid("client_secret does not match"));
+    }
+    ops::update(conn, ctx, actor, &current.id, meta.to_new()?)
+}
+
+/// RFC 7592 §2.3: deletes the client and everything issued to it.
+pub fn delete(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    current: &ClientRow,
+) -> Result<(), OpError> {
+    ops::delete(conn, ctx, actor, &current.id)
+}

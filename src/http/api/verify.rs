@@ -1,0 +1,161 @@
+//! `POST /api/v1/keys/verify` (docs/spec.md §5): resource servers (HTTP Basic) ask
+//! whether an API key is good. Always 200 with a verdict for a well-formed request; counts
+//! one request against a good key's limit. The hot path needs no database when the caller
+//! and the key are cached.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, json_body, json_response};
+use crate::api_keys::verify::{self, Code, Counting};
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::http::with_db;
+use crate::oauth::client_auth;
+use crate::scope::ScopesInput;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyBody {
+    key: String,
+    #[serde(default)]
+    scopes: Option<ScopesInput>,
+}
+
+fn basic_required() -> ApiError {
+    ApiError {
+        challenge: Some(r#"Basic realm="tessera""#.into()),
+        ..ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "Authenticate as a resource server with HTTP Basic.",
+        )
+    }
+}
+
+/// Authenticates the caller of verify as a resource server (and caches the success).
+fn authenticate_verifier(
+    conn: &mut crate::db::DbConnection,
+    st: &AppState,
+    presented: &client_auth::Presented,
+    now: i64,
+) -> Result<(), ApiError> {
+    match client_auth::authenticate_resource_server(conn, &st.api_keys, presented, now) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::forbidden(
+            "Only resource servers may verify keys.",
+        )),
+        Err(e) => Err(e.cause.map(ApiError::from).unwrap_or_else(basic_required)),
+    }
+}
+
+/// `POST /api/v1/keys/verify`: resource servers (HTTP Basic). Always 200 with a verdict
+/// for a well-formed request; counts one request against a good key's limit.
+pub async fn verify_post(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    super::auth::refuse_credentials_in_url(&req)?;
+    let presented = match crate::http::oauth::authorization_header(&req) {
+        Some(a) if a.len() > 6 && a[..6].eq_ignore_ascii_case("basic ") => {
+            client_auth::presented(Some(a), &crate::oauth::form::StrictForm::default())
+                .map_err(|_| basic_required())?
+        }
+        _ => return Err(basic_required()),
+    };
+    let input: VerifyBody = json_body(&req, &body)?;
+    let required = match &input.scopes {
+        Some(s) => s.parse()?,
+        None => Default::default(),
+    };
+    let ip = crate::http::oauth::peer_ip(&req);
+    let caller = presented.client_id().to_string();
+    let now = state.clock.now();
+    if let Some(wait) = state.client_auth_throttle.check(&caller, &ip, now) {
+        return Err(ApiError {
+            retry_after: Some(super::secs(wait)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!("Too many failed authentications. Please retry after {wait} seconds."),
+            )
+        });
+    }
+    let rt = &state.api_keys;
+    let prefix = &state.settings.key_prefix;
+    let cached_caller = client_auth::resource_server_cached(rt, &presented);
+    // The hot path: a recently authenticated resource server and a cached (or malformed)
+    // key need no database at all; an uncached key goes on with its digest.
+    let fast = if cached_caller {
+        Some(verify::check_cached(
+            rt,
+            prefix,
+            &input.key,
+            &required,
+            Counting::Count,
+            now,
+        ))
+    } else {
+        None
+    };
+    let st = state.clone();
+    let result = match fast {
+        Some(Ok(v)) => Ok(v),
+        pending => {
+            with_db(&state, move |conn| -> Result<_, ApiError> {
+                let Some(Err(hash)) = pending else {
+                    // The caller is not cached: authenticate it, then the whole check.
+                    authenticate_verifier(conn, &st, &presented, now)?;
+                    return Ok(verify::check(
+                        conn,
+                        &st.api_keys,
+                        &st.settings.plan_limits,
+                        &st.settings.key_prefix,
+                        &input.key,
+                        &required,
+                        Counting::Count,
+                        now,
+                    )
+                    .map_err(AppError::from)?);
+                };
+                Ok(verify::check_digest(
+                    conn,
+                    &st.api_keys,
+                    &st.settings.plan_limits,
+                    &hash,
+                    &required,
+                    Counting::Count,
+                    now,
+                )
+                .map_err(AppError::from)?)
+            })
+            .await
+        }
+    };
+    let v = match result {
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            state.client_auth_throttle.record_failure(&caller, &ip, now);
+            return Err(e);
+        }
+        other => other?,
+    };
+    let rate = v.rate;
+    let key = v.key.as_ref();
+    Ok(json_response(
+        StatusCode::OK,
+        rate,
+        json!({
+            "valid": v.code == Code::Valid,
+            "code": v.code,
+            "key_id": key.map(|k| &k.id),
+            "org_id": key.map(|k| &k.org_id),
+            "type": key.map(|k| k.key_type),
+            "scopes": key.map(|k| k.scopes.to_vec()),
+            "expires_at": key.and_then(|k| k.expires_at).map(crate::clock::rfc3339),
+            "ratelimit": rate,
+        }),
+    ))
+}

@@ -1,0 +1,86 @@
+//! `/account/apps` (docs/spec.md §6): the apps the user has authorized, and withdrawing
+//! consent (`consent::decision::withdraw`). Needs a session, not an organization.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::signed_in::CsrfForm;
+use super::{current_session, page, see_other, when};
+use crate::app::AppState;
+use crate::consent::decision;
+use crate::error::AppError;
+use crate::http::with_db;
+
+pub struct AppLine {
+    pub client_id: String,
+    pub name: String,
+    pub client_uri: String,
+    pub scopes: String,
+    pub granted: String,
+    pub csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "account_apps.html")]
+struct AppsPage<'a> {
+    email: &'a str,
+    apps: Vec<AppLine>,
+}
+
+/// `GET /account/apps`: what the user has authorized.
+pub async fn apps_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let Some(session) = current_session(&req, &state).await? else {
+        return Ok(see_other("/login?return_to=%2Faccount%2Fapps"));
+    };
+    let user = session.user_id.clone();
+    let (email, apps) = with_db(&state, move |conn| -> Result<_, AppError> {
+        let email = crate::users::store::find(conn, &user)?
+            .map(|u| u.email)
+            .unwrap_or_default();
+        Ok((email, decision::apps(conn, &user)?))
+    })
+    .await?;
+    let apps = apps
+        .into_iter()
+        .map(|a| AppLine {
+            csrf: session.csrf_token(&format!("/account/apps/{}/revoke", a.client_id)),
+            client_id: a.client_id,
+            name: a.client_name,
+            client_uri: a.client_uri.unwrap_or_default(),
+            scopes: a.scope,
+            granted: when(a.updated_at),
+        })
+        .collect();
+    Ok(page(
+        StatusCode::OK,
+        &AppsPage {
+            email: &email,
+            apps,
+        },
+    ))
+}
+
+/// `POST /account/apps/{client_id}/revoke`: removes the consent and kills every token of
+/// it from the next request on.
+pub async fn app_revoke_post(
+    req: HttpRequest,
+    path: web::Path<String>,
+    _form: CsrfForm,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let Some(session) = current_session(&req, &state).await? else {
+        return Ok(super::signed_in::forbidden_form());
+    };
+    let client_id = path.into_inner();
+    let st = state.clone();
+    let user = session.user_id.clone();
+    with_db(&state, move |conn| {
+        decision::withdraw(conn, &st.ctx(), &user, &client_id)
+    })
+    .await?;
+    Ok(see_other("/account/apps"))
+}

@@ -1,0 +1,295 @@
+//! `/settings/api-keys` (docs/spec.md §6): list, create (shown once), revoke with a
+//! confirmation step, and the organization picker. Calls `api_keys::ops`, the same
+//! operations as `/api/v1/api-keys`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use super::signed_in::{CsrfForm, Fields, SignedIn};
+use super::{ConfirmPage, error_page, page, see_other, when};
+use crate::api_keys::KeyType;
+use crate::api_keys::ops::{self, CreateKey};
+use crate::api_keys::store::CreatedApiKey;
+use crate::app::AppState;
+use crate::error::{AppError, OpError};
+use crate::http::errors::shown;
+use crate::http::with_db;
+use crate::scope::ScopesInput;
+
+pub struct KeyLine {
+    pub id: String,
+    pub name: String,
+    pub key_type: String,
+    pub last_six: String,
+    pub scopes: String,
+    pub created: String,
+    pub expires: String,
+    pub last_used: String,
+}
+
+pub struct ScopeChoice {
+    pub name: String,
+    pub description: String,
+    pub checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "settings_api_keys.html")]
+struct KeysPage<'a> {
+    email: &'a str,
+    org_name: &'a str,
+    orgs: &'a [(String, String)],
+    org_id: &'a str,
+    is_admin: bool,
+    csrf_create: String,
+    csrf_org: String,
+    keys: Vec<KeyLine>,
+    scopes: Vec<ScopeChoice>,
+    created: Option<CreatedApiKey>,
+    error: Option<String>,
+    name: String,
+}
+
+/// What the form showed, to fill it back in after an error.
+#[derive(Default)]
+struct Filled {
+    name: String,
+    checked: Vec<String>,
+}
+
+async fn render(
+    state: &web::Data<AppState>,
+    v: &SignedIn,
+    status: StatusCode,
+    created: Option<CreatedApiKey>,
+    error: Option<String>,
+    filled: Filled,
+) -> Result<HttpResponse, AppError> {
+    let actor = v.actor.clone();
+    let rows = with_db(state, move |conn| ops::rows(conn, &actor))
+        .await
+        .map_err(OpError::into_app)?;
+    let keys = rows
+        .into_iter()
+        .map(|r| KeyLine {
+            id: r.id,
+            name: r.name,
+            key_type: r.key_type,
+            last_six: r.last_six,
+            scopes: r.scope,
+            created: when(r.created_at),
+            expires: r.expires_at.map(when).unwrap_or_else(|| "never".into()),
+            last_used: r.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+        })
+        .collect();
+    let catalogue = &state.settings.scopes;
+    let scopes = ops::grantable(catalogue, v.actor.role)
+        .into_iter()
+        .map(|s| ScopeChoice {
+            name: s.to_string(),
+            description: catalogue.description(s).unwrap_or("").to_string(),
+            checked: filled.checked.iter().any(|c| c == s),
+        })
+        .collect();
+    Ok(page(
+        status,
+        &KeysPage {
+            email: &v.email,
+            org_name: &v.org_name,
+            orgs: &v.orgs,
+            org_id: &v.actor.org_id,
+            is_admin: v.actor.is_admin(),
+            csrf_create: v.csrf("/settings/api-keys"),
+            csrf_org: v.csrf("/settings/org"),
+            keys,
+            scopes,
+            created,
+            error,
+            name: filled.name,
+        },
+    ))
+}
+
+/// `GET /settings/api-keys`
+pub async fn api_keys_get(
+    v: SignedIn,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    render(&state, &v, StatusCode::OK, None, None, Filled::default()).await
+}
+
+/// Reads the create form: name, type, expiration (preset days, a custom date, or never),
+/// permissions.
+fn create_request(f: &Fields) -> Result<CreateKey, OpError> {
+    let key_type = match f.get("type").unwrap_or("secret") {
+        "publishable" => KeyType::Publishable,
+        "secret" => KeyType::Secret,
+        _ => return Err(OpError::invalid("Choose secret or publishable.")),
+    };
+    let (expires_in_days, expires_at) = match f.get("expiration").unwrap_or("30") {
+        "never" => (None, None),
+        "custom" => {
+            let date = f
+                .get("expires_on")
+                .ok_or_else(|| OpError::invalid("Pick the expiration date."))?;
+            // The key stops at the start of that day, UTC.
+            (None, Some(format!("{date}T00:00:00Z")))
+        }
+        d => (
+            Some(
+                d.parse::<i64>()
+                    .map_err(|_| OpError::invalid("Pick an expiration."))?,
+            ),
+            None,
+        ),
+    };
+    let rate_limit_per_minute = match f.get("rate_limit_per_minute") {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| OpError::invalid("The rate limit must be a whole number."))?,
+        ),
+    };
+    Ok(CreateKey {
+        name: f.get("name").unwrap_or("").to_string(),
+        scopes: ScopesInput::List(f.all("scope")),
+        key_type,
+        expires_in_days,
+        expires_at,
+        rate_limit_per_minute,
+    })
+}
+
+/// `POST /settings/api-keys`: creates a key and shows it once, on this answer only.
+pub async fn api_keys_post(
+    v: SignedIn,
+    CsrfForm(f): CsrfForm,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let filled = Filled {
+        name: f.get("name").unwrap_or("").to_string(),
+        checked: f.all("scope"),
+    };
+    let st = state.clone();
+    let actor = v.actor.clone();
+    let result = match create_request(&f) {
+        Ok(input) => {
+            with_db(&state, move |conn| {
+                ops::create(conn, &st.ctx(), &actor, &input)
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(created) => {
+            render(
+                &state,
+                &v,
+                StatusCode::CREATED,
+                Some(created),
+                None,
+                Filled::default(),
+            )
+            .await
+        }
+        Err(e) => {
+            let (status, m) = shown(e)?;
+            render(&state, &v, status, None, Some(m), filled).await
+        }
+    }
+}
+
+/// `GET /settings/api-keys/{id}/revoke`: the confirmation step (admins).
+pub async fn revoke_get(
+    v: SignedIn,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let actor = v.actor.clone();
+    let key_id = id.clone();
+    let key = match with_db(&state, move |conn| ops::find(conn, &actor, &key_id)).await {
+        Ok(k) => k,
+        Err(e) => {
+            let (status, m) = shown(e)?;
+            return Ok(error_page(status, "Not found", &m));
+        }
+    };
+    if !v.actor.is_admin() {
+        return Ok(error_page(
+            StatusCode::FORBIDDEN,
+            "Admins only",
+            "Only organization admins can revoke keys.",
+        ));
+    }
+    let message = format!(
+        "The key \u{201c}{}\u{201d} (ending {}) will stop working immediately, everywhere. This cannot be undone.",
+        key.name, key.last_six
+    );
+    let action = format!("/settings/api-keys/{id}/revoke");
+    Ok(page(
+        StatusCode::OK,
+        &ConfirmPage {
+            heading: "Revoke this API key?",
+            message: &message,
+            action: &action,
+            button: "Revoke key",
+            cancel: "/settings/api-keys",
+            csrf_token: &v.csrf(&action),
+        },
+    ))
+}
+
+/// `POST /settings/api-keys/{id}/revoke`
+pub async fn revoke_post(
+    v: SignedIn,
+    path: web::Path<String>,
+    _form: CsrfForm,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let st = state.clone();
+    let actor = v.actor.clone();
+    match with_db(&state, move |conn| {
+        ops::revoke(conn, &st.ctx(), &actor, &id)
+    })
+    .await
+    {
+        Ok(()) => Ok(see_other("/settings/api-keys")),
+        Err(e) => {
+            let (status, m) = shown(e)?;
+            let heading = if status == StatusCode::FORBIDDEN {
+                "Admins only"
+            } else {
+                "Not found"
+            };
+            Ok(error_page(status, heading, &m))
+        }
+    }
+}
+
+/// `POST /settings/org`: switches the session's current organization.
+pub async fn org_post(
+    v: SignedIn,
+    CsrfForm(f): CsrfForm,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let wanted = f.get("org_id").unwrap_or("").to_string();
+    if !v.orgs.iter().any(|(id, _)| *id == wanted) {
+        return Ok(error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such organization.",
+        ));
+    }
+    let id_hash = v.session.id_hash.clone();
+    with_db(&state, move |conn| {
+        crate::sessions::set_org(conn, &id_hash, &wanted).map_err(AppError::from)
+    })
+    .await?;
+    let back = crate::sessions::safe_return_to(f.get("return_to"));
+    Ok(see_other(&back))
+}

@@ -1,0 +1,164 @@
+//! The page extractors: [`SignedIn`] (the viewer of a settings page, acting in their
+//! current organization; a visitor with no session is sent to the login page) and
+//! [`CsrfForm`] (a form whose CSRF token is bound to the path it is posted to; a missing,
+//! empty or wrong token, or a cross-site `Origin`, is 403 with nothing changed:
+//! docs/security.md H1).
+
+use actix_web::dev::Payload;
+use actix_web::error::InternalError;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use futures_util::future::LocalBoxFuture;
+
+use super::{current_session, error_page, same_origin, see_other};
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::http::with_db;
+use crate::orgs::Actor;
+use crate::sessions::Session;
+
+/// Who is looking at a settings page, in which organization.
+pub struct SignedIn {
+    pub session: Session,
+    pub email: String,
+    pub actor: Actor,
+    pub org_name: String,
+    /// Every organization of the user: (id, name).
+    pub orgs: Vec<(String, String)>,
+}
+
+impl SignedIn {
+    /// The CSRF token of a form posted to `action` (a path).
+    pub fn csrf(&self, action: &str) -> String {
+        self.session.csrf_token(action)
+    }
+}
+
+fn early(resp: HttpResponse) -> actix_web::Error {
+    InternalError::from_response("", resp).into()
+}
+
+fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, actix_web::Error> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal("no app state".into()).into())
+}
+
+async fn load(req: HttpRequest) -> Result<SignedIn, actix_web::Error> {
+    let state = state_of(&req)?;
+    let Some(session) = current_session(&req, &state).await? else {
+        let back: String = url::form_urlencoded::byte_serialize(req.path().as_bytes()).collect();
+        return Err(early(see_other(&format!("/login?return_to={back}"))));
+    };
+    req.extensions_mut().insert(session.clone());
+    let user = session.user_id.clone();
+    let (email, orgs) = with_db(&state, move |conn| -> Result<_, AppError> {
+        let email = crate::users::store::find(conn, &user)?
+            .map(|u| u.email)
+            .unwrap_or_default();
+        Ok((email, crate::orgs::store::memberships_of(conn, &user)?))
+    })
+    .await?;
+    // The session's organization if the user still belongs to it, else the first one.
+    let current = orgs
+        .iter()
+        .find(|(id, _, _)| Some(id) == session.org_id.as_ref())
+        .or(orgs.first())
+        .cloned();
+    let Some((org_id, org_name, role)) = current else {
+        return Err(early(error_page(
+            StatusCode::FORBIDDEN,
+            "No organization",
+            "Your account does not belong to any organization yet. Ask an admin to add you.",
+        )));
+    };
+    let actor = Actor {
+        org_id,
+        user_id: Some(session.user_id.clone()),
+        role,
+        label: format!("user:{}", session.user_id),
+    };
+    Ok(SignedIn {
+        session,
+        email,
+        actor,
+        org_name,
+        orgs: orgs.into_iter().map(|(id, name, _)| (id, name)).collect(),
+    })
+}
+
+impl FromRequest for SignedIn {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        Box::pin(load(req.clone()))
+    }
+}
+
+/// Form fields in order, repeated names kept (checkbox groups).
+#[derive(Debug, Default, Clone)]
+pub struct Fields(pub Vec<(String, String)>);
+
+impl Fields {
+    /// The first non-empty value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Every value of `name`.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// The 403 of a form that failed its CSRF check.
+pub fn forbidden_form() -> HttpResponse {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "This form is no longer valid. Go back, reload the page and try again.",
+    )
+}
+
+/// A form posted by a signed-in user, its CSRF token checked against the path it was
+/// posted to. Any body (none, empty, another content type) without the right token is the
+/// same 403.
+pub struct CsrfForm(pub Fields);
+
+impl FromRequest for CsrfForm {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let bytes = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let body = bytes.await.unwrap_or_default();
+            let fields = Fields(url::form_urlencoded::parse(&body).into_owned().collect());
+            let state = state_of(&req)?;
+            // SignedIn, declared before, already loaded the session.
+            let cached = req.extensions().get::<Session>().cloned();
+            let session = match cached {
+                Some(s) => Some(s),
+                None => current_session(&req, &state).await?,
+            };
+            let ok = session.is_some_and(|s| {
+                same_origin(&req, &state)
+                    && s.csrf_ok(req.path(), fields.get("csrf_token").unwrap_or(""))
+            });
+            if !ok {
+                return Err(early(forbidden_form()));
+            }
+            Ok(CsrfForm(fields))
+        })
+    }
+}

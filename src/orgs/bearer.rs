@@ -1,0 +1,178 @@
+//! Who a management credential acts as (docs/spec.md §5): an API key (counted against its
+//! rate limit; its creator's current role, or admin for a CLI-made key) or a user's access
+//! token carrying `admin` (its user, in the organization named by `Tessera-Organization`
+//! when they belong to several). `/api/v1` and RFC 7591 registration authenticate here.
+
+use super::{Actor, Role};
+use crate::api_keys::ratelimit::RateState;
+use crate::api_keys::verify::{self, Code, Counting};
+use crate::app::AppState;
+use crate::db::DbConnection;
+use crate::error::AppError;
+use crate::scope::{MANAGEMENT_SCOPE, ScopeSet};
+
+/// The `Tessera-Organization` header picks the organization when a user token's user
+/// belongs to several.
+pub const ORG_HEADER: &str = "Tessera-Organization";
+
+/// Why a bearer credential cannot act (RFC 6750 §3.1 where it applies).
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    /// 401 `invalid_token`.
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    /// 403 `insufficient_scope`: the credential lacks [`MANAGEMENT_SCOPE`].
+    #[error("The credential lacks the scope admin.")]
+    InsufficientScope,
+    /// 429: the key's window is full; retry after `wait` seconds.
+    #[error("Rate limit exceeded. Please retry after {wait} seconds.")]
+    RateLimited { rate: RateState, wait: i64 },
+    /// 403.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 404: the named organization is not one of the user's.
+    #[error("No such organization.")]
+    NoSuchOrganization,
+    /// 400: the user belongs to several organizations and named none.
+    #[error("The user belongs to several organizations: name one in the {ORG_HEADER} header.")]
+    AmbiguousOrganization,
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl From<diesel::result::Error> for BearerError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::App(AppError::from_db(&e))
+    }
+}
+
+/// The actor of a bearer credential, with the key's rate-limit state (API keys only).
+/// On failure, the rate-limit state is returned beside the error (a counted key's
+/// answer carries its headers whatever the verdict).
+pub fn resolve(
+    conn: &mut DbConnection,
+    st: &AppState,
+    token: &str,
+    org_hint: Option<&str>,
+) -> Result<(Actor, Option<RateState>), (BearerError, Option<RateState>)> {
+    let now = st.clock.now();
+    if token.matches('.').count() == 2 {
+        return access_token_actor(conn, st, token, org_hint, now)
+            .map(|a| (a, None))
+            .map_err(|e| (e, None));
+    }
+    let required = ScopeSet::parse(MANAGEMENT_SCOPE).unwrap_or_default();
+    let v = verify::check(
+        conn,
+        &st.api_keys,
+        &st.settings.plan_limits,
+        &st.settings.key_prefix,
+        token,
+        &required,
+        Counting::Count,
+        now,
+    )
+    .map_err(|e| (BearerError::from(e), None))?;
+    let rate = v.rate;
+    let fail = |e: BearerError| Err((e, rate));
+    let key = match (v.code, v.key) {
+        (Code::Valid, Some(key)) => key,
+        (Code::NotFound, _) | (Code::Valid, None) => {
+            return fail(BearerError::InvalidToken("The credential is not valid."));
+        }
+        (Code::Expired, _) => return fail(BearerError::InvalidToken("The API key has expired.")),
+        (Code::Revoked, _) => {
+            return fail(BearerError::InvalidToken("The API key has been revoked."));
+        }
+        (Code::InsufficientScope, _) => return fail(BearerError::InsufficientScope),
+        (Code::RateLimited, _) => {
+            let rate = rate.unwrap_or(RateState {
+                limit: 0,
+                remaining: 0,
+                reset: now + 60,
+            });
+            return fail(BearerError::RateLimited {
+                rate,
+                wait: rate.retry_after(now),
+            });
+        }
+    };
+    let role = match &key.created_by {
+        None => Role::Admin,
+        Some(user) => match crate::orgs::store::role_of(conn, &key.org_id, user) {
+            Ok(Some(role)) => role,
+            Ok(None) => {
+                return fail(BearerError::Forbidden(
+                    "The user who made this key is no longer a member of its organization.",
+                ));
+            }
+            Err(e) => return fail(e.into()),
+        },
+    };
+    Ok((
+        Actor {
+            org_id: key.org_id,
+            user_id: key.created_by,
+            role,
+            label: format!("key:{}", key.id),
+        },
+        rate,
+    ))
+}
+
+fn access_token_actor(
+    conn: &mut DbConnection,
+    st: &AppState,
+    token: &str,
+    org_hint: Option<&str>,
+    now: i64,
+) -> Result<Actor, BearerError> {
+    let keys = st.keys.snapshot();
+    let expect = crate::tokens::verify::Expect {
+        issuer: &st.issuer,
+        audience: &st.audience,
+        leeway: st.settings.jwt_leeway_seconds,
+        now,
+    };
+    let invalid =
+        || BearerError::InvalidToken("The access token is not valid, expired or revoked.");
+    let claims =
+        crate::tokens::verify::verify_access_token(&keys, token, expect).ok_or_else(invalid)?;
+    if crate::introspection::jti_revoked(conn, &claims.jti)? {
+        return Err(invalid());
+    }
+    if let Some(gid) = &claims.gid
+        && !crate::introspection::grant_live(conn, gid)?
+    {
+        return Err(invalid());
+    }
+    let scopes = ScopeSet::parse(&claims.scope).map_err(|_| invalid())?;
+    if !scopes.contains(MANAGEMENT_SCOPE) {
+        return Err(BearerError::InsufficientScope);
+    }
+    if claims.sub == claims.client_id {
+        return Err(BearerError::Forbidden(
+            "A client's own token cannot manage an organization; use a user's token or an API key.",
+        ));
+    }
+    let orgs = crate::orgs::store::orgs_of(conn, &claims.sub)?;
+    let org_id = match (org_hint, orgs.as_slice()) {
+        (Some(o), _) if orgs.iter().any(|m| m == o) => o.to_string(),
+        (Some(_), _) => return Err(BearerError::NoSuchOrganization),
+        (None, [only]) => only.clone(),
+        (None, []) => {
+            return Err(BearerError::Forbidden(
+                "The user belongs to no organization.",
+            ));
+        }
+        (None, _) => return Err(BearerError::AmbiguousOrganization),
+    };
+    let role = crate::orgs::store::role_of(conn, &org_id, &claims.sub)?
+        .ok_or(BearerError::NoSuchOrganization)?;
+    Ok(Actor {
+        org_id,
+        user_id: Some(claims.sub.clone()),
+        role,
+        label: format!("user:{}", claims.sub),
+    })
+}
