@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+pub use crate::telemetry::LogFormat;
+pub use crate::tokens::keys::SigningAlg;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const SETTINGS: &str = "Settings (any subcommand; flag > env > tessera.toml > default)";
@@ -94,41 +96,6 @@ pub struct SettingsArgs {
     /// Log format [default: text]
     #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", help_heading = SETTINGS)]
     pub log_format: Option<LogFormat>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-pub enum SigningAlg {
-    #[value(name = "ES256")]
-    ES256,
-    #[value(name = "RS256")]
-    RS256,
-    #[value(name = "EdDSA")]
-    EdDSA,
-}
-
-impl SigningAlg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ES256 => "ES256",
-            Self::RS256 => "RS256",
-            Self::EdDSA => "EdDSA",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "ES256" => Some(Self::ES256),
-            "RS256" => Some(Self::RS256),
-            "EdDSA" => Some(Self::EdDSA),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -177,8 +177,10 @@ pub fn client(settings: &Settings, cmd: ClientCommand) -> Result<Value, CommandE
         None => crate::clients::ops::create_platform(conn, &ctx, new)?,
     };
     let mut out = json!({"client_id": row.id});
-    if let Some(secret) = secret {
-        out["client_secret"] = json!(secret);
+    if let Some(secret) = secret
+        && let Some(o) = out.as_object_mut()
+    {
+        o.insert("client_secret".into(), json!(secret));
     }
     Ok(out)
 }

@@ -227,8 +227,10 @@ pub fn api_key_answer(issuer: &str, v: crate::api_keys::verify::Verification) ->
         // An extension member (RFC 7662 §2.2): the key's budget, not spent by introspection.
         "ratelimit": rate,
     });
-    if let Some(e) = key.expires_at {
-        out["exp"] = json!(e);
+    if let Some(e) = key.expires_at
+        && let Some(o) = out.as_object_mut()
+    {
+        o.insert("exp".into(), json!(e));
     }
     out
 }

@@ -91,6 +91,10 @@ impl KeyCache {
         !self.ttl.is_zero()
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "shard_of is taken modulo the shard count"
+    )]
     pub fn get(&self, hash: &str, health: &Health) -> Option<KeyRecord> {
         if !self.enabled() || !health.fresh() {
             return None;
@@ -104,6 +108,10 @@ impl KeyCache {
         }
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "shard_of is taken modulo the shard count"
+    )]
     pub fn put(&self, hash: &str, rec: &KeyRecord) {
         if !self.enabled() {
             return;
@@ -127,6 +135,10 @@ impl KeyCache {
     }
 
     /// Forgets a key by id (revoked, rolled, changed).
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "shard_of is taken modulo the shard count"
+    )]
     pub fn evict_id(&self, id: &str) {
         let hash = self.ids[shard_of(id)]
             .write()

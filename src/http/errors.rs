@@ -165,8 +165,9 @@ impl ResponseError for ApiError {
         let mut error = json!({"type": self.kind, "message": self.message});
         if let Some(s) = self.retry_after
             && self.status == StatusCode::TOO_MANY_REQUESTS
+            && let Some(o) = error.as_object_mut()
         {
-            error["retry_after"] = json!(s);
+            o.insert("retry_after".into(), json!(s));
         }
         b.json(json!({ "error": error }))
     }

@@ -274,7 +274,7 @@ fn introspected(
     ip: &str,
     now: Timestamp,
 ) -> HttpResponse {
-    if answer["active"] != serde_json::Value::Bool(true) {
+    if answer.get("active") != Some(&serde_json::Value::Bool(true)) {
         state.introspection_throttle.record_failure(caller, ip, now);
     }
     no_store(answer)

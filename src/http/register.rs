@@ -98,13 +98,24 @@ fn answer(
         obj.remove("resource_server");
         obj.retain(|_, val| !val.is_null());
     }
-    v["registration_client_uri"] = json!(format!("{}/oauth/register/{}", state.issuer, row.id));
-    if let Some(s) = secret {
-        v["client_secret"] = json!(s);
-        v["client_secret_expires_at"] = json!(0);
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "registration_client_uri".into(),
+            json!(format!("{}/oauth/register/{}", state.issuer, row.id)),
+        );
     }
-    if let Some(t) = token {
-        v["registration_access_token"] = json!(t);
+    if let Some(s) = secret {
+        if let Some(o) = v.as_object_mut() {
+            o.insert("client_secret".into(), json!(s));
+        }
+        if let Some(o) = v.as_object_mut() {
+            o.insert("client_secret_expires_at".into(), json!(0));
+        }
+    }
+    if let Some(t) = token
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert("registration_access_token".into(), json!(t));
     }
     v
 }

@@ -22,6 +22,10 @@ pub struct StrictForm {
     repeated: Option<String>,
 }
 
+#[expect(
+    clippy::indexing_slicing,
+    reason = "i < bytes.len() by the loop condition"
+)]
 fn decode(raw: &str) -> Result<String, FormError> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

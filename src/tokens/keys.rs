@@ -24,10 +24,38 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use crate::cli::SigningAlg;
 use crate::clock::Timestamp;
 use crate::db::DbConnection;
 use crate::db::schema::signing_keys;
+
+/// The JWS algorithm of a signing key (RFC 7518 §3): ES256 by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+pub enum SigningAlg {
+    #[value(name = "ES256")]
+    ES256,
+    #[value(name = "RS256")]
+    RS256,
+    #[value(name = "EdDSA")]
+    EdDSA,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ES256" => Some(Self::ES256),
+            "RS256" => Some(Self::RS256),
+            "EdDSA" => Some(Self::EdDSA),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -76,7 +104,8 @@ impl Signer {
                 // Uncompressed point: 0x04 || x (32) || y (32).
                 let p = k.public_key().as_ref();
                 json!({"kty": "EC", "crv": "P-256",
-                       "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..65])})
+                       "x": URL_SAFE_NO_PAD.encode(p.get(1..33).unwrap_or(&[])),
+                       "y": URL_SAFE_NO_PAD.encode(p.get(33..65).unwrap_or(&[]))})
             }
             Self::Ed25519(k) => {
                 json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(k.public_key().as_ref())})
@@ -157,13 +186,18 @@ impl KeySet {
     }
 
     pub fn state(&self, index: usize, now: Timestamp, retention: i64) -> KeyState {
-        let k = &self.keys[index];
+        let Some(k) = self.keys.get(index) else {
+            return KeyState::Expired;
+        };
         match self.active_index(now) {
             _ if k.sign_from > now => KeyState::Pending,
             Some(a) if a == index => KeyState::Active,
             _ => {
                 // The successor is the next key that has started signing.
-                let successor_from = self.keys[index + 1..]
+                let successor_from = self
+                    .keys
+                    .get(index + 1..)
+                    .unwrap_or(&[])
                     .iter()
                     .map(|s| s.sign_from)
                     .find(|&t| t <= now)
@@ -179,14 +213,16 @@ impl KeySet {
 
     /// The key that signs at `now`.
     pub fn active(&self, now: Timestamp) -> Option<&Arc<SigningKey>> {
-        self.active_index(now).map(|i| &self.keys[i])
+        self.active_index(now).and_then(|i| self.keys.get(i))
     }
 
     /// Keys to publish at `now`: pending, active and retired ones.
     pub fn published(&self, now: Timestamp, retention: i64) -> Vec<&Arc<SigningKey>> {
-        (0..self.keys.len())
-            .filter(|&i| self.state(i, now, retention) != KeyState::Expired)
-            .map(|i| &self.keys[i])
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.state(*i, now, retention) != KeyState::Expired)
+            .map(|(_, k)| k)
             .collect()
     }
 
@@ -331,9 +367,15 @@ pub fn create_key(
     let signer = Signer::from_pkcs8(alg, &der).ok_or(KeyError::Generate)?;
     let kid = crate::crypto::random_base62(20);
     let mut jwk = signer.public_jwk();
-    jwk["kid"] = json!(kid);
-    jwk["alg"] = json!(alg.as_str());
-    jwk["use"] = json!("sig");
+    if let Some(o) = jwk.as_object_mut() {
+        o.insert("kid".into(), json!(kid));
+    }
+    if let Some(o) = jwk.as_object_mut() {
+        o.insert("alg".into(), json!(alg.as_str()));
+    }
+    if let Some(o) = jwk.as_object_mut() {
+        o.insert("use".into(), json!("sig"));
+    }
     write_key_file(dir, &kid, &der)?;
     diesel::insert_into(signing_keys::table)
         .values(KeyRow {

@@ -2,6 +2,14 @@
 //! its own database, keys and server. Every backend-dependent test runs on SQLite and on a
 //! throwaway PostgreSQL cluster (see helpers::postgres).
 
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
 mod helpers;
 
 mod accounts;

@@ -13,8 +13,12 @@ use crate::http::with_db;
 fn with_secret(row: &ClientRow, secret: Option<String>) -> Value {
     let mut v = store::metadata(row);
     if let Some(s) = secret {
-        v["client_secret"] = json!(s);
-        v["client_secret_expires_at"] = json!(0);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("client_secret".into(), json!(s));
+        }
+        if let Some(o) = v.as_object_mut() {
+            o.insert("client_secret_expires_at".into(), json!(0));
+        }
     }
     v
 }

@@ -58,8 +58,10 @@ fn op(
         "security": [{ security: [] }],
         "responses": bearer_errors(responses),
     });
-    if let Some(r) = request {
-        o["requestBody"] = body(r);
+    if let Some(r) = request
+        && let Some(o) = o.as_object_mut()
+    {
+        o.insert("requestBody".into(), body(r));
     }
     o
 }
