@@ -23,11 +23,11 @@ pub struct AppState {
     pub keys: Arc<Keystore>,
     pub metrics: Metrics,
     pub login_throttle: crate::throttle::FailureThrottle,
-    /// Failed client authentications at the token endpoint (SECURITY.md K2).
+    /// Failed client authentications at the token endpoint (docs/security.md K2).
     pub client_auth_throttle: crate::throttle::FailureThrottle,
-    /// Inactive introspection answers per caller (SECURITY.md G4: token scanning).
+    /// Inactive introspection answers per caller (docs/security.md G4: token scanning).
     pub introspection_throttle: crate::throttle::FailureThrottle,
-    /// At most this many argon2 computations at once (SECURITY.md K3).
+    /// At most this many argon2 computations at once (docs/security.md K3).
     pub password_slots: tokio::sync::Semaphore,
     /// Per-key rate-limit windows and batched last-used times.
     pub api_keys: crate::api_keys::verify::KeyRuntime,

@@ -1,4 +1,4 @@
-//! The command line (SPEC.md §1). Settings flags are global: every subcommand accepts them,
+//! The command line (docs/spec.md §1). Settings flags are global: every subcommand accepts them,
 //! so admin commands run against the same database, keys and policy as the server.
 //! Precedence: flag > `TESSERA_*` environment variable > `tessera.toml` > default.
 

@@ -1,7 +1,7 @@
 //! The one mapping from failures to HTTP. Policy: a client error says what was wrong in
 //! RFC-shaped terms; a server error says nothing about its cause (the cause is logged here,
 //! once, with its chain). Storage that is unreachable is 503 `temporarily_unavailable`
-//! with `Retry-After`, never a decision in the caller's favour (SECURITY.md §2 (3)).
+//! with `Retry-After`, never a decision in the caller's favour (docs/security.md §2 (3)).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -165,7 +165,7 @@ pub enum ErrorCode {
 }
 
 /// An OAuth error answered as RFC 6749 §5.2 JSON. `description` is static text, so it is
-/// always printable ASCII and never echoes input (SECURITY.md D3).
+/// always printable ASCII and never echoes input (docs/security.md D3).
 #[derive(Debug, thiserror::Error)]
 #[error("{code:?}: {description}")]
 pub struct OAuthError {
@@ -196,7 +196,7 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidRequest, description)
     }
     /// The one answer for every client-authentication failure: unknown client and wrong
-    /// secret are indistinguishable (SECURITY.md D4).
+    /// secret are indistinguishable (docs/security.md D4).
     pub fn invalid_client(basic_challenge: bool) -> Self {
         Self {
             basic_challenge,

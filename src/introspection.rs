@@ -210,7 +210,7 @@ fn api_key(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResul
     Ok(api_key_answer(ctx.issuer, v))
 }
 
-/// The introspection answer for a checked API key (SPEC.md §5).
+/// The introspection answer for a checked API key (docs/spec.md §5).
 pub fn api_key_answer(issuer: &str, v: crate::api_keys::verify::Verification) -> Value {
     use crate::api_keys::verify;
     let (Some(key), Some(rate), true) = (v.key, v.rate, v.code == verify::Code::Valid) else {

@@ -1,4 +1,4 @@
-//! Throttling of failed credential checks: logins (SECURITY.md K1) and client
+//! Throttling of failed credential checks: logins (docs/security.md K1) and client
 //! authentication at the token endpoint (K2). Failures are counted per (subject, IP) and
 //! per IP in fixed one-minute windows, in process. Past a limit: 429 with `Retry-After`,
 //! even for the right credentials, until the window ends; other IPs are unaffected.

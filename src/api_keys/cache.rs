@@ -1,5 +1,5 @@
 //! In-process caches that take the database off the hot path of `/api/v1/keys/verify`,
-//! bearer authentication and introspection (SPEC.md §7: `--cache-ttl-ms`, default 1000).
+//! bearer authentication and introspection (docs/spec.md §7: `--cache-ttl-ms`, default 1000).
 //!
 //! - [`KeyCache`]: key digest → the stored facts of a live key. Entries live at most the
 //!   TTL. A revocation or roll on this instance evicts the key at once; other instances
@@ -12,7 +12,7 @@
 //!
 //! Both are bypassed while the database is unreachable: entries are served only while the
 //! last poll succeeded less than [`HEALTH_WINDOW`] ago, so an outage turns answers into
-//! 503 instead of letting the cache decide (SPEC.md §7).
+//! 503 instead of letting the cache decide (docs/spec.md §7).
 //!
 //! Only positive answers are cached, so a flood of random keys cannot fill memory; each
 //! shard is also capped.

@@ -1,4 +1,4 @@
-//! API keys (SPEC.md §5): the key format and its offline checksum ([`format`]), creation
+//! API keys (docs/spec.md §5): the key format and its offline checksum ([`format`]), creation
 //! and storage ([`store`]).
 
 pub mod cache;

@@ -1,4 +1,4 @@
-//! Per-key rate limits (SPEC.md §5): requests per minute in fixed windows aligned to the
+//! Per-key rate limits (docs/spec.md §5): requests per minute in fixed windows aligned to the
 //! wall-clock minute, counted in process. Aligned windows make `X-RateLimit-Reset` the
 //! same on every instance and let instances add up their counts through the database
 //! (`rate_limit_windows`, see [`RateLimiter::sync`]).

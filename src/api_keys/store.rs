@@ -79,7 +79,7 @@ pub struct NewApiKey {
     pub created_by: Option<String>,
 }
 
-/// The 201 body of key creation (SPEC.md §5); `key` is the only place the plaintext appears.
+/// The 201 body of key creation (docs/spec.md §5); `key` is the only place the plaintext appears.
 #[derive(Debug, serde::Serialize)]
 pub struct CreatedApiKey {
     pub id: String,
@@ -206,7 +206,7 @@ pub fn find_by_hash(conn: &mut DbConnection, hash: &str) -> QueryResult<Option<A
         .optional()
 }
 
-/// A key as the list shows it (SPEC.md §5): everything but the secret.
+/// A key as the list shows it (docs/spec.md §5): everything but the secret.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KeySummary {
     pub id: String,
@@ -240,7 +240,7 @@ impl KeySummary {
     }
 }
 
-/// The list of SPEC.md §5: the organization's live keys with their effective limits.
+/// The list of docs/spec.md §5: the organization's live keys with their effective limits.
 pub fn summaries(
     conn: &mut DbConnection,
     org_id: &str,
@@ -275,7 +275,7 @@ pub fn list(conn: &mut DbConnection, org_id: &str) -> QueryResult<Vec<ApiKeyRow>
 }
 
 /// A live (not revoked) key of this organization; another organization's key is `None`,
-/// exactly like a key that does not exist (SECURITY.md I8).
+/// exactly like a key that does not exist (docs/security.md I8).
 pub fn find_in_org(
     conn: &mut DbConnection,
     org_id: &str,

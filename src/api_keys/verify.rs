@@ -17,7 +17,7 @@ use crate::db::schema::{api_keys, organizations, rate_limit_windows};
 use crate::orgs::Plan;
 use crate::scope::ScopeSet;
 
-/// The verdict codes of SPEC.md §5.
+/// The verdict codes of docs/spec.md §5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {

@@ -1,4 +1,4 @@
-//! Redirect URIs: what may be registered (SECURITY.md A7) and how a request's URI is matched
+//! Redirect URIs: what may be registered (docs/security.md A7) and how a request's URI is matched
 //! against the registered ones (A1, A2). Matching is byte equality of the raw strings; the
 //! only exception is RFC 8252 §7.3: for a registered `http` loopback IP literal, the port of
 //! the request may differ.

@@ -1,5 +1,5 @@
 //! Storage of clients and their secrets. Secrets are stored as SHA-256 digests only
-//! (SECURITY.md §4 policy 6): fast to check, and 256-bit random secrets need no slow hash.
+//! (docs/security.md §4 policy 6): fast to check, and 256-bit random secrets need no slow hash.
 
 use diesel::prelude::*;
 
@@ -140,7 +140,7 @@ pub fn secret_matches(
 }
 
 /// A client of this organization; another organization's is `None`, like one that does
-/// not exist (SECURITY.md I8).
+/// not exist (docs/security.md I8).
 pub fn find_in_org(
     conn: &mut DbConnection,
     org_id: &str,

@@ -1,6 +1,6 @@
 //! Remembered consent (per user and client) and pending authorization requests waiting
 //! for the consent form. A pending request is bound to the session that saw the consent
-//! page; the decision uses its stored values, never hidden form fields (SECURITY.md A11).
+//! page; the decision uses its stored values, never hidden form fields (docs/security.md A11).
 
 use diesel::prelude::*;
 use serde_json::json;
@@ -14,7 +14,7 @@ pub mod decision;
 
 /// How long a consent page stays answerable.
 pub const PENDING_TTL_SECONDS: i64 = 600;
-/// Pending requests kept per user; older ones are dropped (SECURITY.md K4).
+/// Pending requests kept per user; older ones are dropped (docs/security.md K4).
 pub const PENDING_PER_USER: i64 = 20;
 
 /// The scopes `user_id` has already granted `client_id`.

@@ -133,7 +133,7 @@ pub fn secs(s: i64) -> u32 {
     u32::try_from(s.max(0)).unwrap_or(u32::MAX)
 }
 
-/// Adds the X-RateLimit headers of RFC 6585-style limits (SPEC.md §5).
+/// Adds the X-RateLimit headers of RFC 6585-style limits (docs/spec.md §5).
 pub fn rate_headers(b: &mut HttpResponseBuilder, rate: Option<RateState>) {
     if let Some(r) = rate {
         b.insert_header(("X-RateLimit-Limit", r.limit.to_string()))

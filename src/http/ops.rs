@@ -1,4 +1,4 @@
-//! Operations endpoints (SPEC.md §7): liveness, readiness, metrics.
+//! Operations endpoints (docs/spec.md §7): liveness, readiness, metrics.
 
 use std::fmt::Write;
 

@@ -1,5 +1,5 @@
-//! Headers every response carries (SPEC.md §6, SECURITY.md H2/H3), and the refusal of
-//! compressed request bodies (SECURITY.md J6: nothing is ever decompressed, so a gzip bomb
+//! Headers every response carries (docs/spec.md §6, docs/security.md H2/H3), and the refusal of
+//! compressed request bodies (docs/security.md J6: nothing is ever decompressed, so a gzip bomb
 //! cannot inflate in memory).
 
 use actix_web::HttpResponse;

@@ -8,7 +8,7 @@ use crate::error::AppError;
 use crate::http::with_db;
 
 /// The metadata document. It lists exactly what works: endpoints join it in the same
-/// change that makes them work (SECURITY.md G8).
+/// change that makes them work (docs/security.md G8).
 pub fn metadata(state: &AppState) -> Value {
     let issuer = &state.issuer;
     let scopes: Vec<&str> = state.settings.scopes.names().collect();

@@ -47,7 +47,7 @@ impl AuthorizeQuery {
 
 impl Request for AuthorizeQuery {
     /// Malformed encoding or any repeated parameter (RFC 6749 §3.1): the request cannot be
-    /// trusted, so it gets an error page, never a redirect (SECURITY.md J1, A3).
+    /// trusted, so it gets an error page, never a redirect (docs/security.md J1, A3).
     fn valid(&self) -> bool {
         self.form.as_ref().is_some_and(|f| f.repeated().is_none())
     }
@@ -198,7 +198,7 @@ impl Registrar<'_> {
 }
 
 /// PKCE (RFC 7636 §4.3, §4.4.1): a 43-character S256 challenge is required from every
-/// client (SECURITY.md §4 policy 1); `plain`, and an absent method (which means plain),
+/// client (docs/security.md §4 policy 1); `plain`, and an absent method (which means plain),
 /// are refused.
 fn pkce(req: &AuthorizeQuery) -> Result<Extensions, ()> {
     let challenge = req.extension("code_challenge").ok_or(())?;
@@ -332,7 +332,7 @@ pub fn validate(
                         }
                     })
                     .ok_or_else(|| AppError::Internal("pkce extension missing".into()))?;
-                // SECURITY.md B7: a challenge is a one-time value; a client that repeats one
+                // docs/security.md B7: a challenge is a one-time value; a client that repeats one
                 // is not generating verifiers per request, so the request is refused.
                 let reused = {
                     use crate::db::schema::authorization_codes as ac;

@@ -1,7 +1,7 @@
 //! Client authentication at the token endpoint (RFC 6749 §2.3): `client_secret_basic`
 //! (credentials form-urlencoded before base64, §2.3.1), `client_secret_post`, or `none`
 //! for public clients; exactly one method per request (§2.3). Secrets are compared as
-//! SHA-256 digests in constant time: no slow hash on this path (SECURITY.md §4 policy 6).
+//! SHA-256 digests in constant time: no slow hash on this path (docs/security.md §4 policy 6).
 
 use base64::Engine;
 

@@ -1,6 +1,6 @@
 //! Authorization codes (RFC 6749 §4.1.2, §10.5): 256-bit random, stored as SHA-256, single
 //! use decided by a conditional UPDATE, 60 s, bound to client, redirect URI, PKCE challenge
-//! and scope. A replayed code revokes the grant it started (SECURITY.md C1).
+//! and scope. A replayed code revokes the grant it started (docs/security.md C1).
 
 use diesel::prelude::*;
 

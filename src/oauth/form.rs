@@ -1,4 +1,4 @@
-//! Strict parsing of OAuth form bodies and query strings (SECURITY.md J1–J4):
+//! Strict parsing of OAuth form bodies and query strings (docs/security.md J1–J4):
 //! a repeated parameter is an error (RFC 6749 §3.1, §3.2), an empty value is the same as
 //! an absent one, malformed percent-encoding and control characters are refused. Map-based
 //! parsing would silently keep the last of two values; this never does.

@@ -1,9 +1,9 @@
 //! Refresh tokens (RFC 6749 §6, BCP §4.14): opaque, stored as SHA-256, rotated on every
 //! use, bound to their client, with idle and absolute expiry. Reuse of a rotated token
 //! revokes the whole grant, except a retry inside the grace window, which gets a fresh
-//! token and leaves the grant alive (SPEC.md §3; policy in SECURITY.md §4 item 2).
+//! token and leaves the grant alive (docs/spec.md §3; policy in docs/security.md §4 item 2).
 //!
-//! Concurrency (SECURITY.md E6): the first use wins the conditional UPDATE and rotates the
+//! Concurrency (docs/security.md E6): the first use wins the conditional UPDATE and rotates the
 //! token; uses that lose the race, or come later within the grace window, are retries and
 //! each get a new token of the same grant. After the window, any use revokes the grant.
 

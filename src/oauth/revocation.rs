@@ -1,8 +1,8 @@
 //! Token revocation (RFC 7009). A refresh token takes its whole grant with it (every
 //! access and refresh token of it, §2.1); an access token's `jti` goes on the revocation
 //! list until it would have expired. Unknown tokens are a success (§2.2); another
-//! client's token is refused and stays valid (§2.1, SECURITY.md G6). The write commits
-//! before the 200 (SECURITY.md §2 (1), G7).
+//! client's token is refused and stays valid (§2.1, docs/security.md G6). The write commits
+//! before the 200 (docs/security.md §2 (1), G7).
 
 use diesel::prelude::*;
 

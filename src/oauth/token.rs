@@ -55,7 +55,7 @@ pub struct TokenResponse {
 }
 
 /// Parameters that carry credentials or grants: never accepted in the query string
-/// (RFC 6749 §2.3.1, §3.2; SECURITY.md D7).
+/// (RFC 6749 §2.3.1, §3.2; docs/security.md D7).
 pub const SENSITIVE_PARAMS: &[&str] = &[
     "client_secret",
     "code",
@@ -225,7 +225,7 @@ pub fn exchange(
 enum Refusal {
     /// A protocol refusal. Its writes commit: a consumed code stays consumed, and the
     /// revocation that follows a replayed code or refresh token must survive the error
-    /// it causes (SECURITY.md C1, E2).
+    /// it causes (docs/security.md C1, E2).
     Refuse(OAuthError),
     /// A server-side failure: everything rolls back.
     Abort(OAuthError),

@@ -1,4 +1,4 @@
-//! Login sessions (server-side, SECURITY.md H4) and CSRF tokens (H1).
+//! Login sessions (server-side, docs/security.md H4) and CSRF tokens (H1).
 //!
 //! The cookie holds a random 256-bit id; the database holds only its SHA-256. A session
 //! carries a CSRF secret; form tokens are HMAC-SHA256(secret, purpose), so a token for one
@@ -89,7 +89,7 @@ pub fn delete_expired(conn: &mut DbConnection, now: Timestamp) -> QueryResult<us
     diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)
 }
 
-/// A same-origin relative path to go to after login, or `/` (SECURITY.md A10: the server
+/// A same-origin relative path to go to after login, or `/` (docs/security.md A10: the server
 /// is never an open redirector).
 pub fn safe_return_to(candidate: Option<&str>) -> String {
     match candidate {

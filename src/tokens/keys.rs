@@ -1,4 +1,4 @@
-//! Signing keys (SPEC.md §4): PEM files in `keys/` named by kid (private material, 0600),
+//! Signing keys (docs/spec.md §4): PEM files in `keys/` named by kid (private material, 0600),
 //! their lifecycle in the `signing_keys` table (public JWK, when signing starts).
 //!
 //! A key's state is derived from `sign_from` alone, so instances never disagree:

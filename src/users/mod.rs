@@ -21,7 +21,7 @@ pub enum UserError {
     Db(#[from] diesel::result::Error),
 }
 
-/// The one normal form of an email (SECURITY.md J5): surrounding whitespace trimmed, ASCII
+/// The one normal form of an email (docs/security.md J5): surrounding whitespace trimmed, ASCII
 /// letters lowercased; anything else compared byte for byte.
 pub fn normalize_email(email: &str) -> Result<String, UserError> {
     let e = email.trim().to_ascii_lowercase();

@@ -1,5 +1,5 @@
 //! Accounts through the pages: signup, login, logout, sessions, CSRF, throttling
-//! (SPEC.md §6; SECURITY.md A9, A10, H1, H4, H6, K1).
+//! (docs/spec.md §6; docs/security.md A9, A10, H1, H4, H6, K1).
 
 use tessera::clock::Clock;
 

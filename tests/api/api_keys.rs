@@ -1,4 +1,4 @@
-//! API keys over HTTP (SPEC.md §5; SECURITY.md I1–I8): create, list, revoke, roll, verify,
+//! API keys over HTTP (docs/spec.md §5; docs/security.md I1–I8): create, list, revoke, roll, verify,
 //! bearer use of `/api/v1`, per-key rate limits, organization members.
 
 use reqwest::Method;
@@ -250,7 +250,7 @@ async fn i5_r5_only_admins_revoke_and_revocation_reaches_every_instance(backend:
             .contains("revoked")
     );
     // The other instance had the key cached; it learns of the revocation from the audit
-    // log poll (100 ms), and never later than --cache-ttl-ms (1000 ms; SPEC.md §7).
+    // log poll (100 ms), and never later than --cache-ttl-ms (1000 ms; docs/spec.md §7).
     loop {
         let a = second
             .api(Method::GET, "/api/v1/api-keys", &victim.key, None)
@@ -947,7 +947,7 @@ async fn i6_two_instances_share_one_budget_through_the_database(backend: Backend
     );
 }
 
-/// SPEC.md §7: with the database gone, verify answers 503, never VALID, even for a key in
+/// docs/spec.md §7: with the database gone, verify answers 503, never VALID, even for a key in
 /// the cache: the cache is only used while the change poll keeps succeeding.
 async fn r4_a_database_outage_turns_cached_answers_into_503(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {

@@ -1,4 +1,4 @@
-//! The authorization endpoint and consent (SPEC.md §3, §6; SECURITY.md A1–A12, B1–B3, H1).
+//! The authorization endpoint and consent (docs/spec.md §3, §6; docs/security.md A1–A12, B1–B3, H1).
 
 use tessera::clients::{GrantType, NewClient};
 

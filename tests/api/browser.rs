@@ -1,4 +1,4 @@
-//! Headless Chromium: the pages as a person uses them (SECURITY.md H2, H5; SPEC.md §6).
+//! Headless Chromium: the pages as a person uses them (docs/security.md H2, H5; docs/spec.md §6).
 
 use fantoccini::Locator;
 use tessera::clients::{GrantType, NewClient};
@@ -226,7 +226,7 @@ async fn h2_the_consent_page_refuses_to_render_inside_a_frame() {
     br.client.clone().close().await.expect("close");
 }
 
-/// The API-key page in Chromium (SPEC.md §6, SECURITY.md I1): create a key, see it once
+/// The API-key page in Chromium (docs/spec.md §6, docs/security.md I1): create a key, see it once
 /// (copy button), reload and see only its last six, revoke it after confirming.
 #[actix_web::test]
 async fn br_api_key_page_create_see_once_reload_revoke() {

@@ -1,4 +1,4 @@
-//! The admin CLI (SPEC.md §1) run as a user would: the real binary, JSON on stdout,
+//! The admin CLI (docs/spec.md §1) run as a user would: the real binary, JSON on stdout,
 //! errors on stderr with a non-zero exit, against both databases.
 
 use std::io::Write;

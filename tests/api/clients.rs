@@ -1,5 +1,5 @@
 //! Client registration and lifecycle: `/api/v1/clients`, RFC 7591/7592 `/oauth/register`,
-//! `/developer/clients`, `/account/apps`, `/settings/audit` (SECURITY.md A7, H1, H5, I8, I9).
+//! `/developer/clients`, `/account/apps`, `/settings/audit` (docs/security.md A7, H1, H5, I8, I9).
 
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! Authorization codes and refresh tokens at the token endpoint (SECURITY.md B4, B5,
+//! Authorization codes and refresh tokens at the token endpoint (docs/security.md B4, B5,
 //! C1–C5, C7, E1–E6).
 
 use tessera::clock::Clock;

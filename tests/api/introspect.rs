@@ -1,4 +1,4 @@
-//! Introspection and revocation (RFC 7662, RFC 7009; SECURITY.md G1–G8, F2–F7, E7).
+//! Introspection and revocation (RFC 7662, RFC 7009; docs/security.md G1–G8, F2–F7, E7).
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
@@ -505,7 +505,7 @@ async fn g7_r4_storage_failure_is_503_never_200_or_active(backend: Backend) {
     );
 }
 
-/// SPEC.md §7: the instance that revokes honours it from the next request on; another
+/// docs/spec.md §7: the instance that revokes honours it from the next request on; another
 /// instance, which had the token's liveness cached, within the cache bound (it polls for
 /// revocations every 100 ms).
 async fn g5_r5_a_revocation_reaches_another_instances_cache(backend: Backend) {

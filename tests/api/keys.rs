@@ -1,4 +1,4 @@
-//! Signing-key rotation (SPEC.md §4): publish first, sign after the delay, keep retired
+//! Signing-key rotation (docs/spec.md §4): publish first, sign after the delay, keep retired
 //! keys published until every token they signed has expired.
 
 use jsonwebtoken::Algorithm;

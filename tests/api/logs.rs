@@ -1,4 +1,4 @@
-//! SECURITY.md H7: secrets never reach the logs. The real binary serves with `RUST_LOG=trace`
+//! docs/security.md H7: secrets never reach the logs. The real binary serves with `RUST_LOG=trace`
 //! while a full flow runs against it; afterwards no issued code, token, secret or password
 //! appears anywhere in what it logged.
 

@@ -1,6 +1,6 @@
 //! The whole flow driven by a third-party client library, the `oauth2` crate, as an
 //! application would use it: its authorize URL, its PKCE, its Basic client
-//! authentication (form-urlencoded credentials, SECURITY.md D5), its refresh.
+//! authentication (form-urlencoded credentials, docs/security.md D5), its refresh.
 
 use oauth2::basic::BasicClient;
 use oauth2::{

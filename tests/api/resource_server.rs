@@ -1,6 +1,6 @@
 //! The example inference API (examples/resource_server.rs) run against a real tessera:
 //! what a resource server sees for good, revoked, under-scoped and rate-limited
-//! credentials (SECURITY.md G-group from the resource server's side, I3, I4, I6).
+//! credentials (docs/security.md G-group from the resource server's side, I3, I4, I6).
 
 use serde_json::json;
 

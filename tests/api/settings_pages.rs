@@ -1,5 +1,5 @@
 //! `/settings/api-keys` and `/settings/members` through the pages, as a browser without
-//! JavaScript would use them (SPEC.md §6; SECURITY.md I1, I5, I8, H1, H5).
+//! JavaScript would use them (docs/spec.md §6; docs/security.md I1, I5, I8, H1, H5).
 
 use serde_json::json;
 
@@ -290,6 +290,43 @@ async fn i5_members_see_keys_but_only_admins_revoke_after_confirming(backend: Ba
         !html.contains(r#"value="admin""#),
         "members cannot grant admin"
     );
+    // A forged form that asks for admin anyway meets the same rule as the API
+    // (docs/spec.md §5): 403, no key made; any other catalogue scope is allowed.
+    let csrf_create = {
+        let at = html.find(r#"id="create-key""#).expect("create form");
+        hidden(&html[at..], "csrf_token")
+    };
+    let r = post(
+        &app,
+        &member,
+        "/settings/api-keys",
+        &[
+            ("csrf_token", &csrf_create),
+            ("name", "forged"),
+            ("type", "secret"),
+            ("expiration", "30"),
+            ("scope", "admin"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 403, "only admins grant admin, on the page too");
+    let r = post(
+        &app,
+        &member,
+        "/settings/api-keys",
+        &[
+            ("csrf_token", &csrf_create),
+            ("name", "writer"),
+            ("type", "secret"),
+            ("expiration", "30"),
+            ("scope", "inference:write"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 201, "a member grants any other catalogue scope");
+    let (_, html) = page(&app, &member, "/settings/api-keys").await;
+    assert!(!html.contains("forged"), "the refused key was not made");
+    assert!(html.contains("writer"));
     let (status, _) = page(
         &app,
         &member,

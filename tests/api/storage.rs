@@ -95,7 +95,7 @@ fn pragma(conn: &mut DbConnection, name: &str) -> String {
     .v
 }
 
-/// SECURITY.md §2: WAL, synchronous=FULL, foreign_keys=ON and busy_timeout on every
+/// docs/security.md §2: WAL, synchronous=FULL, foreign_keys=ON and busy_timeout on every
 /// pooled connection, not only the first.
 #[actix_web::test]
 async fn sqlite_settings_hold_on_every_pooled_connection() {

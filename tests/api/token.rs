@@ -1,5 +1,5 @@
 //! The token endpoint (RFC 6749 §3.2, §4.4, §5) with the client-credentials grant, and the
-//! client authentication and error rules every grant shares (SECURITY.md D1–D12, J1–J4).
+//! client authentication and error rules every grant shares (docs/security.md D1–D12, J1–J4).
 
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use jsonwebtoken::Algorithm;
