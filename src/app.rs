@@ -53,7 +53,7 @@ impl AppState {
     pub fn conn(&self) -> Result<diesel::r2d2::PooledConnection<crate::db::DbManager>, AppError> {
         self.pool
             .get()
-            .map_err(|e| AppError::Unavailable(e.to_string()))
+            .map_err(|e| AppError::Unavailable(Box::new(e)))
     }
 }
 

@@ -7,37 +7,54 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+/// The cause of a server-side failure, kept with its own chain of sources.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The database (or another dependency) cannot be reached right now.
     #[error("service unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// A bug or an unexpected state.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 impl AppError {
-    pub fn from_db(e: &diesel::result::Error) -> Self {
-        if crate::db::is_unavailable(e) {
-            Self::Unavailable(e.to_string())
+    pub fn from_db(e: diesel::result::Error) -> Self {
+        if crate::db::is_unavailable(&e) {
+            Self::Unavailable(Box::new(e))
         } else {
-            Self::Internal(e.to_string())
+            Self::Internal(Box::new(e))
         }
+    }
+
+    /// The cause and each of its sources, `: `-separated: what is logged, once, where the
+    /// failure becomes a 5xx.
+    pub fn chain(&self) -> String {
+        let (Self::Unavailable(c) | Self::Internal(c)) = self;
+        let mut out = c.to_string();
+        let mut next = c.source();
+        while let Some(e) = next {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            next = e.source();
+        }
+        out
     }
 }
 
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::from_db(&e)
+        Self::from_db(e)
     }
 }
 
 impl From<crate::tokens::keys::KeyError> for AppError {
     fn from(e: crate::tokens::keys::KeyError) -> Self {
         match e {
-            crate::tokens::keys::KeyError::Db(db) => Self::from_db(&db),
-            other => Self::Internal(other.to_string()),
+            crate::tokens::keys::KeyError::Db(db) => Self::from_db(db),
+            other => Self::Internal(Box::new(other)),
         }
     }
 }
@@ -79,14 +96,14 @@ impl OpError {
     pub fn into_app(self) -> AppError {
         match self {
             Self::App(a) => a,
-            other => AppError::Internal(format!("unexpected refusal: {other}")),
+            other => AppError::Internal(format!("unexpected refusal: {other}").into()),
         }
     }
 }
 
 impl From<diesel::result::Error> for OpError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::App(AppError::from_db(&e))
+        Self::App(AppError::from_db(e))
     }
 }
 
@@ -125,16 +142,16 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            Self::Unavailable(cause) => {
-                tracing::error!(%cause, "dependency unavailable");
+            Self::Unavailable(_) => {
+                tracing::error!(cause = %self.chain(), "dependency unavailable");
                 HttpResponse::ServiceUnavailable()
                     .insert_header(("Retry-After", "1"))
                     .insert_header(("Cache-Control", "no-store"))
                     .json(json!({"error": "temporarily_unavailable",
                                  "error_description": "The service is temporarily unavailable. Retry shortly."}))
             }
-            Self::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+            Self::Internal(_) => {
+                tracing::error!(cause = %self.chain(), "internal error");
                 HttpResponse::InternalServerError()
                     .insert_header(("Cache-Control", "no-store"))
                     .json(json!({"error": "server_error"}))
@@ -224,7 +241,7 @@ impl From<AppError> for OAuthError {
 
 impl From<diesel::result::Error> for OAuthError {
     fn from(e: diesel::result::Error) -> Self {
-        AppError::from_db(&e).into()
+        AppError::from_db(e).into()
     }
 }
 

@@ -89,8 +89,20 @@ pub fn create(
     conn: &mut DbConnection,
     ctx: &Ctx<'_>,
     actor: &Actor,
-    mut new: NewClient,
+    new: NewClient,
 ) -> Result<(ClientRow, Option<String>), OpError> {
+    create_with(conn, ctx, actor, new, |_, _| Ok(())).map(|(row, secret, ())| (row, secret))
+}
+
+/// [`create`], running `also` on the new row inside the same transaction (registration
+/// issues its access token there, so a client never exists without it).
+pub(super) fn create_with<T>(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    mut new: NewClient,
+    also: impl FnOnce(&mut DbConnection, &ClientRow) -> diesel::QueryResult<T>,
+) -> Result<(ClientRow, Option<String>, T), OpError> {
     new.org_id = Some(actor.org_id.clone());
     new.created_by = actor.user_id.clone();
     let valid = new.validate(&ctx.settings.scopes)?;
@@ -105,7 +117,8 @@ pub fn create(
             json!({"name": row.name}),
             now,
         )?;
-        Ok((row, secret))
+        let extra = also(conn, &row)?;
+        Ok((row, secret, extra))
     })
 }
 

@@ -105,8 +105,10 @@ pub fn register(
     meta: &Metadata,
 ) -> Result<Registered, OpError> {
     let new = meta.to_new()?;
-    let (row, secret) = ops::create(conn, ctx, actor, new)?;
-    let token = store::new_registration_token(conn, &row.id, &ctx.settings.key_prefix)?;
+    let prefix = &ctx.settings.key_prefix;
+    let (row, secret, token) = ops::create_with(conn, ctx, actor, new, |conn, row| {
+        store::new_registration_token(conn, &row.id, prefix)
+    })?;
     Ok(Registered {
         row,
         secret,

@@ -149,8 +149,12 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         match self.cause.as_deref() {
-            Some(AppError::Unavailable(c)) => tracing::error!(cause = %c, "dependency unavailable"),
-            Some(AppError::Internal(c)) => tracing::error!(cause = %c, "internal error"),
+            Some(e @ AppError::Unavailable(_)) => {
+                tracing::error!(cause = %e.chain(), "dependency unavailable")
+            }
+            Some(e @ AppError::Internal(_)) => {
+                tracing::error!(cause = %e.chain(), "internal error")
+            }
             None => {}
         }
         let mut b = HttpResponse::build(self.status);

@@ -215,9 +215,13 @@ where
     web::block(move || {
         let mut conn = pool
             .get()
-            .map_err(|e| E::from(AppError::Unavailable(e.to_string())))?;
+            .map_err(|e| E::from(AppError::Unavailable(Box::new(e))))?;
         f(&mut conn)
     })
     .await
-    .map_err(|e| E::from(AppError::Internal(format!("blocking task failed: {e}"))))?
+    .map_err(|e| {
+        E::from(AppError::Internal(
+            format!("blocking task failed: {e}").into(),
+        ))
+    })?
 }

@@ -135,7 +135,7 @@ impl Registrar<'_> {
             Ok(Some(c)) => c,
             Ok(None) => return Err(RegistrarError::Unspecified),
             Err(e) => {
-                *self.failure.borrow_mut() = Some(AppError::from_db(&e));
+                *self.failure.borrow_mut() = Some(AppError::from_db(e));
                 return Err(RegistrarError::PrimitiveError);
             }
         };
@@ -344,7 +344,7 @@ pub fn validate(
                         .select(ac::code_hash)
                         .first::<String>(&mut **conn)
                         .optional()
-                        .map_err(|e| AppError::from_db(&e))?
+                        .map_err(AppError::from_db)?
                         .is_some()
                 };
                 if reused {

@@ -42,7 +42,7 @@ pub enum BearerError {
 
 impl From<diesel::result::Error> for BearerError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::App(AppError::from_db(&e))
+        Self::App(AppError::from_db(e))
     }
 }
 

@@ -329,8 +329,8 @@ pub async fn signup_post(
         let password = form.password.clone();
         web::block(move || users::hash_password(&password))
             .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(|e| AppError::Internal(e.to_string().into()))?
+            .map_err(|e| AppError::Internal(e.to_string().into()))?
     };
     let now = state.clock.now();
     let created = with_db(&state, move |conn| users::signup(conn, &email, hash, now)).await?;

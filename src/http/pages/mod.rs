@@ -29,7 +29,7 @@ pub fn page(status: StatusCode, tmpl: &impl Template) -> HttpResponse {
             .content_type("text/html; charset=utf-8")
             .insert_header(("Cache-Control", "no-store"))
             .body(body),
-        Err(e) => AppError::Internal(format!("template: {e}")).into_response(),
+        Err(e) => AppError::Internal(Box::new(e)).into_response(),
     }
 }
 
