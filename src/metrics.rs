@@ -1,105 +1,102 @@
 //! Prometheus metrics: request counts and latency histograms by method, route pattern and
-//! status; the pool's usage is read when scraped.
+//! status, kept by a `metrics-exporter-prometheus` recorder that belongs to one
+//! `Application` (never installed as the process-wide recorder: tests run many
+//! applications in one process). The pool's usage is read when scraped
+//! (`http::ops::metrics_get`).
 
-use std::collections::HashMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use metrics::{Unit, describe_counter, describe_histogram, with_local_recorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+const REQUESTS: &str = "tessera_http_requests_total";
+const DURATION: &str = "tessera_http_request_duration_seconds";
 
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-#[derive(Debug, Default, Clone)]
-struct Series {
-    count: u64,
-    sum: f64,
-    buckets: [u64; BUCKETS.len()],
+#[derive(Debug)]
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
 }
 
-type SeriesKey = (String, String, u16);
-
-#[derive(Debug, Default)]
-pub struct Metrics {
-    series: Mutex<HashMap<SeriesKey, Series>>,
+impl Default for Metrics {
+    fn default() -> Self {
+        // Buckets make the latency a histogram (not a summary); the only error is an
+        // empty bucket list, which BUCKETS is not.
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(DURATION.to_string()), &BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        with_local_recorder(&recorder, || {
+            describe_counter!(REQUESTS, "HTTP requests by method, route and status.");
+            describe_histogram!(DURATION, Unit::Seconds, "HTTP request latency.");
+        });
+        let handle = recorder.handle();
+        Self { recorder, handle }
+    }
 }
 
 impl Metrics {
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "bucket arrays have BUCKETS.len() entries; keys come from the map itself"
-    )]
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let Ok(mut map) = self.series.lock() else {
-            return;
-        };
-        let s = map
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default();
-        s.count += 1;
-        s.sum += seconds;
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if seconds <= *le {
-                s.buckets[i] += 1;
-            }
-        }
+        let labels = [
+            ("method", method.to_string()),
+            ("route", route.to_string()),
+            ("status", status.to_string()),
+        ];
+        with_local_recorder(&self.recorder, || {
+            metrics::counter!(REQUESTS, &labels).increment(1);
+            metrics::histogram!(DURATION, &labels).record(seconds);
+        });
     }
 
     /// The Prometheus text exposition of the request series.
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "bucket arrays have BUCKETS.len() entries; keys come from the map itself"
-    )]
     pub fn render(&self, out: &mut String) {
-        let map = match self.series.lock() {
-            Ok(m) => m.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
-        let mut keys: Vec<&SeriesKey> = map.keys().collect();
-        keys.sort();
-        out.push_str(
-            "# HELP tessera_http_requests_total HTTP requests by method, route and status.\n",
-        );
-        out.push_str("# TYPE tessera_http_requests_total counter\n");
-        for k in &keys {
-            let _ = writeln!(
-                out,
-                "tessera_http_requests_total{{{}}} {}",
-                labels(k),
-                map[*k].count
-            );
-        }
-        out.push_str("# HELP tessera_http_request_duration_seconds HTTP request latency.\n");
-        out.push_str("# TYPE tessera_http_request_duration_seconds histogram\n");
-        for k in &keys {
-            let s = &map[*k];
-            let l = labels(k);
-            for (i, le) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "tessera_http_request_duration_seconds_bucket{{{l},le=\"{le}\"}} {}",
-                    s.buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "tessera_http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}",
-                s.count
-            );
-            let _ = writeln!(
-                out,
-                "tessera_http_request_duration_seconds_sum{{{l}}} {}",
-                s.sum
-            );
-            let _ = writeln!(
-                out,
-                "tessera_http_request_duration_seconds_count{{{l}}} {}",
-                s.count
-            );
-        }
+        out.push_str(&self.handle.render());
+    }
+
+    /// Moves recorded latencies into their histograms; without it they pile up between
+    /// scrapes. Called by the background loop in `startup`.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
     }
 }
 
-fn labels((method, route, status): &SeriesKey) -> String {
-    let route = route.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_and_timed_per_route_and_status() {
+        let m = Metrics::default();
+        m.observe("GET", "/healthz", 200, 0.002);
+        m.observe("GET", "/healthz", 200, 0.2);
+        m.observe("POST", r#"/a"b"#, 400, 3.0);
+        let other = Metrics::default();
+        other.observe("GET", "/x", 200, 0.1);
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(
+            out.contains(
+                r#"tessera_http_requests_total{method="GET",route="/healthz",status="200"} 2"#
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"tessera_http_request_duration_seconds_bucket{method="GET",route="/healthz",status="200",le="0.0025"} 1"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"tessera_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 2"#),
+            "{out}"
+        );
+        assert!(out.contains(r#"route="/a\"b""#), "{out}");
+        assert!(out.contains("# TYPE tessera_http_request_duration_seconds histogram"));
+        assert!(
+            !out.contains(r#"route="/x""#),
+            "each application has its own series"
+        );
+    }
 }

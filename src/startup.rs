@@ -164,6 +164,7 @@ impl Application {
                 n += 1;
                 if n.is_multiple_of(10) {
                     flush_key_usage(&st).await;
+                    st.metrics.upkeep();
                 }
             }
         });

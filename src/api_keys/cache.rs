@@ -14,27 +14,42 @@
 //! last poll succeeded less than [`HEALTH_WINDOW`] ago, so an outage turns answers into
 //! 503 instead of letting the cache decide (docs/spec.md §7).
 //!
-//! Only positive answers are cached, so a flood of random keys cannot fill memory; each
-//! shard is also capped.
+//! Only positive answers are cached, so a flood of random keys cannot fill memory. The
+//! caches are `moka` caches (docs/architecture.md §5): concurrent, bounded by entry count,
+//! every entry expiring at the TTL.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use moka::policy::EvictionPolicy;
+use moka::sync::Cache;
 
 use super::verify::KeyRecord;
 
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Cached answers are used only while the last successful poll is this recent.
 pub const HEALTH_WINDOW: Duration = Duration::from_millis(500);
-const SHARDS: usize = 16;
-/// 16 shards of 16,384: about 260,000 keys (~80 MB) at most; a full shard starts over.
-const MAX_PER_SHARD: usize = 16_384;
+/// About 260,000 keys (~80 MB) at most.
+const MAX_KEYS: u64 = 262_144;
+/// Resource-server credentials: (client id, secret digest) pairs.
+const MAX_CREDENTIALS: u64 = 16_384;
+/// moka refuses a TTL above 1000 years; a longer `--cache-ttl-ms` is cut to this.
+const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-fn shard_of(s: &str) -> usize {
-    s.bytes()
-        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
-        % SHARDS
+/// A cache whose entries expire `ttl` after they are stored, holding at most
+/// `max_capacity` entries; `None` when `ttl` is zero (caching disabled).
+pub(crate) fn bounded<K, V>(ttl: Duration, max_capacity: u64) -> Option<Cache<K, V>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    (!ttl.is_zero()).then(|| {
+        Cache::builder()
+            .max_capacity(max_capacity)
+            .time_to_live(ttl.min(MAX_TTL))
+            .build()
+    })
 }
 
 /// When the database last answered the change poll.
@@ -70,133 +85,209 @@ impl Health {
     }
 }
 
-#[derive(Debug)]
 pub struct KeyCache {
-    ttl: Duration,
-    by_hash: Vec<RwLock<HashMap<String, (Instant, KeyRecord)>>>,
-    /// key id → digest, to evict by id (the audit log names ids).
-    ids: Vec<RwLock<HashMap<String, String>>>,
+    by_hash: Option<Cache<String, KeyRecord>>,
+    /// key id → digest, to evict by id (the audit log names ids). Twice the room and
+    /// least-recently-stored eviction, so an id is not dropped while its key is cached.
+    ids: Option<Cache<String, String>>,
+}
+
+impl fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("entries", &self.by_hash.as_ref().map(Cache::entry_count))
+            .finish()
+    }
 }
 
 impl KeyCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
-            ttl,
-            by_hash: (0..SHARDS).map(|_| RwLock::default()).collect(),
-            ids: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            by_hash: bounded(ttl, MAX_KEYS),
+            ids: (!ttl.is_zero()).then(|| {
+                Cache::builder()
+                    .max_capacity(2 * MAX_KEYS)
+                    .eviction_policy(EvictionPolicy::lru())
+                    .time_to_live(ttl.min(MAX_TTL))
+                    .build()
+            }),
         }
     }
 
     pub fn enabled(&self) -> bool {
-        !self.ttl.is_zero()
+        self.by_hash.is_some()
     }
 
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "shard_of is taken modulo the shard count"
-    )]
     pub fn get(&self, hash: &str, health: &Health) -> Option<KeyRecord> {
-        if !self.enabled() || !health.fresh() {
+        if !health.fresh() {
             return None;
         }
-        let shard = self.by_hash[shard_of(hash)]
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        match shard.get(hash) {
-            Some((at, rec)) if at.elapsed() < self.ttl => Some(rec.clone()),
-            _ => None,
-        }
+        self.by_hash.as_ref()?.get(hash)
     }
 
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "shard_of is taken modulo the shard count"
-    )]
     pub fn put(&self, hash: &str, rec: &KeyRecord) {
-        if !self.enabled() {
+        let (Some(by_hash), Some(ids)) = (&self.by_hash, &self.ids) else {
             return;
-        }
-        {
-            let mut shard = self.by_hash[shard_of(hash)]
-                .write()
-                .unwrap_or_else(|p| p.into_inner());
-            if shard.len() >= MAX_PER_SHARD {
-                shard.clear();
-            }
-            shard.insert(hash.to_string(), (Instant::now(), rec.clone()));
-        }
-        let mut ids = self.ids[shard_of(&rec.id)]
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        if ids.len() >= MAX_PER_SHARD {
-            ids.clear();
-        }
+        };
+        by_hash.insert(hash.to_string(), rec.clone());
         ids.insert(rec.id.clone(), hash.to_string());
     }
 
     /// Forgets a key by id (revoked, rolled, changed).
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "shard_of is taken modulo the shard count"
-    )]
     pub fn evict_id(&self, id: &str) {
-        let hash = self.ids[shard_of(id)]
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-        if let Some(h) = hash {
-            self.by_hash[shard_of(&h)]
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&h);
+        let (Some(by_hash), Some(ids)) = (&self.by_hash, &self.ids) else {
+            return;
+        };
+        if let Some(h) = ids.remove(id) {
+            by_hash.invalidate(&h);
         }
     }
 }
 
 /// Successful resource-server authentications.
-#[derive(Debug)]
 pub struct CredentialCache {
-    ttl: Duration,
-    ok: RwLock<HashMap<(String, String), Instant>>,
+    /// (client id, SHA-256 of the secret) → authenticated.
+    ok: Option<Cache<(String, String), ()>>,
+}
+
+impl fmt::Debug for CredentialCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialCache")
+            .field("entries", &self.ok.as_ref().map(Cache::entry_count))
+            .finish()
+    }
 }
 
 impl CredentialCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
-            ttl,
-            ok: RwLock::default(),
+            ok: (!ttl.is_zero()).then(|| {
+                Cache::builder()
+                    .max_capacity(MAX_CREDENTIALS)
+                    .time_to_live(ttl.min(MAX_TTL))
+                    // forget_client drops every secret of one client.
+                    .support_invalidation_closures()
+                    .build()
+            }),
         }
     }
 
     /// True when this id and secret authenticated a resource server within the TTL.
     pub fn check(&self, client_id: &str, secret: &str, health: &Health) -> bool {
-        if self.ttl.is_zero() || !health.fresh() {
+        let Some(ok) = &self.ok else {
             return false;
-        }
-        let key = (client_id.to_string(), crate::crypto::sha256_hex(secret));
-        let ok = self.ok.read().unwrap_or_else(|p| p.into_inner());
-        ok.get(&key).is_some_and(|at| at.elapsed() < self.ttl)
+        };
+        health.fresh()
+            && ok
+                .get(&(client_id.to_string(), crate::crypto::sha256_hex(secret)))
+                .is_some()
     }
 
     pub fn remember(&self, client_id: &str, secret: &str) {
-        if self.ttl.is_zero() {
-            return;
+        if let Some(ok) = &self.ok {
+            ok.insert(
+                (client_id.to_string(), crate::crypto::sha256_hex(secret)),
+                (),
+            );
         }
-        let mut ok = self.ok.write().unwrap_or_else(|p| p.into_inner());
-        if ok.len() >= MAX_PER_SHARD {
-            ok.clear();
-        }
-        ok.insert(
-            (client_id.to_string(), crate::crypto::sha256_hex(secret)),
-            Instant::now(),
-        );
     }
 
     /// Forgets every cached authentication of a client (secret rotated, client deleted).
+    /// From this call on no lookup returns an entry stored before it; moka removes them
+    /// in its maintenance.
     pub fn forget_client(&self, client_id: &str) {
-        self.ok
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(id, _), _| id != client_id);
+        let Some(ok) = &self.ok else {
+            return;
+        };
+        let id = client_id.to_string();
+        if ok.invalidate_entries_if(move |(c, _), _| *c == id).is_err() {
+            // Only if closures were not enabled at build time; still void everything.
+            ok.invalidate_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api_keys::KeyType;
+
+    fn healthy() -> Health {
+        let h = Health::default();
+        h.mark_ok();
+        h
+    }
+
+    fn record(id: &str) -> KeyRecord {
+        KeyRecord {
+            id: id.into(),
+            org_id: "org".into(),
+            key_type: KeyType::Secret,
+            scopes: crate::scope::ScopeSet::default(),
+            created_by: None,
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+            limit: 60,
+        }
+    }
+
+    #[test]
+    fn a_key_is_evicted_by_id() {
+        let h = healthy();
+        let c = KeyCache::new(Duration::from_secs(60));
+        c.put("d1", &record("k1"));
+        c.put("d2", &record("k2"));
+        assert_eq!(c.get("d1", &h).expect("hit").id, "k1");
+        c.evict_id("k1");
+        assert!(c.get("d1", &h).is_none());
+        assert!(c.get("d2", &h).is_some(), "other keys stay");
+    }
+
+    #[test]
+    fn forgetting_a_client_drops_all_its_secrets_only() {
+        let h = healthy();
+        let c = CredentialCache::new(Duration::from_secs(60));
+        c.remember("rs", "old");
+        c.remember("rs", "new");
+        c.remember("other", "s");
+        assert!(c.check("rs", "old", &h) && c.check("rs", "new", &h));
+        assert!(!c.check("rs", "wrong", &h));
+        c.forget_client("rs");
+        assert!(!c.check("rs", "old", &h) && !c.check("rs", "new", &h));
+        assert!(c.check("other", "s", &h));
+        c.remember("rs", "new");
+        assert!(c.check("rs", "new", &h), "a later success is cached again");
+    }
+
+    #[test]
+    fn a_zero_ttl_caches_nothing_and_an_outage_bypasses_the_caches() {
+        let h = healthy();
+        let keys = KeyCache::new(Duration::ZERO);
+        keys.put("d", &record("k"));
+        assert!(!keys.enabled() && keys.get("d", &h).is_none());
+        let creds = CredentialCache::new(Duration::ZERO);
+        creds.remember("rs", "s");
+        assert!(!creds.check("rs", "s", &h));
+
+        let keys = KeyCache::new(Duration::from_secs(60));
+        keys.put("d", &record("k"));
+        assert!(keys.get("d", &Health::default()).is_none());
+        h.mark_failed();
+        assert!(keys.get("d", &h).is_none());
+    }
+
+    #[test]
+    fn entries_expire_at_the_ttl() {
+        let h = healthy();
+        let c = KeyCache::new(Duration::from_millis(20));
+        c.put("d", &record("k"));
+        assert!(c.get("d", &h).is_some());
+        let until = Instant::now() + Duration::from_millis(60);
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        h.mark_ok();
+        assert!(c.get("d", &h).is_none());
     }
 }

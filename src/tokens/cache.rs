@@ -12,38 +12,47 @@
 //! revocation can never store a stale "live" under the new epoch.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use std::sync::Arc;
+use moka::sync::Cache;
 
 use super::jwt::AccessTokenClaims;
-use crate::api_keys::cache::Health;
+use crate::api_keys::cache::{Health, bounded};
 use crate::clock::Timestamp;
 
 /// About 50 MB at most (a token and its claims are ~1 kB).
-const MAX_ENTRIES: usize = 50_000;
+const MAX_ENTRIES: u64 = 50_000;
 
-type Entry = (Instant, u64, Arc<AccessTokenClaims>);
+/// (epoch read before the lookup, the token's verified claims)
+type Entry = (u64, Arc<AccessTokenClaims>);
 
-#[derive(Debug)]
 pub struct LiveTokens {
-    ttl: Duration,
     epoch: AtomicU64,
-    /// token → (stored at, epoch, its verified claims)
-    live: RwLock<HashMap<String, Entry>>,
+    /// token → its entry; `None` when the TTL is zero (caching disabled). Entries of an
+    /// older epoch are never served and leave at the TTL or when room is needed.
+    live: Option<Cache<String, Entry>>,
     /// Revocations the poll has already acted on (id → when seen), pruned after the
     /// poll's overlap window.
     seen: RwLock<HashMap<String, Timestamp>>,
 }
 
+impl fmt::Debug for LiveTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveTokens")
+            .field("epoch", &self.epoch)
+            .field("entries", &self.live.as_ref().map(Cache::entry_count))
+            .finish()
+    }
+}
+
 impl LiveTokens {
     pub fn new(ttl: Duration) -> Self {
         Self {
-            ttl,
             epoch: AtomicU64::new(0),
-            live: RwLock::default(),
+            live: bounded(ttl, MAX_ENTRIES),
             seen: RwLock::default(),
         }
     }
@@ -61,25 +70,20 @@ impl LiveTokens {
     /// The claims of `token` if it verified and was live within the TTL and no
     /// revocation has happened since. The caller still checks the lifetime claims.
     pub fn get(&self, token: &str, health: &Health) -> Option<Arc<AccessTokenClaims>> {
-        if self.ttl.is_zero() || !health.fresh() {
+        let live = self.live.as_ref()?;
+        if !health.fresh() {
             return None;
         }
         let now_epoch = self.epoch();
-        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
         live.get(token)
-            .filter(|(at, e, _)| *e == now_epoch && at.elapsed() < self.ttl)
-            .map(|(_, _, c)| Arc::clone(c))
+            .filter(|(e, _)| *e == now_epoch)
+            .map(|(_, c)| c)
     }
 
     pub fn remember(&self, token: &str, claims: AccessTokenClaims, epoch: u64) {
-        if self.ttl.is_zero() {
-            return;
+        if let Some(live) = &self.live {
+            live.insert(token.to_string(), (epoch, Arc::new(claims)));
         }
-        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
-        if live.len() >= MAX_ENTRIES {
-            live.clear();
-        }
-        live.insert(token.to_string(), (Instant::now(), epoch, Arc::new(claims)));
     }
 
     /// Acts on the revocations a poll found: bumps the epoch if any is new. `now` and
