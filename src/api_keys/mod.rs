@@ -8,7 +8,18 @@ pub mod ratelimit;
 pub mod store;
 pub mod verify;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
     Secret,
@@ -37,3 +48,5 @@ impl KeyType {
         }
     }
 }
+
+crate::text_column!(KeyType);

@@ -33,7 +33,7 @@ pub struct ApiKeyRow {
     pub id: String,
     pub org_id: String,
     pub name: String,
-    pub key_type: String,
+    pub key_type: KeyType,
     pub key_hash: String,
     pub prefix: String,
     pub last_six: String,
@@ -142,14 +142,14 @@ pub fn create(
     let expires_at = new.expiry.resolve(now)?;
     let org = crate::orgs::store::find(conn, &new.org_id)?
         .ok_or_else(|| ApiKeyError::OrgNotFound(new.org_id.clone()))?;
-    let plan = Plan::parse(&org.plan).unwrap_or(Plan::Free);
+    let plan = org.plan;
 
     let plain: PlainApiKey = format::generate(key_prefix, new.key_type);
     let row = ApiKeyRow {
         id: crate::crypto::new_id("key_"),
         org_id: org.id.clone(),
         name: name.to_string(),
-        key_type: new.key_type.as_str().to_string(),
+        key_type: new.key_type,
         key_hash: plain.hash(),
         prefix: format!("{key_prefix}_{}_", new.key_type.tag()),
         last_six: plain.last_six().to_string(),
@@ -212,7 +212,7 @@ pub struct KeySummary {
     pub id: String,
     pub name: String,
     #[serde(rename = "type")]
-    pub key_type: String,
+    pub key_type: KeyType,
     pub scopes: Vec<String>,
     pub last_six: String,
     pub created_by: Option<String>,
@@ -249,7 +249,7 @@ pub fn summaries(
     let Some(org) = crate::orgs::store::find(conn, org_id)? else {
         return Ok(Vec::new());
     };
-    let plan = Plan::parse(&org.plan).unwrap_or(Plan::Free);
+    let plan = org.plan;
     Ok(list(conn, org_id)?
         .into_iter()
         .map(|r| {
@@ -352,7 +352,7 @@ pub fn roll(
         NewApiKey {
             org_id: org_id.to_string(),
             name: old.name.clone(),
-            key_type: KeyType::parse(&old.key_type).unwrap_or(KeyType::Secret),
+            key_type: old.key_type,
             scopes: ScopeSet::parse(&old.scope).map_err(|_| invalid("stored scopes"))?,
             expiry,
             rate_limit_per_minute: old.rate_limit_per_minute,

@@ -49,7 +49,7 @@ pub struct KeyRecord {
 struct Row {
     id: String,
     org_id: String,
-    key_type: String,
+    key_type: KeyType,
     scope: String,
     created_by: Option<String>,
     created_at: i64,
@@ -64,7 +64,7 @@ pub fn lookup(
     hash: &str,
     plans: &PlanLimits,
 ) -> QueryResult<Option<KeyRecord>> {
-    let found: Option<(Row, String, Option<i64>)> = api_keys::table
+    let found: Option<(Row, Plan, Option<i64>)> = api_keys::table
         .inner_join(organizations::table)
         .filter(api_keys::key_hash.eq(hash))
         .select((
@@ -78,12 +78,12 @@ pub fn lookup(
         limit: super::store::effective_limit(
             r.rate_limit_per_minute,
             org_limit,
-            Plan::parse(&plan).unwrap_or(Plan::Free),
+            plan,
             plans,
         ),
         id: r.id,
         org_id: r.org_id,
-        key_type: KeyType::parse(&r.key_type).unwrap_or(KeyType::Publishable),
+        key_type: r.key_type,
         // Stored scopes were validated on the way in; an unreadable value grants nothing.
         scopes: ScopeSet::parse(&r.scope).unwrap_or_default(),
         created_by: r.created_by,

@@ -12,7 +12,7 @@ use crate::db::schema::{memberships, organizations};
 pub struct Organization {
     pub id: String,
     pub name: String,
-    pub plan: String,
+    pub plan: Plan,
     pub rate_limit_per_minute: Option<i64>,
     pub created_at: i64,
 }
@@ -26,7 +26,7 @@ pub fn insert(
     let org = Organization {
         id: crate::crypto::new_id("org_"),
         name: super::validate_name(name)?.to_string(),
-        plan: plan.as_str().to_string(),
+        plan,
         rate_limit_per_minute: None,
         created_at: now,
     };
@@ -63,12 +63,11 @@ pub fn add_member(
 }
 
 pub fn role_of(conn: &mut DbConnection, org_id: &str, user_id: &str) -> QueryResult<Option<Role>> {
-    let role: Option<String> = memberships::table
+    memberships::table
         .find((org_id, user_id))
         .select(memberships::role)
         .first(conn)
-        .optional()?;
-    Ok(role.as_deref().and_then(Role::parse))
+        .optional()
 }
 
 /// The organizations a user belongs to, oldest membership first.
@@ -136,14 +135,10 @@ pub fn memberships_of(
     user_id: &str,
 ) -> QueryResult<Vec<(String, String, Role)>> {
     use crate::db::schema::organizations;
-    let rows: Vec<(String, String, String)> = memberships::table
+    memberships::table
         .inner_join(organizations::table)
         .filter(memberships::user_id.eq(user_id))
         .order(memberships::created_at.asc())
         .select((organizations::id, organizations::name, memberships::role))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, name, role)| (id, name, Role::parse(&role).unwrap_or(Role::Member)))
-        .collect())
+        .load(conn)
 }

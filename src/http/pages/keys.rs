@@ -75,7 +75,7 @@ async fn render(
         .map(|r| KeyLine {
             id: r.id,
             name: r.name,
-            key_type: r.key_type,
+            key_type: r.key_type.as_str().to_string(),
             last_six: r.last_six,
             scopes: r.scope,
             created: when(r.created_at),

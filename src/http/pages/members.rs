@@ -105,9 +105,19 @@ pub async fn members_post(
     CsrfForm(f): CsrfForm,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let Some(role) = Role::parse(f.get("role").unwrap_or("member")) else {
+        return render(
+            &state,
+            &v,
+            StatusCode::BAD_REQUEST,
+            Some("Pick a role.".into()),
+            None,
+        )
+        .await;
+    };
     let input = AddMember {
         email: f.get("email").unwrap_or("").to_string(),
-        role: Role::parse(f.get("role").unwrap_or("member")).unwrap_or(Role::Member),
+        role,
     };
     change(&state, &v, "Member added.", move |conn, ctx, actor| {
         members::add(conn, ctx, actor, &input).map(|_| ())
