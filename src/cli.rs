@@ -1,12 +1,16 @@
 //! The command line (docs/spec.md §1). Settings flags are global: every subcommand accepts them,
 //! so admin commands run against the same database, keys and policy as the server.
 //! Precedence: flag > `TESSERA_*` environment variable > `tessera.toml` > default.
+//! `SettingsArgs` declares every setting once; config.rs merges and validates them.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 pub use crate::telemetry::LogFormat;
 pub use crate::tokens::keys::SigningAlg;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
 const SETTINGS: &str = "Settings (any subcommand; flag > env > tessera.toml > default)";
 
@@ -27,22 +31,30 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Every configurable setting. Each is optional here; config.rs fills the gaps.
-#[derive(Debug, Default, Clone, Args)]
+/// Every setting, declared once: the field name is the `tessera.toml` key, `long` the flag,
+/// `env` the variable, `default_value` the default and the doc comment the help text
+/// (docs/spec.md §1). A default that is not a constant is written in the help as
+/// `[default: …]` and applied in config.rs. `config::Settings::load` merges the layers:
+/// flag > env > file > default.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SettingsArgs {
-    /// Configuration file (TOML, keys named like the flags with underscores). Default:
-    /// ./tessera.toml when it exists.
+    /// Configuration file (TOML, keys named like the flags with underscores)
+    /// [default: ./tessera.toml if it exists]
     #[arg(long, global = true, env = "TESSERA_CONFIG", help_heading = SETTINGS)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Database: sqlite://PATH (or a bare path) or postgres://USER:PASS@HOST/DB
-    /// [default: sqlite://data/tessera.db]
-    #[arg(long, global = true, env = "TESSERA_DATABASE_URL", help_heading = SETTINGS)]
+    #[arg(long, global = true, env = "TESSERA_DATABASE_URL", help_heading = SETTINGS,
+          default_value = "sqlite://data/tessera.db")]
     pub database_url: Option<String>,
-    /// Directory of signing keys, one PEM file per key, named by kid [default: keys]
-    #[arg(long, global = true, env = "TESSERA_KEYS_DIR", help_heading = SETTINGS)]
+    /// Directory of signing keys, one PEM file per key, named by kid
+    #[arg(long, global = true, env = "TESSERA_KEYS_DIR", help_heading = SETTINGS,
+          default_value = "keys")]
     pub keys_dir: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080]
-    #[arg(long, global = true, env = "TESSERA_BIND", help_heading = SETTINGS)]
+    /// Address to listen on
+    #[arg(long, global = true, env = "TESSERA_BIND", help_heading = SETTINGS,
+          default_value = "127.0.0.1:8080")]
     pub bind: Option<String>,
     /// Issuer URL, exactly as published in metadata and the `iss` claim, no trailing
     /// slash [default: http://<bind address>]
@@ -51,51 +63,130 @@ pub struct SettingsArgs {
     /// The `aud` claim of access tokens [default: the issuer]
     #[arg(long, global = true, env = "TESSERA_AUDIENCE", help_heading = SETTINGS)]
     pub audience: Option<String>,
-    /// Algorithm of newly generated signing keys [default: ES256]
-    #[arg(long, global = true, env = "TESSERA_SIGNING_ALG", help_heading = SETTINGS)]
+    /// Algorithm of newly generated signing keys
+    #[arg(long, global = true, env = "TESSERA_SIGNING_ALG", help_heading = SETTINGS,
+          default_value = "ES256")]
+    #[serde(serialize_with = "alg_name")]
     pub signing_alg: Option<SigningAlg>,
-    /// Seconds between `keys rotate` publishing a key and signing with it [default: 3600]
-    #[arg(long, global = true, env = "TESSERA_KEY_ROTATION_DELAY_SECONDS", help_heading = SETTINGS)]
+    /// Seconds between `keys rotate` publishing a key and signing with it
+    #[arg(long, global = true, env = "TESSERA_KEY_ROTATION_DELAY_SECONDS", help_heading = SETTINGS,
+          default_value = "3600")]
     pub key_rotation_delay_seconds: Option<i64>,
-    /// max-age of the JWKS response, seconds [default: 300]
-    #[arg(long, global = true, env = "TESSERA_JWKS_MAX_AGE_SECONDS", help_heading = SETTINGS)]
+    /// max-age of the JWKS response, seconds
+    #[arg(long, global = true, env = "TESSERA_JWKS_MAX_AGE_SECONDS", help_heading = SETTINGS,
+          default_value = "300")]
     pub jwks_max_age_seconds: Option<u64>,
-    /// Authorization code lifetime, seconds [default: 60]
-    #[arg(long, global = true, env = "TESSERA_CODE_TTL_SECONDS", help_heading = SETTINGS)]
+    /// Authorization code lifetime, seconds, at most 600
+    #[arg(long, global = true, env = "TESSERA_CODE_TTL_SECONDS", help_heading = SETTINGS,
+          default_value = "60")]
     pub code_ttl_seconds: Option<i64>,
-    /// Access token lifetime, seconds [default: 900]
-    #[arg(long, global = true, env = "TESSERA_ACCESS_TOKEN_TTL_SECONDS", help_heading = SETTINGS)]
+    /// Access token lifetime, seconds
+    #[arg(long, global = true, env = "TESSERA_ACCESS_TOKEN_TTL_SECONDS", help_heading = SETTINGS,
+          default_value = "900")]
     pub access_token_ttl_seconds: Option<i64>,
-    /// Refresh token idle lifetime, seconds [default: 2592000 = 30 days]
-    #[arg(long, global = true, env = "TESSERA_REFRESH_IDLE_TTL_SECONDS", help_heading = SETTINGS)]
+    /// Refresh token idle lifetime, seconds (2592000: 30 days)
+    #[arg(long, global = true, env = "TESSERA_REFRESH_IDLE_TTL_SECONDS", help_heading = SETTINGS,
+          default_value = "2592000")]
     pub refresh_idle_ttl_seconds: Option<i64>,
-    /// Refresh token absolute lifetime, seconds [default: 7776000 = 90 days]
-    #[arg(long, global = true, env = "TESSERA_REFRESH_ABSOLUTE_TTL_SECONDS", help_heading = SETTINGS)]
+    /// Refresh token absolute lifetime, seconds (7776000: 90 days)
+    #[arg(long, global = true, env = "TESSERA_REFRESH_ABSOLUTE_TTL_SECONDS", help_heading = SETTINGS,
+          default_value = "7776000")]
     pub refresh_absolute_ttl_seconds: Option<i64>,
-    /// Window in which a retried refresh token still works, seconds [default: 10]
-    #[arg(long, global = true, env = "TESSERA_REFRESH_GRACE_SECONDS", help_heading = SETTINGS)]
+    /// Window in which a retried refresh token still works, seconds
+    #[arg(long, global = true, env = "TESSERA_REFRESH_GRACE_SECONDS", help_heading = SETTINGS,
+          default_value = "10")]
     pub refresh_grace_seconds: Option<i64>,
-    /// Clock leeway when checking JWT times, seconds, at most 60 [default: 30]
-    #[arg(long, global = true, env = "TESSERA_JWT_LEEWAY_SECONDS", help_heading = SETTINGS)]
+    /// Clock leeway when checking JWT times, seconds, at most 60
+    #[arg(long, global = true, env = "TESSERA_JWT_LEEWAY_SECONDS", help_heading = SETTINGS,
+          default_value = "30")]
     pub jwt_leeway_seconds: Option<i64>,
-    /// Longest time another instance may trust cached state (revocations), ms [default: 1000]
-    #[arg(long, global = true, env = "TESSERA_CACHE_TTL_MS", help_heading = SETTINGS)]
+    /// Longest time another instance may trust cached state (revocations), ms
+    #[arg(long, global = true, env = "TESSERA_CACHE_TTL_MS", help_heading = SETTINGS,
+          default_value = "1000")]
     pub cache_ttl_ms: Option<u64>,
-    /// Prefix of API keys, e.g. tsr → tsr_sk_... [default: tsr]
-    #[arg(long, global = true, env = "TESSERA_KEY_PREFIX", help_heading = SETTINGS)]
+    /// Prefix of API keys, e.g. tsr → tsr_sk_...
+    #[arg(long, global = true, env = "TESSERA_KEY_PREFIX", help_heading = SETTINGS,
+          default_value = "tsr")]
     pub key_prefix: Option<String>,
     /// HTTP worker threads [default: number of CPUs]
     #[arg(long, global = true, env = "TESSERA_WORKERS", help_heading = SETTINGS)]
     pub workers: Option<usize>,
-    /// How long SIGTERM waits for in-flight requests, seconds [default: 30]
-    #[arg(long, global = true, env = "TESSERA_SHUTDOWN_TIMEOUT_SECONDS", help_heading = SETTINGS)]
+    /// How long SIGTERM waits for in-flight requests, seconds
+    #[arg(long, global = true, env = "TESSERA_SHUTDOWN_TIMEOUT_SECONDS", help_heading = SETTINGS,
+          default_value = "30")]
     pub shutdown_timeout_seconds: Option<u64>,
-    /// Database connections per instance [default: 16]
-    #[arg(long, global = true, env = "TESSERA_DB_POOL_SIZE", help_heading = SETTINGS)]
+    /// Database connections per instance
+    #[arg(long, global = true, env = "TESSERA_DB_POOL_SIZE", help_heading = SETTINGS,
+          default_value = "16")]
     pub db_pool_size: Option<u32>,
-    /// Log format [default: text]
-    #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", help_heading = SETTINGS)]
+    /// Log format
+    #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", help_heading = SETTINGS,
+          default_value = "text")]
     pub log_format: Option<LogFormat>,
+    /// `[scopes]` in tessera.toml only: name = "description shown on consent"; replaces
+    /// the default catalogue.
+    #[arg(skip)]
+    pub scopes: Option<BTreeMap<String, String>>,
+    /// `[plans]` in tessera.toml only: requests per minute of keys without their own limit.
+    #[arg(skip)]
+    pub plans: Option<PlanSettings>,
+}
+
+/// The name `SigningAlg` deserializes from (its clap name).
+fn alg_name<S: serde::Serializer>(alg: &Option<SigningAlg>, s: S) -> Result<S::Ok, S::Error> {
+    alg.map(SigningAlg::as_str).serialize(s)
+}
+
+/// `[plans]` of tessera.toml.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSettings {
+    /// [default: 100]
+    pub free: Option<i64>,
+    /// [default: 1000]
+    pub pro: Option<i64>,
+}
+
+/// Ids (= field names = tessera.toml keys) of the settings a flag or a `TESSERA_*`
+/// variable set; every other setting holds its clap default.
+pub type Explicit = BTreeSet<String>;
+
+impl Cli {
+    /// `Parser::parse`, also returning which settings were given explicitly.
+    pub fn parse_with_sources() -> (Self, Explicit) {
+        Self::try_parse_with_sources_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    pub fn try_parse_with_sources_from<I, T>(args: I) -> Result<(Self, Explicit), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = Self::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        let cli = Self::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+        // Global settings given after a subcommand are propagated here with their source.
+        let explicit = matches
+            .ids()
+            .filter(|id| {
+                matches!(
+                    matches.value_source(id.as_str()),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                )
+            })
+            .map(|id| id.as_str().to_string())
+            .collect();
+        Ok((cli, explicit))
+    }
+}
+
+impl SettingsArgs {
+    /// Every setting at its declared default, ignoring flags and environment.
+    pub fn defaults() -> Result<Self, clap::Error> {
+        let command = Self::augment_args(clap::Command::new("tessera"))
+            .mut_args(|arg| arg.env(None::<&'static str>));
+        Self::from_arg_matches(&command.try_get_matches_from(["tessera"])?)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,4 +318,112 @@ pub enum KeysCommand {
     List,
     /// Create a new signing key: published now, used for signing after the rotation delay
     Rotate,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(flag, env var, default)` of every setting, read from what `tessera --help` prints.
+    fn help_rows() -> Vec<(String, String, String)> {
+        let help = Cli::command().render_long_help().to_string();
+        let (_, section) = help
+            .split_once(&format!("\n{SETTINGS}:\n"))
+            .expect("the settings heading");
+        let mut blocks: Vec<(String, String)> = Vec::new();
+        for line in section.lines() {
+            if !line.is_empty() && !line.starts_with(' ') {
+                break; // the next heading
+            }
+            let text = line.trim_start();
+            if text.starts_with("--") && line.len() - text.len() < 10 {
+                let flag = text.split_whitespace().next().expect("flag");
+                blocks.push((flag.to_string(), String::new()));
+            } else if let Some((_, body)) = blocks.last_mut() {
+                body.push_str(text);
+                body.push('\n');
+            }
+        }
+        let between = |text: &str, open: &str, close: char| {
+            let (_, rest) = text.split_once(open)?;
+            Some(rest.split(close).next()?.to_string())
+        };
+        blocks
+            .into_iter()
+            .map(|(flag, body)| {
+                let env = between(&body, "[env: ", '=').expect("every setting has a variable");
+                let default = between(&body, "[default: ", ']')
+                    .unwrap_or_else(|| panic!("{flag}: no [default: …] in --help"));
+                (flag, env, default)
+            })
+            .collect()
+    }
+
+    // `(flag, env var, default)` of every row of the README's configuration table.
+    fn readme_rows() -> Vec<(String, String, String)> {
+        let readme = include_str!("../README.md");
+        let (_, section) = readme
+            .split_once("\n## Configuration\n")
+            .expect("README has a configuration section");
+        let section = section.split("\n## ").next().expect("section");
+        section
+            .lines()
+            .filter(|l| l.starts_with("| `-"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                assert_eq!(cells.len(), 5, "three columns: {l}");
+                let unquote = |s: &str| s.replace('`', "");
+                (unquote(cells[1]), unquote(cells[2]), unquote(cells[3]))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_configuration_table_matches_help() {
+        let help = help_rows();
+        let readme = readme_rows();
+        assert!(help.len() >= 21, "settings in --help: {help:?}");
+        for (flag, env, default) in &help {
+            let row = readme
+                .iter()
+                .find(|(f, _, _)| f == flag)
+                .unwrap_or_else(|| panic!("README's configuration table lacks {flag}"));
+            assert_eq!(&row.1, env, "README's variable for {flag}");
+            // The README may add a remark after the default: `60` (at most 600).
+            let rest = row.2.strip_prefix(default.as_str());
+            assert!(
+                rest.is_some_and(|r| !r.starts_with(|c: char| c.is_alphanumeric())),
+                "README's default for {flag} is {:?}, --help says {default:?}",
+                row.2
+            );
+        }
+        for (flag, _, _) in &readme {
+            assert!(
+                help.iter().any(|(f, _, _)| f == flag),
+                "README lists {flag}, which is not a setting in --help"
+            );
+        }
+        assert_eq!(readme.len(), help.len(), "one README row per setting");
+    }
+
+    #[test]
+    fn every_flag_variable_and_file_key_has_one_name() {
+        let command = Cli::command();
+        let table = toml::to_string(&SettingsArgs::defaults().expect("defaults")).expect("toml");
+        for arg in command.get_arguments() {
+            if arg.get_help_heading() != Some(SETTINGS) {
+                continue;
+            }
+            let id = arg.get_id().as_str();
+            assert_eq!(arg.get_long(), Some(id.replace('_', "-").as_str()));
+            let env = arg.get_env().and_then(|e| e.to_str()).expect("env");
+            assert_eq!(env, format!("TESSERA_{}", id.to_uppercase()));
+            if !arg.get_default_values().is_empty() {
+                assert!(
+                    table.contains(&format!("{id} = ")),
+                    "{id} is not a file key"
+                );
+            }
+        }
+    }
 }

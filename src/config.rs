@@ -1,12 +1,12 @@
-//! Settings: one typed tree, filled from flags and `TESSERA_*` variables (clap), then the
-//! optional `tessera.toml`, then defaults. Invalid values fail here, naming the setting.
+//! Settings: one typed tree, merged from the layers of `cli::SettingsArgs` (where each
+//! setting is declared once): flags > `TESSERA_*` variables > the optional `tessera.toml` >
+//! the declared defaults. Invalid values fail here, naming the setting.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
-use crate::cli::{LogFormat, SettingsArgs, SigningAlg};
+use crate::cli::{Explicit, LogFormat, SettingsArgs, SigningAlg};
 use crate::db::DatabaseUrl;
 use crate::scope::Catalogue;
 
@@ -44,44 +44,6 @@ pub struct Settings {
     pub plan_limits: PlanLimits,
 }
 
-/// `tessera.toml`: the same keys as the flags (underscores), plus the scope catalogue and
-/// the plan limits, which have no flags.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettings {
-    database_url: Option<String>,
-    keys_dir: Option<PathBuf>,
-    bind: Option<String>,
-    issuer: Option<String>,
-    audience: Option<String>,
-    signing_alg: Option<SigningAlg>,
-    key_rotation_delay_seconds: Option<i64>,
-    jwks_max_age_seconds: Option<u64>,
-    code_ttl_seconds: Option<i64>,
-    access_token_ttl_seconds: Option<i64>,
-    refresh_idle_ttl_seconds: Option<i64>,
-    refresh_absolute_ttl_seconds: Option<i64>,
-    refresh_grace_seconds: Option<i64>,
-    jwt_leeway_seconds: Option<i64>,
-    cache_ttl_ms: Option<u64>,
-    key_prefix: Option<String>,
-    workers: Option<usize>,
-    shutdown_timeout_seconds: Option<u64>,
-    db_pool_size: Option<u32>,
-    log_format: Option<LogFormat>,
-    /// `[scopes]` name = "description"; replaces the default catalogue.
-    scopes: Option<BTreeMap<String, String>>,
-    /// `[plans]` free = 100, pro = 1000
-    plans: Option<FilePlans>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FilePlans {
-    free: Option<i64>,
-    pro: Option<i64>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the configuration file {path}: {source}")]
@@ -91,6 +53,8 @@ pub enum ConfigError {
     },
     #[error("invalid configuration file {path}: {message}")]
     Parse { path: String, message: String },
+    #[error("the settings cannot be merged: {0}")]
+    Merge(String),
     #[error("invalid setting `{setting}`: {message}")]
     Invalid {
         setting: &'static str,
@@ -105,6 +69,11 @@ fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A setting with a declared default; `None` only if the declaration lost its default.
+fn given<T>(setting: &'static str, v: Option<T>) -> Result<T, ConfigError> {
+    v.ok_or_else(|| invalid(setting, "has no value"))
+}
+
 fn positive(setting: &'static str, v: i64) -> Result<i64, ConfigError> {
     if v > 0 {
         Ok(v)
@@ -114,48 +83,40 @@ fn positive(setting: &'static str, v: i64) -> Result<i64, ConfigError> {
 }
 
 impl Settings {
-    /// Loads the file named by `--config`, else `./tessera.toml` if present.
-    pub fn load(args: &SettingsArgs) -> Result<Self, ConfigError> {
+    /// Loads the file named by `--config`, else `./tessera.toml` if present, under the
+    /// settings in `explicit` (given by flag or variable) and over the rest (defaults).
+    pub fn load(args: &SettingsArgs, explicit: &Explicit) -> Result<Self, ConfigError> {
         let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None if Path::new("tessera.toml").exists() => read_file(Path::new("tessera.toml"))?,
-            None => FileSettings::default(),
+            Some(path) => Some(read_file(path)?),
+            None if Path::new("tessera.toml").exists() => {
+                Some(read_file(Path::new("tessera.toml"))?)
+            }
+            None => None,
         };
-        Self::merge(args.clone(), file)
+        Self::from_args(layered(args, explicit, file)?)
     }
 
     /// Defaults for everything, with the given database and keys directory (tests, tools).
     pub fn for_paths(database_url: &str, keys_dir: &Path) -> Result<Self, ConfigError> {
-        let args = SettingsArgs {
+        let defaults = SettingsArgs::defaults().map_err(|e| ConfigError::Merge(e.to_string()))?;
+        Self::from_args(SettingsArgs {
             database_url: Some(database_url.to_string()),
             keys_dir: Some(keys_dir.to_path_buf()),
-            ..SettingsArgs::default()
-        };
-        Self::merge(args, FileSettings::default())
+            ..defaults
+        })
     }
 
-    fn merge(a: SettingsArgs, f: FileSettings) -> Result<Self, ConfigError> {
-        let database_url = a
-            .database_url
-            .or(f.database_url)
-            .unwrap_or_else(|| "sqlite://data/tessera.db".into());
-        let database_url =
-            DatabaseUrl::parse(&database_url).map_err(|m| invalid("database_url", m))?;
+    fn from_args(a: SettingsArgs) -> Result<Self, ConfigError> {
+        let database_url = DatabaseUrl::parse(&given("database_url", a.database_url)?)
+            .map_err(|m| invalid("database_url", m))?;
 
-        let issuer = a
-            .issuer
-            .or(f.issuer)
-            .map(|i| validate_issuer(&i))
-            .transpose()?;
-        let audience = a.audience.or(f.audience);
+        let issuer = a.issuer.map(|i| validate_issuer(&i)).transpose()?;
+        let audience = a.audience;
         if audience.as_deref() == Some("") {
             return Err(invalid("audience", "must not be empty"));
         }
 
-        let key_prefix = a
-            .key_prefix
-            .or(f.key_prefix)
-            .unwrap_or_else(|| "tsr".into());
+        let key_prefix = given("key_prefix", a.key_prefix)?;
         if key_prefix.is_empty()
             || key_prefix.len() > 10
             || !key_prefix
@@ -168,24 +129,19 @@ impl Settings {
             ));
         }
 
-        let jwt_leeway_seconds = a.jwt_leeway_seconds.or(f.jwt_leeway_seconds).unwrap_or(30);
+        let jwt_leeway_seconds = given("jwt_leeway_seconds", a.jwt_leeway_seconds)?;
         if !(0..=60).contains(&jwt_leeway_seconds) {
             return Err(invalid("jwt_leeway_seconds", "must be between 0 and 60"));
         }
-        let key_rotation_delay_seconds = a
-            .key_rotation_delay_seconds
-            .or(f.key_rotation_delay_seconds)
-            .unwrap_or(3600);
+        let key_rotation_delay_seconds =
+            given("key_rotation_delay_seconds", a.key_rotation_delay_seconds)?;
         if key_rotation_delay_seconds < 0 {
             return Err(invalid(
                 "key_rotation_delay_seconds",
                 "must not be negative",
             ));
         }
-        let refresh_grace_seconds = a
-            .refresh_grace_seconds
-            .or(f.refresh_grace_seconds)
-            .unwrap_or(10);
+        let refresh_grace_seconds = given("refresh_grace_seconds", a.refresh_grace_seconds)?;
         if !(0..=300).contains(&refresh_grace_seconds) {
             return Err(invalid(
                 "refresh_grace_seconds",
@@ -194,7 +150,7 @@ impl Settings {
         }
         let code_ttl_seconds = positive(
             "code_ttl_seconds",
-            a.code_ttl_seconds.or(f.code_ttl_seconds).unwrap_or(60),
+            given("code_ttl_seconds", a.code_ttl_seconds)?,
         )?;
         if code_ttl_seconds > 600 {
             return Err(invalid(
@@ -204,15 +160,14 @@ impl Settings {
         }
         let refresh_idle_ttl_seconds = positive(
             "refresh_idle_ttl_seconds",
-            a.refresh_idle_ttl_seconds
-                .or(f.refresh_idle_ttl_seconds)
-                .unwrap_or(30 * 86_400),
+            given("refresh_idle_ttl_seconds", a.refresh_idle_ttl_seconds)?,
         )?;
         let refresh_absolute_ttl_seconds = positive(
             "refresh_absolute_ttl_seconds",
-            a.refresh_absolute_ttl_seconds
-                .or(f.refresh_absolute_ttl_seconds)
-                .unwrap_or(90 * 86_400),
+            given(
+                "refresh_absolute_ttl_seconds",
+                a.refresh_absolute_ttl_seconds,
+            )?,
         )?;
         if refresh_idle_ttl_seconds > refresh_absolute_ttl_seconds {
             return Err(invalid(
@@ -221,7 +176,7 @@ impl Settings {
             ));
         }
 
-        let workers = a.workers.or(f.workers).unwrap_or_else(|| {
+        let workers = a.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2)
@@ -229,22 +184,22 @@ impl Settings {
         if workers == 0 {
             return Err(invalid("workers", "must be at least 1"));
         }
-        let db_pool_size = a.db_pool_size.or(f.db_pool_size).unwrap_or(16);
+        let db_pool_size = given("db_pool_size", a.db_pool_size)?;
         if db_pool_size == 0 {
             return Err(invalid("db_pool_size", "must be at least 1"));
         }
 
-        let scopes = match f.scopes {
+        let scopes = match a.scopes {
             Some(entries) => Catalogue::new(entries).map_err(|m| invalid("scopes", m))?,
             None => Catalogue::default(),
         };
-        let plans = f.plans.unwrap_or_default();
+        let plans = a.plans.unwrap_or_default();
         let plan_limits = PlanLimits {
             free: positive("plans.free", plans.free.unwrap_or(100))?,
             pro: positive("plans.pro", plans.pro.unwrap_or(1000))?,
         };
 
-        let bind = a.bind.or(f.bind).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind = given("bind", a.bind)?;
         if bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "bind",
@@ -257,36 +212,28 @@ impl Settings {
             database_url,
             issuer,
             audience,
-            keys_dir: a
-                .keys_dir
-                .or(f.keys_dir)
-                .unwrap_or_else(|| PathBuf::from("keys")),
-            signing_alg: a.signing_alg.or(f.signing_alg).unwrap_or(SigningAlg::ES256),
+            keys_dir: given("keys_dir", a.keys_dir)?,
+            signing_alg: given("signing_alg", a.signing_alg)?,
             key_rotation_delay_seconds,
-            jwks_max_age_seconds: a
-                .jwks_max_age_seconds
-                .or(f.jwks_max_age_seconds)
-                .unwrap_or(300),
+            jwks_max_age_seconds: given("jwks_max_age_seconds", a.jwks_max_age_seconds)?,
             code_ttl_seconds,
             access_token_ttl_seconds: positive(
                 "access_token_ttl_seconds",
-                a.access_token_ttl_seconds
-                    .or(f.access_token_ttl_seconds)
-                    .unwrap_or(900),
+                given("access_token_ttl_seconds", a.access_token_ttl_seconds)?,
             )?,
             refresh_idle_ttl_seconds,
             refresh_absolute_ttl_seconds,
             refresh_grace_seconds,
             jwt_leeway_seconds,
-            cache_ttl_ms: a.cache_ttl_ms.or(f.cache_ttl_ms).unwrap_or(1000),
+            cache_ttl_ms: given("cache_ttl_ms", a.cache_ttl_ms)?,
             key_prefix,
             workers,
-            shutdown_timeout_seconds: a
-                .shutdown_timeout_seconds
-                .or(f.shutdown_timeout_seconds)
-                .unwrap_or(30),
+            shutdown_timeout_seconds: given(
+                "shutdown_timeout_seconds",
+                a.shutdown_timeout_seconds,
+            )?,
             db_pool_size,
-            log_format: a.log_format.or(f.log_format).unwrap_or(LogFormat::Text),
+            log_format: given("log_format", a.log_format)?,
             scopes,
             plan_limits,
         })
@@ -299,7 +246,34 @@ impl Settings {
     }
 }
 
-fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+/// The layers by key (field name = tessera.toml key = clap id): what `args` holds by
+/// default, then what the file sets, then what `args` holds from a flag or variable.
+fn layered(
+    args: &SettingsArgs,
+    explicit: &Explicit,
+    file: Option<SettingsArgs>,
+) -> Result<SettingsArgs, ConfigError> {
+    let (given, defaults): (Map<String, Value>, Map<String, Value>) = set_fields(args)?
+        .into_iter()
+        .partition(|(key, _)| explicit.contains(key));
+    let mut merged = defaults;
+    if let Some(file) = file {
+        merged.extend(set_fields(&file)?);
+    }
+    merged.extend(given);
+    serde_json::from_value(Value::Object(merged)).map_err(|e| ConfigError::Merge(e.to_string()))
+}
+
+/// The settings that hold a value, by key.
+fn set_fields(args: &SettingsArgs) -> Result<Map<String, Value>, ConfigError> {
+    match serde_json::to_value(args) {
+        Ok(Value::Object(fields)) => Ok(fields.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        Ok(_) => Err(ConfigError::Merge("not a table".into())),
+        Err(e) => Err(ConfigError::Merge(e.to_string())),
+    }
+}
+
+fn read_file(path: &Path) -> Result<SettingsArgs, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.display().to_string(),
         source,
@@ -336,14 +310,29 @@ pub fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
 
-    fn file(text: &str) -> FileSettings {
-        toml::from_str(text).expect("toml")
+    fn file(text: &str) -> Option<SettingsArgs> {
+        Some(toml::from_str(text).expect("toml"))
+    }
+
+    /// Parses a command line as `main` does (environment included).
+    fn argv(args: &[&str]) -> (SettingsArgs, Explicit) {
+        let (cli, explicit) = Cli::try_parse_with_sources_from(
+            std::iter::once("tessera").chain(args.iter().copied()),
+        )
+        .expect("parse");
+        (cli.settings, explicit)
+    }
+
+    fn merge(args: &[&str], file: Option<SettingsArgs>) -> Result<Settings, ConfigError> {
+        let (a, explicit) = argv(args);
+        Settings::from_args(layered(&a, &explicit, file)?)
     }
 
     #[test]
     fn defaults_match_the_spec() {
-        let s = Settings::merge(SettingsArgs::default(), FileSettings::default()).expect("ok");
+        let s = Settings::from_args(SettingsArgs::defaults().expect("defaults")).expect("ok");
         assert_eq!(s.bind, "127.0.0.1:8080");
         assert_eq!(
             s.database_url,
@@ -356,8 +345,16 @@ mod tests {
         assert_eq!(s.refresh_idle_ttl_seconds, 30 * 86_400);
         assert_eq!(s.refresh_absolute_ttl_seconds, 90 * 86_400);
         assert_eq!(s.refresh_grace_seconds, 10);
+        assert_eq!(s.jwt_leeway_seconds, 30);
+        assert_eq!(s.key_rotation_delay_seconds, 3600);
+        assert_eq!(s.jwks_max_age_seconds, 300);
         assert_eq!(s.cache_ttl_ms, 1000);
         assert_eq!(s.key_prefix, "tsr");
+        assert_eq!(s.shutdown_timeout_seconds, 30);
+        assert_eq!(s.db_pool_size, 16);
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.issuer, None);
+        assert_eq!(s.audience, None);
         assert_eq!(
             s.plan_limits,
             PlanLimits {
@@ -365,72 +362,77 @@ mod tests {
                 pro: 1000
             }
         );
-        assert!(s.jwt_leeway_seconds <= 60);
     }
 
     #[test]
-    fn flags_win_over_the_file() {
-        let args = SettingsArgs {
-            bind: Some("127.0.0.1:9000".into()),
-            ..Default::default()
-        };
-        let s = Settings::merge(
-            args,
-            file("bind = \"127.0.0.1:7000\"\ncode_ttl_seconds = 30"),
-        )
-        .expect("ok");
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let toml = "bind = \"127.0.0.1:7000\"\ncode_ttl_seconds = 30\nkey_prefix = \"acme\"";
+        let s = merge(&["--bind", "127.0.0.1:9000"], file(toml)).expect("ok");
         assert_eq!(s.bind, "127.0.0.1:9000");
         assert_eq!(s.code_ttl_seconds, 30);
+        assert_eq!(s.key_prefix, "acme");
+        assert_eq!(s.access_token_ttl_seconds, 900);
+        // A global flag given after the subcommand counts as given, too.
+        let s = merge(&["migrate", "--bind", "127.0.0.1:9000"], file(toml)).expect("ok");
+        assert_eq!(s.bind, "127.0.0.1:9000");
+        let toml = "signing_alg = \"EdDSA\"\nlog_format = \"json\"";
+        let s = merge(&["--signing-alg", "RS256"], file(toml)).expect("ok");
+        assert_eq!(s.signing_alg, SigningAlg::RS256);
+        assert_eq!(s.log_format, LogFormat::Json);
+        let s = merge(&[], file(toml)).expect("ok");
+        assert_eq!(s.signing_alg, SigningAlg::EdDSA);
+        // A flag equal to its default still wins over the file.
+        let s = merge(&["--code-ttl-seconds", "60"], file(toml)).expect("ok");
+        assert_eq!(s.code_ttl_seconds, 60);
+    }
+
+    #[test]
+    fn a_setting_from_the_environment_wins_over_the_file() {
+        // `explicit` is what clap reports for flags and variables alike; a variable is
+        // simulated here so that the test does not change the process environment.
+        let mut a = SettingsArgs::defaults().expect("defaults");
+        a.bind = Some("127.0.0.1:9000".into());
+        let explicit = Explicit::from(["bind".to_string()]);
+        let merged = layered(&a, &explicit, file("bind = \"127.0.0.1:7000\"")).expect("ok");
+        assert_eq!(merged.bind.as_deref(), Some("127.0.0.1:9000"));
     }
 
     #[test]
     fn invalid_values_name_the_setting() {
-        let bad = |a: SettingsArgs| {
-            Settings::merge(a, FileSettings::default())
-                .expect_err("must fail")
-                .to_string()
-        };
-        let e = bad(SettingsArgs {
-            issuer: Some("https://as.example/".into()),
-            ..Default::default()
-        });
-        assert!(e.contains("`issuer`"), "{e}");
-        let e = bad(SettingsArgs {
-            jwt_leeway_seconds: Some(120),
-            ..Default::default()
-        });
-        assert!(e.contains("`jwt_leeway_seconds`"), "{e}");
-        let e = bad(SettingsArgs {
-            bind: Some("nowhere".into()),
-            ..Default::default()
-        });
-        assert!(e.contains("`bind`"), "{e}");
-        let e = bad(SettingsArgs {
-            key_prefix: Some("TSR_".into()),
-            ..Default::default()
-        });
-        assert!(e.contains("`key_prefix`"), "{e}");
-        let e = bad(SettingsArgs {
-            database_url: Some("mysql://x".into()),
-            ..Default::default()
-        });
-        assert!(e.contains("`database_url`"), "{e}");
+        let bad = |args: &[&str]| merge(args, None).expect_err("must fail").to_string();
+        for (args, setting) in [
+            (["--issuer", "https://as.example/"], "`issuer`"),
+            (["--jwt-leeway-seconds", "120"], "`jwt_leeway_seconds`"),
+            (["--bind", "nowhere"], "`bind`"),
+            (["--key-prefix", "TSR_"], "`key_prefix`"),
+            (["--database-url", "mysql://x"], "`database_url`"),
+        ] {
+            let e = bad(&args);
+            assert!(e.contains(setting), "{e}");
+        }
+        let e = merge(&[], file("code_ttl_seconds = 0"))
+            .expect_err("must fail")
+            .to_string();
+        assert!(e.contains("`code_ttl_seconds`"), "{e}");
     }
 
     #[test]
     fn unknown_file_keys_are_refused() {
-        assert!(toml::from_str::<FileSettings>("bindd = \"x\"").is_err());
+        assert!(toml::from_str::<SettingsArgs>("bindd = \"x\"").is_err());
+        assert!(toml::from_str::<SettingsArgs>("config = \"other.toml\"").is_err());
+        assert!(toml::from_str::<SettingsArgs>("[plans]\nenterprise = 5").is_err());
     }
 
     #[test]
     fn the_file_can_replace_the_scope_catalogue() {
-        let s = Settings::merge(
-            SettingsArgs::default(),
+        let s = merge(
+            &[],
             file("[scopes]\n\"compute:run\" = \"Run jobs\"\n[plans]\nfree = 5"),
         )
         .expect("ok");
         assert_eq!(s.scopes.description("compute:run"), Some("Run jobs"));
         assert_eq!(s.scopes.description("admin"), None);
         assert_eq!(s.plan_limits.free, 5);
+        assert_eq!(s.plan_limits.pro, 1000);
     }
 }

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
 use serde_json::Value;
 
 use tessera::cli::{ApiKeyCommand, Cli, Command};
@@ -14,8 +13,8 @@ use tessera::startup::Application;
 
 fn main() -> ExitCode {
     tessera::install_crypto_provider();
-    let cli = Cli::parse();
-    let settings = match Settings::load(&cli.settings) {
+    let (cli, explicit) = Cli::parse_with_sources();
+    let settings = match Settings::load(&cli.settings, &explicit) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
