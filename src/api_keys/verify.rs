@@ -18,7 +18,7 @@ use crate::orgs::Plan;
 use crate::scope::ScopeSet;
 
 /// The verdict codes of docs/spec.md §5.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {
     Valid,
