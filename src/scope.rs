@@ -91,7 +91,7 @@ impl ScopeSet {
 }
 
 /// Scopes as JSON bodies carry them: an array of names or one space-separated string.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ScopesInput {
     List(Vec<String>),

@@ -18,6 +18,7 @@ pub mod verify;
     serde::Deserialize,
     diesel::AsExpression,
     diesel::FromSqlRow,
+    utoipa::ToSchema,
 )]
 #[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "lowercase")]

@@ -15,19 +15,23 @@ use crate::orgs::{Actor, Role};
 use crate::scope::{Catalogue, MANAGEMENT_SCOPE, ScopesInput};
 
 /// What a key creation asks for (`POST /api/v1/api-keys`, the page's form, the CLI).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     pub name: String,
     pub scopes: ScopesInput,
     #[serde(rename = "type", default = "secret")]
+    #[schema(default = "secret")]
     pub key_type: KeyType,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
     pub expires_in_days: Option<i64>,
     /// RFC 3339 date-time.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000000)]
     pub rate_limit_per_minute: Option<i64>,
 }
 

@@ -17,11 +17,12 @@ use crate::clock::Timestamp;
 pub const WINDOW_SECONDS: i64 = 60;
 
 /// What a caller may know about a key's budget, for the X-RateLimit headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RateState {
     pub limit: i64,
     pub remaining: i64,
     /// Epoch seconds at which the window ends.
+    #[schema(value_type = i64)]
     pub reset: Timestamp,
 }
 

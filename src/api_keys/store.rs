@@ -80,7 +80,7 @@ pub struct NewApiKey {
 }
 
 /// The 201 body of key creation (docs/spec.md §5); `key` is the only place the plaintext appears.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct CreatedApiKey {
     pub id: String,
     pub key: String,
@@ -89,7 +89,9 @@ pub struct CreatedApiKey {
     pub key_type: KeyType,
     pub scopes: Vec<String>,
     pub last_six: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     pub rate_limit_per_minute: i64,
 }
@@ -207,7 +209,7 @@ pub fn find_by_hash(conn: &mut DbConnection, hash: &str) -> QueryResult<Option<A
 }
 
 /// A key as the list shows it (docs/spec.md §5): everything but the secret.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct KeySummary {
     pub id: String,
     pub name: String,
@@ -216,8 +218,11 @@ pub struct KeySummary {
     pub scopes: Vec<String>,
     pub last_six: String,
     pub created_by: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    #[schema(format = DateTime)]
     pub last_used_at: Option<String>,
     pub rate_limit_per_minute: i64,
 }

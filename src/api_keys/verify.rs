@@ -18,7 +18,7 @@ use crate::orgs::Plan;
 use crate::scope::ScopeSet;
 
 /// The verdict codes of docs/spec.md §5.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {
     Valid,
@@ -75,12 +75,7 @@ pub fn lookup(
         .first(conn)
         .optional()?;
     Ok(found.map(|(r, plan, org_limit)| KeyRecord {
-        limit: super::store::effective_limit(
-            r.rate_limit_per_minute,
-            org_limit,
-            plan,
-            plans,
-        ),
+        limit: super::store::effective_limit(r.rate_limit_per_minute, org_limit, plan, plans),
         id: r.id,
         org_id: r.org_id,
         key_type: r.key_type,

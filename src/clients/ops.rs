@@ -24,7 +24,7 @@ pub fn parse_grant_list(list: &[String]) -> Result<Vec<GrantType>, String> {
 }
 
 /// A client as `/api/v1/clients` describes it.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientInput {
     pub name: String,

@@ -17,7 +17,8 @@ use crate::orgs::{Actor, Role};
 use crate::scope::ScopeSet;
 
 /// RFC 7591 §2 client metadata (what we understand of it; the rest is ignored).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = RegistrationMetadata)]
 pub struct Metadata {
     #[serde(default)]
     pub redirect_uris: Vec<String>,

@@ -259,18 +259,49 @@ pub fn find_by_registration_token(
 }
 
 /// The registered metadata of a client, as RFC 7591 §3.2.1 and `/api/v1/clients` show it.
-pub fn metadata(row: &ClientRow) -> serde_json::Value {
-    serde_json::json!({
-        "client_id": row.id,
-        "client_name": row.name,
-        "redirect_uris": row.redirect_uri_list(),
-        "grant_types": row.grant_type_list().iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-        "response_types": if row.grant_type_list().contains(&GrantType::AuthorizationCode) { vec!["code"] } else { vec![] },
-        "token_endpoint_auth_method": if row.is_public { "none" } else { "client_secret_basic" },
-        "scope": row.scope,
-        "logo_uri": row.logo_uri,
-        "client_uri": row.client_uri,
-        "client_id_issued_at": row.created_at,
-        "resource_server": row.is_resource_server,
-    })
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ClientMetadata {
+    pub client_id: String,
+    pub client_name: String,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<&'static str>,
+    /// `["code"]` when the client may use the authorization code grant, else empty.
+    pub response_types: Vec<&'static str>,
+    /// `none` (public) or `client_secret_basic` (confidential).
+    pub token_endpoint_auth_method: &'static str,
+    /// Space-separated scopes the client may ask for.
+    pub scope: String,
+    pub logo_uri: Option<String>,
+    pub client_uri: Option<String>,
+    /// Epoch seconds.
+    #[schema(value_type = i64)]
+    pub client_id_issued_at: Timestamp,
+    /// Whether the client may introspect tokens and verify keys.
+    pub resource_server: bool,
+}
+
+/// The registered metadata of a client (docs/spec.md §5).
+pub fn metadata(row: &ClientRow) -> ClientMetadata {
+    let grants = row.grant_type_list();
+    ClientMetadata {
+        client_id: row.id.clone(),
+        client_name: row.name.clone(),
+        redirect_uris: row.redirect_uri_list(),
+        grant_types: grants.iter().map(|g| g.as_str()).collect(),
+        response_types: if grants.contains(&GrantType::AuthorizationCode) {
+            vec!["code"]
+        } else {
+            vec![]
+        },
+        token_endpoint_auth_method: if row.is_public {
+            "none"
+        } else {
+            "client_secret_basic"
+        },
+        scope: row.scope.clone(),
+        logo_uri: row.logo_uri.clone(),
+        client_uri: row.client_uri.clone(),
+        client_id_issued_at: row.created_at,
+        resource_server: row.is_resource_server,
+    }
 }

@@ -48,9 +48,9 @@ macro_rules! text_column {
         {
             fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
                 let s = <String as diesel::deserialize::FromSql<
-                    diesel::sql_types::Text,
-                    DB,
-                >>::from_sql(bytes)?;
+                            diesel::sql_types::Text,
+                            DB,
+                        >>::from_sql(bytes)?;
                 <$ty>::parse(&s).ok_or_else(|| {
                     format!(concat!("stored ", stringify!($ty), " {:?} is unknown"), s).into()
                 })

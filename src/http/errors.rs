@@ -7,7 +7,6 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
-use serde_json::json;
 
 use crate::api_keys::ratelimit::RateState;
 use crate::error::{AppError, OpError};
@@ -166,15 +165,47 @@ impl ResponseError for ApiError {
             b.insert_header((header::RETRY_AFTER, s.to_string()));
         }
         rate_headers(&mut b, self.rate);
-        let mut error = json!({"type": self.kind, "message": self.message});
-        if let Some(s) = self.retry_after
-            && self.status == StatusCode::TOO_MANY_REQUESTS
-            && let Some(o) = error.as_object_mut()
-        {
-            o.insert("retry_after".into(), json!(s));
-        }
-        b.json(json!({ "error": error }))
+        b.json(ErrorBody {
+            error: ErrorDetail {
+                kind: self.kind,
+                message: self.message.clone(),
+                retry_after: self
+                    .retry_after
+                    .filter(|_| self.status == StatusCode::TOO_MANY_REQUESTS),
+            },
+        })
     }
+}
+
+/// The body of every `/api/v1` error (docs/spec.md §5).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a machine-readable `type` and a human-readable `message`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    #[serde(rename = "type")]
+    #[schema(value_type = ErrorType)]
+    pub kind: &'static str,
+    pub message: String,
+    /// Seconds to wait; only on 429.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u32>,
+}
+
+/// The values of an error's `type`.
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ErrorType {
+    InvalidRequestError,
+    AuthenticationError,
+    PermissionError,
+    NotFoundError,
+    RateLimitError,
+    ApiError,
 }
 
 impl From<OpError> for ApiError {

@@ -6,15 +6,84 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::clients::registration::{self, Metadata};
 use crate::clients::store::{self, ClientRow};
 use crate::error::{AppError, OpError};
+use crate::http::api::openapi::{BearerErrors, TooLarge};
 use crate::http::api::{self, ApiError};
+use crate::http::errors::ErrorBody;
 use crate::http::with_db;
 use crate::orgs::Actor;
+
+/// An RFC 7591 §3.2.2 error body.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RegistrationError {
+    /// `invalid_redirect_uri` or `invalid_client_metadata`.
+    pub error: &'static str,
+    pub error_description: String,
+}
+
+/// A 400 from registration: RFC 7591 §3.2.2 for bad metadata, the `/api/v1` error for a
+/// malformed `Tessera-Organization` header.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum RegistrationBadRequest {
+    Metadata(RegistrationError),
+    Api(ErrorBody),
+}
+
+/// 400 on `/oauth/register`.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 400,
+    description = "invalid_redirect_uri or invalid_client_metadata (RFC 7591 §3.2.2), or a malformed Tessera-Organization header"
+)]
+pub struct InvalidMetadata(pub RegistrationBadRequest);
+
+/// What a call with a registration access token may answer besides its own success.
+#[derive(utoipa::IntoResponses)]
+pub enum TokenErrors {
+    /// The token is missing, or not this client's.
+    #[response(
+        status = 401,
+        headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"tessera\", error=\"invalid_token\"`"))
+    )]
+    Unauthorized(ErrorBody),
+    /// The database cannot be reached.
+    #[response(status = 503, headers(("Retry-After" = i64)))]
+    Unavailable(ErrorBody),
+}
+
+/// A registered client as RFC 7591 §3.2.1 and RFC 7592 §3 answer it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RegistrationResponse {
+    pub client_id: String,
+    pub client_name: String,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<&'static str>,
+    pub response_types: Vec<&'static str>,
+    pub token_endpoint_auth_method: &'static str,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    /// Epoch seconds.
+    pub client_id_issued_at: i64,
+    /// Where RFC 7592 reads, updates and deletes this registration.
+    pub registration_client_uri: String,
+    /// Only in the registration answer of a confidential client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// 0 (never); only with `client_secret`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<i64>,
+    /// Only in the registration answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_access_token: Option<String>,
+}
 
 /// An RFC 7591 §3.2.2 error, or any `/api/v1`-style failure (authentication, storage).
 #[derive(Debug)]
@@ -46,7 +115,10 @@ impl ResponseError for RegisterError {
         match self {
             Self::Metadata { code, description } => HttpResponse::BadRequest()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(json!({"error": code, "error_description": description})),
+                .json(RegistrationError {
+                    error: code,
+                    error_description: description.clone(),
+                }),
             Self::Api(e) => e.error_response(),
         }
     }
@@ -92,35 +164,27 @@ fn answer(
     row: &ClientRow,
     secret: Option<String>,
     token: Option<String>,
-) -> Value {
-    let mut v = store::metadata(row);
-    if let Some(obj) = v.as_object_mut() {
-        obj.remove("resource_server");
-        obj.retain(|_, val| !val.is_null());
+) -> RegistrationResponse {
+    let m = store::metadata(row);
+    RegistrationResponse {
+        registration_client_uri: format!("{}/oauth/register/{}", state.issuer, m.client_id),
+        client_id: m.client_id,
+        client_name: m.client_name,
+        redirect_uris: m.redirect_uris,
+        grant_types: m.grant_types,
+        response_types: m.response_types,
+        token_endpoint_auth_method: m.token_endpoint_auth_method,
+        scope: m.scope,
+        logo_uri: m.logo_uri,
+        client_uri: m.client_uri,
+        client_id_issued_at: m.client_id_issued_at,
+        client_secret_expires_at: secret.as_ref().map(|_| 0),
+        client_secret: secret,
+        registration_access_token: token,
     }
-    if let Some(o) = v.as_object_mut() {
-        o.insert(
-            "registration_client_uri".into(),
-            json!(format!("{}/oauth/register/{}", state.issuer, row.id)),
-        );
-    }
-    if let Some(s) = secret {
-        if let Some(o) = v.as_object_mut() {
-            o.insert("client_secret".into(), json!(s));
-        }
-        if let Some(o) = v.as_object_mut() {
-            o.insert("client_secret_expires_at".into(), json!(0));
-        }
-    }
-    if let Some(t) = token
-        && let Some(o) = v.as_object_mut()
-    {
-        o.insert("registration_access_token".into(), json!(t));
-    }
-    v
 }
 
-fn no_store(status: StatusCode, body: Value) -> HttpResponse {
+fn no_store(status: StatusCode, body: RegistrationResponse) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -128,6 +192,23 @@ fn no_store(status: StatusCode, body: Value) -> HttpResponse {
 }
 
 /// `POST /oauth/register` (RFC 7591 §3).
+#[utoipa::path(
+    post,
+    path = "/oauth/register",
+    operation_id = "registerClient",
+    tag = "registration",
+    summary = "RFC 7591 dynamic client registration (a bearer credential with admin)",
+    security(("bearer" = [])),
+    request_body = Metadata,
+    responses(
+        (
+            status = 201,
+            description = "Registered, with registration_access_token and registration_client_uri",
+            body = RegistrationResponse
+        ),
+        InvalidMetadata, BearerErrors, TooLarge
+    )
+)]
 pub async fn register_post(
     req: HttpRequest,
     body: web::Bytes,
@@ -169,6 +250,19 @@ async fn managed(
 }
 
 /// `GET /oauth/register/{client_id}` (RFC 7592 §2.1).
+#[utoipa::path(
+    get,
+    path = "/oauth/register/{client_id}",
+    operation_id = "readClientRegistration",
+    tag = "registration",
+    summary = "RFC 7592 read",
+    security(("registrationToken" = [])),
+    params(("client_id" = String, Path, description = "The registered client's id")),
+    responses(
+        (status = 200, description = "The metadata", body = RegistrationResponse),
+        TokenErrors
+    )
+)]
 pub async fn read_get(
     req: HttpRequest,
     path: web::Path<String>,
@@ -179,6 +273,20 @@ pub async fn read_get(
 }
 
 /// `PUT /oauth/register/{client_id}` (RFC 7592 §2.2): replaces the metadata.
+#[utoipa::path(
+    put,
+    path = "/oauth/register/{client_id}",
+    operation_id = "updateClientRegistration",
+    tag = "registration",
+    summary = "RFC 7592 update (send client_id; the auth method cannot change)",
+    security(("registrationToken" = [])),
+    params(("client_id" = String, Path, description = "The registered client's id")),
+    request_body = Metadata,
+    responses(
+        (status = 200, description = "The metadata", body = RegistrationResponse),
+        InvalidMetadata, TokenErrors, TooLarge
+    )
+)]
 pub async fn update_put(
     req: HttpRequest,
     path: web::Path<String>,
@@ -200,6 +308,16 @@ pub async fn update_put(
 
 /// `DELETE /oauth/register/{client_id}` (RFC 7592 §2.3): 204; the client and its tokens
 /// are gone.
+#[utoipa::path(
+    delete,
+    path = "/oauth/register/{client_id}",
+    operation_id = "deleteClientRegistration",
+    tag = "registration",
+    summary = "RFC 7592 delete",
+    security(("registrationToken" = [])),
+    params(("client_id" = String, Path, description = "The registered client's id")),
+    responses((status = 204, description = "Deleted; the client and its tokens are gone"), TokenErrors)
+)]
 pub async fn delete(
     req: HttpRequest,
     path: web::Path<String>,

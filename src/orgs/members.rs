@@ -12,11 +12,12 @@ use crate::db::{DbConnection, write_tx};
 use crate::error::OpError;
 
 /// `{email, role}`: who to add, as what (member by default).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     pub email: String,
     #[serde(default = "member")]
+    #[schema(default = "member")]
     pub role: Role,
 }
 

@@ -53,6 +53,7 @@ impl Plan {
     serde::Deserialize,
     diesel::AsExpression,
     diesel::FromSqlRow,
+    utoipa::ToSchema,
 )]
 #[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "lowercase")]

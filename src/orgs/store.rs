@@ -79,10 +79,12 @@ pub fn orgs_of(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<String
         .load(conn)
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// A member as `/api/v1/orgs/{org_id}/members` shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub user_id: String,
     pub email: String,
+    #[schema(value_type = super::Role)]
     pub role: String,
 }
 

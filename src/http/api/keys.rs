@@ -2,15 +2,35 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde_json::json;
 
+use super::openapi::{BearerErrors, InvalidRequest, TooLarge};
 use super::{ApiError, ApiJson, ApiJsonOrDefault, Overlap, Principal, json_response, no_content};
 use crate::api_keys::ops::{self, CreateKey};
+use crate::api_keys::store::{CreatedApiKey, KeySummary};
 use crate::app::AppState;
 use crate::http::with_db;
 
+/// The 200 body of `GET /api/v1/api-keys`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ApiKeyList {
+    pub data: Vec<KeySummary>,
+}
+
 /// `POST /api/v1/api-keys`: any member (only admins grant `admin`). The plaintext key
 /// appears only in this body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/api-keys",
+    operation_id = "createApiKey",
+    tag = "api-keys",
+    summary = "Create a key; the plaintext appears only in this answer",
+    security(("bearer" = [])),
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "The new key", body = CreatedApiKey),
+        InvalidRequest, BearerErrors, TooLarge
+    )
+)]
 pub async fn create_post(
     p: Principal,
     ApiJson(input): ApiJson<CreateKey>,
@@ -25,13 +45,38 @@ pub async fn create_post(
 }
 
 /// `GET /api/v1/api-keys`: any member; never the secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/api-keys",
+    operation_id = "listApiKeys",
+    tag = "api-keys",
+    summary = "List the organization's keys (never the secret)",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The keys", body = ApiKeyList),
+        InvalidRequest, BearerErrors
+    )
+)]
 pub async fn list_get(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let st = state.clone();
     let data = with_db(&state, move |conn| ops::list(conn, &st.ctx(), &p.actor)).await?;
-    Ok(json_response(StatusCode::OK, None, json!({ "data": data })))
+    Ok(json_response(StatusCode::OK, None, ApiKeyList { data }))
 }
 
 /// `DELETE /api/v1/api-keys/{id}`: admins; the key is refused from the next request on.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/api-keys/{id}",
+    operation_id = "revokeApiKey",
+    tag = "api-keys",
+    summary = "Revoke a key (admins)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "Revoked; refused from the next request on"),
+        InvalidRequest, BearerErrors
+    )
+)]
 pub async fn delete(
     p: Principal,
     path: web::Path<String>,
@@ -48,6 +93,20 @@ pub async fn delete(
 
 /// `POST /api/v1/api-keys/{id}/roll` `{expire_old_in_seconds?}`: admins. 201 with the new
 /// key.
+#[utoipa::path(
+    post,
+    path = "/api/v1/api-keys/{id}/roll",
+    operation_id = "rollApiKey",
+    tag = "api-keys",
+    summary = "Roll a key (admins): a new key with the same settings",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The key's id")),
+    request_body(content = Option<Overlap>, description = "May be left out (no overlap)"),
+    responses(
+        (status = 201, description = "The new key", body = CreatedApiKey),
+        InvalidRequest, BearerErrors, TooLarge
+    )
+)]
 pub async fn roll_post(
     p: Principal,
     path: web::Path<String>,

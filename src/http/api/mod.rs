@@ -37,10 +37,12 @@ pub fn json_response(
 }
 
 /// The body of a key roll or a secret rotation: how long the old credential keeps working.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Overlap {
+    /// Seconds the old key or secret keeps working (default 0: it stops at once).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 2592000)]
     pub expire_old_in_seconds: Option<i64>,
 }
 

@@ -6,22 +6,65 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
+use super::openapi::TooLarge;
 use super::{ApiError, json_body, json_response};
+use crate::api_keys::KeyType;
+use crate::api_keys::ratelimit::RateState;
 use crate::api_keys::verify::{self, Code, Counting};
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::http::errors::ErrorBody;
 use crate::http::with_db;
 use crate::oauth::client_auth;
 use crate::scope::ScopesInput;
 
-#[derive(Debug, Deserialize)]
+/// `{key, scopes?}`: the key to judge, and the scopes it must carry.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VerifyBody {
-    key: String,
+#[schema(as = VerifyRequest)]
+pub struct VerifyBody {
+    pub key: String,
     #[serde(default)]
-    scopes: Option<ScopesInput>,
+    pub scopes: Option<ScopesInput>,
+}
+
+/// The verdict (docs/spec.md §5); the key's facts are null when there is no such key.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Verification {
+    pub valid: bool,
+    pub code: Code,
+    pub key_id: Option<String>,
+    pub org_id: Option<String>,
+    #[serde(rename = "type")]
+    pub key_type: Option<KeyType>,
+    pub scopes: Option<Vec<String>>,
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    pub ratelimit: Option<RateState>,
+}
+
+/// What verify answers besides its verdict.
+#[derive(utoipa::IntoResponses)]
+pub enum VerifyErrors {
+    /// A malformed body or scopes.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No HTTP Basic credential, or not a valid client's.
+    #[response(
+        status = 401,
+        headers(("WWW-Authenticate" = String, description = "`Basic realm=\"tessera\"`"))
+    )]
+    Unauthorized(ErrorBody),
+    /// The caller is a client but not a resource server.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// Too many failed authentications from this caller.
+    #[response(status = 429, headers(("Retry-After" = i64)))]
+    TooManyRequests(ErrorBody),
+    /// The database cannot be reached.
+    #[response(status = 503, headers(("Retry-After" = i64)))]
+    Unavailable(ErrorBody),
 }
 
 fn basic_required() -> ApiError {
@@ -53,6 +96,28 @@ fn authenticate_verifier(
 
 /// `POST /api/v1/keys/verify`: resource servers (HTTP Basic). Always 200 with a verdict
 /// for a well-formed request; counts one request against a good key's limit.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/verify",
+    operation_id = "verifyApiKey",
+    tag = "verification",
+    summary = "Verify a key and count one request against its limit (resource servers)",
+    security(("basic" = [])),
+    request_body = VerifyBody,
+    responses(
+        (
+            status = 200,
+            description = "The verdict; X-RateLimit headers when the key exists",
+            body = Verification,
+            headers(
+                ("X-RateLimit-Limit" = i64),
+                ("X-RateLimit-Remaining" = i64),
+                ("X-RateLimit-Reset" = i64, description = "Epoch seconds")
+            )
+        ),
+        VerifyErrors, TooLarge
+    )
+)]
 pub async fn verify_post(
     req: HttpRequest,
     body: web::Bytes,
@@ -147,15 +212,15 @@ pub async fn verify_post(
     Ok(json_response(
         StatusCode::OK,
         rate,
-        json!({
-            "valid": v.code == Code::Valid,
-            "code": v.code,
-            "key_id": key.map(|k| &k.id),
-            "org_id": key.map(|k| &k.org_id),
-            "type": key.map(|k| k.key_type),
-            "scopes": key.map(|k| k.scopes.to_vec()),
-            "expires_at": key.and_then(|k| k.expires_at).map(crate::clock::rfc3339),
-            "ratelimit": rate,
-        }),
+        Verification {
+            valid: v.code == Code::Valid,
+            code: v.code,
+            key_id: key.map(|k| k.id.clone()),
+            org_id: key.map(|k| k.org_id.clone()),
+            key_type: key.map(|k| k.key_type),
+            scopes: key.map(|k| k.scopes.to_vec()),
+            expires_at: key.and_then(|k| k.expires_at).map(crate::clock::rfc3339),
+            ratelimit: rate,
+        },
     ))
 }
