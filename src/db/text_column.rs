@@ -47,10 +47,9 @@ macro_rules! text_column {
             String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
         {
             fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
-                let s = <String as diesel::deserialize::FromSql<
-                            diesel::sql_types::Text,
-                            DB,
-                        >>::from_sql(bytes)?;
+                use diesel::deserialize::FromSql;
+                use diesel::sql_types::Text;
+                let s = <String as FromSql<Text, DB>>::from_sql(bytes)?;
                 <$ty>::parse(&s).ok_or_else(|| {
                     format!(concat!("stored ", stringify!($ty), " {:?} is unknown"), s).into()
                 })
