@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # benches/run.sh - reproducible throughput/latency benchmark of tessera beside
-# node-oidc-provider, driven by the shared load generator ../shared/peers/bench.sh.
+# node-oidc-provider, driven by the peers' load generator bench.sh (PEERS_DIR, see BENCHMARKS.md).
 #
 #   benches/run.sh                                  # full run: DURATION=10 REPS=3 WARMUP=3
 #   DURATION=2 REPS=1 WARMUP=1 benches/run.sh       # smoke run (~25 s plus build)
@@ -31,7 +31,7 @@
 #   KEYS=0                  extra API-key rows seeded into the database
 #   TESSERA_WORKERS=<n>     HTTP worker threads of tessera [its default: number of CPUs]
 #   NOP_DIR=/tmp/nop        prepared copy of peers/node-oidc-provider (made if absent)
-#   PEERS_DIR=<dir>         the peers folder [../shared/peers beside the repo, else /work/shared/peers]
+#   PEERS_DIR=<dir>         the peers folder holding bench.sh and node-oidc-provider (required)
 #   RESULTS=<file>          TSV to append to [benches/results/<UTC stamp>.tsv]; run facts go
 #                           to <file>.meta; the summary only covers this run's lines
 #   KEEP_TMP=1              keep the temp dir (database, keys, server logs) for inspection
@@ -45,10 +45,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 
-if [[ -z ${PEERS_DIR:-} ]]; then
-  if [[ -f $REPO/../shared/peers/bench.sh ]]; then PEERS_DIR=$(cd "$REPO/../shared/peers" && pwd)
-  else PEERS_DIR=/work/shared/peers; fi
-fi
+[[ -n ${PEERS_DIR:-} ]] || { echo "run.sh: set PEERS_DIR to the peers folder (bench.sh, node-oidc-provider; see BENCHMARKS.md)" >&2; exit 2; }
 BENCH_SH=$PEERS_DIR/bench.sh
 [[ -f $BENCH_SH ]] || { echo "run.sh: no bench.sh in $PEERS_DIR (set PEERS_DIR)" >&2; exit 2; }
 

@@ -3,7 +3,7 @@
 
     python3 benches/summarize.py RESULTS --tessera URL [--node URL] [--skip LINES]
 
-RESULTS lines (written by ../shared/peers/bench.sh and benches/run.sh):
+RESULTS lines (written by the peers' bench.sh and benches/run.sh):
     ts base_url workload rep rps p50_ms p99_ms non2xx sockerr server_cores loadgen_cores other_cores busy% tool
 or, for a skipped workload:
     ts base_url workload N/A reason
