@@ -119,6 +119,16 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_DB_POOL_SIZE", help_heading = SETTINGS,
           default_value = "16")]
     pub db_pool_size: Option<u32>,
+    /// Longest wait for the database in one operation (pool checkout and queries), ms;
+    /// a stopped or frozen database is then answered 503
+    #[arg(long, global = true, env = "TESSERA_DB_TIMEOUT_MS", help_heading = SETTINGS,
+          default_value = "2000")]
+    pub db_timeout_ms: Option<u64>,
+    /// Longest time to read a whole request (headers and body) and answer it, seconds;
+    /// slower requests get 408 and their connection is closed
+    #[arg(long, global = true, env = "TESSERA_REQUEST_TIMEOUT_SECONDS", help_heading = SETTINGS,
+          default_value = "10")]
+    pub request_timeout_seconds: Option<u64>,
     /// Log format
     #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", help_heading = SETTINGS,
           default_value = "text")]

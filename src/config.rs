@@ -39,6 +39,10 @@ pub struct Settings {
     pub workers: usize,
     pub shutdown_timeout_seconds: u64,
     pub db_pool_size: u32,
+    /// Deadline of one database operation, checkout included (docs/security.md R2).
+    pub db_timeout_ms: u64,
+    /// Deadline of one request, from its first byte read to its answer (docs/security.md R7).
+    pub request_timeout_seconds: u64,
     pub log_format: LogFormat,
     pub scopes: Catalogue,
     pub plan_limits: PlanLimits,
@@ -189,6 +193,15 @@ impl Settings {
             return Err(invalid("db_pool_size", "must be at least 1"));
         }
 
+        let db_timeout_ms = given("db_timeout_ms", a.db_timeout_ms)?;
+        if db_timeout_ms < 100 {
+            return Err(invalid("db_timeout_ms", "must be at least 100"));
+        }
+        let request_timeout_seconds = given("request_timeout_seconds", a.request_timeout_seconds)?;
+        if request_timeout_seconds == 0 {
+            return Err(invalid("request_timeout_seconds", "must be at least 1"));
+        }
+
         let scopes = match a.scopes {
             Some(entries) => Catalogue::new(entries).map_err(|m| invalid("scopes", m))?,
             None => Catalogue::default(),
@@ -233,6 +246,8 @@ impl Settings {
                 a.shutdown_timeout_seconds,
             )?,
             db_pool_size,
+            db_timeout_ms,
+            request_timeout_seconds,
             log_format: given("log_format", a.log_format)?,
             scopes,
             plan_limits,
@@ -406,6 +421,7 @@ mod tests {
             (["--bind", "nowhere"], "`bind`"),
             (["--key-prefix", "TSR_"], "`key_prefix`"),
             (["--database-url", "mysql://x"], "`database_url`"),
+            (["--db-timeout-ms", "5"], "`db_timeout_ms`"),
         ] {
             let e = bad(&args);
             assert!(e.contains(setting), "{e}");

@@ -34,14 +34,19 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
 }
 
-/// Opens the pool and brings the schema up to date (idempotent).
+/// Brings the schema up to date (idempotent), then opens the pool. Migrations run on a
+/// connection of their own: pooled connections carry the request deadline
+/// (`--db-timeout-ms`) as their statement timeout, which a migration may outlast.
 pub fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
-    let pool = db::build_pool(&settings.database_url, settings.db_pool_size)?;
-    let applied = db::run_migrations(&mut *pool.get()?)?;
+    let applied = db::run_migrations(&mut db::connect_direct(&settings.database_url)?)?;
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
     }
-    Ok(pool)
+    Ok(db::build_pool(
+        &settings.database_url,
+        settings.db_pool_size,
+        std::time::Duration::from_millis(settings.db_timeout_ms),
+    )?)
 }
 
 pub struct Application {
@@ -105,6 +110,7 @@ impl Application {
                 .app_data(app_state.clone())
                 .configure(http::routes)
                 .wrap(from_fn(http::api::json_payload_errors))
+                .wrap(from_fn(http::deadline::apply))
                 .wrap(from_fn(http::security_headers::apply))
                 .wrap(from_fn(http::metrics::record))
         })

@@ -36,6 +36,51 @@ pub struct DbManager {
     url: DatabaseUrl,
 }
 
+impl DbManager {
+    /// Connections to `url`; PostgreSQL URLs get client-side timeouts
+    /// ([`with_client_timeouts`]) so a hung host cannot hold a connection forever.
+    fn new(url: &DatabaseUrl, timeout: Duration) -> Self {
+        let url = match url {
+            DatabaseUrl::Postgres(u) => DatabaseUrl::Postgres(with_client_timeouts(u, timeout)),
+            other => other.clone(),
+        };
+        Self { url }
+    }
+}
+
+/// Adds libpq's client-side timeouts to a PostgreSQL URL, each unless the URL sets it
+/// already: `connect_timeout` (whole seconds, at least 2, libpq's minimum), TCP keepalives
+/// (probe after 10 s idle, every 5 s, give up after 3), and `tcp_user_timeout` (unacknowledged
+/// data fails the connection after `timeout`, PostgreSQL ≥ 12 libpq). A frozen server whose
+/// kernel still acknowledges packets is caught by the per-operation deadline instead
+/// (`http::with_db`, docs/security.md R2).
+pub fn with_client_timeouts(url: &str, timeout: Duration) -> String {
+    let connect = timeout.as_millis().div_ceil(1000).max(2);
+    let user_timeout = timeout.as_millis().max(1000);
+    let given: Vec<&str> = url
+        .split_once('?')
+        .map(|(_, q)| q.split('&').filter_map(|kv| kv.split('=').next()).collect())
+        .unwrap_or_default();
+    let mut out = url.to_string();
+    for (key, value) in [
+        ("connect_timeout", connect.to_string()),
+        ("keepalives", "1".to_string()),
+        ("keepalives_idle", "10".to_string()),
+        ("keepalives_interval", "5".to_string()),
+        ("keepalives_count", "3".to_string()),
+        ("tcp_user_timeout", user_timeout.to_string()),
+    ] {
+        if given.contains(&key) {
+            continue;
+        }
+        out.push(if out.contains('?') { '&' } else { '?' });
+        out.push_str(key);
+        out.push('=');
+        out.push_str(&value);
+    }
+    out
+}
+
 impl ManageConnection for DbManager {
     type Connection = DbConnection;
     type Error = diesel::r2d2::Error;
@@ -100,18 +145,27 @@ impl DatabaseUrl {
 
 /// Applied to every connection the pool hands out (these settings are per connection in
 /// SQLite, so setting them once at start-up would miss every other pooled connection).
+/// The database deadline bounds each statement on the server too: SQLite's `busy_timeout`
+/// (waiting for the write lock) and PostgreSQL's `statement_timeout` and
+/// `lock_timeout`, so work the client gave up on does not keep holding locks.
 #[derive(Debug)]
-struct ConnectionSetup;
+struct ConnectionSetup {
+    timeout_ms: u128,
+}
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for ConnectionSetup {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        if let DbConnection::Sqlite(c) = conn {
-            c.batch_execute(
-                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
-            )
-            .map_err(diesel::r2d2::Error::QueryError)?;
-        }
-        Ok(())
+        let ms = self.timeout_ms;
+        let sql = match conn {
+            DbConnection::Sqlite(_) => format!(
+                "PRAGMA busy_timeout = {ms}; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
+            ),
+            DbConnection::Postgres(_) => {
+                format!("SET statement_timeout = {ms}; SET lock_timeout = {ms};")
+            }
+        };
+        conn.batch_execute(&sql)
+            .map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -141,7 +195,7 @@ fn open_first(url: &DatabaseUrl) -> Result<DbConnection, DbSetupError> {
             source,
         })?;
     }
-    let mut conn = DbManager { url: url.clone() }
+    let mut conn = DbManager::new(url, FIRST_CONNECT_TIMEOUT)
         .connect()
         .map_err(|e| DbSetupError::Connect(e.to_string()))?;
     if url.is_sqlite() {
@@ -151,27 +205,44 @@ fn open_first(url: &DatabaseUrl) -> Result<DbConnection, DbSetupError> {
     Ok(conn)
 }
 
-/// Builds the pool after checking one connection works.
-pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, DbSetupError> {
+/// How long start-up and the CLI wait for a first connection (a server that is still
+/// starting beside us gets this long).
+const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the pool after checking one connection works. `timeout` (`--db-timeout-ms`)
+/// bounds a checkout, a new connection and each statement, so an outage surfaces as 503
+/// quickly; the pool fills in the background rather than making start-up wait on
+/// `max_size` connections.
+pub fn build_pool(
+    url: &DatabaseUrl,
+    max_size: u32,
+    timeout: Duration,
+) -> Result<DbPool, DbSetupError> {
     drop(open_first(url)?);
-    // Checkouts wait at most 2 s, so an outage surfaces as 503 quickly; the pool fills in
-    // the background rather than making start-up wait on `max_size` connections.
     Ok(Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(2))
-        .connection_customizer(Box::new(ConnectionSetup))
-        .build_unchecked(DbManager { url: url.clone() }))
+        .connection_timeout(timeout)
+        .connection_customizer(Box::new(ConnectionSetup {
+            timeout_ms: timeout.as_millis(),
+        }))
+        .build_unchecked(DbManager::new(url, timeout)))
 }
+
+/// The CLI waits longer than a request would: an operator's command should outwait a
+/// busy server's write lock rather than fail.
+const CLI_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One connection without a pool, with the same per-connection settings, for short-lived
 /// processes (the admin CLI). A pool would keep background threads opening connections,
 /// and libpq aborts if the process exits while one of them is inside it.
 pub fn connect_direct(url: &DatabaseUrl) -> Result<DbConnection, DbSetupError> {
     let mut conn = open_first(url)?;
-    ConnectionSetup
-        .on_acquire(&mut conn)
-        .map_err(|e| DbSetupError::Connect(e.to_string()))?;
+    ConnectionSetup {
+        timeout_ms: CLI_STATEMENT_TIMEOUT.as_millis(),
+    }
+    .on_acquire(&mut conn)
+    .map_err(|e| DbSetupError::Connect(e.to_string()))?;
     Ok(conn)
 }
 

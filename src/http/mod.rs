@@ -2,6 +2,7 @@
 //! [`routes`]; tests boot the same routing.
 
 pub mod api;
+pub mod deadline;
 pub mod errors;
 pub mod metrics;
 pub mod oauth;
@@ -203,8 +204,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Runs `f` with a pooled connection on the blocking thread pool. Pool exhaustion or an
-/// unreachable database becomes [`AppError::Unavailable`] (503).
+/// Runs `f` with a pooled connection on the blocking thread pool. Pool exhaustion, an
+/// unreachable database, or one that does not answer within `--db-timeout-ms` (checkout
+/// and queries together) becomes [`AppError::Unavailable`] (503).
 pub async fn with_db<T, E, F>(state: &web::Data<AppState>, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -212,16 +214,27 @@ where
     E: From<AppError> + Send + 'static,
 {
     let pool = state.pool.clone();
-    web::block(move || {
+    let deadline = std::time::Duration::from_millis(state.settings.db_timeout_ms);
+    let work = web::block(move || {
         let mut conn = pool
             .get()
             .map_err(|e| E::from(AppError::Unavailable(Box::new(e))))?;
         f(&mut conn)
-    })
-    .await
-    .map_err(|e| {
-        E::from(AppError::Internal(
-            format!("blocking task failed: {e}").into(),
-        ))
-    })?
+    });
+    // A frozen database (a hung host, a partition) never answers; the blocking thread waits
+    // for it, but the request does not (docs/security.md R2).
+    match tokio::time::timeout(deadline, work).await {
+        Ok(done) => done.map_err(|e| {
+            E::from(AppError::Internal(
+                format!("blocking task failed: {e}").into(),
+            ))
+        })?,
+        Err(_) => Err(E::from(AppError::Unavailable(
+            format!(
+                "the database did not answer within {} ms",
+                deadline.as_millis()
+            )
+            .into(),
+        ))),
+    }
 }

@@ -19,7 +19,7 @@ async fn migrations_are_idempotent_and_a_restart_on_the_same_database_works(back
         return;
     };
     let url = DatabaseUrl::parse(&db.url).expect("url");
-    let pool = build_pool(&url, 2).expect("pool");
+    let pool = build_pool(&url, 2, std::time::Duration::from_secs(2)).expect("pool");
     let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
         .expect("dir")
         .count();
@@ -52,7 +52,12 @@ async fn a_failed_write_transaction_leaves_nothing_behind(backend: Backend) {
     let Some(db) = TestDb::create(backend) else {
         return;
     };
-    let pool = build_pool(&DatabaseUrl::parse(&db.url).expect("url"), 2).expect("pool");
+    let pool = build_pool(
+        &DatabaseUrl::parse(&db.url).expect("url"),
+        2,
+        std::time::Duration::from_secs(2),
+    )
+    .expect("pool");
     let mut conn = pool.get().expect("conn");
     run_migrations(&mut conn).expect("migrate");
     let result: Result<(), diesel::result::Error> = write_tx(&mut conn, |c: &mut DbConnection| {
@@ -100,7 +105,12 @@ fn pragma(conn: &mut DbConnection, name: &str) -> String {
 #[actix_web::test]
 async fn sqlite_settings_hold_on_every_pooled_connection() {
     let db = TestDb::create(Backend::Sqlite).expect("sqlite");
-    let pool = build_pool(&DatabaseUrl::parse(&db.url).expect("url"), 4).expect("pool");
+    let pool = build_pool(
+        &DatabaseUrl::parse(&db.url).expect("url"),
+        4,
+        std::time::Duration::from_secs(2),
+    )
+    .expect("pool");
     let mut held = Vec::new();
     for _ in 0..4 {
         held.push(pool.get().expect("conn"));
@@ -109,6 +119,10 @@ async fn sqlite_settings_hold_on_every_pooled_connection() {
         assert_eq!(pragma(conn, "journal_mode"), "wal");
         assert_eq!(pragma(conn, "synchronous"), "2", "FULL");
         assert_eq!(pragma(conn, "foreign_keys"), "1");
-        assert_eq!(pragma(conn, "busy_timeout"), "5000");
+        assert_eq!(
+            pragma(conn, "busy_timeout"),
+            "2000",
+            "the database deadline (--db-timeout-ms)"
+        );
     }
 }

@@ -12,8 +12,14 @@ use std::sync::OnceLock;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
-struct Cluster {
+/// A running cluster. The shared one serves every test of the binary; fault tests take a
+/// [`private_cluster`] of their own to stop or freeze.
+pub struct Cluster {
     port: u16,
+    data: String,
+    pg_ctl: PathBuf,
+    as_postgres: bool,
+    durable: bool,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -91,7 +97,23 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// `postgres` options: the port, the socket dir, and for the shared cluster speed over
+/// durability (test data). A durable cluster keeps every commit across a crash, as fault
+/// tests that kill it require.
+fn server_options(port: u16, dir: &str, durable: bool) -> String {
+    let speed = if durable {
+        ""
+    } else {
+        " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    };
+    format!("-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c max_connections=400{speed}")
+}
+
 fn start() -> Result<Cluster, String> {
+    start_cluster(false)
+}
+
+fn start_cluster(durable: bool) -> Result<Cluster, String> {
     let initdb = find_tool("initdb").ok_or("initdb not found (apt-get install postgresql)")?;
     let pg_ctl = find_tool("pg_ctl").ok_or("pg_ctl not found (apt-get install postgresql)")?;
     let as_postgres = is_root();
@@ -129,9 +151,7 @@ fn start() -> Result<Cluster, String> {
         as_postgres,
     )?;
     let port = free_port();
-    let opts = format!(
-        "-p {port} -k {dir_s} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400"
-    );
+    let opts = server_options(port, &dir_s, durable);
     let log = format!("{dir_s}/postgres.log");
     run(
         &pg_ctl,
@@ -161,7 +181,114 @@ fn start() -> Result<Cluster, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("watchdog: {e}"))?;
-    Ok(Cluster { port })
+    Ok(Cluster {
+        port,
+        data: data_s,
+        pg_ctl,
+        as_postgres,
+        durable,
+    })
+}
+
+/// A durable cluster of this test's own (fault tests stop and freeze it); `None`
+/// (announced) when PostgreSQL is unavailable. Its watchdog removes it when the test
+/// process exits.
+pub fn private_cluster() -> Option<Cluster> {
+    match start_cluster(true) {
+        Ok(c) => Some(c),
+        Err(why) => {
+            unavailable("PostgreSQL", &why);
+            None
+        }
+    }
+}
+
+impl Cluster {
+    fn admin_url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?gssencmode=disable",
+            self.port
+        )
+    }
+
+    /// A new, empty database in this cluster.
+    pub fn new_database(&self) -> String {
+        let admin = self.admin_url();
+        let name = format!("t_{}", tessera::crypto::random_base62(16).to_lowercase());
+        let mut conn = PgConnection::establish(&admin).expect("connect to the test cluster");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .expect("create database");
+        admin.replace("/postgres?", &format!("/{name}?"))
+    }
+
+    /// The postmaster and every backend process of the cluster.
+    fn pids(&self) -> Vec<String> {
+        let pidfile = std::fs::read_to_string(format!("{}/postmaster.pid", self.data))
+            .expect("postmaster.pid");
+        let master = pidfile.lines().next().expect("pid line").trim().to_string();
+        let children = Command::new("pgrep")
+            .args(["-P", &master])
+            .output()
+            .expect("pgrep");
+        let mut pids = vec![master];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(str::to_string),
+        );
+        pids
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .args(self.pids())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// SIGSTOP to every process of the cluster: a hung host, not a refused connection.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT: the frozen cluster carries on where it stopped.
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    /// `pg_ctl stop -m immediate`: every connection drops at once (a crash).
+    pub fn stop_immediate(&self) {
+        let data = self.data.clone();
+        run(
+            &self.pg_ctl,
+            &["-D", &data, "stop", "-m", "immediate"],
+            self.as_postgres,
+        )
+        .expect("pg_ctl stop");
+    }
+
+    /// Starts the cluster again on the same port and data.
+    pub fn restart(&self) {
+        let dir = std::path::Path::new(&self.data)
+            .parent()
+            .expect("cluster dir")
+            .display()
+            .to_string();
+        let opts = server_options(self.port, &dir, self.durable);
+        let log = format!("{dir}/postgres.log");
+        let data = self.data.clone();
+        run(
+            &self.pg_ctl,
+            &[
+                "-D", &data, "-o", &opts, "-l", &log, "-w", "-t", "60", "start",
+            ],
+            self.as_postgres,
+        )
+        .expect("pg_ctl start");
+    }
 }
 
 /// The URL of the cluster's maintenance database.
@@ -169,10 +296,7 @@ pub fn admin_url() -> Option<String> {
     match CLUSTER.get_or_init(start) {
         // gssencmode=disable: libpq would otherwise probe Kerberos on every connect, and
         // aborts if the process exits while a pool thread is inside that probe.
-        Ok(c) => Some(format!(
-            "postgres://postgres@127.0.0.1:{}/postgres?gssencmode=disable",
-            c.port
-        )),
+        Ok(c) => Some(c.admin_url()),
         Err(why) => {
             unavailable("PostgreSQL", why);
             None
