@@ -1254,7 +1254,7 @@ async fn operators_list_and_repair_orgs_and_users_without_sql(backend: Backend) 
         serde_json::json!({"user_id": bob_id, "sessions_ended": 2})
     );
     let sessions = query_strings(&db, "SELECT user_id AS v FROM sessions");
-    assert_eq!(sessions, [ada_id.clone()], "only bob's sessions ended");
+    assert_eq!(sessions, [ada_id.as_str()], "only bob's sessions ended");
     let hash = query_strings(
         &db,
         &format!("SELECT password_hash AS v FROM users WHERE id = '{bob_id}'"),
