@@ -243,6 +243,22 @@ pub enum OrgCommand {
         #[arg(long, value_enum, default_value = "free")]
         plan: PlanArg,
     },
+    /// List every organization; prints {"data": [{id, name, plan, rate_limit_per_minute,
+    /// created_at}]}
+    List,
+    /// Rename an organization or change its plan; prints the organization as `org list`
+    /// shows it
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["name", "plan"])))]
+    Update {
+        /// The organization's id (org_...)
+        org_id: String,
+        /// The new name
+        #[arg(long)]
+        name: Option<String>,
+        /// The new plan (its default per-key rate limit applies to keys without their own)
+        #[arg(long, value_enum)]
+        plan: Option<PlanArg>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,6 +278,24 @@ pub enum UserCommand {
         /// Role in --org [default: member; admin for a new organization]
         #[arg(long, value_enum, requires = "org")]
         role: Option<RoleArg>,
+    },
+    /// List users; prints {"data": [...]}: with --org, that organization's members
+    /// ({user_id, email, role}, as GET /api/v1/orgs/{id}/members), else every user with
+    /// their organizations
+    List {
+        /// Only the members of this organization
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Set a user's password and end all their login sessions; prints {"user_id": ...,
+    /// "sessions_ended": N}
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        /// Read the new password from the first line of standard input (required: passwords
+        /// are never taken from arguments, which other users can see)
+        #[arg(long, required = true)]
+        password_stdin: bool,
     },
 }
 
@@ -291,6 +325,28 @@ pub enum ClientCommand {
         #[arg(long)]
         org: Option<String>,
     },
+    /// List clients (never a secret); prints {"data": [...]} with the fields of
+    /// GET /api/v1/clients plus org_id (null for a platform client made without --org)
+    List {
+        /// Only this organization's clients
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Give a confidential client a new secret; prints {"client_id": ..., "client_secret":
+    /// ..., "old_secret_expires_at": ...}
+    RotateSecret {
+        /// The client's id (cli_...)
+        client_id: String,
+        /// Keep the old secret working this many more seconds (0-2592000)
+        #[arg(long, default_value = "0")]
+        expire_old_in_seconds: i64,
+    },
+    /// Delete a client: every code, grant and token of it stops working; prints
+    /// {"client_id": ..., "deleted": true}
+    Delete {
+        /// The client's id (cli_...)
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -317,9 +373,22 @@ pub enum ApiKeyCommand {
         #[arg(long)]
         rate_limit_per_minute: Option<i64>,
     },
-    /// Exit 0 when KEY is a well-formed key with a valid checksum, 1 otherwise (offline;
-    /// the prefix comes from --key-prefix)
+    /// Check a key's format and checksum offline (no database): prints {"valid": true,
+    /// "type": "secret"|"publishable", "prefix": ...} and exits 0, or {"valid": false,
+    /// "reason": ...} and exits 1. The prefix comes from --key-prefix.
     Check { key: String },
+    /// List an organization's live keys (never the key itself); prints {"data": [...]} with
+    /// the fields of GET /api/v1/api-keys
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke a key: refused everywhere from the next request on; prints {"id": ...,
+    /// "revoked": true}
+    Revoke {
+        /// The key's id (key_..., as `api-key list` shows it; not the key itself)
+        key_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -44,13 +44,17 @@ pub enum CommandError {
     Keys(#[from] KeyError),
     #[error("{0}")]
     Op(#[from] OpError),
+    #[error("no {0}")]
+    NotFound(String),
     #[error("cannot read the password from standard input: {0}")]
     Stdin(std::io::Error),
 }
 
-/// A migrated connection to the configured database.
+/// A migrated connection to the configured database, which must exist (a SQLite file that
+/// is not there is refused: docs/spec.md §1).
 fn connect(settings: &Settings) -> Result<DbConnection, CommandError> {
-    let mut conn = crate::db::connect_direct(&settings.database_url).map_err(StartupError::from)?;
+    let mut conn =
+        crate::db::connect_existing(&settings.database_url).map_err(StartupError::from)?;
     crate::db::run_migrations(&mut conn).map_err(StartupError::from)?;
     Ok(conn)
 }
@@ -61,27 +65,69 @@ pub fn migrate(settings: &Settings) -> Result<Value, CommandError> {
     Ok(json!({"applied": applied}))
 }
 
-pub fn org(settings: &Settings, cmd: OrgCommand) -> Result<Value, CommandError> {
-    let OrgCommand::Create { name, plan } = cmd;
-    let plan = match plan {
+fn plan_of(plan: PlanArg) -> Plan {
+    match plan {
         PlanArg::Free => Plan::Free,
         PlanArg::Pro => Plan::Pro,
-    };
+    }
+}
+
+/// `{"data": [...]}`, the shape of every list (docs/spec.md §1).
+fn data<T: serde::Serialize>(items: Vec<T>) -> Result<Value, CommandError> {
+    Ok(
+        json!({ "data": serde_json::to_value(items).map_err(|e| CommandError::Usage(e.to_string()))? }),
+    )
+}
+
+/// The CLI acting as an admin of `org_id`, which must exist (a mistyped id is an error
+/// naming it, never an empty answer).
+fn org_actor(conn: &mut DbConnection, org_id: &str) -> Result<Actor, CommandError> {
+    crate::orgs::store::find(conn, org_id)?.ok_or_else(|| OrgError::NotFound(org_id.into()))?;
+    Ok(Actor::cli(org_id))
+}
+
+/// An operation's "No such client." as "no client cli_x", naming what was asked for.
+fn naming(id: &str) -> impl Fn(OpError) -> CommandError + '_ {
+    move |e| match e {
+        OpError::NotFound(what) => CommandError::NotFound(format!("{what} {id}")),
+        other => CommandError::Op(other),
+    }
+}
+
+pub fn org(settings: &Settings, cmd: OrgCommand) -> Result<Value, CommandError> {
     let now = SystemClock.now();
-    let org = write_tx(&mut connect(settings)?, |conn| -> Result<_, CommandError> {
-        let org = crate::orgs::store::insert(conn, &name, plan, now)?;
-        record(
-            conn,
-            Some(&org.id),
-            "org.created",
-            "organization",
-            &org.id,
-            json!({"name": org.name, "plan": org.plan}),
-            now,
-        )?;
-        Ok(org)
-    })?;
-    Ok(json!({"org_id": org.id}))
+    let conn = &mut connect(settings)?;
+    match cmd {
+        OrgCommand::Create { name, plan } => {
+            let plan = plan_of(plan);
+            let org = write_tx(conn, |conn| -> Result<_, CommandError> {
+                let org = crate::orgs::store::insert(conn, &name, plan, now)?;
+                record(
+                    conn,
+                    Some(&org.id),
+                    "org.created",
+                    "organization",
+                    &org.id,
+                    json!({"name": org.name, "plan": org.plan}),
+                    now,
+                )?;
+                Ok(org)
+            })?;
+            Ok(json!({"org_id": org.id}))
+        }
+        OrgCommand::List => data(crate::orgs::ops::list_all(conn)?),
+        OrgCommand::Update { org_id, name, plan } => {
+            let actor = org_actor(conn, &org_id)?;
+            let change = crate::orgs::ops::OrgChange {
+                name,
+                plan: plan.map(plan_of),
+            };
+            let ctx = Ctx::offline(settings, now);
+            let org =
+                crate::orgs::ops::update(conn, &ctx, &actor, &change).map_err(naming(&org_id))?;
+            Ok(serde_json::to_value(org).unwrap_or(Value::Null))
+        }
+    }
 }
 
 /// The first line of `input`, without its line ending.
@@ -98,19 +144,56 @@ pub fn user(
     cmd: UserCommand,
     stdin: impl BufRead,
 ) -> Result<Value, CommandError> {
-    let UserCommand::Create {
-        email,
-        password_stdin: _,
-        org,
-        role,
-    } = cmd;
-    let email = crate::users::normalize_email(&email)?;
+    match cmd {
+        UserCommand::Create {
+            email,
+            password_stdin: _,
+            org,
+            role,
+        } => user_create(settings, &email, org, role, stdin),
+        UserCommand::List { org } => {
+            let conn = &mut connect(settings)?;
+            match org {
+                Some(org_id) => {
+                    let actor = org_actor(conn, &org_id)?;
+                    data(crate::orgs::members::list(conn, &actor)?)
+                }
+                None => data(crate::users::ops::list_all(conn)?),
+            }
+        }
+        UserCommand::SetPassword {
+            email,
+            password_stdin: _,
+        } => {
+            let email = crate::users::normalize_email(&email)?;
+            let password = read_password(stdin)?;
+            crate::users::validate_password(&password)?;
+            let conn = &mut connect(settings)?;
+            // Hash before the transaction: argon2 is slow and the write lock should not wait.
+            let hash = crate::users::hash_password(&password)?;
+            let ctx = Ctx::offline(settings, SystemClock.now());
+            let done = crate::users::ops::set_password(conn, &ctx, &email, &hash)
+                .map_err(naming(&email))?;
+            Ok(serde_json::to_value(done).unwrap_or(Value::Null))
+        }
+    }
+}
+
+fn user_create(
+    settings: &Settings,
+    email: &str,
+    org: Option<String>,
+    role: Option<RoleArg>,
+    stdin: impl BufRead,
+) -> Result<Value, CommandError> {
+    let email = crate::users::normalize_email(email)?;
     let password = read_password(stdin)?;
     crate::users::validate_password(&password)?;
+    let mut conn = connect(settings)?;
     // Hash before the transaction: argon2 is slow and the write lock should not wait on it.
     let hash = crate::users::hash_password(&password)?;
     let now = SystemClock.now();
-    let (user_id, org_id) = write_tx(&mut connect(settings)?, |conn| -> Result<_, CommandError> {
+    let (user_id, org_id) = write_tx(&mut conn, |conn| -> Result<_, CommandError> {
         let Some(org_id) = &org else {
             return Ok(crate::users::register_with_org(
                 conn, &email, hash, "cli", now,
@@ -138,7 +221,81 @@ pub fn user(
     Ok(json!({"user_id": user_id, "org_id": org_id}))
 }
 
+/// A client as `client list` prints it: the fields of `GET /api/v1/clients` and its
+/// organization (`null` for a platform client).
+fn client_json(row: &crate::clients::store::ClientRow) -> Value {
+    let mut v = serde_json::to_value(crate::clients::store::metadata(row)).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("org_id".into(), json!(row.org_id));
+    }
+    v
+}
+
 pub fn client(settings: &Settings, cmd: ClientCommand) -> Result<Value, CommandError> {
+    let ctx = Ctx::offline(settings, SystemClock.now());
+    match cmd {
+        ClientCommand::Create { .. } => client_create(settings, cmd),
+        ClientCommand::List { org } => {
+            let conn = &mut connect(settings)?;
+            let rows = match org {
+                Some(org_id) => {
+                    let actor = org_actor(conn, &org_id)?;
+                    crate::clients::ops::list(conn, &actor)?
+                }
+                None => crate::clients::ops::list_all(conn)?,
+            };
+            Ok(json!({"data": rows.iter().map(client_json).collect::<Vec<_>>()}))
+        }
+        ClientCommand::RotateSecret {
+            client_id,
+            expire_old_in_seconds,
+        } => {
+            let conn = &mut connect(settings)?;
+            let (secret, old_end) = match client_org(conn, &client_id)? {
+                Some(org_id) => crate::clients::ops::rotate_secret(
+                    conn,
+                    &ctx,
+                    &Actor::cli(&org_id),
+                    &client_id,
+                    expire_old_in_seconds,
+                ),
+                None => crate::clients::ops::rotate_platform_secret(
+                    conn,
+                    &ctx,
+                    &client_id,
+                    expire_old_in_seconds,
+                ),
+            }
+            .map_err(naming(&client_id))?;
+            Ok(json!({
+                "client_id": client_id,
+                "client_secret": secret,
+                "old_secret_expires_at": rfc3339(old_end),
+            }))
+        }
+        ClientCommand::Delete { client_id } => {
+            let conn = &mut connect(settings)?;
+            match client_org(conn, &client_id)? {
+                Some(org_id) => {
+                    crate::clients::ops::delete(conn, &ctx, &Actor::cli(&org_id), &client_id)
+                }
+                None => crate::clients::ops::delete_platform(conn, &ctx, &client_id),
+            }
+            .map_err(naming(&client_id))?;
+            Ok(json!({"client_id": client_id, "deleted": true}))
+        }
+    }
+}
+
+/// The organization a client belongs to (`None`: a platform client); an unknown id is an
+/// error naming it.
+fn client_org(conn: &mut DbConnection, client_id: &str) -> Result<Option<String>, CommandError> {
+    crate::clients::store::find(conn, client_id)?
+        .map(|row| row.org_id)
+        .ok_or_else(|| CommandError::NotFound(format!("client {client_id}")))
+}
+
+fn client_create(settings: &Settings, cmd: ClientCommand) -> Result<Value, CommandError> {
     let ClientCommand::Create {
         name,
         redirect_uris,
@@ -147,7 +304,10 @@ pub fn client(settings: &Settings, cmd: ClientCommand) -> Result<Value, CommandE
         scope,
         resource_server,
         org,
-    } = cmd;
+    } = cmd
+    else {
+        return Err(CommandError::Usage("not a create command".into()));
+    };
     let grant_types = grant_types
         .as_deref()
         .map(crate::clients::parse_grant_types)
@@ -185,8 +345,30 @@ pub fn client(settings: &Settings, cmd: ClientCommand) -> Result<Value, CommandE
     Ok(out)
 }
 
-/// `api-key create`; `api-key check` is handled by [`check_key`] (no database).
-pub fn api_key_create(settings: &Settings, cmd: ApiKeyCommand) -> Result<Value, CommandError> {
+/// `api-key create`, `list`, `revoke`; `api-key check` is [`check_key`] (no database).
+pub fn api_key(settings: &Settings, cmd: ApiKeyCommand) -> Result<Value, CommandError> {
+    let ctx = Ctx::offline(settings, SystemClock.now());
+    match cmd {
+        ApiKeyCommand::Create { .. } => api_key_create(settings, cmd),
+        ApiKeyCommand::Check { key } => Ok(check_key(settings, &key).1),
+        ApiKeyCommand::List { org } => {
+            let conn = &mut connect(settings)?;
+            let actor = org_actor(conn, &org)?;
+            data(crate::api_keys::ops::list(conn, &ctx, &actor)?)
+        }
+        ApiKeyCommand::Revoke { key_id } => {
+            let conn = &mut connect(settings)?;
+            let row = crate::api_keys::store::find_live(conn, &key_id)?.ok_or_else(|| {
+                CommandError::NotFound(format!("live API key {key_id} (revoked or never made)"))
+            })?;
+            crate::api_keys::ops::revoke(conn, &ctx, &Actor::cli(&row.org_id), &key_id)
+                .map_err(naming(&key_id))?;
+            Ok(json!({"id": key_id, "revoked": true}))
+        }
+    }
+}
+
+fn api_key_create(settings: &Settings, cmd: ApiKeyCommand) -> Result<Value, CommandError> {
     let ApiKeyCommand::Create {
         org,
         name,
@@ -228,8 +410,33 @@ pub fn api_key_create(settings: &Settings, cmd: ApiKeyCommand) -> Result<Value, 
     Ok(serde_json::to_value(created).unwrap_or(Value::Null))
 }
 
-pub fn check_key(settings: &Settings, key: &str) -> bool {
-    crate::api_keys::format::check(key, &settings.key_prefix)
+/// `api-key check` (docs/spec.md §1): whether `key` is a well-formed key of the configured
+/// prefix with a valid checksum, and the verdict printed on stdout: `{"valid": true,
+/// "type": "secret"|"publishable", "prefix": "tsr"}` or `{"valid": false, "reason": ...}`.
+/// The key itself is never printed. Offline: no database.
+pub fn check_key(settings: &Settings, key: &str) -> (bool, Value) {
+    use crate::api_keys::format::{CHECKSUM_LEN, FormatError, RANDOM_LEN, parse};
+    let prefix = &settings.key_prefix;
+    match parse(key, prefix) {
+        Ok((key_type, _)) => (
+            true,
+            json!({"valid": true, "type": key_type, "prefix": prefix}),
+        ),
+        Err(e) => {
+            let reason = match e {
+                FormatError::Prefix => {
+                    format!("not a {prefix} key (expected prefix {prefix}_sk_ or {prefix}_pk_)")
+                }
+                FormatError::Shape => format!(
+                    "malformed: expected {RANDOM_LEN} random and {CHECKSUM_LEN} checksum characters (0-9A-Za-z) after the prefix"
+                ),
+                FormatError::Checksum => {
+                    "checksum mismatch: a typo, or not a key tessera made".to_string()
+                }
+            };
+            (false, json!({"valid": false, "reason": reason}))
+        }
+    }
 }
 
 /// `keys list` / `keys rotate` at time `now`.

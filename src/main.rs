@@ -29,13 +29,17 @@ fn main() -> ExitCode {
         Some(Command::User(c)) => commands::user(&settings, c, std::io::stdin().lock()),
         Some(Command::Client(c)) => commands::client(&settings, c),
         Some(Command::ApiKey(ApiKeyCommand::Check { key })) => {
-            return if commands::check_key(&settings, &key) {
+            // A verdict, not an error: printed on stdout either way; the exit code is 0
+            // for a valid key, 1 otherwise (docs/spec.md §1).
+            let (valid, verdict) = commands::check_key(&settings, &key);
+            println!("{verdict}");
+            return if valid {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             };
         }
-        Some(Command::ApiKey(c)) => commands::api_key_create(&settings, c),
+        Some(Command::ApiKey(c)) => commands::api_key(&settings, c),
         Some(Command::Keys(c)) => commands::keys(&settings, c, SystemClock.now()),
     };
     match result {

@@ -279,6 +279,17 @@ pub fn list(conn: &mut DbConnection, org_id: &str) -> QueryResult<Vec<ApiKeyRow>
         .load(conn)
 }
 
+/// A live (not revoked) key, whichever organization it belongs to (the operator's CLI,
+/// which then acts in that organization).
+pub fn find_live(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ApiKeyRow>> {
+    api_keys::table
+        .find(id)
+        .filter(api_keys::revoked_at.is_null())
+        .select(ApiKeyRow::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// A live (not revoked) key of this organization; another organization's key is `None`,
 /// exactly like a key that does not exist (docs/security.md I8).
 pub fn find_in_org(

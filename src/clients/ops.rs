@@ -190,6 +190,44 @@ pub fn update(
     })
 }
 
+/// Every client, platform clients included, newest first (the operator's `tessera client
+/// list`; no HTTP route lists across organizations).
+pub fn list_all(conn: &mut DbConnection) -> Result<Vec<ClientRow>, OpError> {
+    Ok(store::list_all(conn)?)
+}
+
+/// A platform client (one of no organization, made by `tessera client create` without
+/// `--org`); an organization's client is 404 here.
+pub fn get_platform(conn: &mut DbConnection, id: &str) -> Result<ClientRow, OpError> {
+    store::find(conn, id)?
+        .filter(|row| row.org_id.is_none())
+        .ok_or(OpError::NotFound("client"))
+}
+
+/// Records `action` on `client` by the actor labelled `label`, in the client's
+/// organization's log (none for a platform client).
+fn audit_as(
+    conn: &mut DbConnection,
+    label: &str,
+    action: &str,
+    client: &ClientRow,
+    details: Value,
+    now: i64,
+) -> diesel::QueryResult<()> {
+    crate::audit::record(
+        conn,
+        &crate::audit::Event {
+            org_id: client.org_id.as_deref(),
+            actor: label,
+            action,
+            target_type: "client",
+            target_id: &client.id,
+            details,
+        },
+        now,
+    )
+}
+
 /// Deletes a client (admins): its codes, grants, refresh and access tokens die with it,
 /// here from the next request on.
 pub fn delete(
@@ -200,19 +238,34 @@ pub fn delete(
 ) -> Result<(), OpError> {
     let row = get(conn, actor, id)?;
     actor.require_admin()?;
+    delete_row(conn, ctx, &actor.label, &row)
+}
+
+/// [`delete`] for a platform client, done by the CLI.
+pub fn delete_platform(conn: &mut DbConnection, ctx: &Ctx<'_>, id: &str) -> Result<(), OpError> {
+    let row = get_platform(conn, id)?;
+    delete_row(conn, ctx, "cli", &row)
+}
+
+fn delete_row(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    label: &str,
+    row: &ClientRow,
+) -> Result<(), OpError> {
     write_tx(conn, |conn| -> Result<_, OpError> {
-        audit(
+        audit_as(
             conn,
-            actor,
+            label,
             "client.deleted",
-            &row,
+            row,
             json!({"name": row.name}),
             ctx.now,
         )?;
-        store::delete(conn, id)?;
+        store::delete(conn, &row.id)?;
         Ok(())
     })?;
-    ctx.client_changed(id);
+    ctx.client_changed(&row.id);
     Ok(())
 }
 
@@ -227,23 +280,45 @@ pub fn rotate_secret(
 ) -> Result<(String, i64), OpError> {
     let overlap = crate::api_keys::ops::check_overlap(overlap)?;
     let row = get(conn, actor, id)?;
+    rotate_row(conn, ctx, &actor.label, &row, overlap)
+}
+
+/// [`rotate_secret`] for a platform client (e.g. a resource server), done by the CLI.
+pub fn rotate_platform_secret(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    id: &str,
+    overlap: i64,
+) -> Result<(String, i64), OpError> {
+    let overlap = crate::api_keys::ops::check_overlap(overlap)?;
+    let row = get_platform(conn, id)?;
+    rotate_row(conn, ctx, "cli", &row, overlap)
+}
+
+fn rotate_row(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    label: &str,
+    row: &ClientRow,
+    overlap: i64,
+) -> Result<(String, i64), OpError> {
     if row.is_public {
         return Err(OpError::invalid("A public client has no secret."));
     }
     let now = ctx.now;
     let rotated = write_tx(conn, |conn| -> Result<_, OpError> {
         let (secret, old_end) =
-            store::rotate_secret(conn, id, &ctx.settings.key_prefix, overlap, now)?;
-        audit(
+            store::rotate_secret(conn, &row.id, &ctx.settings.key_prefix, overlap, now)?;
+        audit_as(
             conn,
-            actor,
+            label,
             "client.secret_rotated",
-            &row,
+            row,
             json!({"old_secret_expires_at": old_end}),
             now,
         )?;
         Ok((secret, old_end))
     })?;
-    ctx.client_changed(id);
+    ctx.client_changed(&row.id);
     Ok(rotated)
 }

@@ -163,6 +163,15 @@ pub fn list(conn: &mut DbConnection, org_id: &str) -> QueryResult<Vec<ClientRow>
         .load(conn)
 }
 
+/// Every client, platform clients (no organization) included, newest first (the
+/// operator's `tessera client list`).
+pub fn list_all(conn: &mut DbConnection) -> QueryResult<Vec<ClientRow>> {
+    clients::table
+        .order((clients::created_at.desc(), clients::id.desc()))
+        .select(ClientRow::as_select())
+        .load(conn)
+}
+
 /// Replaces a client's metadata (its kind, public or confidential, never changes).
 pub fn update(
     conn: &mut DbConnection,

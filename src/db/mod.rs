@@ -171,38 +171,75 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for ConnectionSetup 
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbSetupError {
-    #[error("cannot create the directory for the SQLite file {path}: {source}")]
-    CreateDir {
+    #[error("cannot create the SQLite file {path}: {source}")]
+    Create {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "no database at {0}: check --database-url (TESSERA_DATABASE_URL); `tessera migrate` or `tessera serve` creates a new one"
+    )]
+    Missing(String),
     #[error("cannot connect to the database: {0}")]
     Connect(String),
     #[error("running migrations failed: {0}")]
     Migrate(String),
 }
 
-/// A first connection: creates the SQLite file's directory on demand and switches the file
-/// to WAL (the mode persists in the file). Fails fast with the real reason (bad URL,
+/// Creates the SQLite file and any missing directories above it, owner-only (docs/spec.md
+/// §1: directories 0700, the file 0600; SQLite gives its `-wal` and `-shm` files the mode of
+/// the database file). An existing file or directory keeps its mode.
+fn create_sqlite_file(path: &str) -> Result<(), DbSetupError> {
+    let io = |source| DbSetupError::Create {
+        path: path.to_string(),
+        source,
+    };
+    let file = std::path::Path::new(path);
+    if let Some(dir) = file.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(io)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(file) {
+        // An empty file is an empty SQLite database.
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// A first connection: creates the SQLite file (see [`create_sqlite_file`]) and switches
+/// it to WAL (the mode persists in the file). Fails fast with the real reason (bad URL,
 /// refused, auth).
 fn open_first(url: &DatabaseUrl) -> Result<DbConnection, DbSetupError> {
     if let DatabaseUrl::Sqlite(path) = url
-        && let Some(dir) = std::path::Path::new(path).parent()
-        && !dir.as_os_str().is_empty()
+        && !is_memory(path)
     {
-        std::fs::create_dir_all(dir).map_err(|source| DbSetupError::CreateDir {
-            path: path.clone(),
-            source,
-        })?;
+        create_sqlite_file(path)?;
     }
     let mut conn = DbManager::new(url, FIRST_CONNECT_TIMEOUT)
         .connect()
         .map_err(|e| DbSetupError::Connect(e.to_string()))?;
     if url.is_sqlite() {
-        conn.batch_execute("PRAGMA journal_mode = WAL;")
+        // Another process may be creating the same file: wait for its locks, as every
+        // later statement does (ConnectionSetup), instead of failing with SQLITE_BUSY.
+        conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")
             .map_err(|e| DbSetupError::Connect(e.to_string()))?;
     }
     Ok(conn)
+}
+
+/// SQLite's in-memory database names (no file to create or find).
+fn is_memory(path: &str) -> bool {
+    path == ":memory:" || path.starts_with("file::memory:")
 }
 
 /// How long start-up and the CLI wait for a first connection (a server that is still
@@ -246,15 +283,67 @@ pub fn connect_direct(url: &DatabaseUrl) -> Result<DbConnection, DbSetupError> {
     Ok(conn)
 }
 
+/// The PostgreSQL advisory lock key that serializes migrations (any constant shared by
+/// every instance; these are the bytes of "tessera!").
+const MIGRATION_LOCK_KEY: i64 = 0x7465_7373_6572_6121;
+
+/// [`connect_direct`] to a database that already exists: a SQLite file that is not there
+/// is refused, naming the path, instead of being created (docs/spec.md §1: the admin
+/// commands never make a second, empty database out of a mistyped `--database-url`).
+pub fn connect_existing(url: &DatabaseUrl) -> Result<DbConnection, DbSetupError> {
+    if let DatabaseUrl::Sqlite(path) = url
+        && !is_memory(path)
+        && !std::path::Path::new(path).is_file()
+    {
+        return Err(DbSetupError::Missing(path.clone()));
+    }
+    connect_direct(url)
+}
+
 /// Runs pending migrations; idempotent. Returns how many were applied.
+///
+/// Instances starting together on one empty database all succeed (docs/spec.md §7): the
+/// migrations are serialized, so a second migrator waits, then finds them applied. On
+/// PostgreSQL a session advisory lock is held around them (a migration's `CREATE TABLE`
+/// racing another's fails on `pg_type`'s unique index otherwise); on SQLite they run in one
+/// `BEGIN IMMEDIATE` transaction, so the second process waits on `busy_timeout` for the
+/// write lock and only then reads which migrations are applied.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, DbSetupError> {
-    let applied = match conn {
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        DbConnection::Postgres(c) => c
-            .run_pending_migrations(POSTGRES_MIGRATIONS)
-            .map(|v| v.len()),
-    };
-    applied.map_err(|e| DbSetupError::Migrate(e.to_string()))
+    let failed = |e: &dyn std::fmt::Display| DbSetupError::Migrate(e.to_string());
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+                .map_err(|e| failed(&e))?;
+            let applied = c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.len())
+                .map_err(|e| failed(&e));
+            match applied {
+                Ok(n) => {
+                    AnsiTransactionManager::commit_transaction(c).map_err(|e| failed(&e))?;
+                    Ok(n)
+                }
+                Err(e) => {
+                    let _ = AnsiTransactionManager::rollback_transaction(c);
+                    Err(e)
+                }
+            }
+        }
+        DbConnection::Postgres(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .map_err(|e| failed(&e))?;
+            let applied = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len())
+                .map_err(|e| failed(&e));
+            // Released before reporting either way: the connection may go back to a pool.
+            let unlocked =
+                c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"));
+            let n = applied?;
+            unlocked.map_err(|e| failed(&e))?;
+            Ok(n)
+        }
+    }
 }
 
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is

@@ -3,6 +3,7 @@
 pub mod actor;
 pub mod bearer;
 pub mod members;
+pub mod ops;
 pub mod store;
 
 pub use actor::Actor;

@@ -44,6 +44,22 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Organizatio
         .optional()
 }
 
+/// Every organization, oldest first (the operator's `tessera org list`).
+pub fn list_all(conn: &mut DbConnection) -> QueryResult<Vec<Organization>> {
+    organizations::table
+        .order((organizations::created_at.asc(), organizations::id.asc()))
+        .select(Organization::as_select())
+        .load(conn)
+}
+
+/// Sets an organization's name and plan. Returns the number of rows changed (0: no such
+/// organization).
+pub fn update(conn: &mut DbConnection, id: &str, name: &str, plan: Plan) -> QueryResult<usize> {
+    diesel::update(organizations::table.find(id))
+        .set((organizations::name.eq(name), organizations::plan.eq(plan)))
+        .execute(conn)
+}
+
 pub fn add_member(
     conn: &mut DbConnection,
     org_id: &str,

@@ -85,6 +85,12 @@ pub fn delete(conn: &mut DbConnection, id_hash: &str) -> QueryResult<usize> {
     diesel::delete(sessions::table.find(id_hash)).execute(conn)
 }
 
+/// Ends every session of a user (a password reset signs them out everywhere). Returns how
+/// many there were.
+pub fn delete_for_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
+}
+
 pub fn delete_expired(conn: &mut DbConnection, now: Timestamp) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)
 }

@@ -1,5 +1,6 @@
 //! User accounts: the email normal form, argon2id password hashes, storage.
 
+pub mod ops;
 pub mod store;
 
 use argon2::Argon2;

@@ -53,6 +53,29 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option
         .optional()
 }
 
+/// Every user, oldest first (the operator's `tessera user list`).
+pub fn list_all(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
+    users::table
+        .order((users::created_at.asc(), users::id.asc()))
+        .select(User::as_select())
+        .load(conn)
+}
+
+/// Replaces a user's password hash and records when.
+pub fn set_password(
+    conn: &mut DbConnection,
+    id: &str,
+    password_hash: &str,
+    now: Timestamp,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::password_changed_at.eq(now),
+        ))
+        .execute(conn)
+}
+
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     users::table.count().get_result(conn)
 }

@@ -140,7 +140,12 @@ pub(super) fn write_key_file(dir: &Path, kid: &str, der: &[u8]) -> Result<(), Ke
         let path = path.display().to_string();
         move |source| KeyError::Io { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    // docs/spec.md §1: a keys directory tessera creates is its owner's only (0700).
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io(dir))?;
     let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.to_vec()));
     let final_path = key_path(dir, kid);
     let tmp = dir.join(format!(".{kid}.pem.tmp"));

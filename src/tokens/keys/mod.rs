@@ -44,6 +44,11 @@ pub enum KeyError {
     NoActiveKey,
     #[error("the active signing key {0} has no private key file on this instance")]
     PrivateKeyMissing(String),
+    #[error(
+        "the signing key {kid} signs now, but its private key file {kid}.pem is not in the keys directory {dir}: \
+         point --keys-dir (TESSERA_KEYS_DIR) at the directory the other instances use, or copy the file there"
+    )]
+    NoPrivateKeyFile { kid: String, dir: String },
     #[error("signing failed")]
     Sign,
 }
@@ -280,6 +285,8 @@ pub fn prune_expired(
 
 impl Keystore {
     /// Loads the keys; when none can sign (first start), creates one that signs at once.
+    /// Refuses ([`KeyError::NoPrivateKeyFile`]) when the key that signs now has no private
+    /// key file in `dir` (docs/spec.md §7).
     pub fn open(
         conn: &mut DbConnection,
         dir: &Path,
@@ -292,6 +299,22 @@ impl Keystore {
             let kid = create_key(conn, dir, alg, now, now)?;
             tracing::info!(%kid, alg = alg.as_str(), dir = %dir.display(), "generated the first signing key");
             set = load_set(conn, dir)?;
+        }
+        // docs/spec.md §7: an instance that could not sign refuses to start, rather than
+        // answering its first token request with a 500.
+        if let Some(key) = set.active(now)
+            && key.signer.is_none()
+        {
+            return Err(KeyError::NoPrivateKeyFile {
+                kid: key.kid.clone(),
+                dir: dir.display().to_string(),
+            });
+        }
+        for key in set.all().iter().filter(|k| k.sign_from > now) {
+            if key.signer.is_none() {
+                tracing::warn!(kid = %key.kid, dir = %dir.display(), sign_from = key.sign_from,
+                    "a pending signing key has no private key file in the keys directory; this instance cannot sign once it becomes active");
+            }
         }
         Ok(Self {
             dir: dir.to_path_buf(),
