@@ -266,6 +266,7 @@ pub async fn login_post(
         }
         None => {
             state.login_throttle.record_failure(&email, &ip, now);
+            state.metrics.login_failure();
             Ok(login_page(
                 &req,
                 &state,
