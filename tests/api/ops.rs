@@ -11,6 +11,7 @@ crate::on_both_backends!(
     h2_h3_every_response_carries_the_security_headers,
     j6_compressed_request_bodies_are_refused,
     every_get_answers_head_and_other_methods_are_405_with_allow,
+    product_counters_move_with_tokens_verifications_limits_logins_and_revocations,
 );
 
 async fn healthz_and_readyz_answer_when_all_is_well(backend: Backend) {
@@ -227,4 +228,245 @@ async fn every_get_answers_head_and_other_methods_are_405_with_allow(backend: Ba
             .expect("request");
         assert_eq!(r.status(), 404, "{method}");
     }
+}
+
+/// The value of one series in `/metrics` (0 when absent).
+async fn series(app: &crate::helpers::TestApp, name_and_labels: &str) -> u64 {
+    let text = app.get("/metrics").await.text().await.expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().expect("integer counter"))
+        .unwrap_or(0)
+}
+
+/// docs/spec.md §7: the product counters of `/metrics` each move by one, under the right
+/// label, when their event happens, and no other series of theirs moves with them.
+async fn product_counters_move_with_tokens_verifications_limits_logins_and_revocations(
+    backend: Backend,
+) {
+    use crate::helpers::api::KeySpec;
+    use crate::helpers::{hidden, login};
+    use tessera::orgs::Plan;
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    const NAMES: [&str; 14] = [
+        r#"tessera_tokens_issued_total{grant_type="authorization_code"}"#,
+        r#"tessera_tokens_issued_total{grant_type="refresh_token"}"#,
+        r#"tessera_tokens_issued_total{grant_type="client_credentials"}"#,
+        r#"tessera_verifications_total{code="VALID"}"#,
+        r#"tessera_verifications_total{code="NOT_FOUND"}"#,
+        r#"tessera_verifications_total{code="INSUFFICIENT_SCOPE"}"#,
+        r#"tessera_verifications_total{code="RATE_LIMITED"}"#,
+        r#"tessera_verifications_total{code="REVOKED"}"#,
+        "tessera_rate_limited_total",
+        "tessera_login_failures_total",
+        r#"tessera_revocations_total{kind="api_key"}"#,
+        r#"tessera_revocations_total{kind="refresh_token"}"#,
+        r#"tessera_revocations_total{kind="access_token"}"#,
+        r#"tessera_revocations_total{kind="consent"}"#,
+    ];
+    let mut seen = Vec::new();
+    for n in NAMES {
+        seen.push(series(&app, n).await);
+    }
+    assert!(seen.iter().all(|&v| v == 0), "all start at 0: {seen:?}");
+    // Checks that exactly the series named in `moved` grew, by the given amounts.
+    let expect = |before: Vec<u64>, moved: Vec<(&'static str, u64)>, step: &'static str| {
+        let app = &app;
+        async move {
+            let mut now = Vec::new();
+            for (i, n) in NAMES.iter().enumerate() {
+                let v = series(app, n).await;
+                let delta = moved.iter().find(|(m, _)| m == n).map_or(0, |(_, d)| *d);
+                assert_eq!(v, before[i] + delta, "{step}: {n}");
+                now.push(v);
+            }
+            now
+        }
+    };
+
+    // Tokens by grant type.
+    let (id, secret) = app.machine_client("inference:read");
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&id, &secret)),
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&id, "wrong")),
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(r.status(), 401, "a refused request issues nothing");
+    seen = expect(seen, vec![(NAMES[2], 1)], "client_credentials").await;
+    let client = app.web_client("inference:read");
+    let tokens = app.user_tokens(&client, "inference:read").await;
+    let refreshed: serde_json::Value = app
+        .refresh(&client, tokens["refresh_token"].as_str().expect("rt"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    seen = expect(seen, vec![(NAMES[0], 1), (NAMES[1], 1)], "code and refresh").await;
+
+    // Verifications by code; a spent limit is also a rate-limited request.
+    let rs = app.resource_server();
+    let org = app.org(Plan::Free);
+    let key = app.api_key(
+        &org,
+        KeySpec {
+            scopes: "inference:read",
+            limit: Some(1),
+            ..Default::default()
+        },
+    );
+    let other = app.api_key(
+        &org,
+        KeySpec {
+            scopes: "inference:read",
+            ..Default::default()
+        },
+    );
+    app.at_minute_start(1);
+    let codes = [
+        app.verify(&rs, serde_json::json!({"key": key.key})).await,
+        app.verify(
+            &rs,
+            serde_json::json!({"key": other.key, "scopes": ["inference:write"]}),
+        )
+        .await,
+        app.verify(&rs, serde_json::json!({"key": key.key})).await,
+        app.verify(
+            &rs,
+            serde_json::json!({"key": "tsr_sk_00000000000000000000000000000000000000"}),
+        )
+        .await,
+    ]
+    .map(|a| a.body["code"].as_str().expect("code").to_string());
+    assert_eq!(
+        codes,
+        ["VALID", "INSUFFICIENT_SCOPE", "RATE_LIMITED", "NOT_FOUND"]
+    );
+    seen = expect(
+        seen,
+        vec![
+            (NAMES[3], 1),
+            (NAMES[4], 1),
+            (NAMES[5], 1),
+            (NAMES[6], 1),
+            (NAMES[8], 1),
+        ],
+        "verify",
+    )
+    .await;
+    // A bearer call over the key's limit on /api/v1 is rate limited too.
+    let admin_key = app.api_key(
+        &org,
+        KeySpec {
+            scopes: "admin",
+            limit: Some(1),
+            ..Default::default()
+        },
+    );
+    let statuses = [
+        app.api(
+            reqwest::Method::GET,
+            "/api/v1/api-keys",
+            &admin_key.key,
+            None,
+        )
+        .await
+        .status,
+        app.api(
+            reqwest::Method::GET,
+            "/api/v1/api-keys",
+            &admin_key.key,
+            None,
+        )
+        .await
+        .status,
+    ];
+    assert_eq!(statuses, [200, 429]);
+    seen = expect(seen, vec![(NAMES[8], 1)], "bearer 429").await;
+
+    // Failed logins (a wrong password; not a throttled one).
+    app.user("ada@example.com").await;
+    let r = login(
+        &app,
+        &app.browser(),
+        "ada@example.com",
+        "wrong password!",
+        "/",
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    seen = expect(seen, vec![(NAMES[9], 1)], "login failure").await;
+
+    // Revocations by kind: an API key, an access token and a refresh token (RFC 7009),
+    // a withdrawn consent. Revoking the same thing again counts nothing.
+    app.at_minute_start(1);
+    for _ in 0..2 {
+        app.api(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{}", key.id),
+            &app.api_key(&org, KeySpec::default()).key,
+            None,
+        )
+        .await;
+    }
+    let revoked = app.verify(&rs, serde_json::json!({"key": key.key})).await;
+    assert_eq!(revoked.body["code"], "REVOKED");
+    let web_secret = client.secret.clone().expect("secret");
+    for _ in 0..2 {
+        for t in ["access_token", "refresh_token"] {
+            let body =
+                serde_urlencoded::to_string([("token", refreshed[t].as_str().expect("token"))])
+                    .expect("form");
+            let r = app
+                .post_form("/oauth/revoke", Some((&client.id, &web_secret)), &body)
+                .await;
+            assert_eq!(r.status(), 200);
+        }
+    }
+    seen = expect(
+        seen,
+        vec![
+            (NAMES[7], 1),
+            (NAMES[10], 1),
+            (NAMES[11], 1),
+            (NAMES[12], 1),
+        ],
+        "revocations",
+    )
+    .await;
+    let b = app.user("grace@example.com").await;
+    let (code, verifier) = app.code(&b, &client, "inference:read").await;
+    assert_eq!(app.exchange(&client, &code, &verifier).await.status(), 200);
+    let page = b
+        .get(format!("{}/account/apps", app.address))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    let r = b
+        .post(format!("{}/account/apps/{}/revoke", app.address, client.id))
+        .form(&[("csrf_token", hidden(&page, "csrf_token"))])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 303);
+    expect(
+        seen,
+        vec![(NAMES[0], 1), (NAMES[13], 1)],
+        "consent withdrawn",
+    )
+    .await;
 }
