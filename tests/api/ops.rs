@@ -470,3 +470,89 @@ async fn product_counters_move_with_tokens_verifications_limits_logins_and_revoc
     )
     .await;
 }
+
+/// docs/security.md J6: a request head over the documented bounds is refused (431 for
+/// headers over `MAX_HEADER_BYTES`, one big header or many; 414 for a URL over
+/// `MAX_URI_BYTES`), one just under them is served, and the server keeps serving, on the
+/// same client and on a fresh one.
+#[actix_web::test]
+async fn j6_oversized_headers_and_urls_are_refused_and_the_server_keeps_serving() {
+    use tessera::http::security_headers::{MAX_HEADER_BYTES, MAX_URI_BYTES};
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    assert_eq!((MAX_HEADER_BYTES, MAX_URI_BYTES), (16 * 1024, 8 * 1024));
+    let client = reqwest::Client::new();
+    let healthz = format!("{}/healthz", app.address);
+    let pad = |n: usize| "a".repeat(n);
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16)> = vec![
+        (
+            "one header just under the bound",
+            client
+                .get(&healthz)
+                .header("x-pad", pad(MAX_HEADER_BYTES - 1024)),
+            200,
+        ),
+        (
+            "one 64 KiB header",
+            client.get(&healthz).header("x-pad", pad(64 * 1024)),
+            431,
+        ),
+        (
+            "one header just over the bound",
+            client
+                .get(&healthz)
+                .header("x-pad", pad(MAX_HEADER_BYTES + 1)),
+            431,
+        ),
+        (
+            "many headers over the bound",
+            {
+                let mut r = client.get(&healthz);
+                for i in 0..20 {
+                    r = r.header(format!("x-pad-{i}"), pad(1024));
+                }
+                r
+            },
+            431,
+        ),
+        (
+            "a 64 KiB cookie on a page",
+            client
+                .get(format!("{}/login", app.address))
+                .header("cookie", format!("tessera_session={}", pad(64 * 1024))),
+            431,
+        ),
+        (
+            "a URL just under the bound",
+            client.get(format!("{healthz}?pad={}", pad(MAX_URI_BYTES - 100))),
+            200,
+        ),
+        (
+            "a URL just over the bound",
+            client.get(format!("{healthz}?pad={}", pad(MAX_URI_BYTES))),
+            414,
+        ),
+        (
+            // The longest URL the client library builds (the `http` crate stops at 64 KiB).
+            "a 60 KB URL",
+            client.get(format!("{healthz}?pad={}", pad(60 * 1000))),
+            414,
+        ),
+        (
+            "a header over actix-http's own 128 KiB head limit",
+            client.get(&healthz).header("x-pad", pad(200 * 1024)),
+            431,
+        ),
+    ];
+    for (case, req, status) in cases {
+        let r = req.send().await.expect(case);
+        assert_eq!(r.status(), status, "{case}");
+        assert_eq!(
+            client.get(&healthz).send().await.expect("next").status(),
+            200,
+            "served after: {case}"
+        );
+        assert_eq!(app.get("/healthz").await.status(), 200, "{case}");
+    }
+}
