@@ -45,6 +45,7 @@ impl AppState {
             now: self.clock.now(),
             key_runtime: Some(&self.api_keys),
             live_tokens: Some(&self.live_tokens),
+            metrics: Some(&self.metrics),
         }
     }
 
@@ -66,6 +67,8 @@ pub struct Ctx<'a> {
     pub now: Timestamp,
     pub key_runtime: Option<&'a crate::api_keys::verify::KeyRuntime>,
     pub live_tokens: Option<&'a crate::tokens::cache::LiveTokens>,
+    /// This instance's counters (docs/spec.md §7); absent in the CLI.
+    pub metrics: Option<&'a Metrics>,
 }
 
 impl<'a> Ctx<'a> {
@@ -76,6 +79,7 @@ impl<'a> Ctx<'a> {
             now,
             key_runtime: None,
             live_tokens: None,
+            metrics: None,
         }
     }
 
@@ -83,6 +87,14 @@ impl<'a> Ctx<'a> {
     pub fn key_revoked(&self, id: &str) {
         if let Some(rt) = self.key_runtime {
             rt.revoked(id);
+        }
+        self.revoked(crate::metrics::Revocation::ApiKey);
+    }
+
+    /// Counts a revocation (`tessera_revocations_total{kind}`, docs/spec.md §7).
+    pub fn revoked(&self, kind: crate::metrics::Revocation) {
+        if let Some(m) = self.metrics {
+            m.revocation(kind);
         }
     }
 

@@ -29,6 +29,29 @@ pub enum Code {
     RateLimited,
 }
 
+impl Code {
+    pub const ALL: [Code; 6] = [
+        Self::Valid,
+        Self::NotFound,
+        Self::Expired,
+        Self::Revoked,
+        Self::InsufficientScope,
+        Self::RateLimited,
+    ];
+
+    /// The code as the verify answer spells it (docs/spec.md §5).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "VALID",
+            Self::NotFound => "NOT_FOUND",
+            Self::Expired => "EXPIRED",
+            Self::Revoked => "REVOKED",
+            Self::InsufficientScope => "INSUFFICIENT_SCOPE",
+            Self::RateLimited => "RATE_LIMITED",
+        }
+    }
+}
+
 /// The stored facts about a key that a decision needs.
 #[derive(Debug, Clone)]
 pub struct KeyRecord {

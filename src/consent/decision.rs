@@ -164,6 +164,9 @@ pub fn withdraw(
         super::revoke(conn, user_id, client_id, ctx.now)
     })?;
     ctx.tokens_changed();
+    if removed {
+        ctx.revoked(crate::metrics::Revocation::Consent);
+    }
     Ok(removed)
 }
 

@@ -1,4 +1,5 @@
-//! The metrics middleware: times each request into [`crate::metrics::Metrics`].
+//! The metrics and access-log middleware: times each request into
+//! [`crate::metrics::Metrics`] and logs it (docs/spec.md §7).
 
 use std::time::Instant;
 
@@ -17,6 +18,10 @@ pub async fn record(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
     let method = req.method().as_str().to_string();
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let res = next.call(req).await?;
     let route = res
@@ -28,6 +33,37 @@ pub async fn record(
     if let Some(state) = state {
         state.metrics.observe(&method, &route, status, elapsed);
     }
-    tracing::debug!(%method, %route, status, latency_ms = elapsed * 1000.0, "request");
+    access_log(&method, &route, status, elapsed, &peer);
     Ok(res)
+}
+
+/// Milliseconds, rounded to a tenth.
+fn latency_ms(seconds: f64) -> f64 {
+    (seconds * 10_000.0).round() / 10.0
+}
+
+/// docs/spec.md §7: one `info` line per request with the route pattern, status and
+/// latency (never the path's values, query string, headers or body, so no code, token,
+/// secret or key), and a `warn` line for each refused authentication (every 401: login,
+/// client authentication, bearer credentials, verify callers, registration) and each
+/// throttled request (every 429: login and client-authentication throttles, key rate
+/// limits), with the peer's address.
+fn access_log(method: &str, route: &str, status: u16, seconds: f64, peer: &str) {
+    let latency_ms = latency_ms(seconds);
+    tracing::info!(target: "tessera::access", method, route, status, latency_ms, "request");
+    match status {
+        401 => tracing::warn!(method, route, status, peer, "authentication failed"),
+        429 => tracing::warn!(method, route, status, peer, "throttled"),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn latency_is_rounded_to_a_tenth_of_a_millisecond() {
+        assert_eq!(super::latency_ms(0.000_123_456), 0.1);
+        assert_eq!(super::latency_ms(0.012_345_6), 12.3);
+        assert_eq!(super::latency_ms(1.5), 1500.0);
+    }
 }

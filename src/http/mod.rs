@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod deadline;
+pub mod endpoint;
 pub mod errors;
 pub mod metrics;
 pub mod oauth;
@@ -18,190 +19,145 @@ use actix_web::web;
 use crate::app::AppState;
 use crate::db::DbConnection;
 use crate::error::AppError;
+use endpoint::{Endpoint, Shape};
 
 /// The `/api/v1` prefix: its routes live in one scope with the rate-limit-headers
 /// middleware and the JSON body limit.
 const API_V1: &str = "/api/v1";
 
-/// A resource of the `/api/v1` scope, spelled with its full path (so that this function
-/// lists every URL as a client sees it).
-fn api_v1(full_path: &'static str) -> actix_web::Resource {
-    web::resource(full_path.strip_prefix(API_V1).unwrap_or(full_path))
+/// An endpoint outside `/api/v1`.
+fn at(path: &'static str, shape: Shape) -> Endpoint {
+    Endpoint::new(path, path, shape)
 }
 
-/// Every route of the server.
+/// An endpoint of the `/api/v1` scope, spelled with its full path (so that this function
+/// lists every URL as a client sees it).
+fn api_v1(full_path: &'static str) -> Endpoint {
+    let mount = full_path.strip_prefix(API_V1).unwrap_or(full_path);
+    Endpoint::new(full_path, mount, Shape::Api)
+}
+
+/// Every endpoint of the server: those outside `/api/v1`, and those inside it.
+fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
+    use Shape::{OAuth, Plain};
+    let token_body = || web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT);
+    let api_body = || web::PayloadConfig::new(api::API_BODY_LIMIT);
+    let top = vec![
+        at("/", Plain).get(pages::accounts::home_get),
+        at("/static/tessera.css", Plain).get(pages::stylesheet_get),
+        at("/static/copy.js", Plain).get(pages::copy_script_get),
+        at("/settings/api-keys", Plain)
+            .get(pages::keys::api_keys_get)
+            .post(pages::keys::api_keys_post),
+        at("/settings/api-keys/{id}/revoke", Plain)
+            .get(pages::keys::revoke_get)
+            .post(pages::keys::revoke_post),
+        at("/settings/org", Plain).post(pages::keys::org_post),
+        at("/settings/audit", Plain).get(pages::audit::audit_get),
+        at("/settings/members", Plain)
+            .get(pages::members::members_get)
+            .post(pages::members::members_post),
+        at("/settings/members/{user_id}/role", Plain).post(pages::members::role_post),
+        at("/settings/members/{user_id}/remove", Plain).post(pages::members::remove_post),
+        at("/developer/clients", Plain)
+            .get(pages::clients::clients_get)
+            .post(pages::clients::clients_post),
+        at("/developer/clients/{id}", Plain)
+            .get(pages::clients::client_get)
+            .post(pages::clients::client_post),
+        at("/developer/clients/{id}/secret", Plain).post(pages::clients::secret_post),
+        at("/developer/clients/{id}/delete", Plain)
+            .get(pages::clients::delete_get)
+            .post(pages::clients::delete_post),
+        at("/account/apps", Plain).get(pages::apps::apps_get),
+        at("/account/apps/{client_id}/revoke", Plain).post(pages::apps::app_revoke_post),
+        at("/login", Plain)
+            .get(pages::accounts::login_get)
+            .post(pages::accounts::login_post),
+        at("/signup", Plain)
+            .get(pages::accounts::signup_get)
+            .post(pages::accounts::signup_post),
+        at("/logout", Plain)
+            .get(pages::accounts::logout_get)
+            .post(pages::accounts::logout_post),
+        at("/oauth/authorize", OAuth)
+            .get(pages::authorize::authorize_get)
+            .post(pages::authorize::authorize_post),
+        at("/healthz", Plain).get(ops::healthz_get),
+        at("/readyz", Plain).get(ops::readyz_get),
+        at("/metrics", Plain).get(ops::metrics_get),
+        at("/.well-known/oauth-authorization-server", Plain).get(well_known::metadata_get),
+        at("/.well-known/jwks.json", Plain).get(well_known::jwks_get),
+        at("/oauth/introspect", OAuth)
+            .data(token_body())
+            .post(oauth::introspect_post),
+        at("/oauth/revoke", OAuth)
+            .data(token_body())
+            .post(oauth::revoke_post),
+        at("/oauth/token", OAuth)
+            .data(token_body())
+            .post(oauth::token_post),
+        at("/oauth/register", OAuth)
+            .data(api_body())
+            .post(register::register_post),
+        at("/oauth/register/{client_id}", OAuth)
+            .data(api_body())
+            .get(register::read_get)
+            .put(register::update_put)
+            .delete(register::delete),
+    ];
+    let api = vec![
+        api_v1("/api/v1/openapi.json").get(api::openapi::openapi_get),
+        api_v1("/api/v1/keys/verify").post(api::verify::verify_post),
+        api_v1("/api/v1/api-keys")
+            .get(api::keys::list_get)
+            .post(api::keys::create_post),
+        api_v1("/api/v1/api-keys/{id}").delete(api::keys::delete),
+        api_v1("/api/v1/api-keys/{id}/roll").post(api::keys::roll_post),
+        api_v1("/api/v1/clients")
+            .get(api::clients::list_get)
+            .post(api::clients::create_post),
+        api_v1("/api/v1/clients/{client_id}")
+            .get(api::clients::get)
+            .put(api::clients::update_put)
+            .delete(api::clients::delete_client),
+        api_v1("/api/v1/clients/{client_id}/secret").post(api::clients::secret_post),
+        api_v1("/api/v1/orgs/{org_id}/members")
+            .get(api::members::list_get)
+            .post(api::members::add_post),
+        api_v1("/api/v1/orgs/{org_id}/members/{user_id}")
+            .patch(api::members::role_patch)
+            .delete(api::members::delete),
+    ];
+    (top, api)
+}
+
+/// Every route of the server. A path that names no endpoint is 404: the `/api/v1` JSON
+/// error under `/api/v1`, a plain page elsewhere.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(pages::accounts::home_get))
-        .route("/static/tessera.css", web::get().to(pages::stylesheet_get))
-        .route("/static/copy.js", web::get().to(pages::copy_script_get))
-        .route(
-            "/settings/api-keys",
-            web::get().to(pages::keys::api_keys_get),
-        )
-        .route(
-            "/settings/api-keys",
-            web::post().to(pages::keys::api_keys_post),
-        )
-        .route(
-            "/settings/api-keys/{id}/revoke",
-            web::get().to(pages::keys::revoke_get),
-        )
-        .route(
-            "/settings/api-keys/{id}/revoke",
-            web::post().to(pages::keys::revoke_post),
-        )
-        .route("/settings/org", web::post().to(pages::keys::org_post))
-        .route("/settings/audit", web::get().to(pages::audit::audit_get))
-        .route(
-            "/settings/members",
-            web::get().to(pages::members::members_get),
-        )
-        .route(
-            "/settings/members",
-            web::post().to(pages::members::members_post),
-        )
-        .route(
-            "/settings/members/{user_id}/role",
-            web::post().to(pages::members::role_post),
-        )
-        .route(
-            "/settings/members/{user_id}/remove",
-            web::post().to(pages::members::remove_post),
-        )
-        .route(
-            "/developer/clients",
-            web::get().to(pages::clients::clients_get),
-        )
-        .route(
-            "/developer/clients",
-            web::post().to(pages::clients::clients_post),
-        )
-        .route(
-            "/developer/clients/{id}",
-            web::get().to(pages::clients::client_get),
-        )
-        .route(
-            "/developer/clients/{id}",
-            web::post().to(pages::clients::client_post),
-        )
-        .route(
-            "/developer/clients/{id}/secret",
-            web::post().to(pages::clients::secret_post),
-        )
-        .route(
-            "/developer/clients/{id}/delete",
-            web::get().to(pages::clients::delete_get),
-        )
-        .route(
-            "/developer/clients/{id}/delete",
-            web::post().to(pages::clients::delete_post),
-        )
-        .route("/account/apps", web::get().to(pages::apps::apps_get))
-        .route(
-            "/account/apps/{client_id}/revoke",
-            web::post().to(pages::apps::app_revoke_post),
-        )
-        .route("/login", web::get().to(pages::accounts::login_get))
-        .route("/login", web::post().to(pages::accounts::login_post))
-        .route("/signup", web::get().to(pages::accounts::signup_get))
-        .route("/signup", web::post().to(pages::accounts::signup_post))
-        .route("/logout", web::get().to(pages::accounts::logout_get))
-        .route("/logout", web::post().to(pages::accounts::logout_post))
-        .route(
-            "/oauth/authorize",
-            web::get().to(pages::authorize::authorize_get),
-        )
-        .route(
-            "/oauth/authorize",
-            web::post().to(pages::authorize::authorize_post),
-        )
-        .route("/healthz", web::get().to(ops::healthz_get))
-        .route("/readyz", web::get().to(ops::readyz_get))
-        .route("/metrics", web::get().to(ops::metrics_get))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            web::get().to(well_known::metadata_get),
-        )
-        .route(
-            "/.well-known/jwks.json",
-            web::get().to(well_known::jwks_get),
-        )
-        .service(
-            web::resource("/oauth/introspect")
-                .app_data(web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT))
-                .route(web::post().to(oauth::introspect_post))
-                .default_service(web::to(oauth::post_only)),
-        )
-        .service(
-            web::resource("/oauth/revoke")
-                .app_data(web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT))
-                .route(web::post().to(oauth::revoke_post))
-                .default_service(web::to(oauth::post_only)),
-        )
-        .service(
-            web::resource("/oauth/token")
-                .app_data(web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT))
-                .route(web::post().to(oauth::token_post))
-                .default_service(web::to(oauth::post_only)),
-        )
-        .service(
-            web::resource("/oauth/register")
-                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
-                .route(web::post().to(register::register_post)),
-        )
-        .service(
-            web::resource("/oauth/register/{client_id}")
-                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
-                .route(web::get().to(register::read_get))
-                .route(web::put().to(register::update_put))
-                .route(web::delete().to(register::delete)),
-        )
-        .service(
-            web::scope(API_V1)
-                .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
-                .wrap(from_fn(api::auth::rate_limit_headers))
-                .service(
-                    api_v1("/api/v1/openapi.json").route(web::get().to(api::openapi::openapi_get)),
-                )
-                .service(
-                    api_v1("/api/v1/keys/verify").route(web::post().to(api::verify::verify_post)),
-                )
-                .service(
-                    api_v1("/api/v1/api-keys")
-                        .route(web::get().to(api::keys::list_get))
-                        .route(web::post().to(api::keys::create_post)),
-                )
-                .service(api_v1("/api/v1/api-keys/{id}").route(web::delete().to(api::keys::delete)))
-                .service(
-                    api_v1("/api/v1/api-keys/{id}/roll")
-                        .route(web::post().to(api::keys::roll_post)),
-                )
-                .service(
-                    api_v1("/api/v1/clients")
-                        .route(web::get().to(api::clients::list_get))
-                        .route(web::post().to(api::clients::create_post)),
-                )
-                .service(
-                    api_v1("/api/v1/clients/{client_id}")
-                        .route(web::get().to(api::clients::get))
-                        .route(web::put().to(api::clients::update_put))
-                        .route(web::delete().to(api::clients::delete_client)),
-                )
-                .service(
-                    api_v1("/api/v1/clients/{client_id}/secret")
-                        .route(web::post().to(api::clients::secret_post)),
-                )
-                .service(
-                    api_v1("/api/v1/orgs/{org_id}/members")
-                        .route(web::get().to(api::members::list_get))
-                        .route(web::post().to(api::members::add_post)),
-                )
-                .service(
-                    api_v1("/api/v1/orgs/{org_id}/members/{user_id}")
-                        .route(web::patch().to(api::members::role_patch))
-                        .route(web::delete().to(api::members::delete)),
-                ),
-        );
+    let (top, api) = endpoints();
+    for e in top {
+        cfg.service(e.into_resource());
+    }
+    let mut scope = web::scope(API_V1)
+        .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+        .wrap(from_fn(api::auth::rate_limit_headers))
+        .default_service(web::to(endpoint::api_not_found));
+    for e in api {
+        scope = scope.service(e.into_resource());
+    }
+    cfg.service(scope)
+        .default_service(web::to(endpoint::page_not_found));
+}
+
+/// Every path the server serves (as a client writes it) and its methods: the table the
+/// route tests walk.
+pub fn route_table() -> Vec<(&'static str, Vec<actix_web::http::Method>)> {
+    let (top, api) = endpoints();
+    top.iter()
+        .chain(api.iter())
+        .map(Endpoint::describe)
+        .collect()
 }
 
 /// Runs `f` with a pooled connection on the blocking thread pool. Pool exhaustion, an

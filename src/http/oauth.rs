@@ -75,6 +75,7 @@ pub async fn token_post(
     let authorization = authorization_header(&req);
     let presented = client_auth::presented(authorization, &form)?;
     let request = token::parse(&form)?;
+    let grant = request.grant_type();
     // docs/security.md K2: a client id (or an address) guessing secrets is slowed down.
     let ip = peer_ip(&req);
     let client_id = presented.client_id().to_string();
@@ -117,18 +118,11 @@ pub async fn token_post(
         }
         other => other?,
     };
+    state.metrics.token_issued(grant);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
         .json(response))
-}
-
-/// Any other method on a POST-only OAuth endpoint (docs/security.md D1).
-pub async fn post_only() -> HttpResponse {
-    HttpResponse::MethodNotAllowed()
-        .insert_header((header::ALLOW, "POST"))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({"error": "invalid_request", "error_description": "Use POST."}))
 }
 
 fn no_store(body: serde_json::Value) -> HttpResponse {

@@ -94,9 +94,9 @@ pub fn s256(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
-/// Revokes a grant and every refresh token of it.
-pub fn revoke_grant(conn: &mut DbConnection, grant_id: &str, now: Timestamp) -> QueryResult<()> {
-    diesel::update(
+/// Revokes a grant and every refresh token of it; true when the grant was live until now.
+pub fn revoke_grant(conn: &mut DbConnection, grant_id: &str, now: Timestamp) -> QueryResult<bool> {
+    let newly = diesel::update(
         grants::table
             .find(grant_id)
             .filter(grants::revoked_at.is_null()),
@@ -110,7 +110,7 @@ pub fn revoke_grant(conn: &mut DbConnection, grant_id: &str, now: Timestamp) -> 
     )
     .set(refresh_tokens::revoked_at.eq(now))
     .execute(conn)?;
-    Ok(())
+    Ok(newly > 0)
 }
 
 /// Redeems a code for `client_id` (RFC 6749 §4.1.3). Call in a write transaction: the

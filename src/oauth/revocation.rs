@@ -13,6 +13,7 @@ use crate::crypto::sha256_hex;
 use crate::db::DbConnection;
 use crate::db::schema::{refresh_tokens, revoked_jtis};
 use crate::error::{ErrorCode, OAuthError};
+use crate::metrics::Revocation;
 use crate::tokens::keys::KeySet;
 use crate::tokens::verify::{Expect, verify_access_token};
 
@@ -23,7 +24,8 @@ fn not_yours() -> OAuthError {
     )
 }
 
-/// Revokes `token` on behalf of `client` (call in a write transaction).
+/// Revokes `token` on behalf of `client` (call in a write transaction). Returns what was
+/// revoked now: nothing for an unknown, dead or already revoked token.
 pub fn revoke(
     conn: &mut DbConnection,
     keys: &KeySet,
@@ -32,10 +34,10 @@ pub fn revoke(
     client: &ClientRow,
     token: &str,
     now: Timestamp,
-) -> Result<(), OAuthError> {
+) -> Result<Option<Revocation>, OAuthError> {
     if token.matches('.').count() == 2 {
         let Some(claims) = verify_access_token(keys, token, expect) else {
-            return Ok(());
+            return Ok(None);
         };
         if claims.client_id != client.id {
             return Err(not_yours());
@@ -53,8 +55,9 @@ pub fn revoke(
                     revoked_jtis::expires_at.eq(claims.exp),
                 ))
                 .execute(conn)?;
+            return Ok(Some(Revocation::AccessToken));
         }
-        return Ok(());
+        return Ok(None);
     }
     if token.starts_with(&format!("{key_prefix}_rt_")) {
         let row: Option<(String, String)> = refresh_tokens::table
@@ -63,13 +66,13 @@ pub fn revoke(
             .first(conn)
             .optional()?;
         let Some((grant_id, owner)) = row else {
-            return Ok(());
+            return Ok(None);
         };
         if owner != client.id {
             return Err(not_yours());
         }
-        revoke_grant(conn, &grant_id, now)?;
-        return Ok(());
+        let newly = revoke_grant(conn, &grant_id, now)?;
+        return Ok(newly.then_some(Revocation::RefreshToken));
     }
     if crate::api_keys::format::parse(token, key_prefix).is_ok() {
         return Err(OAuthError::new(
@@ -77,7 +80,7 @@ pub fn revoke(
             "API keys are revoked through /api/v1/api-keys.",
         ));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// RFC 7009 §2.1: authenticates the client, then revokes `token` for it in one write
@@ -97,7 +100,7 @@ pub fn revoke_for_client(
         leeway: st.settings.jwt_leeway_seconds,
         now: ctx.now,
     };
-    crate::db::write_tx(conn, |conn| {
+    let revoked = crate::db::write_tx(conn, |conn| {
         revoke(
             conn,
             &keys,
@@ -109,6 +112,9 @@ pub fn revoke_for_client(
         )
     })?;
     ctx.tokens_changed();
+    if let Some(kind) = revoked {
+        ctx.revoked(kind);
+    }
     Ok(())
 }
 

@@ -33,6 +33,17 @@ pub enum TokenRequest {
     },
 }
 
+impl TokenRequest {
+    /// The grant this request uses.
+    pub fn grant_type(&self) -> GrantType {
+        match self {
+            Self::AuthorizationCode { .. } => GrantType::AuthorizationCode,
+            Self::RefreshToken { .. } => GrantType::RefreshToken,
+            Self::ClientCredentials { .. } => GrantType::ClientCredentials,
+        }
+    }
+}
+
 /// What issuing needs besides the database.
 #[derive(Debug, Clone, Copy)]
 pub struct Issuing<'a> {

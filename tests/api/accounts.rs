@@ -12,6 +12,7 @@ crate::on_both_backends!(
     h4_sessions_are_httponly_rotated_at_login_and_dead_after_logout,
     h6_unknown_email_and_wrong_password_look_the_same,
     k1_repeated_failures_are_throttled_with_retry_after,
+    h1_every_form_without_a_usable_token_is_403_and_changes_nothing,
 );
 
 const PW: &str = "correct horse battery";
@@ -337,4 +338,208 @@ async fn k1_repeated_failures_are_throttled_with_retry_after(backend: Backend) {
         303,
         "unlocked after the window"
     );
+}
+
+/// The bodies a forged or broken form post may carry, each built around the form's real
+/// fields (`good`, with the right token): every one must be refused like a wrong token.
+fn broken_bodies(good: &[(&str, String)]) -> Vec<(&'static str, Option<&'static str>, String)> {
+    let form = |fields: Vec<(&str, String)>| serde_urlencoded::to_string(fields).expect("form");
+    let without_token: Vec<_> = good
+        .iter()
+        .filter(|(k, _)| *k != "csrf_token")
+        .cloned()
+        .collect();
+    let wrong_token: Vec<_> = good
+        .iter()
+        .map(|(k, v)| {
+            let v = if *k == "csrf_token" {
+                "forged".to_string()
+            } else {
+                v.clone()
+            };
+            (*k, v)
+        })
+        .collect();
+    let json: serde_json::Map<String, serde_json::Value> = good
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+        .collect();
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+    vec![
+        ("missing token", FORM, form(without_token)),
+        (
+            "empty token",
+            FORM,
+            form(vec![("csrf_token", String::new())]),
+        ),
+        ("empty body", FORM, String::new()),
+        ("no content type", None, form(good.to_vec())),
+        ("text/plain", Some("text/plain"), form(good.to_vec())),
+        (
+            "json",
+            Some("application/json"),
+            serde_json::Value::Object(json).to_string(),
+        ),
+        ("wrong token", FORM, form(wrong_token)),
+    ]
+}
+
+async fn post_raw(
+    b: &reqwest::Client,
+    url: &str,
+    content_type: Option<&str>,
+    body: String,
+) -> reqwest::Response {
+    let mut req = b.post(url).body(body);
+    if let Some(ct) = content_type {
+        req = req.header("Content-Type", ct);
+    }
+    req.send().await.expect("post")
+}
+
+/// Rows in `table` (a `tessera::db::schema` table).
+macro_rules! count {
+    ($app:expr, $table:path) => {{
+        use diesel::{QueryDsl, RunQueryDsl};
+        let mut conn = $app.state.pool.get().expect("conn");
+        $table.count().get_result::<i64>(&mut conn).expect("count")
+    }};
+}
+
+/// docs/security.md H1: login, signup, consent and logout refuse a post without a usable
+/// `csrf_token` (missing, empty, an empty body, no or another content type, a wrong token)
+/// with the same 403 page, and nothing happens: no session, no account, no consent, no
+/// code, no logout. The real form works afterwards.
+async fn h1_every_form_without_a_usable_token_is_403_and_changes_nothing(backend: Backend) {
+    use tessera::db::schema::{consents, sessions, users};
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let ada = app.user("ada@example.com").await;
+
+    // Login and signup, from a fresh browser with its pre-session cookie.
+    for (path, email) in [
+        ("/login", "ada@example.com"),
+        ("/signup", "bob@example.com"),
+    ] {
+        let b = app.browser();
+        let page = b
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("html");
+        let good = vec![
+            ("email", email.to_string()),
+            ("password", PW.to_string()),
+            ("csrf_token", hidden(&page, "csrf_token")),
+            ("return_to", "/".to_string()),
+        ];
+        let (n_sessions, n_users) = (count!(app, sessions::table), count!(app, users::table));
+        for (case, ct, body) in broken_bodies(&good) {
+            let r = post_raw(&b, &format!("{}{path}", app.address), ct, body).await;
+            assert_eq!(r.status(), 403, "{path}: {case}");
+            assert!(session_cookie(&r).is_none(), "{path}: {case}");
+            assert!(
+                r.text().await.expect("html").contains("Form expired"),
+                "{path}: {case}"
+            );
+        }
+        assert_eq!(
+            count!(app, sessions::table),
+            n_sessions,
+            "{path}: no session"
+        );
+        assert_eq!(count!(app, users::table), n_users, "{path}: no account");
+        let home = b
+            .get(format!("{}/", app.address))
+            .send()
+            .await
+            .expect("home");
+        assert_eq!(home.status(), 303, "{path}: not signed in");
+        let r = post_raw(
+            &b,
+            &format!("{}{path}", app.address),
+            Some("application/x-www-form-urlencoded"),
+            serde_urlencoded::to_string(&good).expect("form"),
+        )
+        .await;
+        assert_eq!(r.status(), 303, "{path}: the real form works");
+    }
+
+    // Consent: no decision is taken, nothing is remembered, the request stays answerable.
+    let client = app.web_client("inference:read");
+    let (_, challenge) = crate::helpers::oauth::pkce();
+    let params = [
+        ("response_type", "code"),
+        ("client_id", client.id.as_str()),
+        ("redirect_uri", crate::helpers::oauth::REDIRECT),
+        ("scope", "inference:read"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let html = app
+        .authorize_get(&ada, &params)
+        .await
+        .text()
+        .await
+        .expect("html");
+    let good = vec![
+        ("request", hidden(&html, "request")),
+        ("csrf_token", hidden(&html, "csrf_token")),
+        ("decision", "approve".to_string()),
+    ];
+    let url = format!("{}/oauth/authorize", app.address);
+    for (case, ct, body) in broken_bodies(&good) {
+        let r = post_raw(&ada, &url, ct, body).await;
+        assert_eq!(r.status(), 403, "consent: {case}");
+        assert!(r.headers().get("location").is_none(), "consent: {case}");
+    }
+    assert_eq!(count!(app, consents::table), 0, "no consent stored");
+    assert_eq!(
+        app.authorize_get(&ada, &params).await.status(),
+        200,
+        "the consent page is still asked"
+    );
+    let r = post_raw(
+        &ada,
+        &url,
+        Some("application/x-www-form-urlencoded"),
+        serde_urlencoded::to_string(&good).expect("form"),
+    )
+    .await;
+    assert_eq!(r.status(), 303, "the real consent form works");
+    assert_eq!(count!(app, consents::table), 1);
+
+    // Logout: still signed in after every broken post.
+    let page = ada
+        .get(format!("{}/logout", app.address))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    let good = vec![("csrf_token", hidden(&page, "csrf_token"))];
+    let url = format!("{}/logout", app.address);
+    for (case, ct, body) in broken_bodies(&good) {
+        let r = post_raw(&ada, &url, ct, body).await;
+        assert_eq!(r.status(), 403, "logout: {case}");
+        let home = ada
+            .get(format!("{}/", app.address))
+            .send()
+            .await
+            .expect("home");
+        assert_eq!(home.status(), 200, "logout: {case}: still signed in");
+    }
+    let r = post_raw(
+        &ada,
+        &url,
+        Some("application/x-www-form-urlencoded"),
+        serde_urlencoded::to_string(&good).expect("form"),
+    )
+    .await;
+    assert_eq!(r.status(), 303, "the real logout form works");
 }

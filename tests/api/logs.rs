@@ -1,6 +1,7 @@
 //! docs/security.md H7: secrets never reach the logs. The real binary serves with `RUST_LOG=trace`
 //! while a full flow runs against it; afterwards no issued code, token, secret or password
-//! appears anywhere in what it logged.
+//! appears anywhere in what it logged. And docs/spec.md §7: at the default level, an access
+//! line per request and a warning per refused authentication or throttled request.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -245,4 +246,193 @@ async fn h7_a_full_flow_under_trace_logging_logs_no_secret() {
     {
         assert!(!logs.contains(part));
     }
+}
+
+/// Starts the real binary in `dir` with the default log level (no `RUST_LOG`), its stderr
+/// in `log` (a file: not a terminal); returns the child and its base URL.
+fn serve_default_logging(
+    dir: &std::path::Path,
+    log: &std::path::Path,
+) -> (std::process::Child, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir)
+        .args(["--bind", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("serve");
+    let first = BufReader::new(server.stdout.take().expect("stdout"))
+        .lines()
+        .next()
+        .expect("line")
+        .expect("utf8");
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("url")
+        .to_string();
+    (server, base)
+}
+
+/// docs/spec.md §7: at the default level every request has an `info` access line (route
+/// pattern, status, latency in ms rounded to a tenth; no query string or path value), every
+/// refused authentication (login, client authentication, bearer, verify caller) and every
+/// throttled request a `warn` line; no ANSI colours when stderr is not a terminal.
+#[actix_web::test]
+async fn access_lines_at_info_and_refusals_at_warn_without_colours_off_a_terminal() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log_path = dir.path().join("server.log");
+    let (mut server, base) = serve_default_logging(dir.path(), &log_path);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let secret_query = "token=tsr_sk_QueryStringSecret0000000000";
+    let r = http
+        .get(format!("{base}/healthz?{secret_query}"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(format!("{base}/oauth/register/client-id-in-the-path"))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(r.status(), 401, "bearer missing");
+    let r = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth("no-such-client", Some("wrong-secret-value"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(r.status(), 401, "client authentication");
+    let r = http
+        .get(format!("{base}/api/v1/api-keys"))
+        .bearer_auth("tsr_sk_NotAKeyNotAKeyNotAKeyNotAKey000000")
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(r.status(), 401, "bearer");
+    let r = http
+        .post(format!("{base}/api/v1/keys/verify"))
+        .basic_auth("no-such-server", Some("wrong-secret-value"))
+        .json(&serde_json::json!({"key": "tsr_sk_x"}))
+        .send()
+        .await
+        .expect("verify");
+    assert_eq!(r.status(), 401, "verify caller");
+    // Failed logins until the throttle answers 429.
+    let b = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = b
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    let token = hidden(&page, "csrf_token");
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        let r = b
+            .post(format!("{base}/login"))
+            .form(&[
+                ("email", "nobody@example.com"),
+                ("password", "wrong-password-value"),
+                ("csrf_token", token.as_str()),
+            ])
+            .send()
+            .await
+            .expect("login");
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|&&s| s == 401).count(), 10);
+    assert_eq!(statuses.last(), Some(&429));
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    let logs = std::fs::read_to_string(&log_path).expect("logs");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "no ANSI escapes off a terminal:\n{logs}"
+    );
+    assert!(
+        !logs.contains("DEBUG") && !logs.contains("TRACE"),
+        "default level is info"
+    );
+    for leaked in [
+        "QueryStringSecret",
+        "client-id-in-the-path",
+        "wrong-secret-value",
+        "NotAKey",
+        "nobody@example.com",
+        "wrong-password-value",
+        token.as_str(),
+    ] {
+        assert!(!logs.contains(leaked), "{leaked} in the logs:\n{logs}");
+    }
+    let lines: Vec<&str> = logs.lines().collect();
+    let find = |level: &str, route: &str, status: u16, message: &str| -> Vec<&str> {
+        lines
+            .iter()
+            .copied()
+            .filter(|l| {
+                l.contains(level)
+                    && l.contains(message)
+                    && l.contains(&format!("route=\"{route}\" "))
+                    && l.contains(&format!("status={status}"))
+            })
+            .collect()
+    };
+    let access = find(" INFO ", "/healthz", 200, "request");
+    assert_eq!(access.len(), 1, "{logs}");
+    assert!(access[0].contains(r#"method="GET""#), "{}", access[0]);
+    let latency = access[0]
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("latency_ms="))
+        .expect("latency_ms");
+    let value: f64 = latency.parse().expect("a number");
+    assert!(value >= 0.0, "{latency}");
+    assert!(
+        latency.split('.').nth(1).is_none_or(|d| d.len() <= 1),
+        "rounded to a tenth: {latency}"
+    );
+    for (route, status) in [
+        ("/oauth/register/{client_id}", 401),
+        ("/oauth/token", 401),
+        ("/api/v1/api-keys", 401),
+        ("/api/v1/keys/verify", 401),
+        ("/login", 401),
+        ("/login", 429),
+    ] {
+        assert!(
+            !find(" INFO ", route, status, "request").is_empty(),
+            "access line for {route} {status}:\n{logs}"
+        );
+        let message = if status == 429 {
+            "throttled"
+        } else {
+            "authentication failed"
+        };
+        let warned = find(" WARN ", route, status, message);
+        assert!(
+            !warned.is_empty(),
+            "warn line for {route} {status}:\n{logs}"
+        );
+        assert!(warned[0].contains(r#"peer="127.0.0.1""#), "{}", warned[0]);
+    }
+    assert_eq!(
+        find(" WARN ", "/login", 401, "authentication failed").len(),
+        10
+    );
 }

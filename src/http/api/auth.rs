@@ -119,6 +119,9 @@ pub async fn authenticate(
         }
         Err((e, rate)) => {
             req.extensions_mut().insert(CallerRate(rate));
+            if matches!(e, BearerError::RateLimited { .. }) {
+                state.metrics.rate_limited();
+            }
             Err(ApiError::from(e).with_rate(rate))
         }
     }

@@ -207,6 +207,11 @@ pub async fn verify_post(
         }
         other => other?,
     };
+    state.metrics.verification(v.code);
+    if v.code == Code::RateLimited {
+        state.metrics.rate_limited();
+        tracing::warn!(key_id = ?v.key.as_ref().map(|k| &k.id), "verify: API key rate limit spent");
+    }
     let rate = v.rate;
     let key = v.key.as_ref();
     Ok(json_response(

@@ -8,7 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{cookie, current_session, error_page, page, same_origin, see_other};
+use super::signed_in::{Fields, FormBody, csrf_ok, forbidden_form};
+use super::{cookie, current_session, page, see_other};
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::http::with_db;
@@ -47,17 +48,21 @@ pub struct ReturnTo {
     return_to: Option<String>,
 }
 
-#[derive(Deserialize)]
-pub struct CredentialsForm {
+/// The fields of the login and signup forms.
+struct CredentialsForm {
     email: String,
     password: String,
-    csrf_token: String,
     return_to: Option<String>,
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf_token: String,
+impl CredentialsForm {
+    fn from_fields(f: &Fields) -> Self {
+        Self {
+            email: f.get("email").unwrap_or("").to_string(),
+            password: f.get("password").unwrap_or("").to_string(),
+            return_to: f.get("return_to").map(str::to_string),
+        }
+    }
 }
 
 fn encode(s: &str) -> String {
@@ -72,12 +77,16 @@ fn pre_session(req: &HttpRequest) -> (String, bool) {
     }
 }
 
-fn pre_csrf_ok(req: &HttpRequest, purpose: &str, presented: &str) -> bool {
-    req.cookie(PRE_SESSION_COOKIE).is_some_and(|c| {
-        crate::crypto::constant_time_eq(
-            csrf_token(c.value(), purpose).as_bytes(),
-            presented.as_bytes(),
-        )
+/// The CSRF check of a form posted before login: the token is the pre-session cookie's
+/// for `purpose` (docs/security.md H1).
+fn pre_csrf_ok(req: &HttpRequest, state: &AppState, purpose: &str, fields: &Fields) -> bool {
+    csrf_ok(req, state, fields, |presented| {
+        req.cookie(PRE_SESSION_COOKIE).is_some_and(|c| {
+            crate::crypto::constant_time_eq(
+                csrf_token(c.value(), purpose).as_bytes(),
+                presented.as_bytes(),
+            )
+        })
     })
 }
 
@@ -137,14 +146,6 @@ fn signup_page(
     error: Option<&str>,
 ) -> HttpResponse {
     credentials_page(req, state, true, status, return_to, email, error)
-}
-
-fn forbidden() -> HttpResponse {
-    error_page(
-        StatusCode::FORBIDDEN,
-        "Request refused",
-        "The form expired or did not come from this site. Go back, reload and try again.",
-    )
 }
 
 /// Starts a session: a fresh id (never the pre-login one), the old session dropped.
@@ -229,14 +230,14 @@ async fn check_password(
 
 pub async fn login_post(
     req: HttpRequest,
-    form: web::Form<CredentialsForm>,
+    FormBody(fields): FormBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let form = form.into_inner();
-    let return_to = safe_return_to(form.return_to.as_deref());
-    if !same_origin(&req, &state) || !pre_csrf_ok(&req, "login", &form.csrf_token) {
-        return Ok(forbidden());
+    if !pre_csrf_ok(&req, &state, "login", &fields) {
+        return Ok(forbidden_form());
     }
+    let form = CredentialsForm::from_fields(&fields);
+    let return_to = safe_return_to(form.return_to.as_deref());
     let email =
         users::normalize_email(&form.email).unwrap_or_else(|_| form.email.trim().to_string());
     let ip = req
@@ -265,6 +266,7 @@ pub async fn login_post(
         }
         None => {
             state.login_throttle.record_failure(&email, &ip, now);
+            state.metrics.login_failure();
             Ok(login_page(
                 &req,
                 &state,
@@ -295,14 +297,14 @@ pub async fn signup_get(
 
 pub async fn signup_post(
     req: HttpRequest,
-    form: web::Form<CredentialsForm>,
+    FormBody(fields): FormBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let form = form.into_inner();
-    let return_to = safe_return_to(form.return_to.as_deref());
-    if !same_origin(&req, &state) || !pre_csrf_ok(&req, "signup", &form.csrf_token) {
-        return Ok(forbidden());
+    if !pre_csrf_ok(&req, &state, "signup", &fields) {
+        return Ok(forbidden_form());
     }
+    let form = CredentialsForm::from_fields(&fields);
+    let return_to = safe_return_to(form.return_to.as_deref());
     let bad = |msg: &str| {
         signup_page(
             &req,
@@ -363,14 +365,14 @@ pub async fn logout_get(
 
 pub async fn logout_post(
     req: HttpRequest,
-    form: web::Form<CsrfForm>,
+    FormBody(fields): FormBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let Some(session) = current_session(&req, &state).await? else {
-        return Ok(forbidden());
+        return Ok(forbidden_form());
     };
-    if !same_origin(&req, &state) || !session.csrf_ok("logout", &form.csrf_token) {
-        return Ok(forbidden());
+    if !csrf_ok(&req, &state, &fields, |t| session.csrf_ok("logout", t)) {
+        return Ok(forbidden_form());
     }
     let id = session.id_hash.clone();
     with_db(&state, move |conn| {

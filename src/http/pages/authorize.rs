@@ -2,18 +2,17 @@
 //! and `POST /oauth/authorize` (the consent decision). RFC 6749 §4.1, RFC 9207 (`iss` on
 //! every response to the client), docs/spec.md §3 and §6.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
-use askama::Template;
-use serde::Deserialize;
-
-use super::{current_session, error_page, page, same_origin, see_other};
+use super::signed_in::{FormBody, csrf_ok, forbidden_form};
+use super::{current_session, error_page, page, see_other};
 use crate::app::AppState;
 use crate::consent::decision::{self, Decided, Next};
 use crate::error::AppError;
 use crate::http::with_db;
 use crate::oauth::authorize::{self, AuthorizeError, AuthorizeQuery, ValidRequest};
 use crate::scope::ScopeSet;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
 
 #[derive(Template)]
 #[template(path = "consent.html")]
@@ -28,13 +27,6 @@ struct ConsentPage<'a> {
     redirect_host: &'a str,
     csrf_token: &'a str,
     request_id: &'a str,
-}
-
-#[derive(Deserialize)]
-pub struct ConsentForm {
-    request: String,
-    csrf_token: String,
-    decision: String,
 }
 
 /// A redirect to the client (302 after a GET; 303 after the consent POST, docs/security.md A9).
@@ -194,25 +186,18 @@ pub async fn authorize_get(
 /// only its id, the CSRF token and the decision (docs/security.md A11, H1).
 pub async fn authorize_post(
     req: HttpRequest,
-    form: web::Form<ConsentForm>,
+    FormBody(fields): FormBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let forbidden = || {
-        error_page(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "The form expired or did not come from this site.",
-        )
-    };
     let Some(session) = current_session(&req, &state).await? else {
-        return Ok(forbidden());
+        return Ok(forbidden_form());
     };
-    if !same_origin(&req, &state)
-        || !session.csrf_ok(&format!("consent:{}", form.request), &form.csrf_token)
-    {
-        return Ok(forbidden());
+    let request = fields.get("request").unwrap_or("").to_string();
+    let purpose = format!("consent:{request}");
+    if request.is_empty() || !csrf_ok(&req, &state, &fields, |t| session.csrf_ok(&purpose, t)) {
+        return Ok(forbidden_form());
     }
-    let approve = match form.decision.as_str() {
+    let approve = match fields.get("decision").unwrap_or("") {
         "approve" => true,
         "deny" => false,
         _ => {
@@ -224,7 +209,7 @@ pub async fn authorize_post(
         }
     };
     let st = state.clone();
-    let id = form.request.clone();
+    let id = request;
     let result = with_db(&state, move |conn| {
         decision::decide(conn, &st.ctx(), &session, &id, approve)
     })

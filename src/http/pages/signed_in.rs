@@ -129,6 +129,51 @@ pub fn forbidden_form() -> HttpResponse {
     )
 }
 
+/// The fields of a posted form. Only an `application/x-www-form-urlencoded` body has fields:
+/// no body, an empty one, a body without `Content-Type` or of another type (or one over the
+/// payload limit) yields no fields at all, so a form handler sees no `csrf_token` and answers
+/// the same 403 as for a wrong one ([`csrf_ok`], docs/security.md H1). Never fails: every
+/// page form goes through it, so no body shape reaches actix's own 400 or 415.
+pub struct FormBody(pub Fields);
+
+fn is_form(req: &HttpRequest) -> bool {
+    req.content_type()
+        .trim()
+        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+}
+
+impl FromRequest for FormBody {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let form = is_form(req);
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let body = bytes.await.unwrap_or_default();
+            if !form {
+                return Ok(FormBody(Fields::default()));
+            }
+            Ok(FormBody(Fields(
+                url::form_urlencoded::parse(&body).into_owned().collect(),
+            )))
+        })
+    }
+}
+
+/// The CSRF check of every page form (docs/security.md H1): the browser's `Origin` is not
+/// another site's, and the form's `csrf_token` is the one `expected` accepts (bound to a
+/// session or, before login, to the pre-session cookie, and to the form's purpose). A missing
+/// or empty token fails like a wrong one.
+pub fn csrf_ok(
+    req: &HttpRequest,
+    state: &AppState,
+    fields: &Fields,
+    expected: impl FnOnce(&str) -> bool,
+) -> bool {
+    same_origin(req, state) && expected(fields.get("csrf_token").unwrap_or(""))
+}
+
 /// A form posted by a signed-in user, its CSRF token checked against the path it was
 /// posted to. Any body (none, empty, another content type) without the right token is the
 /// same 403.
@@ -140,10 +185,9 @@ impl FromRequest for CsrfForm {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let req = req.clone();
-        let bytes = web::Bytes::from_request(&req, payload);
+        let body = FormBody::from_request(&req, payload);
         Box::pin(async move {
-            let body = bytes.await.unwrap_or_default();
-            let fields = Fields(url::form_urlencoded::parse(&body).into_owned().collect());
+            let FormBody(fields) = body.await?;
             let state = state_of(&req)?;
             // SignedIn, declared before, already loaded the session.
             let cached = req.extensions().get::<Session>().cloned();
@@ -152,8 +196,7 @@ impl FromRequest for CsrfForm {
                 None => current_session(&req, &state).await?,
             };
             let ok = session.is_some_and(|s| {
-                same_origin(&req, &state)
-                    && s.csrf_ok(req.path(), fields.get("csrf_token").unwrap_or(""))
+                csrf_ok(&req, &state, &fields, |token| s.csrf_ok(req.path(), token))
             });
             if !ok {
                 return Err(early(forbidden_form()));
