@@ -2,6 +2,7 @@
 //! [`routes`]; tests boot the same routing.
 
 pub mod api;
+pub mod cors;
 pub mod errors;
 pub mod metrics;
 pub mod oauth;
@@ -117,13 +118,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(ops::healthz_get))
         .route("/readyz", web::get().to(ops::readyz_get))
         .route("/metrics", web::get().to(ops::metrics_get))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            web::get().to(well_known::metadata_get),
+        .service(
+            web::resource("/.well-known/oauth-authorization-server")
+                .wrap(from_fn(cors::get))
+                .route(web::get().to(well_known::metadata_get)),
         )
-        .route(
-            "/.well-known/jwks.json",
-            web::get().to(well_known::jwks_get),
+        .service(
+            web::resource("/.well-known/jwks.json")
+                .wrap(from_fn(cors::get))
+                .route(web::get().to(well_known::jwks_get)),
         )
         .service(
             web::resource("/oauth/introspect")
@@ -134,23 +137,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/oauth/revoke")
                 .app_data(web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT))
+                .wrap(from_fn(cors::post))
                 .route(web::post().to(oauth::revoke_post))
                 .default_service(web::to(oauth::post_only)),
         )
         .service(
             web::resource("/oauth/token")
                 .app_data(web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT))
+                .wrap(from_fn(cors::post))
                 .route(web::post().to(oauth::token_post))
                 .default_service(web::to(oauth::post_only)),
         )
         .service(
             web::resource("/oauth/register")
                 .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+                .wrap(from_fn(cors::post))
                 .route(web::post().to(register::register_post)),
         )
         .service(
             web::resource("/oauth/register/{client_id}")
                 .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
+                .wrap(from_fn(cors::get_put_delete))
                 .route(web::get().to(register::read_get))
                 .route(web::put().to(register::update_put))
                 .route(web::delete().to(register::delete)),
