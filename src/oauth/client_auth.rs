@@ -82,6 +82,9 @@ pub fn authenticate_resource_server(
 /// Form-urldecoding of one Basic credential half (RFC 6749 §2.3.1).
 fn form_decode(s: &str) -> Option<String> {
     let form = StrictForm::parse(format!("v={s}").as_bytes()).ok()?;
+    if form.is_unprintable("v") {
+        return None;
+    }
     Some(form.get("v").unwrap_or_default().to_string())
 }
 
@@ -97,6 +100,16 @@ pub fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
 
 /// Reads the credentials from the `Authorization` header and the body.
 pub fn presented(authorization: Option<&str>, form: &StrictForm) -> Result<Presented, OAuthError> {
+    // docs/security.md J4: a client id or secret outside VSCHAR (RFC 6749 Appendix A) is a
+    // malformed request; it never reads as absent and never matches a stored client.
+    if form
+        .unprintable_among(&["client_id", "client_secret"])
+        .is_some()
+    {
+        return Err(OAuthError::invalid_request(
+            "client_id or client_secret has characters outside RFC 6749's VSCHAR.",
+        ));
+    }
     let body_id = form.get("client_id");
     let body_secret = form.get("client_secret");
     if let Some(header) = authorization {

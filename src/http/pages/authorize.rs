@@ -5,7 +5,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use serde::Deserialize;
 
 use super::{current_session, error_page, page, same_origin, see_other};
 use crate::app::AppState;
@@ -13,6 +12,7 @@ use crate::consent::decision::{self, Decided, Next};
 use crate::error::AppError;
 use crate::http::with_db;
 use crate::oauth::authorize::{self, AuthorizeError, AuthorizeQuery, ValidRequest};
+use crate::oauth::form::StrictForm;
 use crate::scope::ScopeSet;
 
 #[derive(Template)]
@@ -28,13 +28,6 @@ struct ConsentPage<'a> {
     redirect_host: &'a str,
     csrf_token: &'a str,
     request_id: &'a str,
-}
-
-#[derive(Deserialize)]
-pub struct ConsentForm {
-    request: String,
-    csrf_token: String,
-    decision: String,
 }
 
 /// A redirect to the client (302 after a GET; 303 after the consent POST, docs/security.md A9).
@@ -191,10 +184,15 @@ pub async fn authorize_get(
 }
 
 /// The consent form's target. Everything comes from the stored request; the form carries
-/// only its id, the CSRF token and the decision (docs/security.md A11, H1).
+/// only its id, the CSRF token and the decision (docs/security.md A11, H1). A form whose
+/// request id or CSRF token is missing, repeated or wrong is refused with 403 and nothing
+/// changes. Once both check out, the pending request (and with it the client and its
+/// redirect URI) is verified, so any other fault in the form, such as a repeated parameter
+/// or an unknown decision, is answered by redirect with `invalid_request`, `state` and
+/// `iss` (RFC 6749 §4.1.2.1), and the request is used up.
 pub async fn authorize_post(
     req: HttpRequest,
-    form: web::Form<ConsentForm>,
+    body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let forbidden = || {
@@ -207,24 +205,26 @@ pub async fn authorize_post(
     let Some(session) = current_session(&req, &state).await? else {
         return Ok(forbidden());
     };
-    if !same_origin(&req, &state)
-        || !session.csrf_ok(&format!("consent:{}", form.request), &form.csrf_token)
+    // A body that is not a form has no readable token: the same as a wrong one.
+    let form = StrictForm::parse(&body).unwrap_or_default();
+    let (Some(id), Some(token)) = (form.get("request"), form.get("csrf_token")) else {
+        return Ok(forbidden());
+    };
+    if form.is_repeated("request")
+        || form.is_repeated("csrf_token")
+        || !same_origin(&req, &state)
+        || !session.csrf_ok(&format!("consent:{id}"), token)
     {
         return Ok(forbidden());
     }
-    let approve = match form.decision.as_str() {
-        "approve" => true,
-        "deny" => false,
-        _ => {
-            return Ok(error_page(
-                StatusCode::BAD_REQUEST,
-                "Unknown decision",
-                "Choose Allow or Deny.",
-            ));
-        }
+    let decision = match (form.repeated(), form.get("decision")) {
+        (None, Some("approve")) => Ok(true),
+        (None, Some("deny")) => Ok(false),
+        _ => Err("invalid_request"),
     };
     let st = state.clone();
-    let id = form.request.clone();
+    let id = id.to_string();
+    let approve = decision == Ok(true);
     let result = with_db(&state, move |conn| {
         decision::decide(conn, &st.ctx(), &session, &id, approve)
     })
@@ -252,7 +252,7 @@ pub async fn authorize_post(
             &error_url(
                 &state,
                 &redirect_uri,
-                "access_denied",
+                decision.err().unwrap_or("access_denied"),
                 pending.state.as_deref(),
             )?,
         )),
