@@ -642,6 +642,15 @@ async fn a4_j1_j4_every_fault_after_verification_goes_back_by_redirect(backend: 
     let Some(app) = spawn_app(backend).await else {
         return;
     };
+    // What is advertised is what works (docs/security.md G8): the query response mode only.
+    let m = app
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
+    assert_eq!(m["response_modes_supported"], serde_json::json!(["query"]));
+    assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(m["request_parameter_supported"], false);
+    assert_eq!(m["request_uri_parameter_supported"], false);
+    assert!(m.get("pushed_authorization_request_endpoint").is_none());
     let client = app.web_client("inference:read");
     let signed_in = app.user("ada@example.com").await;
     let (_, challenge) = pkce();
