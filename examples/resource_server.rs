@@ -13,8 +13,8 @@
 //!   see a revocation, so a token that passes them is then introspected, and the answer is
 //!   cached for `RS_REVOCATION_CACHE_MS` (default 1000; 0 asks every time).
 //! - API keys go to `POST /api/v1/keys/verify`, which also counts the request against the
-//!   key's rate limit; the X-RateLimit headers are passed through, and RATE_LIMITED
-//!   becomes 429 with `Retry-After`.
+//!   key's rate limit; the X-RateLimit headers of a live key are passed through (a revoked,
+//!   expired or unknown key has none), and RATE_LIMITED becomes 429 with `Retry-After`.
 //! - Failures follow RFC 6750 §3: 401 with `WWW-Authenticate: Bearer` (with
 //!   `error="invalid_token"` when a credential was sent), 403 `insufficient_scope` naming
 //!   the scope; tessera unreachable is 503, never a pass.
@@ -420,11 +420,9 @@ impl Guard {
                         .json(json!({"error": {"type": "rate_limit_error", "message": message, "retry_after": wait}})),
                 )))
             }
-            "EXPIRED" => Err(with_rate(unauthorized("The API key has expired.", true))),
-            "REVOKED" => Err(with_rate(unauthorized(
-                "The API key has been revoked.",
-                true,
-            ))),
+            // A key that is not live has no budget: no rate-limit headers (docs/spec.md §5).
+            "EXPIRED" => Err(unauthorized("The API key has expired.", true)),
+            "REVOKED" => Err(unauthorized("The API key has been revoked.", true)),
             _ => Err(unauthorized("The API key is not valid.", true)),
         }
     }

@@ -181,6 +181,11 @@ pub enum ErrorCode {
     SlowDown,
 }
 
+/// The challenge of a 401 from an endpoint whose callers authenticate as clients
+/// (RFC 7617; RFC 6749 §2.3.1, §5.2).
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"tessera\", charset=\"UTF-8\"";
+const BEARER_INVALID_TOKEN: &str = "Bearer realm=\"tessera\", error=\"invalid_token\"";
+
 /// An OAuth error answered as RFC 6749 §5.2 JSON. `description` is static text, so it is
 /// always printable ASCII and never echoes input (docs/security.md D3).
 #[derive(Debug, thiserror::Error)]
@@ -188,8 +193,6 @@ pub enum ErrorCode {
 pub struct OAuthError {
     pub code: ErrorCode,
     pub description: &'static str,
-    /// `invalid_client` after HTTP Basic: answer with a `WWW-Authenticate: Basic` challenge.
-    pub basic_challenge: bool,
     /// Set for server-side failures; logged once when answered.
     pub cause: Option<AppError>,
     /// Seconds for a `Retry-After` header.
@@ -203,7 +206,6 @@ impl OAuthError {
         Self {
             code,
             description,
-            basic_challenge: false,
             cause: None,
             retry_after: None,
             forbidden: false,
@@ -212,13 +214,12 @@ impl OAuthError {
     pub fn invalid_request(description: &'static str) -> Self {
         Self::new(ErrorCode::InvalidRequest, description)
     }
-    /// The one answer for every client-authentication failure: unknown client and wrong
-    /// secret are indistinguishable (docs/security.md D4).
-    pub fn invalid_client(basic_challenge: bool) -> Self {
-        Self {
-            basic_challenge,
-            ..Self::new(ErrorCode::InvalidClient, "Client authentication failed.")
-        }
+    /// The one answer for every client-authentication failure, whatever method the client
+    /// used or if it used none: unknown client and wrong secret are indistinguishable
+    /// (docs/security.md D4), and the 401 always carries a Basic challenge (RFC 6749 §5.2,
+    /// RFC 9110 §15.5.2).
+    pub fn invalid_client() -> Self {
+        Self::new(ErrorCode::InvalidClient, "Client authentication failed.")
     }
 }
 
@@ -231,7 +232,6 @@ impl From<AppError> for OAuthError {
         Self {
             code,
             description: "",
-            basic_challenge: false,
             cause: Some(e),
             retry_after: None,
             forbidden: false,
@@ -271,10 +271,16 @@ impl ResponseError for OAuthError {
         if let Some(seconds) = self.retry_after {
             resp.insert_header(("Retry-After", seconds.to_string()));
         }
-        if self.basic_challenge {
+        // RFC 9110 §15.5.2: every 401 carries a challenge. Clients authenticate to these
+        // endpoints with HTTP Basic (or its body equivalent, RFC 6749 §2.3.1); a bearer
+        // token is what `invalid_token` refuses (RFC 6750 §3).
+        if self.status_code() == StatusCode::UNAUTHORIZED {
             resp.insert_header((
                 "WWW-Authenticate",
-                "Basic realm=\"tessera\", charset=\"UTF-8\"",
+                match self.code {
+                    ErrorCode::InvalidToken => BEARER_INVALID_TOKEN,
+                    _ => BASIC_CHALLENGE,
+                },
             ));
         }
         resp.json(json!({"error": self.code, "error_description": self.description}))

@@ -117,7 +117,9 @@ pub struct Verification {
     pub code: Code,
     /// Set whenever the key exists (whatever the verdict).
     pub key: Option<KeyRecord>,
-    /// Set whenever the key exists: the X-RateLimit facts.
+    /// Set whenever the key is live (`VALID`, `INSUFFICIENT_SCOPE`, `RATE_LIMITED`): the
+    /// X-RateLimit facts. A key that is not (`NOT_FOUND`, `REVOKED`, `EXPIRED`) has no
+    /// budget to report (docs/spec.md §5).
     pub rate: Option<RateState>,
 }
 
@@ -260,12 +262,12 @@ pub fn decide(
 ) -> Verification {
     let peek = |code| {
         let rate = rt.limiter.peek(&key.id, key.limit, now);
-        (code, rate)
+        (code, Some(rate))
     };
     let (code, rate) = if key.revoked_at.is_some_and(|r| r <= now) {
-        peek(Code::Revoked)
+        (Code::Revoked, None)
     } else if key.expires_at.is_some_and(|e| e <= now) {
-        peek(Code::Expired)
+        (Code::Expired, None)
     } else if !required.is_subset(&key.scopes) {
         peek(Code::InsufficientScope)
     } else if counting == Counting::Peek {
@@ -274,14 +276,14 @@ pub fn decide(
         let (admitted, rate) = rt.limiter.hit(&key.id, key.limit, now);
         if admitted {
             rt.usage.touch(&key.id, now);
-            (Code::Valid, rate)
+            (Code::Valid, Some(rate))
         } else {
-            (Code::RateLimited, rate)
+            (Code::RateLimited, Some(rate))
         }
     };
     Verification {
         code,
-        rate: Some(rate),
+        rate,
         key: Some(key),
     }
 }

@@ -4,7 +4,11 @@
 //! is 405 with `Allow` listing the served ones (RFC 9110 §15.5.6), in the answer shape of
 //! the endpoint's family ([`Shape`]).
 
+use std::rc::Rc;
+
+use actix_web::dev::HttpServiceFactory;
 use actix_web::http::{Method, StatusCode, header};
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{FromRequest, Handler, HttpResponse, Resource, Responder, web};
 
 use super::api::ApiError;
@@ -27,6 +31,8 @@ pub struct Endpoint {
     shape: Shape,
     resource: Resource,
     allow: Vec<Method>,
+    /// Answers cross-origin requests (docs/spec.md §3, `http::cors`).
+    cors: bool,
 }
 
 impl Endpoint {
@@ -37,7 +43,16 @@ impl Endpoint {
             shape,
             resource: web::resource(mount),
             allow: Vec::new(),
+            cors: false,
         }
+    }
+
+    /// Answers CORS preflights and cross-origin requests from any origin, without
+    /// credentials (docs/spec.md §3); only the endpoints a browser-based public client
+    /// calls (docs/security.md A8).
+    pub fn cross_origin(mut self) -> Self {
+        self.cors = true;
+        self
     }
 
     /// Request data for this endpoint only (e.g. its body limit).
@@ -113,8 +128,9 @@ impl Endpoint {
         (self.path, self.allow.clone())
     }
 
-    /// The actix resource: the routes, and the 405 for every other method.
-    pub fn into_resource(self) -> Resource {
+    /// The actix resource: the routes, the 405 for every other method, and CORS where
+    /// [`Endpoint::cross_origin`] asked for it.
+    pub fn into_resource(self) -> impl HttpServiceFactory + 'static {
         let allow = self
             .allow
             .iter()
@@ -122,10 +138,16 @@ impl Endpoint {
             .collect::<Vec<_>>()
             .join(", ");
         let shape = self.shape;
-        self.resource.default_service(web::to(move || {
-            let allow = allow.clone();
-            async move { method_not_allowed(shape, &allow) }
-        }))
+        let cors_methods: Rc<str> = Rc::from(allow.as_str());
+        self.resource
+            .default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { method_not_allowed(shape, &allow) }
+            }))
+            .wrap(Condition::new(
+                self.cors,
+                from_fn(move |req, next| super::cors::open(cors_methods.clone(), req, next)),
+            ))
     }
 }
 

@@ -158,8 +158,16 @@ impl ResponseError for ApiError {
         }
         let mut b = HttpResponse::build(self.status);
         b.insert_header((header::CACHE_CONTROL, "no-store"));
-        if let Some(c) = &self.challenge {
-            b.insert_header((header::WWW_AUTHENTICATE, c.as_str()));
+        match &self.challenge {
+            Some(c) => {
+                b.insert_header((header::WWW_AUTHENTICATE, c.as_str()));
+            }
+            // RFC 9110 §15.5.2: a 401 always names how to authenticate; `/api/v1` and
+            // registration take bearer credentials (RFC 6750 §3).
+            None if self.status == StatusCode::UNAUTHORIZED => {
+                b.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="tessera""#));
+            }
+            None => {}
         }
         if let Some(s) = self.retry_after {
             b.insert_header((header::RETRY_AFTER, s.to_string()));

@@ -2,6 +2,7 @@
 //! [`routes`]; tests boot the same routing.
 
 pub mod api;
+pub mod cors;
 pub mod deadline;
 pub mod endpoint;
 pub mod errors;
@@ -86,25 +87,33 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
         at("/healthz", Plain).get(ops::healthz_get),
         at("/readyz", Plain).get(ops::readyz_get),
         at("/metrics", Plain).get(ops::metrics_get),
-        at("/.well-known/oauth-authorization-server", Plain).get(well_known::metadata_get),
-        at("/.well-known/jwks.json", Plain).get(well_known::jwks_get),
+        at("/.well-known/oauth-authorization-server", Plain)
+            .get(well_known::metadata_get)
+            .cross_origin(),
+        at("/.well-known/jwks.json", Plain)
+            .get(well_known::jwks_get)
+            .cross_origin(),
         at("/oauth/introspect", OAuth)
             .data(token_body())
             .post(oauth::introspect_post),
         at("/oauth/revoke", OAuth)
             .data(token_body())
-            .post(oauth::revoke_post),
+            .post(oauth::revoke_post)
+            .cross_origin(),
         at("/oauth/token", OAuth)
             .data(token_body())
-            .post(oauth::token_post),
+            .post(oauth::token_post)
+            .cross_origin(),
         at("/oauth/register", OAuth)
             .data(api_body())
-            .post(register::register_post),
+            .post(register::register_post)
+            .cross_origin(),
         at("/oauth/register/{client_id}", OAuth)
             .data(api_body())
             .get(register::read_get)
             .put(register::update_put)
-            .delete(register::delete),
+            .delete(register::delete)
+            .cross_origin(),
     ];
     let api = vec![
         api_v1("/api/v1/openapi.json").get(api::openapi::openapi_get),

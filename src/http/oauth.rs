@@ -53,6 +53,20 @@ fn read_form(req: &HttpRequest, body: &[u8]) -> Result<StrictForm, OAuthError> {
     Ok(form)
 }
 
+/// The `token` of an introspection or revocation request. One with characters outside
+/// VSCHAR cannot be a token we issued: it is looked up as the empty string, which matches
+/// nothing, so the authenticated caller hears `{"active": false}` (RFC 7662 §2.2) or a
+/// plain 200 (RFC 7009 §2.2), as for any other unknown token. `token_type_hint` is only a
+/// hint and is not read (RFC 7009 §2.1).
+fn token_param(form: &StrictForm) -> Result<String, OAuthError> {
+    if form.is_unprintable("token") {
+        return Ok(String::new());
+    }
+    form.get("token")
+        .map(str::to_string)
+        .ok_or_else(|| OAuthError::invalid_request("token is missing."))
+}
+
 pub(crate) fn authorization_header(req: &HttpRequest) -> Option<&str> {
     req.headers()
         .get(header::AUTHORIZATION)
@@ -140,10 +154,7 @@ pub async fn introspect_post(
 ) -> Result<HttpResponse, OAuthError> {
     let form = read_form(&req, &body)?;
     let presented = client_auth::presented(authorization_header(&req), &form)?;
-    let token = form
-        .get("token")
-        .ok_or_else(|| OAuthError::invalid_request("token is missing."))?
-        .to_string();
+    let token = token_param(&form)?;
     let ip = peer_ip(&req);
     let caller = presented.client_id().to_string();
     let now = state.clock.now();
@@ -282,10 +293,7 @@ pub async fn revoke_post(
 ) -> Result<HttpResponse, OAuthError> {
     let form = read_form(&req, &body)?;
     let presented = client_auth::presented(authorization_header(&req), &form)?;
-    let token = form
-        .get("token")
-        .ok_or_else(|| OAuthError::invalid_request("token is missing."))?
-        .to_string();
+    let token = token_param(&form)?;
     let st = state.clone();
     with_db(&state, move |conn| {
         crate::oauth::revocation::revoke_for_client(conn, &st, &presented, &token)

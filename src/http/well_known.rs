@@ -20,6 +20,11 @@ pub fn metadata(state: &AppState) -> Value {
         "token_endpoint": format!("{issuer}/oauth/token"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
+        // Refused by redirect (docs/spec.md §3); said explicitly, since OpenID Connect
+        // Discovery §3 (whose fields RFC 8414 §7.1.2 registers) makes an omitted
+        // `request_uri_parameter_supported` mean true.
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],

@@ -45,11 +45,93 @@ impl AuthorizeQuery {
     }
 }
 
+/// The parameters that identify where an answer may go. Repeated or unprintable, they
+/// cannot be verified: an error page, never a redirect (RFC 6749 §4.1.2.1,
+/// docs/security.md A3, J1).
+const BINDING: [&str; 2] = ["client_id", "redirect_uri"];
+
+/// Parameters this endpoint reads once the client and redirect URI are verified; a value
+/// outside VSCHAR in any of them is refused by redirect. Others are ignored (RFC 6749
+/// §3.1).
+const READ_AFTER_BINDING: [&str; 8] = [
+    "response_type",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "response_mode",
+    "request",
+    "request_uri",
+];
+
+/// The error sent back to a verified redirect URI (RFC 6749 §4.1.2.1, OpenID Connect Core
+/// §3.1.2.6 for `request_not_supported` and `request_uri_not_supported`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectError {
+    InvalidRequest,
+    InvalidScope,
+    UnsupportedResponseType,
+    RequestNotSupported,
+    RequestUriNotSupported,
+}
+
+impl RedirectError {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidScope => "invalid_scope",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
+        }
+    }
+}
+
+impl AuthorizeQuery {
+    /// What is wrong with a request whose client and redirect URI are verified, before
+    /// oxide-auth looks at `response_type`, PKCE and `scope`: a repeated parameter
+    /// (RFC 6749 §3.1), a request object or `request_uri` (not supported: no PAR, RFC 9101
+    /// §5; OpenID Connect Core §6), a `response_mode` other than the one advertised
+    /// (`query`, docs/spec.md §3), or a value outside VSCHAR, answered with the code of the
+    /// parameter that carries it.
+    pub fn refusal(&self) -> Option<RedirectError> {
+        let form = self.form.as_ref()?;
+        if form.repeated().is_some() {
+            return Some(RedirectError::InvalidRequest);
+        }
+        // An empty value is an absent parameter (RFC 6749 §3.1).
+        let sent = |name: &str| form.get(name).is_some() || form.is_unprintable(name);
+        if sent("request") {
+            return Some(RedirectError::RequestNotSupported);
+        }
+        if sent("request_uri") {
+            return Some(RedirectError::RequestUriNotSupported);
+        }
+        if let Some(name) = form.unprintable_among(&READ_AFTER_BINDING) {
+            return Some(match name {
+                "response_type" => RedirectError::UnsupportedResponseType,
+                "scope" => RedirectError::InvalidScope,
+                _ => RedirectError::InvalidRequest,
+            });
+        }
+        match form.get("response_mode") {
+            None | Some("query") => None,
+            Some(_) => Some(RedirectError::InvalidRequest),
+        }
+    }
+}
+
 impl Request for AuthorizeQuery {
-    /// Malformed encoding or any repeated parameter (RFC 6749 §3.1): the request cannot be
-    /// trusted, so it gets an error page, never a redirect (docs/security.md J1, A3).
+    /// Malformed encoding, or a `client_id` or `redirect_uri` that is repeated or not
+    /// VSCHAR: the request cannot be tied to a client, so it gets an error page, never a
+    /// redirect (docs/security.md J1, A3). Every other fault is answered by redirect once
+    /// the client and its redirect URI are verified ([`AuthorizeQuery::refusal`]).
     fn valid(&self) -> bool {
-        self.form.as_ref().is_some_and(|f| f.repeated().is_none())
+        self.form.as_ref().is_some_and(|f| {
+            BINDING
+                .iter()
+                .all(|n| !f.is_repeated(n) && !f.is_unprintable(n))
+        })
     }
     fn client_id(&self) -> Option<Cow<'_, str>> {
         self.get("client_id")
@@ -68,7 +150,12 @@ impl Request for AuthorizeQuery {
     fn redirect_uri(&self) -> Option<Cow<'_, str>> {
         self.get("redirect_uri")
     }
+    /// Echoed in every answer to the client, unless it was repeated (there is no one value
+    /// to echo) or not VSCHAR (refused, and then read as absent).
     fn state(&self) -> Option<Cow<'_, str>> {
+        if self.form.as_ref().is_some_and(|f| f.is_repeated("state")) {
+            return None;
+        }
         self.get("state")
     }
     fn response_type(&self) -> Option<Cow<'_, str>> {
@@ -119,6 +206,18 @@ fn valid_challenge(c: &str) -> bool {
 
 fn redirect_error(req: &AuthorizeQuery, to: Url, kind: AuthorizationErrorType) -> AuthorizeError {
     AuthorizeError::Redirect(ErrorUrl::with_request(req, to, kind).into())
+}
+
+/// `error` and `state` on the verified redirect URI (`iss` is added by the caller).
+fn refused(req: &AuthorizeQuery, mut to: Url, error: RedirectError) -> AuthorizeError {
+    {
+        let mut q = to.query_pairs_mut();
+        q.append_pair("error", error.code());
+        if let Some(state) = req.state() {
+            q.append_pair("state", &state);
+        }
+    }
+    AuthorizeError::Redirect(to)
 }
 
 struct Registrar<'a> {
@@ -245,7 +344,11 @@ pub fn validate(
                 };
                 match registrar.bound_redirect(url) {
                     Ok(bound) => {
-                        redirect = Some(bound.redirect_uri.to_url());
+                        let to = bound.redirect_uri.to_url();
+                        if let Some(error) = req.refusal() {
+                            return Err(refused(req, to, error));
+                        }
+                        redirect = Some(to);
                         Input::Bound {
                             request: req,
                             bound_client: BoundClient {

@@ -47,9 +47,6 @@ impl Presented {
             | Self::None { client_id } => client_id,
         }
     }
-    fn is_basic(&self) -> bool {
-        matches!(self, Self::Basic { .. })
-    }
     pub fn secret(&self) -> Option<&str> {
         match self {
             Self::Basic { secret, .. } | Self::Post { secret, .. } => Some(secret),
@@ -85,11 +82,34 @@ pub fn authenticate_resource_server(
 /// Form-urldecoding of one Basic credential half (RFC 6749 §2.3.1).
 fn form_decode(s: &str) -> Option<String> {
     let form = StrictForm::parse(format!("v={s}").as_bytes()).ok()?;
+    if form.is_unprintable("v") {
+        return None;
+    }
     Some(form.get("v").unwrap_or_default().to_string())
+}
+
+/// The credentials of an `Authorization` header value if its scheme is `scheme`:
+/// `credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ]` (RFC 9110 §11.4), the
+/// scheme compared case-insensitively (RFC 9110 §11.1: `Basic`, `BASIC`, `bearer` …).
+/// Every place that reads an `Authorization` header goes through this function.
+pub fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (name, rest) = header.split_once(' ').unwrap_or((header, ""));
+    name.eq_ignore_ascii_case(scheme)
+        .then(|| rest.trim_matches(' '))
 }
 
 /// Reads the credentials from the `Authorization` header and the body.
 pub fn presented(authorization: Option<&str>, form: &StrictForm) -> Result<Presented, OAuthError> {
+    // docs/security.md J4: a client id or secret outside VSCHAR (RFC 6749 Appendix A) is a
+    // malformed request; it never reads as absent and never matches a stored client.
+    if form
+        .unprintable_among(&["client_id", "client_secret"])
+        .is_some()
+    {
+        return Err(OAuthError::invalid_request(
+            "client_id or client_secret has characters outside RFC 6749's VSCHAR.",
+        ));
+    }
     let body_id = form.get("client_id");
     let body_secret = form.get("client_secret");
     if let Some(header) = authorization {
@@ -98,20 +118,15 @@ pub fn presented(authorization: Option<&str>, form: &StrictForm) -> Result<Prese
                 "Use exactly one client authentication method.",
             ));
         }
-        let encoded = header
-            .strip_prefix("Basic ")
-            .or_else(|| header.strip_prefix("basic "))
-            .ok_or_else(|| OAuthError::invalid_client(true))?;
+        let encoded = credentials(header, "Basic").ok_or_else(OAuthError::invalid_client)?;
         let raw = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| OAuthError::invalid_client(true))?;
-        let raw = String::from_utf8(raw).map_err(|_| OAuthError::invalid_client(true))?;
-        let (id, secret) = raw
-            .split_once(':')
-            .ok_or_else(|| OAuthError::invalid_client(true))?;
+            .decode(encoded)
+            .map_err(|_| OAuthError::invalid_client())?;
+        let raw = String::from_utf8(raw).map_err(|_| OAuthError::invalid_client())?;
+        let (id, secret) = raw.split_once(':').ok_or_else(OAuthError::invalid_client)?;
         let (client_id, secret) = match (form_decode(id), form_decode(secret)) {
             (Some(i), Some(s)) if !i.is_empty() => (i, s),
-            _ => return Err(OAuthError::invalid_client(true)),
+            _ => return Err(OAuthError::invalid_client()),
         };
         if body_id.is_some_and(|b| b != client_id) {
             return Err(OAuthError::invalid_request(
@@ -128,7 +143,7 @@ pub fn presented(authorization: Option<&str>, form: &StrictForm) -> Result<Prese
         (Some(id), None) => Ok(Presented::None {
             client_id: id.to_string(),
         }),
-        (None, _) => Err(OAuthError::invalid_client(false)),
+        (None, _) => Err(OAuthError::invalid_client()),
     }
 }
 
@@ -138,7 +153,7 @@ pub fn authenticate(
     p: &Presented,
     now: Timestamp,
 ) -> Result<ClientRow, OAuthError> {
-    let fail = || OAuthError::invalid_client(p.is_basic());
+    let fail = OAuthError::invalid_client;
     let Some(client) = store::find(conn, p.client_id())? else {
         // Same work as a real check, so timing does not tell unknown ids apart.
         let _ = crate::crypto::constant_time_eq(
@@ -182,6 +197,36 @@ mod tests {
                 secret: "p%s s+w".into()
             }
         );
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive_and_followed_by_one_or_more_spaces() {
+        let form = StrictForm::parse(b"grant_type=client_credentials").expect("form");
+        let encoded = base64::engine::general_purpose::STANDARD.encode("a:b");
+        for scheme in ["Basic", "basic", "BASIC", "bAsIc"] {
+            for sep in [" ", "  "] {
+                let header = format!("{scheme}{sep}{encoded}");
+                assert_eq!(
+                    presented(Some(&header), &form).expect(&header),
+                    Presented::Basic {
+                        client_id: "a".into(),
+                        secret: "b".into()
+                    }
+                );
+            }
+        }
+        for other in [
+            format!("Bearer {encoded}"),
+            format!("Basic{encoded}"),
+            "Basic".into(),
+        ] {
+            let e = presented(Some(&other), &form).expect_err(&other);
+            assert_eq!(e.code, crate::error::ErrorCode::InvalidClient, "{other}");
+        }
+        assert_eq!(credentials("BEARER tok", "Bearer"), Some("tok"));
+        assert_eq!(credentials("bearer  tok ", "Bearer"), Some("tok"));
+        assert_eq!(credentials("Bearertok", "Bearer"), None);
+        assert_eq!(credentials("Basic tok", "Bearer"), None);
     }
 
     #[test]

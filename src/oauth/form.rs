@@ -1,25 +1,34 @@
 //! Strict parsing of OAuth form bodies and query strings (docs/security.md J1–J4):
-//! a repeated parameter is an error (RFC 6749 §3.1, §3.2), an empty value is the same as
-//! an absent one, malformed percent-encoding and control characters are refused. Map-based
+//! a repeated parameter is remembered, never resolved (RFC 6749 §3.1, §3.2), an empty value
+//! is the same as an absent one, malformed percent-encoding is refused. A value with a
+//! character outside VSCHAR (%x20-7E, RFC 6749 Appendix A) is flagged per parameter and
+//! reads as absent, so that each endpoint answers with the error code of the parameter
+//! that carries it (a bad `scope` is `invalid_scope`, a bad `grant_type`
+//! `unsupported_grant_type`, ...), and an unknown parameter stays ignored (§3.1). Map-based
 //! parsing would silently keep the last of two values; this never does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FormError {
-    #[error("a parameter is repeated")]
-    Repeated,
     #[error("the parameters are not valid form encoding")]
     Encoding,
-    #[error("a parameter has control or non-ASCII characters")]
+    #[error("a parameter name has control or non-ASCII characters")]
     Characters,
 }
 
-/// A parsed form: each name at most once, values non-empty.
+/// A parsed form: the first value of each name, which names were repeated, and which
+/// values have characters outside VSCHAR.
 #[derive(Debug, Default, Clone)]
 pub struct StrictForm {
     params: BTreeMap<String, String>,
-    repeated: Option<String>,
+    repeated: BTreeSet<String>,
+    unprintable: BTreeSet<String>,
+}
+
+/// RFC 6749 Appendix A: `VSCHAR = %x20-7E`.
+fn is_vschar(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..=0x7e).contains(&b))
 }
 
 #[expect(
@@ -47,8 +56,8 @@ fn decode(raw: &str) -> Result<String, FormError> {
 }
 
 impl StrictForm {
-    /// Parses `application/x-www-form-urlencoded` text. Repeats are remembered (so the
-    /// caller can decide which error to give), not resolved.
+    /// Parses `application/x-www-form-urlencoded` text. Repeats and unprintable values are
+    /// remembered (so the caller can decide which error to give), not resolved.
     pub fn parse(input: &[u8]) -> Result<Self, FormError> {
         let text = std::str::from_utf8(input).map_err(|_| FormError::Encoding)?;
         let mut form = Self::default();
@@ -61,16 +70,15 @@ impl StrictForm {
             if k.is_empty() {
                 return Err(FormError::Encoding);
             }
-            // VSCHAR (%x20-7E) only: no NUL, CR, LF, TAB, DEL or non-ASCII in OAuth values.
-            if !k
-                .bytes()
-                .chain(v.bytes())
-                .all(|b| (0x20..=0x7e).contains(&b))
-            {
+            // A name that is not VSCHAR cannot be told apart from a known one.
+            if !is_vschar(&k) {
                 return Err(FormError::Characters);
             }
+            if !is_vschar(&v) {
+                form.unprintable.insert(k.clone());
+            }
             if form.params.contains_key(&k) {
-                form.repeated.get_or_insert(k);
+                form.repeated.insert(k);
                 continue;
             }
             form.params.insert(k, v);
@@ -78,19 +86,40 @@ impl StrictForm {
         Ok(form)
     }
 
-    /// The first repeated parameter name, if any.
+    /// A repeated parameter name, if any (the first in name order).
     pub fn repeated(&self) -> Option<&str> {
-        self.repeated.as_deref()
+        self.repeated.first().map(String::as_str)
     }
 
-    /// A parameter's value; empty values count as absent (RFC 6749 §3.1).
+    /// Whether `name` was sent more than once.
+    pub fn is_repeated(&self, name: &str) -> bool {
+        self.repeated.contains(name)
+    }
+
+    /// Whether a value of `name` has a character outside VSCHAR (NUL, CR, LF, TAB, DEL,
+    /// non-ASCII).
+    pub fn is_unprintable(&self, name: &str) -> bool {
+        self.unprintable.contains(name)
+    }
+
+    /// The first of `names` that has an unprintable value.
+    pub fn unprintable_among<'n>(&self, names: &[&'n str]) -> Option<&'n str> {
+        names.iter().copied().find(|n| self.is_unprintable(n))
+    }
+
+    /// A parameter's value; empty values count as absent (RFC 6749 §3.1), and so do
+    /// unprintable ones (ask [`Self::is_unprintable`] first to refuse them).
     pub fn get(&self, name: &str) -> Option<&str> {
+        if self.is_unprintable(name) {
+            return None;
+        }
         self.params
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
 
+    /// Whether any of `names` was sent, with any value.
     pub fn contains_any(&self, names: &[&str]) -> bool {
         names.iter().any(|n| self.params.contains_key(*n))
     }
@@ -135,16 +164,28 @@ mod tests {
     }
 
     #[test]
-    fn j4_control_and_non_ascii_characters_are_refused() {
-        for bad in [
-            &b"client_id=abc%00x"[..],
-            b"state=%0d%0a",
-            b"a=%09",
-            b"a=%7f",
-            b"a=%C3%A9",
+    fn j4_control_and_non_ascii_characters_are_flagged_per_parameter() {
+        for (bad, name) in [
+            (&b"client_id=abc%00x"[..], "client_id"),
+            (b"state=%0d%0a", "state"),
+            (b"a=%09", "a"),
+            (b"a=%7f", "a"),
+            (b"scope=%C3%A9", "scope"),
+            (b"a=ok&a=%00", "a"),
         ] {
-            assert_eq!(StrictForm::parse(bad).err(), Some(FormError::Characters));
+            let f = StrictForm::parse(bad).expect("parses");
+            assert!(f.is_unprintable(name), "{name}");
+            assert_eq!(f.get(name), None, "{name} reads as absent");
+            assert_eq!(f.unprintable_among(&["x", name]), Some(name));
         }
+        let f = StrictForm::parse(b"client_id=abc%00x&scope=a").expect("parses");
+        assert_eq!(f.get("client_id"), None, "never reads as abc");
+        assert_eq!(f.get("scope"), Some("a"));
+        assert!(f.contains_any(&["client_id"]));
+        assert_eq!(
+            StrictForm::parse(b"a%00=b").err(),
+            Some(FormError::Characters)
+        );
         let f = StrictForm::parse(b"a=b+c%2Bd").expect("parses");
         assert_eq!(f.get("a"), Some("b c+d"));
     }

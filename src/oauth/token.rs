@@ -78,41 +78,85 @@ pub const SENSITIVE_PARAMS: &[&str] = &[
     "redirect_uri",
 ];
 
+/// The refusal of a grant parameter whose value has a character outside VSCHAR
+/// (RFC 6749 Appendix A): the code of that parameter, never "not valid form encoding".
+fn unprintable(code: ErrorCode) -> OAuthError {
+    OAuthError::new(
+        code,
+        "A parameter value has characters outside RFC 6749's VSCHAR.",
+    )
+}
+
+/// A required parameter: `bad` when its value is not VSCHAR, `invalid_request` when absent.
+fn required<'f>(
+    form: &'f StrictForm,
+    name: &str,
+    bad: ErrorCode,
+    missing: &'static str,
+) -> Result<&'f str, OAuthError> {
+    if form.is_unprintable(name) {
+        return Err(unprintable(bad));
+    }
+    form.get(name)
+        .ok_or_else(|| OAuthError::invalid_request(missing))
+}
+
+/// RFC 6749 §3.3: a scope outside `scope-token *( SP scope-token )` with NQCHAR tokens
+/// (non-ASCII included) is `invalid_scope`.
 fn parse_scope(form: &StrictForm) -> Result<Option<ScopeSet>, OAuthError> {
+    if form.is_unprintable("scope") {
+        return Err(unprintable(ErrorCode::InvalidScope));
+    }
     form.get("scope")
         .map(ScopeSet::parse)
         .transpose()
         .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "The scope is malformed."))
 }
 
-/// Parses the body into a request (after client credentials were read from it).
+/// Parses the body into a request (after client credentials were read from it). The error
+/// of each parameter (docs/security.md D8, D10, J1–J4): repeated anything →
+/// `invalid_request`; a missing parameter → `invalid_request`; a `grant_type` we do not
+/// know, whatever its characters → `unsupported_grant_type` (RFC 6749 §5.2); a malformed
+/// `scope` → `invalid_scope`; a `code`, `code_verifier`, `redirect_uri` or
+/// `refresh_token` that cannot match anything issued → `invalid_grant`. Parameters the
+/// grant does not use are ignored (RFC 6749 §3.2).
 pub fn parse(form: &StrictForm) -> Result<TokenRequest, OAuthError> {
     if form.repeated().is_some() {
         return Err(OAuthError::invalid_request("A parameter is repeated."));
+    }
+    if form.is_unprintable("grant_type") {
+        return Err(unprintable(ErrorCode::UnsupportedGrantType));
     }
     match form.get("grant_type") {
         None => Err(OAuthError::invalid_request("grant_type is missing.")),
         Some("client_credentials") => Ok(TokenRequest::ClientCredentials {
             scope: parse_scope(form)?,
         }),
-        Some("authorization_code") => Ok(TokenRequest::AuthorizationCode {
-            code: form
-                .get("code")
-                .ok_or_else(|| OAuthError::invalid_request("code is missing."))?
-                .to_string(),
-            redirect_uri: form.get("redirect_uri").map(str::to_string),
-            code_verifier: form
-                .get("code_verifier")
-                .ok_or_else(|| {
-                    OAuthError::invalid_request("code_verifier is missing (PKCE is required).")
-                })?
-                .to_string(),
-        }),
+        Some("authorization_code") => {
+            let code = required(form, "code", ErrorCode::InvalidGrant, "code is missing.")?;
+            if form.is_unprintable("redirect_uri") {
+                return Err(unprintable(ErrorCode::InvalidGrant));
+            }
+            let code_verifier = required(
+                form,
+                "code_verifier",
+                ErrorCode::InvalidGrant,
+                "code_verifier is missing (PKCE is required).",
+            )?;
+            Ok(TokenRequest::AuthorizationCode {
+                code: code.to_string(),
+                redirect_uri: form.get("redirect_uri").map(str::to_string),
+                code_verifier: code_verifier.to_string(),
+            })
+        }
         Some("refresh_token") => Ok(TokenRequest::RefreshToken {
-            refresh_token: form
-                .get("refresh_token")
-                .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing."))?
-                .to_string(),
+            refresh_token: required(
+                form,
+                "refresh_token",
+                ErrorCode::InvalidGrant,
+                "refresh_token is missing.",
+            )?
+            .to_string(),
             scope: parse_scope(form)?,
         }),
         Some(_) => Err(OAuthError::new(

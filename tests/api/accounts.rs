@@ -298,7 +298,10 @@ async fn h6_unknown_email_and_wrong_password_look_the_same(backend: Backend) {
         .replace("ada@example.com", "EMAIL");
     let unknown = login(&app, &b, "nobody@example.com", "wrong password!", "/").await;
     assert_eq!(unknown.status(), wrong_status);
-    assert_eq!(wrong_status, 401);
+    assert_eq!(
+        wrong_status, 403,
+        "credentials sent and refused; no 401 without a challenge"
+    );
     let unknown_body = unknown
         .text()
         .await
@@ -321,7 +324,7 @@ async fn k1_repeated_failures_are_throttled_with_retry_after(backend: Backend) {
             login(&app, &b, "ada@example.com", "wrong password!", "/")
                 .await
                 .status(),
-            401
+            403
         );
     }
     let locked = login(&app, &b, "ada@example.com", PW, "/").await;

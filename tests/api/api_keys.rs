@@ -165,7 +165,10 @@ async fn i3_i4_bearer_failures_follow_rfc_6750(backend: Backend) {
             .expect("msg")
             .contains("expired")
     );
-    assert!(a.header("x-ratelimit-limit").is_some(), "the key exists");
+    assert!(
+        a.header("x-ratelimit-limit").is_none(),
+        "an expired key has no budget (docs/spec.md §5)"
+    );
 
     // I3: a key without `admin` is refused, naming the scope.
     let a = app
@@ -451,7 +454,11 @@ async fn verify_answers_every_verdict(backend: Backend) {
     .await;
     let a = app.verify(&rs, json!({"key": doomed.key})).await;
     assert_eq!(a.body["code"], "REVOKED");
-    assert!(a.header("x-ratelimit-limit").is_some());
+    assert!(
+        a.header("x-ratelimit-limit").is_none(),
+        "a revoked key has no budget (docs/spec.md §5)"
+    );
+    assert_eq!(a.body["ratelimit"], serde_json::Value::Null);
     app.clock.advance(7 * 86_400);
     let a = app.verify(&rs, json!({"key": good.key})).await;
     assert_eq!(a.body["code"], "EXPIRED");
@@ -486,7 +493,7 @@ async fn verify_answers_every_verdict(backend: Backend) {
     assert_eq!(a.status, 401);
     assert_eq!(
         a.header("www-authenticate"),
-        Some(r#"Basic realm="tessera""#)
+        Some(r#"Basic realm="tessera", charset="UTF-8""#)
     );
     let a = app
         .verify(&(rs.0.clone(), "wrong".into()), json!({"key": good.key}))

@@ -15,6 +15,8 @@ crate::on_both_backends!(
     a2_a12_loopback_port_may_vary_and_unknown_params_and_long_state_pass,
     b7_a_repeated_challenge_is_refused,
     a8_k4_no_cors_and_pending_requests_per_user_are_capped,
+    a4_j1_j4_every_fault_after_verification_goes_back_by_redirect,
+    a4_j1_consent_post_faults_go_back_by_redirect_once_the_form_is_ours,
 );
 
 async fn b7_a_repeated_challenge_is_refused(backend: Backend) {
@@ -603,4 +605,289 @@ async fn a2_a12_loopback_port_may_vary_and_unknown_params_and_long_state_pass(ba
             .await;
         assert_eq!(r.status(), 400, "{bad}");
     }
+}
+
+/// The answer to a request whose client and redirect URI check out: a redirect with
+/// `error`, `iss` and, when the request had exactly one printable `state`, that state.
+async fn expect_refused(
+    app: &crate::helpers::TestApp,
+    b: &reqwest::Client,
+    p: &[(&str, &str)],
+    error: &str,
+    state: Option<&str>,
+) {
+    let r = app.authorize_get(b, p).await;
+    assert_eq!(r.status(), 302, "{error}: {p:?}");
+    let loc = r.headers()["location"].to_str().expect("ascii").to_string();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    assert_eq!(
+        query_param(&loc, "error").as_deref(),
+        Some(error),
+        "{p:?}: {loc}"
+    );
+    assert_eq!(query_param(&loc, "state").as_deref(), state, "{p:?}: {loc}");
+    assert_eq!(
+        query_param(&loc, "iss").as_deref(),
+        Some(app.state.issuer.as_str()),
+        "{loc}"
+    );
+    assert!(query_param(&loc, "code").is_none(), "{loc}");
+}
+
+/// RFC 6749 §4.1.2.1: once `client_id` and `redirect_uri` are verified, every fault of the
+/// request goes back to the client; only a fault in those two gets the error page. The
+/// table pins the code for each parameter (docs/spec.md §3: what is not advertised is
+/// refused, never ignored).
+async fn a4_j1_j4_every_fault_after_verification_goes_back_by_redirect(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    // What is advertised is what works (docs/security.md G8): the query response mode only.
+    let m = app
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
+    assert_eq!(m["response_modes_supported"], serde_json::json!(["query"]));
+    assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(m["request_parameter_supported"], false);
+    assert_eq!(m["request_uri_parameter_supported"], false);
+    assert!(m.get("pushed_authorization_request_endpoint").is_none());
+    let client = app.web_client("inference:read");
+    let signed_in = app.user("ada@example.com").await;
+    let (_, challenge) = pkce();
+    let base = params(&client.id, &challenge);
+    let plus = |extra: &[(&'static str, &'static str)]| {
+        let mut p = base.clone();
+        p.extend_from_slice(extra);
+        p
+    };
+    let st = Some("st-123");
+    // (query, error, state echoed)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, Option<&'a str>);
+    let cases: Vec<Case<'_>> = vec![
+        // Repeated parameters (RFC 6749 §3.1).
+        (plus(&[("scope", "inference:read")]), "invalid_request", st),
+        (plus(&[("code_challenge", "x")]), "invalid_request", st),
+        (
+            plus(&[("code_challenge_method", "S256")]),
+            "invalid_request",
+            st,
+        ),
+        (plus(&[("response_type", "code")]), "invalid_request", st),
+        (plus(&[("foo", "1"), ("foo", "2")]), "invalid_request", st),
+        (plus(&[("state", "st-123")]), "invalid_request", None),
+        // What is not advertised: response modes other than query, request objects.
+        (
+            plus(&[("response_mode", "form_post")]),
+            "invalid_request",
+            st,
+        ),
+        (
+            plus(&[("response_mode", "fragment")]),
+            "invalid_request",
+            st,
+        ),
+        (
+            plus(&[("response_mode", "query.jwt")]),
+            "invalid_request",
+            st,
+        ),
+        (plus(&[("response_mode", "Query")]), "invalid_request", st),
+        (
+            plus(&[("request", "eyJhbGciOiJub25lIn0.e30.")]),
+            "request_not_supported",
+            st,
+        ),
+        (
+            plus(&[("request_uri", "urn:ietf:params:oauth:request_uri:abc")]),
+            "request_uri_not_supported",
+            st,
+        ),
+        // Values outside VSCHAR: the code of the parameter that carries them.
+        (
+            with(base.clone(), "scope", Some("inference:réad")),
+            "invalid_scope",
+            st,
+        ),
+        (
+            with(base.clone(), "scope", Some("inference:read\u{0}")),
+            "invalid_scope",
+            st,
+        ),
+        (
+            with(base.clone(), "scope", Some("inference:read\"x")),
+            "invalid_scope",
+            st,
+        ),
+        (
+            with(base.clone(), "response_type", Some("code\u{7f}")),
+            "unsupported_response_type",
+            st,
+        ),
+        (
+            with(base.clone(), "state", Some("a\r\nb")),
+            "invalid_request",
+            None,
+        ),
+        (
+            with(base.clone(), "code_challenge", Some("é")),
+            "invalid_request",
+            st,
+        ),
+        (
+            with(base.clone(), "code_challenge_method", Some("S256\t")),
+            "invalid_request",
+            st,
+        ),
+        (plus(&[("response_mode", "qüery")]), "invalid_request", st),
+    ];
+    for b in [&signed_in, &app.browser()] {
+        for (p, error, state) in &cases {
+            expect_refused(&app, b, p, error, *state).await;
+        }
+    }
+    // Advertised or unknown-and-ignored: the request goes on to the consent page.
+    for p in [
+        plus(&[("response_mode", "query")]),
+        plus(&[("request", "")]),
+        plus(&[("nonce", "ñ\u{0}")]),
+    ] {
+        let r = app.authorize_get(&signed_in, &p).await;
+        assert_eq!(r.status(), 200, "{p:?}");
+    }
+    // A fault in client_id or redirect_uri cannot be verified: the error page.
+    for p in [
+        plus(&[("redirect_uri", REDIRECT)]),
+        plus(&[("client_id", "cli_other")]),
+        with(
+            base.clone(),
+            "redirect_uri",
+            Some("https://app.example/cb\u{0}"),
+        ),
+        with(
+            base.clone(),
+            "client_id",
+            Some(&format!("{}\u{e9}", client.id)),
+        ),
+    ] {
+        assert_error_page(app.authorize_get(&signed_in, &p).await, &format!("{p:?}")).await;
+    }
+}
+
+/// The consent POST: a form whose request id and CSRF token check out is ours, its
+/// pending request names a verified client, so its faults go back to the client
+/// (RFC 6749 §4.1.2.1) and use the request up; anything less is 403 with nothing changed.
+async fn a4_j1_consent_post_faults_go_back_by_redirect_once_the_form_is_ours(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client("inference:read");
+    let b = app.user("ada@example.com").await;
+    let post = |form: Vec<(&'static str, String)>| {
+        let b = b.clone();
+        let url = format!("{}/oauth/authorize", app.address);
+        async move { b.post(url).form(&form).send().await.expect("post") }
+    };
+    // A faulty form, given the page's request id and CSRF token.
+    type Fault = fn(String, String) -> Vec<(&'static str, String)>;
+    let faults: Vec<Fault> = vec![
+        |r, t| {
+            vec![
+                ("request", r),
+                ("csrf_token", t),
+                ("decision", "approve".into()),
+                ("decision", "deny".into()),
+            ]
+        },
+        |r, t| {
+            vec![
+                ("request", r),
+                ("csrf_token", t),
+                ("decision", "approve".into()),
+                ("decision", "approve".into()),
+            ]
+        },
+        |r, t| {
+            vec![
+                ("request", r),
+                ("csrf_token", t),
+                ("decision", "approve".into()),
+                ("scope", "a".into()),
+                ("scope", "b".into()),
+            ]
+        },
+        |r, t| {
+            vec![
+                ("request", r),
+                ("csrf_token", t),
+                ("decision", "maybe".into()),
+            ]
+        },
+        |r, t| vec![("request", r), ("csrf_token", t)],
+    ];
+    for (i, fault) in faults.into_iter().enumerate() {
+        let (_, challenge) = pkce();
+        let html = app
+            .authorize_get(&b, &params(&client.id, &challenge))
+            .await
+            .text()
+            .await
+            .expect("html");
+        let (request, token) = (hidden(&html, "request"), hidden(&html, "csrf_token"));
+        // Not ours: a repeated or missing request id or token is refused, nothing used up.
+        for form in [
+            vec![
+                ("request", request.clone()),
+                ("request", request.clone()),
+                ("csrf_token", token.clone()),
+                ("decision", "approve".to_string()),
+            ],
+            vec![
+                ("request", request.clone()),
+                ("csrf_token", token.clone()),
+                ("csrf_token", "forged".to_string()),
+                ("decision", "approve".to_string()),
+            ],
+            vec![
+                ("request", request.clone()),
+                ("decision", "approve".to_string()),
+            ],
+        ] {
+            assert_eq!(post(form).await.status(), 403, "case {i}");
+        }
+        let r = post(fault(request.clone(), token.clone())).await;
+        assert_eq!(r.status(), 303, "case {i}");
+        let loc = r.headers()["location"].to_str().expect("ascii").to_string();
+        assert!(loc.starts_with(REDIRECT), "{loc}");
+        assert_eq!(
+            query_param(&loc, "error").as_deref(),
+            Some("invalid_request"),
+            "case {i}"
+        );
+        assert_eq!(
+            query_param(&loc, "state").as_deref(),
+            Some("st-123"),
+            "case {i}"
+        );
+        assert_eq!(
+            query_param(&loc, "iss").as_deref(),
+            Some(app.state.issuer.as_str())
+        );
+        assert!(query_param(&loc, "code").is_none());
+        // Used up: the same form, now well-formed, finds no pending request.
+        let again = post(vec![
+            ("request", request),
+            ("csrf_token", token),
+            ("decision", "approve".to_string()),
+        ])
+        .await;
+        assert_eq!(again.status(), 400, "case {i}");
+    }
+    // Nothing was approved, so nothing is remembered: the next request asks again.
+    let (_, challenge) = pkce();
+    assert_eq!(
+        app.authorize_get(&b, &params(&client.id, &challenge))
+            .await
+            .status(),
+        200
+    );
 }

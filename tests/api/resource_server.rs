@@ -13,7 +13,10 @@ use tessera::orgs::Plan;
 #[path = "../../examples/resource_server.rs"]
 mod example;
 
-crate::on_both_backends!(the_example_inference_api_accepts_and_refuses_what_it_should);
+crate::on_both_backends!(
+    the_example_inference_api_accepts_and_refuses_what_it_should,
+    rate_limit_headers_belong_to_live_keys_only,
+);
 
 /// Boots the example on port 0 against `app`; returns its base URL.
 fn start_example(app: &TestApp, rs: &(String, String)) -> String {
@@ -184,4 +187,118 @@ async fn the_example_inference_api_accepts_and_refuses_what_it_should(backend: B
         jsonwebtoken::decode_header(narrow_at).expect("h").kid
     );
     assert_eq!(call(&base, false, Some(rotated_at)).await.status, 200);
+}
+
+const RATE_HEADERS: [&str; 3] = [
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+];
+
+fn no_rate_headers(a: &crate::helpers::api::Answer, what: &str) {
+    for h in RATE_HEADERS {
+        assert_eq!(a.header(h), None, "{what}: {h}");
+    }
+}
+
+/// docs/spec.md §5: X-RateLimit headers and the `ratelimit` body describe a live key's
+/// budget; a revoked, expired or unknown key has none, at verify, at the example resource
+/// server and on `/api/v1`.
+async fn rate_limit_headers_belong_to_live_keys_only(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rs = app.resource_server();
+    let base = start_example(&app, &rs);
+    app.at_minute_start(1);
+    let org = app.org(Plan::Free);
+    let admin = app.api_key(&org, KeySpec::default());
+    let spent = app.api_key(
+        &org,
+        KeySpec {
+            scopes: "admin inference:read",
+            limit: Some(2),
+            ..Default::default()
+        },
+    );
+    // Live: the budget shows, also when the scope is missing.
+    let a = call(&base, false, Some(&spent.key)).await;
+    assert_eq!(
+        (a.status, a.header("x-ratelimit-remaining")),
+        (200, Some("1"))
+    );
+    let v = app
+        .verify(&rs, json!({"key": spent.key, "scopes": ["analytics:read"]}))
+        .await;
+    assert_eq!(v.body["code"], "INSUFFICIENT_SCOPE");
+    assert_eq!(v.header("x-ratelimit-remaining"), Some("1"));
+    assert_eq!(v.body["ratelimit"]["remaining"], 1);
+    let a = call(&base, false, Some(&spent.key)).await;
+    assert_eq!(
+        (a.status, a.header("x-ratelimit-remaining")),
+        (200, Some("0"))
+    );
+    // The window is spent; then the key is revoked.
+    let del = app
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{}", spent.id),
+            &admin.key,
+            None,
+        )
+        .await;
+    assert_eq!(del.status, 204);
+    let a = call(&base, false, Some(&spent.key)).await;
+    assert_eq!(a.status, 401);
+    no_rate_headers(&a, "example, revoked");
+    let v = app.verify(&rs, json!({"key": spent.key})).await;
+    assert_eq!((v.status, v.body["code"].as_str()), (200, Some("REVOKED")));
+    assert_eq!(v.body["ratelimit"], serde_json::Value::Null);
+    no_rate_headers(&v, "verify, revoked");
+    let a = app
+        .api(reqwest::Method::GET, "/api/v1/api-keys", &spent.key, None)
+        .await;
+    assert_eq!(a.status, 401);
+    no_rate_headers(&a, "/api/v1, revoked");
+
+    // Expired.
+    let old = app.api_key(
+        &org,
+        KeySpec {
+            expiry: tessera::api_keys::store::Expiry::InDays(1),
+            ..Default::default()
+        },
+    );
+    let a = app
+        .api(reqwest::Method::GET, "/api/v1/api-keys", &old.key, None)
+        .await;
+    assert_eq!(a.status, 200);
+    assert!(
+        a.header("x-ratelimit-limit").is_some(),
+        "live: budget shown"
+    );
+    app.clock.advance(2 * 86_400);
+    let v = app.verify(&rs, json!({"key": old.key})).await;
+    assert_eq!(v.body["code"], "EXPIRED");
+    assert_eq!(v.body["ratelimit"], serde_json::Value::Null);
+    no_rate_headers(&v, "verify, expired");
+    let a = app
+        .api(reqwest::Method::GET, "/api/v1/api-keys", &old.key, None)
+        .await;
+    assert_eq!(a.status, 401);
+    no_rate_headers(&a, "/api/v1, expired");
+    let a = call(&base, false, Some(&old.key)).await;
+    assert_eq!(a.status, 401);
+    no_rate_headers(&a, "example, expired");
+
+    // Unknown.
+    let unknown = format!("{}x", &admin.key[..admin.key.len() - 1]);
+    let v = app.verify(&rs, json!({"key": unknown})).await;
+    assert_eq!(v.body["code"], "NOT_FOUND");
+    no_rate_headers(&v, "verify, unknown");
+    let a = app
+        .api(reqwest::Method::GET, "/api/v1/api-keys", &unknown, None)
+        .await;
+    assert_eq!(a.status, 401);
+    no_rate_headers(&a, "/api/v1, unknown");
 }

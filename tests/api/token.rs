@@ -21,6 +21,7 @@ crate::on_both_backends!(
     j1_j3_j4_malformed_token_requests_get_oauth_errors_never_500,
     r4_token_requests_answer_503_when_the_database_goes_away,
     k2_guessing_a_client_secret_is_throttled_per_client,
+    d3_d8_d10_j1_j4_each_parameter_fault_has_its_error_code,
 );
 
 async fn k2_guessing_a_client_secret_is_throttled_per_client(backend: Backend) {
@@ -426,8 +427,7 @@ async fn j1_j3_j4_malformed_token_requests_get_oauth_errors_never_500(backend: B
         "grant_type=client_credentials&x=%ff",
         "grant_type=client_credentials&x=%ED%A0%80",
         "grant_type=client_credentials&&=c",
-        "grant_type=client_credentials&state=%0d%0a",
-        "grant_type=client_credentials%00",
+        "grant_type=client_credentials&a%00=b",
     ] {
         let (status, err) = error_of(
             app.post_form("/oauth/token", Some((&id, &secret)), body)
@@ -512,4 +512,186 @@ pub fn break_database(app: &TestApp) {
         }
         None => pg::drop_database(&app.db().url),
     }
+}
+
+/// What one request must get: an OAuth error code with its status, or a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Error(u16, &'static str),
+    /// 200 from the token endpoint or revocation.
+    Ok,
+    /// 200 `{"active": false}` from introspection.
+    Inactive,
+    /// 200 `{"active": true}` from introspection.
+    Active,
+}
+
+/// docs/security.md D3, D8, D10, J1–J4: every parameter of the token, introspection and
+/// revocation endpoints, sent malformed, gets the error code RFC 6749 §5.2 (and RFC 7662,
+/// RFC 7009) gives that parameter; never a generic "not valid form encoding" for a value
+/// that is well encoded. Unknown parameters are ignored, whatever they hold (§3.2).
+async fn d3_d8_d10_j1_j4_each_parameter_fault_has_its_error_code(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (id, secret) = app.machine_client("inference:read");
+    let rs = app.resource_server();
+    let at = |r: Value| r["access_token"].as_str().expect("at").to_string();
+    let token = at(app
+        .post_form(
+            "/oauth/token",
+            Some((&id, &secret)),
+            "grant_type=client_credentials",
+        )
+        .await
+        .json()
+        .await
+        .expect("json"));
+    let client = Some((id.as_str(), secret.as_str()));
+    let resource = Some((rs.0.as_str(), rs.1.as_str()));
+    let invalid_request = Expect::Error(400, "invalid_request");
+    let invalid_scope = Expect::Error(400, "invalid_scope");
+    let invalid_grant = Expect::Error(400, "invalid_grant");
+    let unsupported = Expect::Error(400, "unsupported_grant_type");
+    let invalid_client = Expect::Error(401, "invalid_client");
+    let cc = "grant_type=client_credentials";
+    let post_id = format!("{cc}&client_id={id}%00&client_secret={secret}");
+    let post_secret = format!("{cc}&client_id={id}&client_secret=%C3%A9");
+    let rs_post = format!("token={token}&client_id={}%0a&client_secret={}", rs.0, rs.1);
+    let with_hint = |hint: &str| format!("token={token}&token_type_hint={hint}");
+    // (path, Basic credentials, body, expected answer)
+    type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, String, Expect);
+    let cases: Vec<Case<'_>> = vec![
+        // grant_type
+        ("/oauth/token", client, "scope=inference%3Aread".into(), invalid_request),
+        ("/oauth/token", client, "grant_type=".into(), invalid_request),
+        ("/oauth/token", client, format!("{cc}&{cc}"), invalid_request),
+        ("/oauth/token", client, "grant_type=password".into(), unsupported),
+        ("/oauth/token", client, "grant_type=CLIENT_CREDENTIALS".into(), unsupported),
+        ("/oauth/token", client, "grant_type=client%20credentials".into(), unsupported),
+        ("/oauth/token", client, format!("{cc}%00"), unsupported),
+        ("/oauth/token", client, "grant_type=client_cr%C3%A9dentials".into(), unsupported),
+        // scope (RFC 6749 §3.3: NQCHAR tokens, one space between them)
+        ("/oauth/token", client, format!("{cc}&scope=inference%3Ar%C3%A9ad"), invalid_scope),
+        ("/oauth/token", client, format!("{cc}&scope=inference%3Aread%00"), invalid_scope),
+        ("/oauth/token", client, format!("{cc}&scope=inference%3Aread%09"), invalid_scope),
+        ("/oauth/token", client, format!("{cc}&scope=a%22b"), invalid_scope),
+        ("/oauth/token", client, format!("{cc}&scope=a%5Cb"), invalid_scope),
+        ("/oauth/token", client, format!("{cc}&scope=a++b"), invalid_scope),
+        ("/oauth/token", client, format!("{cc}&scope=+a"), invalid_scope),
+        ("/oauth/token", client, format!("{cc}&scope=root"), invalid_scope),
+        ("/oauth/token", client, format!("{cc}&scope=x&scope=y"), invalid_request),
+        ("/oauth/token", client, format!("{cc}&scope="), Expect::Ok),
+        // authorization_code: code, code_verifier, redirect_uri
+        (
+            "/oauth/token",
+            client,
+            "grant_type=authorization_code&code_verifier=v".into(),
+            invalid_request,
+        ),
+        (
+            "/oauth/token",
+            client,
+            "grant_type=authorization_code&code=abc".into(),
+            invalid_request,
+        ),
+        (
+            "/oauth/token",
+            client,
+            "grant_type=authorization_code&code=%C3%A9&code_verifier=v".into(),
+            invalid_grant,
+        ),
+        (
+            "/oauth/token",
+            client,
+            "grant_type=authorization_code&code=abc&code_verifier=%00".into(),
+            invalid_grant,
+        ),
+        (
+            "/oauth/token",
+            client,
+            "grant_type=authorization_code&code=abc&code_verifier=v&redirect_uri=https%3A%2F%2Fa%0a"
+                .into(),
+            invalid_grant,
+        ),
+        // refresh_token
+        ("/oauth/token", client, "grant_type=refresh_token".into(), invalid_request),
+        (
+            "/oauth/token",
+            client,
+            "grant_type=refresh_token&refresh_token=%C3%A9".into(),
+            invalid_grant,
+        ),
+        (
+            "/oauth/token",
+            client,
+            "grant_type=refresh_token&refresh_token=abc&scope=%C3%A9".into(),
+            invalid_scope,
+        ),
+        // client_id, client_secret (J4: never read as absent, never matching)
+        ("/oauth/token", None, post_id.clone(), invalid_request),
+        ("/oauth/token", None, post_secret, invalid_request),
+        ("/oauth/token", None, format!("{cc}&client_id=cli_unknown"), invalid_client),
+        // Encoding itself
+        ("/oauth/token", client, format!("{cc}&x=%zz"), invalid_request),
+        ("/oauth/token", client, format!("{cc}&x=%ff"), invalid_request),
+        // Unknown parameters are ignored, whatever they hold.
+        ("/oauth/token", client, format!("{cc}&state=%0d%0a"), Expect::Ok),
+        ("/oauth/token", client, format!("{cc}&nonce=%C3%A9"), Expect::Ok),
+        ("/oauth/token", client, format!("{cc}&code=%00"), Expect::Ok),
+        // Introspection: a token no token of ours can be is inactive; the hint is a hint.
+        ("/oauth/introspect", resource, "token=%C3%A9".into(), Expect::Inactive),
+        ("/oauth/introspect", resource, "token=abc%00".into(), Expect::Inactive),
+        ("/oauth/introspect", resource, "token=".into(), invalid_request),
+        ("/oauth/introspect", resource, "x=1".into(), invalid_request),
+        ("/oauth/introspect", resource, "token=a&token=b".into(), invalid_request),
+        ("/oauth/introspect", resource, with_hint("%C3%A9"), Expect::Active),
+        ("/oauth/introspect", resource, with_hint("refresh_token"), Expect::Active),
+        ("/oauth/introspect", resource, with_hint("nonsense"), Expect::Active),
+        ("/oauth/introspect", None, rs_post, invalid_request),
+        ("/oauth/introspect", None, "token=%C3%A9".into(), invalid_client),
+        // Revocation: an unknown token is revoked already (RFC 7009 §2.2).
+        ("/oauth/revoke", client, "token=%C3%A9".into(), Expect::Ok),
+        ("/oauth/revoke", client, "token=abc%00".into(), Expect::Ok),
+        ("/oauth/revoke", client, "token=".into(), invalid_request),
+        ("/oauth/revoke", client, "token=a&token=b".into(), invalid_request),
+        ("/oauth/revoke", None, "token=%C3%A9".into(), invalid_client),
+        ("/oauth/revoke", None, post_id, invalid_request),
+    ];
+    for (path, auth, body, expect) in &cases {
+        let r = app.post_form(path, *auth, body).await;
+        let status = r.status().as_u16();
+        match expect {
+            Expect::Error(want, code) => {
+                let (got, err) = error_of(r).await;
+                assert_eq!(
+                    (got, err["error"].as_str()),
+                    (*want, Some(*code)),
+                    "{path} {body}"
+                );
+            }
+            Expect::Ok => assert_eq!(status, 200, "{path} {body}"),
+            Expect::Inactive | Expect::Active => {
+                assert_eq!(status, 200, "{path} {body}");
+                let v: Value = r.json().await.expect("json");
+                assert_eq!(
+                    v,
+                    if *expect == Expect::Active {
+                        v.clone()
+                    } else {
+                        serde_json::json!({"active": false})
+                    },
+                    "{path} {body}"
+                );
+                assert_eq!(v["active"], *expect == Expect::Active, "{path} {body}");
+            }
+        }
+    }
+    // A hint outside VSCHAR does not stop the revocation.
+    let r = app
+        .post_form("/oauth/revoke", client, &with_hint("%00"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let v = app.introspect(&rs, &token).await;
+    assert_eq!(v["active"], false, "revoked");
 }

@@ -53,11 +53,10 @@ pub(crate) fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     let value = value
         .to_str()
         .map_err(|_| ApiError::invalid_token("The Authorization header is malformed."))?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    // RFC 6750 §2.1 under RFC 9110 §11.1: `Bearer`, `bearer`, `BEARER` are one scheme.
+    let Some(token) = crate::oauth::client_auth::credentials(value, "Bearer") else {
         return Err(ApiError::missing_credential());
-    }
-    let token = token.trim();
+    };
     if token.is_empty() {
         return Err(ApiError::invalid_token("The bearer credential is empty."));
     }

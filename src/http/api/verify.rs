@@ -53,7 +53,7 @@ pub enum VerifyErrors {
     /// No HTTP Basic credential, or not a valid client's.
     #[response(
         status = 401,
-        headers(("WWW-Authenticate" = String, description = "`Basic realm=\"tessera\"`"))
+        headers(("WWW-Authenticate" = String, description = "`Basic realm=\"tessera\", charset=\"UTF-8\"`"))
     )]
     Unauthorized(ErrorBody),
     /// The caller is a client but not a resource server.
@@ -69,7 +69,7 @@ pub enum VerifyErrors {
 
 fn basic_required() -> ApiError {
     ApiError {
-        challenge: Some(r#"Basic realm="tessera""#.into()),
+        challenge: Some(crate::error::BASIC_CHALLENGE.into()),
         ..ApiError::new(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
@@ -125,7 +125,7 @@ pub async fn verify_post(
 ) -> Result<HttpResponse, ApiError> {
     super::auth::refuse_credentials_in_url(&req)?;
     let presented = match crate::http::oauth::authorization_header(&req) {
-        Some(a) if a.len() > 6 && a[..6].eq_ignore_ascii_case("basic ") => {
+        Some(a) if client_auth::credentials(a, "Basic").is_some() => {
             client_auth::presented(Some(a), &crate::oauth::form::StrictForm::default())
                 .map_err(|_| basic_required())?
         }

@@ -267,10 +267,13 @@ pub async fn login_post(
         None => {
             state.login_throttle.record_failure(&email, &ip, now);
             state.metrics.login_failure();
+            // 403, not 401: credentials were sent and are not enough (RFC 9110 §15.5.4); a
+            // 401 would have to carry an HTTP authentication challenge (§15.5.2), and a
+            // form login has none.
             Ok(login_page(
                 &req,
                 &state,
-                StatusCode::UNAUTHORIZED,
+                StatusCode::FORBIDDEN,
                 &return_to,
                 &email,
                 Some("The email or password is incorrect."),

@@ -183,7 +183,12 @@ pub async fn authorize_get(
 }
 
 /// The consent form's target. Everything comes from the stored request; the form carries
-/// only its id, the CSRF token and the decision (docs/security.md A11, H1).
+/// only its id, the CSRF token and the decision (docs/security.md A11, H1). A form whose
+/// request id or CSRF token is missing, repeated or wrong is refused with 403 and nothing
+/// changes. Once both check out, the pending request (and with it the client and its
+/// redirect URI) is verified, so any other fault in the form, such as a repeated parameter
+/// or an unknown decision, is answered by redirect with `invalid_request`, `state` and
+/// `iss` (RFC 6749 §4.1.2.1), and the request is used up.
 pub async fn authorize_post(
     req: HttpRequest,
     FormBody(fields): FormBody,
@@ -192,24 +197,27 @@ pub async fn authorize_post(
     let Some(session) = current_session(&req, &state).await? else {
         return Ok(forbidden_form());
     };
-    let request = fields.get("request").unwrap_or("").to_string();
-    let purpose = format!("consent:{request}");
-    if request.is_empty() || !csrf_ok(&req, &state, &fields, |t| session.csrf_ok(&purpose, t)) {
+    // A body that is not a form has no readable token: the same as a wrong one (H1).
+    let once = |name: &str| fields.all(name).len() <= 1;
+    let (Some(id), true, true) = (fields.get("request"), once("request"), once("csrf_token"))
+    else {
+        return Ok(forbidden_form());
+    };
+    let purpose = format!("consent:{id}");
+    if !csrf_ok(&req, &state, &fields, |t| session.csrf_ok(&purpose, t)) {
         return Ok(forbidden_form());
     }
-    let approve = match fields.get("decision").unwrap_or("") {
-        "approve" => true,
-        "deny" => false,
-        _ => {
-            return Ok(error_page(
-                StatusCode::BAD_REQUEST,
-                "Unknown decision",
-                "Choose Allow or Deny.",
-            ));
-        }
+    let mut names: Vec<&str> = fields.0.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    let repeated = names.windows(2).any(|w| w.first() == w.last());
+    let decision = match (repeated, fields.get("decision")) {
+        (false, Some("approve")) => Ok(true),
+        (false, Some("deny")) => Ok(false),
+        _ => Err("invalid_request"),
     };
     let st = state.clone();
-    let id = request;
+    let id = id.to_string();
+    let approve = decision == Ok(true);
     let result = with_db(&state, move |conn| {
         decision::decide(conn, &st.ctx(), &session, &id, approve)
     })
@@ -237,7 +245,7 @@ pub async fn authorize_post(
             &error_url(
                 &state,
                 &redirect_uri,
-                "access_denied",
+                decision.err().unwrap_or("access_denied"),
                 pending.state.as_deref(),
             )?,
         )),
