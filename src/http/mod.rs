@@ -2,6 +2,7 @@
 //! [`routes`]; tests boot the same routing.
 
 pub mod api;
+pub mod bad_input;
 pub mod errors;
 pub mod metrics;
 pub mod oauth;
