@@ -175,12 +175,7 @@ impl NewClient {
         }
         let scope = match self.scope {
             Some(s) => {
-                let known = ScopeSet::parse_many(catalogue.names()).unwrap_or_default();
-                if let Some(unknown) = outside(&s, &known) {
-                    return Err(meta(format!(
-                        "Scope not in the catalogue: {unknown}. Valid scopes: {known}."
-                    )));
-                }
+                catalogue.check_named(&s).map_err(meta)?;
                 s
             }
             None => default_scope(catalogue),

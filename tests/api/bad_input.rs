@@ -12,7 +12,10 @@ use crate::helpers::api::KeySpec;
 use crate::helpers::oauth::REDIRECT;
 use crate::helpers::{Backend, TestApp, hidden, spawn_app};
 
-crate::on_both_backends!(j4_a_nul_character_is_bad_input_on_every_endpoint);
+crate::on_both_backends!(
+    j4_a_nul_character_is_bad_input_on_every_endpoint,
+    validation_messages_name_the_field_and_the_valid_scopes,
+);
 
 /// What a refusal must look like.
 #[derive(Debug, Clone, Copy)]
@@ -469,4 +472,102 @@ fn raw(app: &TestApp, request: &str) -> String {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn validation_messages_name_the_field_and_the_valid_scopes(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let b = app.user("owner@example.com").await;
+    let org = {
+        let mut conn = app.state.pool.get().expect("conn");
+        let user = tessera::users::store::find_by_email(&mut conn, "owner@example.com")
+            .expect("query")
+            .expect("user");
+        tessera::orgs::store::orgs_of(&mut conn, &user.id).expect("orgs")[0].clone()
+    };
+    let key = app.api_key(&org, KeySpec::default()).key;
+    let valid = "Valid scopes: admin analytics:read inference:read inference:write.";
+    for (method, path, body, message) in [
+        (
+            Method::POST,
+            "/api/v1/api-keys".to_string(),
+            json!({"name": "x", "scopes": ["inference:read", "root"]}),
+            format!("Scope not in the catalogue: root. {valid}"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/api-keys".to_string(),
+            json!({"name": "x", "scopes": []}),
+            format!("scopes: at least one scope is required. {valid}"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/api-keys".to_string(),
+            json!({"name": "x", "type": "publishable", "scopes": ["inference:read", "inference:write"]}),
+            "publishable keys may only carry read scopes (*:read), not inference:write.".into(),
+        ),
+        (
+            Method::POST,
+            "/api/v1/api-keys".to_string(),
+            json!({"scopes": ["inference:read"]}),
+            "The body has a missing field name (line 1, column 29).".into(),
+        ),
+        (
+            Method::POST,
+            "/api/v1/api-keys".to_string(),
+            json!({"name": "x", "scopes": ["inference:read"], "nmae": "y"}),
+            "The body has an unknown field nmae (line 1, column 18).".into(),
+        ),
+        (
+            Method::POST,
+            "/api/v1/clients".to_string(),
+            json!({"name": "x", "redirect_uris": [REDIRECT], "scopes": "inference:read root"}),
+            format!("Scope not in the catalogue: root. {valid}"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/clients".to_string(),
+            json!({"name": "x", "redirect_uris": [REDIRECT], "grant_types": ["password"]}),
+            "Unsupported grant type: password. Valid grant types: authorization_code, refresh_token, client_credentials.".into(),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/orgs/{org}/members"),
+            json!({"email": "not an address", "role": "member"}),
+            "email is not a valid address.".into(),
+        ),
+    ] {
+        let a = app.api(method, &path, &key, Some(body.clone())).await;
+        assert_eq!(a.status, 400, "{body}: {}", a.body);
+        assert_eq!(a.body["error"]["message"], message, "{body}");
+    }
+    // The pages show the same messages on their forms.
+    let html = b
+        .get(format!("{}/developer/clients", app.address))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    let csrf = hidden(&html, "csrf_token");
+    let r = b
+        .post(format!("{}/developer/clients", app.address))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("name", "x"),
+            ("redirect_uris", REDIRECT),
+            ("grant_type", "authorization_code"),
+            ("scope", "root"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains(&format!("Scope not in the catalogue: root. {valid}")),
+        "{html}"
+    );
 }

@@ -125,14 +125,33 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     }
     serde_json::from_slice(body).map_err(|e| {
         let what = match e.classify() {
-            serde_json::error::Category::Data => "has a missing, unknown or mistyped field",
-            _ => "is not valid JSON",
+            serde_json::error::Category::Data => match named_field(&e.to_string()) {
+                Some((kind, field)) => format!("has {kind} field {field}"),
+                None => "has a missing, unknown or mistyped field".into(),
+            },
+            _ => "is not valid JSON".into(),
         };
         ApiError::invalid(format!(
             "The body {what} (line {}, column {}).",
             e.line(),
             e.column()
         ))
+    })
+}
+
+/// The field a serde error names when it is missing, unknown or repeated: a field name
+/// from our own types or the caller's keys, never a value (which may hold a secret).
+fn named_field(serde_message: &str) -> Option<(&'static str, &str)> {
+    [
+        ("missing field `", "a missing"),
+        ("unknown field `", "an unknown"),
+        ("duplicate field `", "a repeated"),
+    ]
+    .into_iter()
+    .find_map(|(pattern, kind)| {
+        let (_, rest) = serde_message.split_once(pattern)?;
+        let (field, _) = rest.split_once('`')?;
+        Some((kind, field))
     })
 }
 
