@@ -123,7 +123,7 @@ impl From<crate::clients::ClientError> for OpError {
         use crate::clients::ClientError;
         match e {
             ClientError::InvalidRedirectUri { uri, reason } => {
-                Self::InvalidRedirectUri(format!("redirect URI {uri:?}: {reason}"))
+                Self::InvalidRedirectUri(format!("redirect URI '{uri}': {reason}"))
             }
             ClientError::InvalidMetadata(m) => Self::Invalid(m),
             ClientError::OrgNotFound(_) => Self::NotFound("organization"),
@@ -147,8 +147,10 @@ impl ResponseError for AppError {
                 HttpResponse::ServiceUnavailable()
                     .insert_header(("Retry-After", "1"))
                     .insert_header(("Cache-Control", "no-store"))
-                    .json(json!({"error": "temporarily_unavailable",
-                                 "error_description": "The service is temporarily unavailable. Retry shortly."}))
+                    .json(ErrorJson::new(
+                        "temporarily_unavailable",
+                        "The service is temporarily unavailable. Retry shortly.",
+                    ))
             }
             Self::Internal(_) => {
                 tracing::error!(cause = %self.chain(), "internal error");
@@ -158,6 +160,59 @@ impl ResponseError for AppError {
             }
         }
     }
+}
+
+/// The body of every OAuth-shaped error: `{"error", "error_description"}` (RFC 6749
+/// §5.2; also RFC 7009 §2.2.1, RFC 7662 §2.3, RFC 7591 §3.2.2). The fields are private:
+/// [`ErrorJson::new`] is the one place a description is written, and it keeps it within
+/// RFC 6749's character set (docs/security.md D3).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = OAuthErrorBody)]
+pub struct ErrorJson {
+    /// The error code.
+    error: String,
+    /// Printable ASCII without `"` and `\` (RFC 6749 §5.2).
+    error_description: String,
+}
+
+impl ErrorJson {
+    pub fn new(error: &str, description: &str) -> Self {
+        Self {
+            error: error.to_string(),
+            error_description: description_text(description),
+        }
+    }
+    pub fn error(&self) -> &str {
+        &self.error
+    }
+    pub fn description(&self) -> &str {
+        &self.error_description
+    }
+}
+
+/// RFC 6749 §5.2: `error_description` holds only %x20-21 / %x23-5B / %x5D-7E. Text is
+/// mapped into that set rather than refused, so a message that names a field or echoes
+/// an input stays readable: `"` becomes `'`, `\` becomes `/`, `§` becomes `section `,
+/// whitespace a space, and any other character `?`.
+pub fn description_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push('\''),
+            '\\' => out.push('/'),
+            '§' => out.push_str("section "),
+            ' '..='~' => out.push(c),
+            c if c.is_whitespace() => out.push(' '),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
+/// Whether `text` is within RFC 6749 §5.2's `error_description` character set.
+pub fn is_description_text(text: &str) -> bool {
+    text.bytes()
+        .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
 /// The error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1 and RFC 7009 §2.2.1.
@@ -283,6 +338,62 @@ impl ResponseError for OAuthError {
                 },
             ));
         }
-        resp.json(json!({"error": self.code, "error_description": self.description}))
+        let code = serde_json::to_value(self.code).unwrap_or_default();
+        resp.json(ErrorJson::new(
+            code.as_str().unwrap_or("server_error"),
+            self.description,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every Unicode scalar value, alone and between text, comes out of
+    /// [`description_text`] within RFC 6749 §5.2's set (docs/security.md D3).
+    #[test]
+    fn d3_every_character_maps_into_the_error_description_set() {
+        for c in (0..=0x10FFFF_u32).filter_map(char::from_u32) {
+            for text in [c.to_string(), format!("a {c}b\"{c}\\")] {
+                let out = description_text(&text);
+                assert!(is_description_text(&out), "{:?} -> {out:?}", c as u32);
+            }
+        }
+        assert_eq!(
+            description_text("redirect URI \"a\\b\": no fragment (RFC 6749 §3.1.2)\n"),
+            "redirect URI 'a/b': no fragment (RFC 6749 section 3.1.2) "
+        );
+        assert_eq!(description_text("plain, ASCII!"), "plain, ASCII!");
+        assert!(
+            !is_description_text("a\"b") && !is_description_text("§") && !is_description_text("\t")
+        );
+    }
+
+    /// Every OAuth error code answers with a body whose description is in the set.
+    #[test]
+    fn d3_oauth_error_bodies_stay_in_the_character_set() {
+        use actix_web::body::MessageBody;
+        for code in [
+            ErrorCode::InvalidRequest,
+            ErrorCode::InvalidClient,
+            ErrorCode::InvalidGrant,
+            ErrorCode::UnauthorizedClient,
+            ErrorCode::UnsupportedGrantType,
+            ErrorCode::InvalidScope,
+            ErrorCode::AccessDenied,
+            ErrorCode::UnsupportedResponseType,
+            ErrorCode::UnsupportedTokenType,
+            ErrorCode::InvalidToken,
+            ErrorCode::InsufficientScope,
+            ErrorCode::SlowDown,
+        ] {
+            let resp = OAuthError::new(code, "bad \"x\" § \\ é\u{0}").error_response();
+            let bytes = resp.into_body().try_into_bytes().expect("bytes");
+            let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+            let d = body["error_description"].as_str().expect("description");
+            assert!(is_description_text(d), "{code:?}: {d:?}");
+            assert_eq!(body["error"], serde_json::to_value(code).expect("code"));
+        }
     }
 }

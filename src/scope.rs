@@ -105,7 +105,11 @@ impl ScopesInput {
             Self::List(v) => ScopeSet::parse_many(v.iter().map(String::as_str)),
             Self::Text(s) => ScopeSet::parse_many([s.as_str()]),
         };
-        parsed.map_err(|_| crate::error::OpError::invalid("scopes are malformed."))
+        parsed.map_err(|_| {
+            crate::error::OpError::invalid(
+                "scopes must be scope names (printable ASCII without spaces, quotes or backslashes).",
+            )
+        })
     }
 }
 
@@ -165,6 +169,29 @@ impl Catalogue {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
     }
+    /// The catalogue's scope names, space-separated: what messages list as valid.
+    pub fn listed(&self) -> String {
+        self.names().collect::<Vec<_>>().join(" ")
+    }
+
+    /// Every scope of `set` is in the catalogue; else a message naming those that are not
+    /// and listing the valid ones (docs/spec.md §5).
+    pub fn check_named(&self, set: &ScopeSet) -> Result<(), String> {
+        let unknown: Vec<&str> = set
+            .iter()
+            .map(Scope::as_str)
+            .filter(|s| !self.0.contains_key(*s))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "Scope not in the catalogue: {}. Valid scopes: {}.",
+            unknown.join(" "),
+            self.listed()
+        ))
+    }
+
     /// Every scope of `set` is in the catalogue.
     pub fn check(&self, set: &ScopeSet) -> Result<(), ScopeError> {
         if set.iter().all(|s| self.0.contains_key(s.as_str())) {

@@ -109,6 +109,7 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .configure(http::routes)
+                .wrap(from_fn(http::bad_input::refuse_nul_in_url))
                 .wrap(from_fn(http::api::json_payload_errors))
                 .wrap(from_fn(http::deadline::apply))
                 .wrap(from_fn(http::security_headers::apply))

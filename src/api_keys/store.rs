@@ -121,18 +121,28 @@ pub fn create(
 ) -> Result<CreatedApiKey, ApiKeyError> {
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(invalid("name must be 1-200 characters"));
+        return Err(invalid(
+            "name must be 1-200 characters, without control characters.",
+        ));
     }
     if new.scopes.is_empty() {
-        return Err(invalid("at least one scope is required"));
+        return Err(invalid(format!(
+            "scopes: at least one scope is required. Valid scopes: {}.",
+            catalogue.listed()
+        )));
     }
-    catalogue
-        .check(&new.scopes)
-        .map_err(|_| invalid("a scope is not in the catalogue"))?;
+    catalogue.check_named(&new.scopes).map_err(invalid)?;
     if new.key_type == KeyType::Publishable && !new.scopes.all_read() {
-        return Err(invalid(
-            "publishable keys may only carry read scopes (*:read)",
-        ));
+        let write: Vec<&str> = new
+            .scopes
+            .iter()
+            .filter(|s| !s.is_read())
+            .map(|s| s.as_str())
+            .collect();
+        return Err(invalid(format!(
+            "publishable keys may only carry read scopes (*:read), not {}.",
+            write.join(" ")
+        )));
     }
     if let Some(l) = new.rate_limit_per_minute
         && !(1..=1_000_000).contains(&l)

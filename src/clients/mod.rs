@@ -6,7 +6,7 @@ pub mod redirect_uri;
 pub mod registration;
 pub mod store;
 
-use crate::scope::{Catalogue, ScopeSet};
+use crate::scope::{Catalogue, MANAGEMENT_SCOPE, ScopeSet};
 
 /// The grants tessera implements (RFC 6749 §4.1, §6, §4.4).
 #[derive(
@@ -59,7 +59,7 @@ pub struct NewClient {
     pub resource_server: bool,
     /// `None`: authorization_code + refresh_token (none for a resource server).
     pub grant_types: Option<Vec<GrantType>>,
-    /// `None`: the whole catalogue.
+    /// `None`: [`default_scope`], every catalogue scope but `admin`.
     pub scope: Option<ScopeSet>,
     pub org_id: Option<String>,
     pub logo_uri: Option<String>,
@@ -82,12 +82,21 @@ pub struct ValidClient {
     pub created_by: Option<String>,
 }
 
+/// The message for a grant type tessera does not implement, naming it and the valid ones.
+pub fn unknown_grant(name: &str) -> String {
+    let valid: Vec<&str> = GrantType::ALL.iter().map(|g| g.as_str()).collect();
+    format!(
+        "Unsupported grant type: {name}. Valid grant types: {}.",
+        valid.join(", ")
+    )
+}
+
 /// Parses the CLI's comma list of grant types.
 pub fn parse_grant_types(list: &str) -> Result<Vec<GrantType>, ClientError> {
     let mut out = Vec::new();
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let g = GrantType::parse(item)
-            .ok_or_else(|| ClientError::InvalidMetadata(format!("unknown grant type {item:?}")))?;
+            .ok_or_else(|| ClientError::InvalidMetadata(unknown_grant(item)))?;
         if !out.contains(&g) {
             out.push(g);
         }
@@ -100,14 +109,35 @@ fn meta(msg: impl Into<String>) -> ClientError {
     ClientError::InvalidMetadata(msg.into())
 }
 
+/// The scope of a client registered without one: every catalogue scope but `admin`,
+/// which is only ever given explicitly (docs/spec.md §1, §3).
+pub fn default_scope(catalogue: &Catalogue) -> ScopeSet {
+    let names = catalogue.names().filter(|s| *s != MANAGEMENT_SCOPE);
+    ScopeSet::parse_many(names).unwrap_or_default()
+}
+
+/// The scopes of `requested` outside `allowed`, space-separated, or `None` when there
+/// are none; for messages that name the offending scopes and list the valid ones.
+pub fn outside(requested: &ScopeSet, allowed: &ScopeSet) -> Option<String> {
+    let extra: Vec<&str> = requested
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|s| !allowed.contains(s))
+        .collect();
+    (!extra.is_empty()).then(|| extra.join(" "))
+}
+
 impl NewClient {
     pub fn validate(self, catalogue: &Catalogue) -> Result<ValidClient, ClientError> {
+        // RFC 7591 §2: client_name is optional; an unnamed client is shown by its id.
         let name = self.name.trim().to_string();
-        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-            return Err(meta("the client name must be 1-200 characters"));
+        if name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(meta(
+                "The client name must be at most 200 characters, without control characters.",
+            ));
         }
         if self.public && self.resource_server {
-            return Err(meta("a resource server must be a confidential client"));
+            return Err(meta("A resource server must be a confidential client."));
         }
         let grant_types = match self.grant_types {
             Some(g) => g,
@@ -115,17 +145,19 @@ impl NewClient {
             None => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         };
         if grant_types.is_empty() && !self.resource_server {
-            return Err(meta("at least one grant type is needed"));
+            return Err(meta(
+                "grant_types: at least one grant type is needed (authorization_code, refresh_token, client_credentials).",
+            ));
         }
         if self.public && grant_types.contains(&GrantType::ClientCredentials) {
             return Err(meta(
-                "a public client cannot use client_credentials (it has no secret)",
+                "grant_types: a public client cannot use client_credentials (it has no secret).",
             ));
         }
         if grant_types.contains(&GrantType::RefreshToken)
             && !grant_types.contains(&GrantType::AuthorizationCode)
         {
-            return Err(meta("refresh_token needs authorization_code"));
+            return Err(meta("grant_types: refresh_token needs authorization_code."));
         }
         for uri in &self.redirect_uris {
             redirect_uri::validate(uri)?;
@@ -137,16 +169,16 @@ impl NewClient {
             }
         }
         if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-            return Err(meta("authorization_code needs at least one redirect URI"));
+            return Err(meta(
+                "redirect_uris: authorization_code needs at least one redirect URI.",
+            ));
         }
         let scope = match self.scope {
             Some(s) => {
-                catalogue
-                    .check(&s)
-                    .map_err(|_| meta("a scope is not in the catalogue"))?;
+                catalogue.check_named(&s).map_err(meta)?;
                 s
             }
-            None => ScopeSet::parse_many(catalogue.names()).map_err(|_| meta("bad catalogue"))?,
+            None => default_scope(catalogue),
         };
         for (field, value) in [
             ("logo_uri", &self.logo_uri),
@@ -155,7 +187,9 @@ impl NewClient {
             if let Some(v) = value {
                 let ok = url::Url::parse(v).is_ok_and(|u| u.scheme() == "https") && v.len() <= 2000;
                 if !ok {
-                    return Err(meta(format!("{field} must be an https URL")));
+                    return Err(meta(format!(
+                        "{field} must be an https URL of at most 2000 characters."
+                    )));
                 }
             }
         }
@@ -187,13 +221,35 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_code_and_refresh_with_the_whole_catalogue() {
+    fn defaults_are_code_and_refresh_with_the_catalogue_but_admin() {
         let c = base().validate(&Catalogue::default()).expect("valid");
         assert_eq!(
             c.grant_types,
             vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
         );
-        assert!(c.scope.contains("admin") && c.scope.contains("inference:read"));
+        assert_eq!(
+            c.scope.to_string(),
+            "analytics:read inference:read inference:write"
+        );
+    }
+
+    #[test]
+    fn the_name_is_optional_and_unknown_scopes_are_named() {
+        let c = NewClient {
+            name: "  ".into(),
+            ..base()
+        };
+        assert_eq!(c.validate(&Catalogue::default()).expect("valid").name, "");
+        let c = NewClient {
+            scope: Some(ScopeSet::parse("inference:read root").expect("syntax")),
+            ..base()
+        };
+        let e = c.validate(&Catalogue::default()).expect_err("unknown");
+        assert_eq!(
+            e.to_string(),
+            "invalid client metadata: Scope not in the catalogue: root. Valid scopes: \
+             admin analytics:read inference:read inference:write."
+        );
     }
 
     #[test]

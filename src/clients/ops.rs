@@ -14,12 +14,12 @@ use crate::app::Ctx;
 use crate::db::{DbConnection, write_tx};
 use crate::error::OpError;
 use crate::orgs::Actor;
-use crate::scope::ScopesInput;
+use crate::scope::{MANAGEMENT_SCOPE, ScopesInput};
 
 /// Grant type names as JSON lists carry them (`/api/v1/clients`, RFC 7591 `grant_types`).
 pub fn parse_grant_list(list: &[String]) -> Result<Vec<GrantType>, String> {
     list.iter()
-        .map(|g| GrantType::parse(g).ok_or_else(|| format!("unsupported grant type {g:?}")))
+        .map(|g| GrantType::parse(g).ok_or_else(|| super::unknown_grant(g)))
         .collect()
 }
 
@@ -27,6 +27,8 @@ pub fn parse_grant_list(list: &[String]) -> Result<Vec<GrantType>, String> {
 #[derive(Debug, Clone, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientInput {
+    /// Optional (RFC 7591 §2): an unnamed client is shown by its id.
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
@@ -72,6 +74,17 @@ impl ClientInput {
     }
 }
 
+/// 403 when a member would give a client `admin`: only admins grant it, to keys and
+/// clients alike (docs/spec.md §5).
+fn check_grantable(actor: &Actor, valid: &super::ValidClient) -> Result<(), OpError> {
+    if !actor.is_admin() && valid.scope.contains(MANAGEMENT_SCOPE) {
+        return Err(OpError::Forbidden(
+            "Only organization admins may give a client the admin scope.",
+        ));
+    }
+    Ok(())
+}
+
 fn audit(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -106,6 +119,7 @@ pub(super) fn create_with<T>(
     new.org_id = Some(actor.org_id.clone());
     new.created_by = actor.user_id.clone();
     let valid = new.validate(&ctx.settings.scopes)?;
+    check_grantable(actor, &valid)?;
     let now = ctx.now;
     write_tx(conn, |conn| -> Result<_, OpError> {
         let (row, secret) = store::insert(conn, &valid, &ctx.settings.key_prefix, now)?;
@@ -174,6 +188,7 @@ pub fn update(
     new.org_id = current.org_id.clone();
     new.created_by = current.created_by.clone();
     let valid = new.validate(&ctx.settings.scopes)?;
+    check_grantable(actor, &valid)?;
     let now = ctx.now;
     write_tx(conn, |conn| {
         store::update(conn, id, &valid, now)?;

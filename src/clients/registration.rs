@@ -9,12 +9,12 @@
 use serde::Deserialize;
 
 use super::store::{self, ClientRow};
-use super::{NewClient, ops};
+use super::{NewClient, default_scope, ops, outside};
 use crate::app::Ctx;
 use crate::db::DbConnection;
 use crate::error::OpError;
 use crate::orgs::{Actor, Role};
-use crate::scope::ScopeSet;
+use crate::scope::{Catalogue, MANAGEMENT_SCOPE, ScopeSet};
 
 /// RFC 7591 §2 client metadata (what we understand of it; the rest is ignored).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -50,7 +50,8 @@ impl Metadata {
             None | Some("client_secret_basic") | Some("client_secret_post") => Ok(false),
             Some("none") => Ok(true),
             Some(other) => Err(OpError::invalid(format!(
-                "token_endpoint_auth_method {other:?} is not supported"
+                "token_endpoint_auth_method {other} is not supported. Valid methods: \
+                 client_secret_basic, client_secret_post, none."
             ))),
         }
     }
@@ -65,17 +66,19 @@ impl Metadata {
         if let Some(rt) = &self.response_types
             && rt.iter().any(|t| t != "code")
         {
-            return Err(OpError::invalid(
-                "only the response type \"code\" is supported",
-            ));
+            return Err(OpError::invalid("response_types: only code is supported."));
         }
-        let scope = match &self.scope {
-            None => None,
-            Some(s) => {
-                Some(ScopeSet::parse(s).map_err(|_| OpError::invalid("scope is malformed"))?)
-            }
+        // RFC 7592 §2.2: an omitted or empty value asks for the server's default.
+        let scope = match self.scope.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(ScopeSet::parse(s).map_err(|_| {
+                OpError::invalid(
+                    "scope must be scope names separated by single spaces (RFC 6749 section 3.3).",
+                )
+            })?),
         };
         Ok(NewClient {
+            // RFC 7591 §2: optional; an unnamed client is shown by its client_id.
             name: self.client_name.clone().unwrap_or_default(),
             redirect_uris: self.redirect_uris.clone(),
             public: self.public()?,
@@ -98,17 +101,61 @@ pub struct Registered {
     pub registration_access_token: String,
 }
 
-/// RFC 7591 §3: registers a client for the actor's organization.
+/// The most a credential acting as `actor` may grant a client: every catalogue scope for
+/// an admin, every one but `admin` for a member (docs/spec.md §5).
+pub fn ceiling_of(actor: &Actor, catalogue: &Catalogue) -> ScopeSet {
+    let names = catalogue
+        .names()
+        .filter(|s| actor.is_admin() || *s != MANAGEMENT_SCOPE);
+    ScopeSet::parse_many(names).unwrap_or_default()
+}
+
+/// Holds `new` to `ceiling`: no scope asked for is the default scope within the ceiling
+/// (never `admin`, docs/spec.md §1); a catalogue scope outside the ceiling is refused,
+/// naming it and the scopes this registration may have. Scopes outside the catalogue are
+/// left to `NewClient::validate`, which names them.
+fn cap(new: &mut NewClient, ceiling: &ScopeSet, catalogue: &Catalogue) -> Result<(), OpError> {
+    let Some(requested) = &new.scope else {
+        let default = default_scope(catalogue);
+        let within = default
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|s| ceiling.contains(s));
+        new.scope = Some(ScopeSet::parse_many(within).unwrap_or_default());
+        return Ok(());
+    };
+    let known = ScopeSet::parse_many(catalogue.names()).unwrap_or_default();
+    let catalogued = ScopeSet::parse_many(
+        requested
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|s| known.contains(s)),
+    )
+    .unwrap_or_default();
+    match outside(&catalogued, ceiling) {
+        Some(extra) => Err(OpError::invalid(format!(
+            "scope: the credential that registered this client cannot grant {extra}. \
+             Valid scopes: {ceiling}."
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// RFC 7591 §3: registers a client for the actor's organization. The scopes the actor
+/// could grant are stored with the registration access token, the most any RFC 7592
+/// update may ever grant.
 pub fn register(
     conn: &mut DbConnection,
     ctx: &Ctx<'_>,
     actor: &Actor,
     meta: &Metadata,
 ) -> Result<Registered, OpError> {
-    let new = meta.to_new()?;
+    let mut new = meta.to_new()?;
+    let ceiling = ceiling_of(actor, &ctx.settings.scopes);
+    cap(&mut new, &ceiling, &ctx.settings.scopes)?;
     let prefix = &ctx.settings.key_prefix;
     let (row, secret, token) = ops::create_with(conn, ctx, actor, new, |conn, row| {
-        store::new_registration_token(conn, &row.id, prefix)
+        store::new_registration_token(conn, &row.id, prefix, &ceiling)
     })?;
     Ok(Registered {
         row,
@@ -138,7 +185,10 @@ pub fn managed(
 }
 
 /// RFC 7592 §2.2: replaces the metadata. `client_id` must match; the kind (public or
-/// confidential) cannot change; a `client_secret`, if sent, must be the current one.
+/// confidential) cannot change; a `client_secret`, if sent, must be the current one. The
+/// token acts for no person, so the scope is held to the ceiling stored at registration
+/// (none stored: every catalogue scope but `admin`); an omitted scope is the default
+/// within it, never a widening.
 pub fn update(
     conn: &mut DbConnection,
     ctx: &Ctx<'_>,
@@ -148,20 +198,28 @@ pub fn update(
 ) -> Result<ClientRow, OpError> {
     if meta.client_id.as_deref() != Some(current.id.as_str()) {
         return Err(OpError::invalid(
-            "client_id must be present and match the client",
+            "client_id must be present and match the client.",
         ));
     }
     if meta.public()? != current.is_public {
         return Err(OpError::invalid(
-            "token_endpoint_auth_method cannot change between none and a secret",
+            "token_endpoint_auth_method cannot change between none and a secret.",
         ));
     }
     if let Some(secret) = &meta.client_secret
         && !store::secret_matches(conn, &current.id, secret, ctx.now)?
     {
-        return Err(OpError::invalid("client_secret does not match"));
+        return Err(OpError::invalid("client_secret does not match."));
     }
-    ops::update(conn, ctx, actor, &current.id, meta.to_new()?)
+    let catalogue = &ctx.settings.scopes;
+    let ceiling = current
+        .registration_scope_ceiling
+        .as_deref()
+        .and_then(|c| ScopeSet::parse(c).ok())
+        .unwrap_or_else(|| default_scope(catalogue));
+    let mut new = meta.to_new()?;
+    cap(&mut new, &ceiling, catalogue)?;
+    ops::update(conn, ctx, actor, &current.id, new)
 }
 
 /// RFC 7592 §2.3: deletes the client and everything issued to it.

@@ -27,9 +27,21 @@ pub struct ClientRow {
     pub created_by: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// RFC 7592: the scopes the credential that registered the client could grant,
+    /// space-separated; a registration access token never grants more (docs/spec.md §3).
+    pub registration_scope_ceiling: Option<String>,
 }
 
 impl ClientRow {
+    /// The name people see: the client's name, or its id when it registered without one
+    /// (RFC 7591 §2: `client_name` is optional; the server may show the client id).
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            &self.id
+        } else {
+            &self.name
+        }
+    }
     pub fn redirect_uri_list(&self) -> Vec<String> {
         serde_json::from_str(&self.redirect_uris).unwrap_or_default()
     }
@@ -79,6 +91,7 @@ pub fn insert(
         created_by: client.created_by.clone(),
         created_at: now,
         updated_at: now,
+        registration_scope_ceiling: None,
     };
     diesel::insert_into(clients::table)
         .values(&row)
@@ -237,15 +250,20 @@ pub fn rotate_secret(
     Ok((secret, old_end))
 }
 
-/// Sets the RFC 7592 registration access token (stored as SHA-256); returns it.
+/// Sets the RFC 7592 registration access token (stored as SHA-256) and the most it may
+/// ever grant, `ceiling`; returns the token.
 pub fn new_registration_token(
     conn: &mut DbConnection,
     id: &str,
     key_prefix: &str,
+    ceiling: &crate::scope::ScopeSet,
 ) -> QueryResult<String> {
     let token = format!("{key_prefix}_rat_{}", crate::crypto::random_base62(43));
     diesel::update(clients::table.find(id))
-        .set(clients::registration_token_hash.eq(Some(crate::crypto::sha256_hex(&token))))
+        .set((
+            clients::registration_token_hash.eq(Some(crate::crypto::sha256_hex(&token))),
+            clients::registration_scope_ceiling.eq(Some(ceiling.to_string())),
+        ))
         .execute(conn)?;
     Ok(token)
 }

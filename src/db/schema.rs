@@ -46,6 +46,7 @@ diesel::table! {
         created_by -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        registration_scope_ceiling -> Nullable<Text>,
     }
 }
 

@@ -138,7 +138,15 @@ impl Endpoint {
             .collect::<Vec<_>>()
             .join(", ");
         let shape = self.shape;
-        let cors_methods: Rc<str> = Rc::from(allow.as_str());
+        // HEAD is CORS-safelisted (Fetch §2.2.1): a preflight names only the others.
+        let cors_methods: Rc<str> = Rc::from(
+            self.allow
+                .iter()
+                .filter(|m| **m != Method::HEAD)
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
         self.resource
             .default_service(web::to(move || {
                 let allow = allow.clone();

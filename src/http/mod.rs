@@ -2,6 +2,7 @@
 //! [`routes`]; tests boot the same routing.
 
 pub mod api;
+pub mod bad_input;
 pub mod cors;
 pub mod deadline;
 pub mod endpoint;

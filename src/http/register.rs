@@ -3,64 +3,78 @@
 //! read/update/delete at `/oauth/register/{client_id}` with the registration access
 //! token handed out at registration. Extract, call `clients::registration`, answer;
 //! invalid metadata is 400 `invalid_redirect_uri` / `invalid_client_metadata` (§3.2.2).
+//! Every error answers in the OAuth shape `{"error", "error_description"}` (RFC 7591
+//! §3.2.2, RFC 6750 §3.1 for the credential), whatever its status, so OAuth client
+//! libraries can read it (docs/spec.md §3).
 
+use actix_web::body::BoxBody;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::app::AppState;
 use crate::clients::registration::{self, Metadata};
 use crate::clients::store::{self, ClientRow};
-use crate::error::{AppError, OpError};
-use crate::http::api::openapi::{BearerErrors, TooLarge};
+use crate::error::{AppError, ErrorJson, OpError};
 use crate::http::api::{self, ApiError};
-use crate::http::errors::ErrorBody;
 use crate::http::with_db;
 use crate::orgs::Actor;
-
-/// An RFC 7591 §3.2.2 error body.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct RegistrationError {
-    /// `invalid_redirect_uri` or `invalid_client_metadata`.
-    pub error: &'static str,
-    pub error_description: String,
-}
-
-/// A 400 from registration: RFC 7591 §3.2.2 for bad metadata, the `/api/v1` error for a
-/// malformed `Tessera-Organization` header.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum RegistrationBadRequest {
-    Metadata(RegistrationError),
-    Api(ErrorBody),
-}
 
 /// 400 on `/oauth/register`.
 #[derive(utoipa::IntoResponses)]
 #[response(
     status = 400,
-    description = "invalid_redirect_uri or invalid_client_metadata (RFC 7591 §3.2.2), or a malformed Tessera-Organization header"
+    description = "invalid_redirect_uri or invalid_client_metadata (RFC 7591 §3.2.2: bad metadata, a body that is not JSON), or invalid_request (a malformed Tessera-Organization header)"
 )]
-pub struct InvalidMetadata(pub RegistrationBadRequest);
+pub struct InvalidMetadata(pub ErrorJson);
+
+/// What `/oauth/register` answers when its bearer credential fails, in the OAuth error
+/// shape (RFC 6750 §3.1 codes).
+#[derive(utoipa::IntoResponses)]
+pub enum RegistrationBearerErrors {
+    /// No credential, or one that is unknown, expired or revoked: `invalid_token`.
+    #[response(
+        status = 401,
+        headers(("WWW-Authenticate" = String, description = "RFC 6750 §3 `Bearer` challenge"))
+    )]
+    Unauthorized(ErrorJson),
+    /// The credential lacks `admin` (`insufficient_scope`), or may not act for the
+    /// organization named (`access_denied`).
+    #[response(status = 403)]
+    Forbidden(ErrorJson),
+    /// The credential's rate limit is spent (`slow_down`).
+    #[response(status = 429, headers(("Retry-After" = i64)))]
+    TooManyRequests(ErrorJson),
+    /// The database cannot be reached (`temporarily_unavailable`).
+    #[response(status = 503, headers(("Retry-After" = i64)))]
+    Unavailable(ErrorJson),
+}
+
+/// 413: the body is larger than 64 KiB (`invalid_request`).
+#[derive(utoipa::IntoResponses)]
+#[response(status = 413, description = "The body is larger than 64 KiB")]
+pub struct RegistrationTooLarge(pub ErrorJson);
 
 /// What a call with a registration access token may answer besides its own success.
 #[derive(utoipa::IntoResponses)]
 pub enum TokenErrors {
-    /// The token is missing, or not this client's.
+    /// The token is missing, or not this client's (`invalid_token`).
     #[response(
         status = 401,
         headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"tessera\", error=\"invalid_token\"`"))
     )]
-    Unauthorized(ErrorBody),
-    /// The database cannot be reached.
+    Unauthorized(ErrorJson),
+    /// The database cannot be reached (`temporarily_unavailable`).
     #[response(status = 503, headers(("Retry-After" = i64)))]
-    Unavailable(ErrorBody),
+    Unavailable(ErrorJson),
 }
 
 /// A registered client as RFC 7591 §3.2.1 and RFC 7592 §3 answer it.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct RegistrationResponse {
     pub client_id: String,
-    pub client_name: String,
+    /// Absent when the client registered without one (RFC 7591 §2: optional).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<&'static str>,
     pub response_types: Vec<&'static str>,
@@ -85,7 +99,8 @@ pub struct RegistrationResponse {
     pub registration_access_token: Option<String>,
 }
 
-/// An RFC 7591 §3.2.2 error, or any `/api/v1`-style failure (authentication, storage).
+/// An RFC 7591 §3.2.2 error, or a failure of the credential or of storage, answered with
+/// its own status and headers and an OAuth-shaped body.
 #[derive(Debug)]
 pub enum RegisterError {
     Metadata {
@@ -115,12 +130,37 @@ impl ResponseError for RegisterError {
         match self {
             Self::Metadata { code, description } => HttpResponse::BadRequest()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(RegistrationError {
-                    error: code,
-                    error_description: description.clone(),
-                }),
-            Self::Api(e) => e.error_response(),
+                .json(ErrorJson::new(code, description)),
+            Self::Api(e) => {
+                // Status, challenge, Retry-After and rate-limit headers as on /api/v1; the
+                // body in the OAuth shape.
+                let body = ErrorJson::new(oauth_code(e), &e.message);
+                let bytes = serde_json::to_vec(&body).unwrap_or_default();
+                e.error_response().set_body(BoxBody::new(bytes))
+            }
         }
+    }
+}
+
+/// The OAuth error code for a credential or storage failure: the RFC 6750 code of its
+/// challenge when it has one, else one that fits its status.
+fn oauth_code(e: &ApiError) -> &'static str {
+    let challenged = e.challenge.as_deref().and_then(|c| {
+        ["invalid_request", "invalid_token", "insufficient_scope"]
+            .into_iter()
+            .find(|code| c.contains(&format!("error=\"{code}\"")))
+    });
+    if let Some(code) = challenged {
+        return code;
+    }
+    match e.status {
+        StatusCode::UNAUTHORIZED => "invalid_token",
+        StatusCode::FORBIDDEN => "access_denied",
+        StatusCode::TOO_MANY_REQUESTS => "slow_down",
+        StatusCode::SERVICE_UNAVAILABLE => "temporarily_unavailable",
+        s if s.is_server_error() => "server_error",
+        StatusCode::CONFLICT => "invalid_client_metadata",
+        _ => "invalid_request",
     }
 }
 
@@ -152,11 +192,21 @@ impl From<OpError> for RegisterError {
     }
 }
 
+/// The metadata of a request body: a JSON object (RFC 7591 §3.1); anything else, or a
+/// body that is not JSON at all, is `invalid_client_metadata`.
 fn parse_metadata(req: &HttpRequest, body: &[u8]) -> Result<Metadata, RegisterError> {
-    api::json_body(req, body).map_err(|e| RegisterError::Metadata {
+    let invalid = |description: String| RegisterError::Metadata {
         code: "invalid_client_metadata",
-        description: e.message,
-    })
+        description,
+    };
+    let meta = api::json_body(req, body).map_err(|e| invalid(e.message))?;
+    // serde would also read a struct from a JSON array.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(invalid(
+            "The body must be a JSON object of client metadata.".into(),
+        ));
+    }
+    Ok(meta)
 }
 
 fn answer(
@@ -169,7 +219,7 @@ fn answer(
     RegistrationResponse {
         registration_client_uri: format!("{}/oauth/register/{}", state.issuer, m.client_id),
         client_id: m.client_id,
-        client_name: m.client_name,
+        client_name: Some(m.client_name).filter(|n| !n.is_empty()),
         redirect_uris: m.redirect_uris,
         grant_types: m.grant_types,
         response_types: m.response_types,
@@ -206,7 +256,7 @@ fn no_store(status: StatusCode, body: RegistrationResponse) -> HttpResponse {
             description = "Registered, with registration_access_token and registration_client_uri",
             body = RegistrationResponse
         ),
-        InvalidMetadata, BearerErrors, TooLarge
+        InvalidMetadata, RegistrationBearerErrors, RegistrationTooLarge
     )
 )]
 pub async fn register_post(
@@ -284,7 +334,7 @@ pub async fn read_get(
     request_body = Metadata,
     responses(
         (status = 200, description = "The metadata", body = RegistrationResponse),
-        InvalidMetadata, TokenErrors, TooLarge
+        InvalidMetadata, TokenErrors, RegistrationTooLarge
     )
 )]
 pub async fn update_put(

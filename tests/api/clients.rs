@@ -19,6 +19,9 @@ crate::on_both_backends!(
     account_apps_lists_and_revokes_an_authorization,
     audit_page_is_for_admins_and_records_client_events,
     developer_pages_register_edit_rotate_and_delete,
+    rfc7591_a_client_name_is_optional_and_an_unnamed_client_shows_its_id,
+    d3_rfc7591_every_registration_error_is_oauth_json,
+    d10_a_registration_never_grants_more_than_its_credential_could,
 );
 
 async fn register(app: &TestApp, bearer: Option<&str>, body: Value) -> Answer {
@@ -223,10 +226,6 @@ async fn rfc7591_7592_register_read_update_delete(backend: Backend) {
         ),
         (
             json!({"client_name": "x", "redirect_uris": [REDIRECT], "scope": "nope"}),
-            "invalid_client_metadata",
-        ),
-        (
-            json!({"redirect_uris": [REDIRECT]}),
             "invalid_client_metadata",
         ),
         (json!({"client_name": "x"}), "invalid_client_metadata"),
@@ -882,4 +881,525 @@ async fn openapi_document_covers_every_api_route() {
             "missing schema {name}"
         );
     }
+}
+
+/// RFC 6749 §5.2 as RFC 7591 §3.2.2 uses it: `{"error": "<code>", "error_description"}`,
+/// the description printable ASCII without `"` and `\` (docs/security.md D3). The MCP
+/// TypeScript SDK and other OAuth libraries parse exactly this.
+fn oauth_error(a: &Answer) -> (u16, String, String) {
+    let error = a.body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an OAuth error: {}", a.body))
+        .to_string();
+    let description = a.body["error_description"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error_description: {}", a.body))
+        .to_string();
+    assert!(
+        tessera::error::is_description_text(&description),
+        "D3: {description:?}"
+    );
+    assert_eq!(a.header("cache-control"), Some("no-store"), "{}", a.body);
+    (a.status, error, description)
+}
+
+async fn raw_register(
+    app: &TestApp,
+    path: &str,
+    method: Method,
+    bearer: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Answer {
+    let mut r = reqwest::Client::new()
+        .request(method, format!("{}{path}", app.address))
+        .bearer_auth(bearer)
+        .body(body);
+    if let Some(ct) = content_type {
+        r = r.header("content-type", ct);
+    }
+    answer(r.send().await.expect("request")).await
+}
+
+async fn rfc7591_a_client_name_is_optional_and_an_unnamed_client_shows_its_id(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let b = app.user("owner@example.com").await;
+    let org = {
+        let mut conn = app.state.pool.get().expect("conn");
+        let user = tessera::users::store::find_by_email(&mut conn, "owner@example.com")
+            .expect("query")
+            .expect("user");
+        tessera::orgs::store::orgs_of(&mut conn, &user.id).expect("orgs")[0].clone()
+    };
+    let admin = app.api_key(&org, KeySpec::default());
+    let a = register(
+        &app,
+        Some(&admin.key),
+        json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.body["client_id"].as_str().expect("id").to_string();
+    assert!(a.body.get("client_name").is_none(), "{}", a.body);
+    // Without a scope: every catalogue scope but admin (docs/spec.md §1).
+    assert_eq!(
+        a.body["scope"],
+        "analytics:read inference:read inference:write"
+    );
+    let rat = a.body["registration_access_token"].as_str().expect("rat");
+    let r = managed(&app, Method::GET, &id, rat, None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.get("client_name").is_none(), "{}", r.body);
+    let listed = app
+        .api(
+            Method::GET,
+            &format!("/api/v1/clients/{id}"),
+            &admin.key,
+            None,
+        )
+        .await;
+    assert_eq!(listed.body["client_name"], "");
+
+    // The consent page names the app by its client_id.
+    let (_, challenge) = crate::helpers::oauth::pkce();
+    let r = app
+        .authorize_get(
+            &b,
+            &[
+                ("response_type", "code"),
+                ("client_id", &id),
+                ("redirect_uri", REDIRECT),
+                ("scope", "inference:read"),
+                ("state", "s"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains(&format!(
+            r#"<span id="client-name">{id}</span> wants to access"#
+        )),
+        "{html}"
+    );
+    assert!(html.contains(&format!("<title>Authorize {id} ")), "{html}");
+    // The developer pages list it and head its page with its id.
+    let list = b
+        .get(format!("{}/developer/clients", app.address))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        list.contains(&format!(r#"<a href="/developer/clients/{id}">{id}</a>"#)),
+        "{list}"
+    );
+    let one = b
+        .get(format!("{}/developer/clients/{id}", app.address))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        one.contains(&format!(r#"<h1 id="client-heading">{id}</h1>"#)),
+        "{one}"
+    );
+    // /api/v1 takes a client without a name too (one rule for every transport).
+    let a = app
+        .api(
+            Method::POST,
+            "/api/v1/clients",
+            &admin.key,
+            Some(json!({"redirect_uris": [REDIRECT]})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.body["client_name"], "");
+}
+
+async fn d3_rfc7591_every_registration_error_is_oauth_json(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let org = app.org(Plan::Free);
+    let admin = app.api_key(&org, KeySpec::default());
+    let reader = app.api_key(
+        &org,
+        KeySpec {
+            scopes: "inference:read",
+            ..Default::default()
+        },
+    );
+    let ok = json!({"client_name": "x", "redirect_uris": [REDIRECT]});
+
+    // The credential: 401 with a Bearer challenge, 403 without admin.
+    let a = register(&app, None, ok.clone()).await;
+    assert_eq!(oauth_error(&a).0, 401);
+    assert_eq!(oauth_error(&a).1, "invalid_token");
+    assert!(
+        a.header("www-authenticate")
+            .is_some_and(|c| c.starts_with("Bearer "))
+    );
+    let a = register(&app, Some("tsr_sk_not_a_key"), ok.clone()).await;
+    assert_eq!(
+        (oauth_error(&a).0, oauth_error(&a).1.as_str()),
+        (401, "invalid_token")
+    );
+    assert!(
+        a.header("www-authenticate")
+            .is_some_and(|c| c.starts_with("Bearer "))
+    );
+    let a = register(&app, Some(&reader.key), ok.clone()).await;
+    assert_eq!(
+        (oauth_error(&a).0, oauth_error(&a).1.as_str()),
+        (403, "insufficient_scope")
+    );
+
+    // Bodies that are not client metadata.
+    let json_ct = Some("application/json");
+    for (content_type, body, what) in [
+        (json_ct, b"{".to_vec(), "not valid JSON"),
+        (json_ct, b"".to_vec(), "not valid JSON"),
+        (json_ct, b"[]".to_vec(), "must be a JSON object"),
+        (
+            json_ct,
+            b"[\"x\"]".to_vec(),
+            "missing, unknown or mistyped field",
+        ),
+        (
+            json_ct,
+            br#"{"client_name": 5, "redirect_uris": []}"#.to_vec(),
+            "missing, unknown or mistyped field",
+        ),
+        (
+            Some("text/plain"),
+            serde_json::to_vec(&ok).expect("json"),
+            "must be JSON",
+        ),
+        (None, serde_json::to_vec(&ok).expect("json"), "must be JSON"),
+        (
+            Some("application/x-www-form-urlencoded"),
+            b"client_name=x".to_vec(),
+            "must be JSON",
+        ),
+    ] {
+        let a = raw_register(
+            &app,
+            "/oauth/register",
+            Method::POST,
+            &admin.key,
+            content_type,
+            body,
+        )
+        .await;
+        let (status, error, description) = oauth_error(&a);
+        assert_eq!(
+            (status, error.as_str()),
+            (400, "invalid_client_metadata"),
+            "{content_type:?}: {description}"
+        );
+        assert!(description.contains(what), "{description}");
+    }
+
+    // Metadata refusals name the field or value and, for scopes and grants, the valid ones.
+    for (body, error, description) in [
+        (
+            json!({"redirect_uris": ["https://a.example/cb#x"]}),
+            "invalid_redirect_uri",
+            "redirect URI 'https://a.example/cb#x': must not contain a fragment (RFC 6749 section 3.1.2)",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "scope": "nope inference:read"}),
+            "invalid_client_metadata",
+            "Scope not in the catalogue: nope. Valid scopes: admin analytics:read inference:read inference:write.",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "scope": "a  b"}),
+            "invalid_client_metadata",
+            "scope must be scope names separated by single spaces (RFC 6749 section 3.3).",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "grant_types": ["implicit"]}),
+            "invalid_client_metadata",
+            "Unsupported grant type: implicit. Valid grant types: authorization_code, refresh_token, client_credentials.",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}),
+            "invalid_client_metadata",
+            "token_endpoint_auth_method private_key_jwt is not supported. Valid methods: client_secret_basic, client_secret_post, none.",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "response_types": ["token"]}),
+            "invalid_client_metadata",
+            "response_types: only code is supported.",
+        ),
+        (
+            json!({"client_name": "x"}),
+            "invalid_client_metadata",
+            "redirect_uris: authorization_code needs at least one redirect URI.",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "client_uri": "http://app.example"}),
+            "invalid_client_metadata",
+            "client_uri must be an https URL of at most 2000 characters.",
+        ),
+        (
+            json!({"client_name": "é\"\\§", "redirect_uris": ["https://a.example/\"§"]}),
+            "invalid_redirect_uri",
+            "redirect URI 'https://a.example/'section ': must be printable ASCII without spaces or backslashes",
+        ),
+    ] {
+        let a = register(&app, Some(&admin.key), body.clone()).await;
+        assert_eq!(
+            oauth_error(&a),
+            (400, error.to_string(), description.to_string()),
+            "{body}"
+        );
+    }
+
+    // Over the body limit: 413, same shape.
+    let big = json!({"client_name": "x".repeat(70 * 1024), "redirect_uris": [REDIRECT]});
+    let a = register(&app, Some(&admin.key), big).await;
+    assert_eq!(
+        oauth_error(&a),
+        (
+            413,
+            "invalid_request".into(),
+            "The body is larger than 64 KiB.".into()
+        )
+    );
+
+    // RFC 7592 with the registration access token.
+    let a = register(&app, Some(&admin.key), ok.clone()).await;
+    assert_eq!(a.status, 201);
+    let id = a.body["client_id"].as_str().expect("id").to_string();
+    let rat = a.body["registration_access_token"]
+        .as_str()
+        .expect("rat")
+        .to_string();
+    let path = format!("/oauth/register/{id}");
+    for method in [Method::GET, Method::PUT, Method::DELETE] {
+        let a = managed(&app, method.clone(), &id, "wrong", Some(ok.clone())).await;
+        assert_eq!(
+            (oauth_error(&a).0, oauth_error(&a).1.as_str()),
+            (401, "invalid_token"),
+            "{method}"
+        );
+        assert!(
+            a.header("www-authenticate")
+                .is_some_and(|c| c.starts_with("Bearer "))
+        );
+    }
+    for (content_type, body) in [
+        (json_ct, b"{".to_vec()),
+        (Some("text/plain"), serde_json::to_vec(&ok).expect("json")),
+    ] {
+        let a = raw_register(&app, &path, Method::PUT, &rat, content_type, body).await;
+        assert_eq!(
+            (oauth_error(&a).0, oauth_error(&a).1.as_str()),
+            (400, "invalid_client_metadata")
+        );
+    }
+    let a = managed(
+        &app,
+        Method::PUT,
+        &id,
+        &rat,
+        Some(json!({"redirect_uris": [REDIRECT]})),
+    )
+    .await;
+    assert_eq!(
+        oauth_error(&a),
+        (
+            400,
+            "invalid_client_metadata".into(),
+            "client_id must be present and match the client.".into()
+        )
+    );
+}
+
+async fn d10_a_registration_never_grants_more_than_its_credential_could(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let org = app.org(Plan::Free);
+    let boss = app.member(&org, "boss@example.com", Role::Admin);
+    let dev = app.member(&org, "dev@example.com", Role::Member);
+    let as_admin = app.api_key(
+        &org,
+        KeySpec {
+            scopes: "admin",
+            created_by: Some(&boss),
+            ..Default::default()
+        },
+    );
+    let as_member = app.api_key(
+        &org,
+        KeySpec {
+            scopes: "admin",
+            created_by: Some(&dev),
+            ..Default::default()
+        },
+    );
+    let default = "analytics:read inference:read inference:write";
+    let base = json!({"client_name": "App", "redirect_uris": [REDIRECT]});
+    let with = |extra: Value| {
+        let mut b = base.clone();
+        for (k, v) in extra.as_object().expect("obj") {
+            b[k] = v.clone();
+        }
+        b
+    };
+
+    // Registration: no scope is the default, without admin, for either credential.
+    let mut clients = Vec::new();
+    for key in [&as_member.key, &as_admin.key] {
+        let a = register(&app, Some(key), base.clone()).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        assert_eq!(a.body["scope"], default);
+        clients.push((
+            a.body["client_id"].as_str().expect("id").to_string(),
+            a.body["registration_access_token"]
+                .as_str()
+                .expect("rat")
+                .to_string(),
+        ));
+    }
+    // A member's credential cannot register admin; an admin's can, explicitly.
+    let a = register(
+        &app,
+        Some(&as_member.key),
+        with(json!({"scope": "admin inference:read"})),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.body["error"], "invalid_client_metadata");
+    assert_eq!(
+        a.body["error_description"],
+        format!(
+            "scope: the credential that registered this client cannot grant admin. Valid scopes: {default}."
+        )
+    );
+    let a = register(&app, Some(&as_admin.key), with(json!({"scope": "admin"}))).await;
+    assert_eq!((a.status, a.body["scope"].as_str()), (201, Some("admin")));
+    let (admin_made, admin_rat) = (
+        a.body["client_id"].as_str().expect("id").to_string(),
+        a.body["registration_access_token"]
+            .as_str()
+            .expect("rat")
+            .to_string(),
+    );
+
+    // RFC 7592 update omitting scope: the default, never the whole catalogue. The member
+    // stays capped even after being promoted: the ceiling is the registering credential's.
+    assert_eq!(
+        app.api(
+            Method::PATCH,
+            &format!("/api/v1/orgs/{org}/members/{dev}"),
+            &as_admin.key,
+            Some(json!({"role": "admin"})),
+        )
+        .await
+        .status,
+        200
+    );
+    let (member_made, member_rat) = &clients[0];
+    let update =
+        |id: &str| json!({"client_id": id, "client_name": "App", "redirect_uris": [REDIRECT]});
+    let r = managed(
+        &app,
+        Method::PUT,
+        member_made,
+        member_rat,
+        Some(update(member_made)),
+    )
+    .await;
+    assert_eq!((r.status, r.body["scope"].as_str()), (200, Some(default)));
+    let mut ask_admin = update(member_made);
+    ask_admin["scope"] = json!("admin inference:read");
+    let r = managed(&app, Method::PUT, member_made, member_rat, Some(ask_admin)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["error"], "invalid_client_metadata");
+    let r = managed(&app, Method::GET, member_made, member_rat, None).await;
+    assert_eq!(r.body["scope"], default);
+
+    // An admin-registered client: omitting scope narrows it to the default; admin only
+    // when asked for.
+    let r = managed(
+        &app,
+        Method::PUT,
+        &admin_made,
+        &admin_rat,
+        Some(update(&admin_made)),
+    )
+    .await;
+    assert_eq!((r.status, r.body["scope"].as_str()), (200, Some(default)));
+    let mut ask_admin = update(&admin_made);
+    ask_admin["scope"] = json!("admin");
+    let r = managed(&app, Method::PUT, &admin_made, &admin_rat, Some(ask_admin)).await;
+    assert_eq!((r.status, r.body["scope"].as_str()), (200, Some("admin")));
+
+    // /api/v1 and its default: the same rule for a member (now demoted again).
+    assert_eq!(
+        app.api(
+            Method::PATCH,
+            &format!("/api/v1/orgs/{org}/members/{dev}"),
+            &as_admin.key,
+            Some(json!({"role": "member"})),
+        )
+        .await
+        .status,
+        200
+    );
+    let a = app
+        .api(
+            Method::POST,
+            "/api/v1/clients",
+            &as_member.key,
+            Some(json!({"name": "x", "redirect_uris": [REDIRECT], "scopes": ["admin"]})),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.body["error"]["message"].as_str()),
+        (
+            403,
+            Some("Only organization admins may give a client the admin scope.")
+        )
+    );
+    let a = app
+        .api(
+            Method::POST,
+            "/api/v1/clients",
+            &as_member.key,
+            Some(json!({"name": "x", "redirect_uris": [REDIRECT]})),
+        )
+        .await;
+    assert_eq!((a.status, a.body["scope"].as_str()), (201, Some(default)));
+    let id = a.body["client_id"].as_str().expect("id").to_string();
+    let a = app
+        .api(
+            Method::PUT,
+            &format!("/api/v1/clients/{id}"),
+            &as_member.key,
+            Some(json!({"name": "x", "redirect_uris": [REDIRECT], "scopes": "admin"})),
+        )
+        .await;
+    assert_eq!(a.status, 403);
+    let a = app
+        .api(
+            Method::PUT,
+            &format!("/api/v1/clients/{id}"),
+            &as_admin.key,
+            Some(json!({"name": "x", "redirect_uris": [REDIRECT], "scopes": "admin"})),
+        )
+        .await;
+    assert_eq!((a.status, a.body["scope"].as_str()), (200, Some("admin")));
 }

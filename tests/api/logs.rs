@@ -38,6 +38,13 @@ async fn h7_a_full_flow_under_trace_logging_logs_no_secret() {
     let dir = tempfile::tempdir().expect("dir");
     let log_path = dir.path().join("server.log");
     let password = "trace-test-password-42";
+    // Admin commands refuse a database that does not exist yet (docs/spec.md §1).
+    let migrate = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("migrate")
+        .current_dir(dir.path())
+        .output()
+        .expect("migrate");
+    assert!(migrate.status.success(), "migrate: {migrate:?}");
     cli(
         dir.path(),
         &[

@@ -15,6 +15,7 @@ mod helpers;
 mod accounts;
 mod api_keys;
 mod authorize;
+mod bad_input;
 mod browser;
 mod challenges;
 mod cli;

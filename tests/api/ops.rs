@@ -405,7 +405,7 @@ async fn product_counters_move_with_tokens_verifications_limits_logins_and_revoc
         "/",
     )
     .await;
-    assert_eq!(r.status(), 401);
+    assert_eq!(r.status(), 403, "a refused form login (docs/spec.md §6)");
     seen = expect(seen, vec![(NAMES[9], 1)], "login failure").await;
 
     // Revocations by kind: an API key, an access token and a refresh token (RFC 7009),

@@ -55,15 +55,24 @@ pub async fn json_payload_errors(
     actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
     actix_web::Error,
 > {
-    let api = req.path().starts_with("/api/v1/") || req.path().starts_with("/oauth/register");
+    let registration = req.path().starts_with("/oauth/register");
+    let api = req.path().starts_with("/api/v1/") || registration;
     let res = next.call(req).await?;
     if api && res.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        let too_large = ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            format!("The body is larger than {} KiB.", API_BODY_LIMIT / 1024),
-        )
-        .error_response();
+        let message = format!("The body is larger than {} KiB.", API_BODY_LIMIT / 1024);
+        let too_large = if registration {
+            // RFC 7591 §3.2.2: registration answers in the OAuth error shape.
+            HttpResponse::PayloadTooLarge()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(crate::error::ErrorJson::new("invalid_request", &message))
+        } else {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                message,
+            )
+            .error_response()
+        };
         return Ok(res.into_response(too_large).map_into_right_body());
     }
     Ok(res.map_into_left_body())
@@ -89,8 +98,9 @@ pub fn json_body_or_default<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-/// Parses a JSON body strictly: `application/json`, valid, the expected shape. The message
-/// never echoes the body (it may hold a key).
+/// Parses a JSON body strictly: `application/json`, valid, the expected shape, no NUL
+/// character in any string (`http::bad_input`). The message never echoes the body (it
+/// may hold a key).
 pub fn json_body<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
     body: &[u8],
@@ -106,16 +116,42 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
             "The body must be JSON (Content-Type: application/json).",
         ));
     }
+    // A JSON string can only carry a NUL as the escape `\u0000`: look closer only then.
+    if body.windows(5).any(|w| w.eq_ignore_ascii_case(b"u0000"))
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(field) = crate::http::bad_input::json_nul_field(&value)
+    {
+        return Err(ApiError::invalid(crate::http::bad_input::message(&field)));
+    }
     serde_json::from_slice(body).map_err(|e| {
         let what = match e.classify() {
-            serde_json::error::Category::Data => "has a missing, unknown or mistyped field",
-            _ => "is not valid JSON",
+            serde_json::error::Category::Data => match named_field(&e.to_string()) {
+                Some((kind, field)) => format!("has {kind} field {field}"),
+                None => "has a missing, unknown or mistyped field".into(),
+            },
+            _ => "is not valid JSON".into(),
         };
         ApiError::invalid(format!(
             "The body {what} (line {}, column {}).",
             e.line(),
             e.column()
         ))
+    })
+}
+
+/// The field a serde error names when it is missing, unknown or repeated: a field name
+/// from our own types or the caller's keys, never a value (which may hold a secret).
+fn named_field(serde_message: &str) -> Option<(&'static str, &str)> {
+    [
+        ("missing field `", "a missing"),
+        ("unknown field `", "an unknown"),
+        ("duplicate field `", "a repeated"),
+    ]
+    .into_iter()
+    .find_map(|(pattern, kind)| {
+        let (_, rest) = serde_message.split_once(pattern)?;
+        let (field, _) = rest.split_once('`')?;
+        Some((kind, field))
     })
 }
 

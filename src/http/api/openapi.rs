@@ -143,8 +143,7 @@ impl utoipa::Modify for Schemes {
     components(schemas(
         ErrorBody,
         crate::http::errors::ErrorType,
-        crate::http::register::RegistrationBadRequest,
-        crate::http::register::RegistrationError,
+        crate::error::ErrorJson,
     )),
     modifiers(&Schemes)
 )]

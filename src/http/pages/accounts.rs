@@ -65,6 +65,17 @@ impl CredentialsForm {
     }
 }
 
+/// The message for a login or signup form with a NUL character in a field
+/// (`http::bad_input`), shown on the form.
+fn nul_in(form: &CredentialsForm) -> Option<String> {
+    let fields = [
+        ("email", form.email.as_str()),
+        ("password", form.password.as_str()),
+        ("return_to", form.return_to.as_deref().unwrap_or("")),
+    ];
+    crate::http::bad_input::nul_field(fields).map(|f| crate::http::bad_input::message(&f))
+}
+
 fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -238,6 +249,17 @@ pub async fn login_post(
     }
     let form = CredentialsForm::from_fields(&fields);
     let return_to = safe_return_to(form.return_to.as_deref());
+    if let Some(bad) = nul_in(&form) {
+        let email = form.email.replace('\0', "");
+        return Ok(login_page(
+            &req,
+            &state,
+            StatusCode::BAD_REQUEST,
+            &return_to,
+            &email,
+            Some(&bad),
+        ));
+    }
     let email =
         users::normalize_email(&form.email).unwrap_or_else(|_| form.email.trim().to_string());
     let ip = req
@@ -318,6 +340,16 @@ pub async fn signup_post(
             Some(msg),
         )
     };
+    if let Some(bad) = nul_in(&form) {
+        return Ok(signup_page(
+            &req,
+            &state,
+            StatusCode::BAD_REQUEST,
+            &return_to,
+            &form.email.replace('\0', ""),
+            Some(&bad),
+        ));
+    }
     let email = match users::normalize_email(&form.email) {
         Ok(e) => e,
         Err(e) => return Ok(bad(&e.to_string())),

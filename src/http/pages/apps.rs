@@ -48,8 +48,12 @@ pub async fn apps_get(
         .into_iter()
         .map(|a| AppLine {
             csrf: session.csrf_token(&format!("/account/apps/{}/revoke", a.client_id)),
+            name: if a.client_name.is_empty() {
+                a.client_id.clone()
+            } else {
+                a.client_name
+            },
             client_id: a.client_id,
-            name: a.client_name,
             client_uri: a.client_uri.unwrap_or_default(),
             scopes: a.scope,
             granted: when(a.updated_at),

@@ -168,7 +168,7 @@ pub async fn authorize_get(
             Ok(page(
                 StatusCode::OK,
                 &ConsentPage {
-                    client_name: &valid.client.name,
+                    client_name: valid.client.display_name(),
                     client_uri: valid.client.client_uri.as_deref(),
                     email: &email,
                     org_name: org_name.as_deref(),

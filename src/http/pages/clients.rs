@@ -15,7 +15,8 @@ use crate::clients::{GrantType, NewClient};
 use crate::error::{AppError, OpError};
 use crate::http::errors::shown;
 use crate::http::with_db;
-use crate::scope::ScopesInput;
+use crate::orgs::Role;
+use crate::scope::{MANAGEMENT_SCOPE, ScopesInput};
 
 pub struct Choice {
     pub value: String,
@@ -56,11 +57,14 @@ fn grant_choices(checked: &[GrantType]) -> Vec<Choice> {
     .collect()
 }
 
-fn scope_choices(state: &AppState, checked: &[String]) -> Vec<Choice> {
+/// The catalogue scopes the viewer may give a client (members: all but `admin`,
+/// docs/spec.md §5), plus any the client already has, so that none is dropped unseen.
+fn scope_choices(state: &AppState, role: Role, checked: &[String]) -> Vec<Choice> {
     state
         .settings
         .scopes
         .names()
+        .filter(|s| role == Role::Admin || *s != MANAGEMENT_SCOPE || checked.iter().any(|c| c == s))
         .map(|s| Choice {
             value: s.into(),
             label: state.settings.scopes.description(s).unwrap_or("").into(),
@@ -70,15 +74,15 @@ fn scope_choices(state: &AppState, checked: &[String]) -> Vec<Choice> {
 }
 
 impl ClientForm {
-    fn blank(state: &AppState) -> Self {
+    fn blank(state: &AppState, role: Role) -> Self {
         Self {
             grant_types: grant_choices(&[GrantType::AuthorizationCode, GrantType::RefreshToken]),
-            scopes: scope_choices(state, &[]),
+            scopes: scope_choices(state, role, &[]),
             ..Default::default()
         }
     }
 
-    fn of(state: &AppState, row: &ClientRow) -> Self {
+    fn of(state: &AppState, row: &ClientRow, role: Role) -> Self {
         Self {
             name: row.name.clone(),
             redirect_uris: row.redirect_uri_list().join("\n"),
@@ -86,6 +90,7 @@ impl ClientForm {
             grant_types: grant_choices(&row.grant_type_list()),
             scopes: scope_choices(
                 state,
+                role,
                 &row.scope.split(' ').map(str::to_string).collect::<Vec<_>>(),
             ),
             logo_uri: row.logo_uri.clone().unwrap_or_default(),
@@ -106,7 +111,7 @@ impl ClientForm {
             redirect_uris: f.get("redirect_uris").unwrap_or("").to_string(),
             public: f.get("type") == Some("public"),
             grant_types: grant_choices(&grants),
-            scopes: scope_choices(state, &scopes),
+            scopes: scope_choices(state, v.actor.role, &scopes),
             logo_uri: f.get("logo_uri").unwrap_or("").to_string(),
             client_uri: f.get("client_uri").unwrap_or("").to_string(),
         };
@@ -180,8 +185,8 @@ async fn render_list(
                 "confidential"
             },
             created: when(r.created_at),
+            name: r.display_name().to_string(),
             id: r.id,
-            name: r.name,
         })
         .collect();
     Ok(page(
@@ -207,7 +212,7 @@ pub async fn clients_get(
         &state,
         &v,
         StatusCode::OK,
-        ClientForm::blank(&state),
+        ClientForm::blank(&state, v.actor.role),
         None,
         None,
     )
@@ -235,7 +240,7 @@ pub async fn clients_post(
                 &state,
                 &v,
                 StatusCode::CREATED,
-                ClientForm::blank(&state),
+                ClientForm::blank(&state, v.actor.role),
                 None,
                 Some((row.id, secret)),
             )
@@ -323,7 +328,7 @@ pub async fn client_get(
         &v,
         &id,
         StatusCode::OK,
-        ClientForm::of(&state, &row),
+        ClientForm::of(&state, &row, v.actor.role),
         None,
         None,
         None,
@@ -369,7 +374,7 @@ pub async fn client_post(
             &v,
             &id,
             StatusCode::OK,
-            ClientForm::of(&state, &row),
+            ClientForm::of(&state, &row, v.actor.role),
             None,
             Some("Saved.".into()),
             None,
@@ -401,7 +406,7 @@ pub async fn secret_post(
         ops::rotate_secret(conn, &st.ctx(), &p, &cid, overlap)
     })
     .await;
-    let form = ClientForm::of(&state, &row);
+    let form = ClientForm::of(&state, &row, v.actor.role);
     match result {
         Ok((secret, old_end)) => {
             let mut resp = render_client(
@@ -445,7 +450,7 @@ pub async fn delete_get(
     }
     let message = format!(
         "\u{201c}{}\u{201d} and every token, code and consent of it will stop working immediately. This cannot be undone.",
-        row.name
+        row.display_name()
     );
     Ok(page(
         StatusCode::OK,

@@ -176,7 +176,7 @@ pub fn csrf_ok(
 
 /// A form posted by a signed-in user, its CSRF token checked against the path it was
 /// posted to. Any body (none, empty, another content type) without the right token is the
-/// same 403.
+/// same 403; a field holding a NUL character is a 400 page naming it (`http::bad_input`).
 pub struct CsrfForm(pub Fields);
 
 impl FromRequest for CsrfForm {
@@ -200,6 +200,18 @@ impl FromRequest for CsrfForm {
             });
             if !ok {
                 return Err(early(forbidden_form()));
+            }
+            // Checked after the CSRF token, so a cross-site post learns nothing more.
+            let pairs = fields.0.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            if let Some(field) = crate::http::bad_input::nul_field(pairs) {
+                return Err(early(error_page(
+                    StatusCode::BAD_REQUEST,
+                    "Bad request",
+                    &format!(
+                        "{} Go back, correct the form and send it again.",
+                        crate::http::bad_input::message(&field)
+                    ),
+                )));
             }
             Ok(CsrfForm(fields))
         })
