@@ -44,8 +44,9 @@ fn latency_ms(seconds: f64) -> f64 {
 
 /// docs/spec.md §7: one `info` line per request with the route pattern, status and
 /// latency (never the path's values, query string, headers or body, so no code, token,
-/// secret or key), and a `warn` line for each refused authentication (every 401: login,
-/// client authentication, bearer credentials, verify callers, registration) and each
+/// secret or key), and a `warn` line for each refused authentication (every 401: client
+/// authentication, bearer credentials, verify callers, registration; and a refused login,
+/// which is a 403 on `/login` (docs/spec.md §6)) and each
 /// throttled request (every 429: login and client-authentication throttles, key rate
 /// limits), with the peer's address.
 fn access_log(method: &str, route: &str, status: u16, seconds: f64, peer: &str) {
@@ -53,6 +54,9 @@ fn access_log(method: &str, route: &str, status: u16, seconds: f64, peer: &str) 
     tracing::info!(target: "tessera::access", method, route, status, latency_ms, "request");
     match status {
         401 => tracing::warn!(method, route, status, peer, "authentication failed"),
+        403 if route == "/login" => {
+            tracing::warn!(method, route, status, peer, "authentication failed")
+        }
         429 => tracing::warn!(method, route, status, peer, "throttled"),
         _ => {}
     }

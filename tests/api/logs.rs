@@ -361,7 +361,7 @@ async fn access_lines_at_info_and_refusals_at_warn_without_colours_off_a_termina
             .expect("login");
         statuses.push(r.status().as_u16());
     }
-    assert_eq!(statuses.iter().filter(|&&s| s == 401).count(), 10);
+    assert_eq!(statuses.iter().filter(|&&s| s == 403).count(), 10);
     assert_eq!(statuses.last(), Some(&429));
 
     let _ = Command::new("kill")
@@ -419,7 +419,7 @@ async fn access_lines_at_info_and_refusals_at_warn_without_colours_off_a_termina
         ("/oauth/token", 401),
         ("/api/v1/api-keys", 401),
         ("/api/v1/keys/verify", 401),
-        ("/login", 401),
+        ("/login", 403),
         ("/login", 429),
     ] {
         assert!(
@@ -439,7 +439,7 @@ async fn access_lines_at_info_and_refusals_at_warn_without_colours_off_a_termina
         assert!(warned[0].contains(r#"peer="127.0.0.1""#), "{}", warned[0]);
     }
     assert_eq!(
-        find(" WARN ", "/login", 401, "authentication failed").len(),
+        find(" WARN ", "/login", 403, "authentication failed").len(),
         10
     );
 }
