@@ -138,4 +138,27 @@ mod tests {
         assert!(!dbg.contains(&k.expose()[..20]));
         assert!(dbg.contains(k.last_six()));
     }
+
+    proptest::proptest! {
+        /// J7 (docs/spec.md §5): changing any one character of a key to any other
+        /// character makes it fail the offline check.
+        #[test]
+        fn j7_any_single_character_change_fails_the_checksum(
+            secret in proptest::bool::ANY,
+            at in 0usize..45,
+            replacement in proptest::char::any(),
+        ) {
+            let key_type = if secret { KeyType::Secret } else { KeyType::Publishable };
+            let key = generate("tsr", key_type);
+            let original = key.expose();
+            let chars: Vec<char> = original.chars().collect();
+            let at = at % chars.len();
+            proptest::prop_assume!(chars[at] != replacement);
+            let mut changed = chars.clone();
+            changed[at] = replacement;
+            let changed: String = changed.into_iter().collect();
+            proptest::prop_assert!(check(original, "tsr"));
+            proptest::prop_assert!(!check(&changed, "tsr"), "{changed} passed the check");
+        }
+    }
 }

@@ -195,4 +195,30 @@ mod tests {
             "https://app.example:8443/cb"
         ));
     }
+
+    proptest::proptest! {
+        /// J7 (A1, A2): the matcher is byte equality, except that the port of an http
+        /// loopback IP literal may differ (RFC 8252 §7.3).
+        #[test]
+        fn j7_matching_is_byte_equality_except_the_loopback_port(
+            scheme in proptest::sample::select(vec!["http", "https", "com.example.app"]),
+            hosts in (0usize..5, 0usize..5),
+            ports in (proptest::option::of(0u16..65535), proptest::option::of(0u16..65535)),
+            paths in (proptest::sample::select(vec!["/cb", "/cb/", "/CB", "", "/cb?x=1"]),
+                      proptest::sample::select(vec!["/cb", "/cb/", "/CB", "", "/cb?x=1"])),
+        ) {
+            const HOSTS: [&str; 5] = ["127.0.0.1", "[::1]", "localhost", "app.example", "127.0.0.2"];
+            let uri = |host: &str, port: Option<u16>, path: &str| match port {
+                Some(p) => format!("{scheme}://{host}:{p}{path}"),
+                None => format!("{scheme}://{host}{path}"),
+            };
+            let (h1, h2) = (HOSTS[hosts.0], HOSTS[hosts.1]);
+            let registered = uri(h1, ports.0, paths.0);
+            let requested = uri(h2, ports.1, paths.1);
+            let loopback = scheme == "http" && (h1 == "127.0.0.1" || h1 == "[::1]");
+            let expected = registered == requested || (loopback && h1 == h2 && paths.0 == paths.1);
+            proptest::prop_assert_eq!(matches(&registered, &requested), expected,
+                "{} vs {}", registered, requested);
+        }
+    }
 }

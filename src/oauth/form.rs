@@ -44,6 +44,10 @@ fn decode(raw: &str) -> Result<String, FormError> {
             b'+' => out.push(b' '),
             b'%' => {
                 let hex = bytes.get(i + 1..i + 3).ok_or(FormError::Encoding)?;
+                // Two hex digits exactly: `from_str_radix` alone would take "+1" as 0x01.
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(FormError::Encoding);
+                }
                 let s = std::str::from_utf8(hex).map_err(|_| FormError::Encoding)?;
                 out.push(u8::from_str_radix(s, 16).map_err(|_| FormError::Encoding)?);
                 i += 2;
@@ -188,5 +192,38 @@ mod tests {
         );
         let f = StrictForm::parse(b"a=b+c%2Bd").expect("parses");
         assert_eq!(f.get("a"), Some("b c+d"));
+    }
+
+    #[test]
+    fn j1_a_percent_sign_takes_two_hex_digits_exactly() {
+        for bad in ["scope=%+1", "scope=%-1", "scope=%1", "scope=%G0", "scope=%"] {
+            assert_eq!(
+                StrictForm::parse(bad.as_bytes()).err(),
+                Some(FormError::Encoding),
+                "{bad}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// J7: whatever `serde_urlencoded` encodes (distinct names, printable ASCII values)
+        /// parses back to the same parameters.
+        #[test]
+        fn j7_the_parser_round_trips_what_serde_urlencoded_encodes(
+            params in proptest::collection::btree_map("[a-z_]{1,12}", "[ -~]{1,40}", 0..8)
+        ) {
+            let encoded = serde_urlencoded::to_string(&params).expect("encodes");
+            let form = StrictForm::parse(encoded.as_bytes()).expect("parses");
+            proptest::prop_assert_eq!(form.repeated(), None);
+            for (k, v) in &params {
+                proptest::prop_assert_eq!(form.get(k), Some(v.as_str()));
+            }
+        }
+
+        /// J7: the parser never panics, whatever the bytes.
+        #[test]
+        fn j7_any_bytes_parse_or_are_refused(input in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = StrictForm::parse(&input);
+        }
     }
 }

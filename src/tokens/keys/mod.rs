@@ -101,6 +101,48 @@ impl KeySet {
         self.keys.iter().rposition(|k| k.sign_from <= now)
     }
 
+    /// One fresh key of `alg`, held only in memory and signing from `now`: for the fuzz
+    /// targets and property tests of the verifier, which have no database or keys directory.
+    pub fn in_memory(alg: SigningAlg, now: Timestamp) -> Result<Self, KeyError> {
+        let der = generate_pkcs8(alg)?;
+        let signer = Signer::from_pkcs8(alg, &der).ok_or(KeyError::Generate)?;
+        let kid = crate::crypto::random_base62(20);
+        let row = KeyRow {
+            public_jwk: published_jwk(&signer, &kid, alg).to_string(),
+            kid,
+            alg: alg.as_str().into(),
+            created_at: now,
+            sign_from: now,
+        };
+        let key = build_key(row, Some(signer)).ok_or(KeyError::Generate)?;
+        Ok(Self {
+            keys: vec![Arc::new(key)],
+        })
+    }
+
+    /// Signs `claims` as a JWT with the key active at `now` (header `typ: at+jwt`,
+    /// RFC 9068 §2.1). Errors: no active key, or this instance lacks its private file.
+    pub fn sign_jwt<C: serde::Serialize>(
+        &self,
+        claims: &C,
+        now: Timestamp,
+    ) -> Result<String, KeyError> {
+        let key = self.active(now).ok_or(KeyError::NoActiveKey)?;
+        let signer = key
+            .signer
+            .as_ref()
+            .ok_or_else(|| KeyError::PrivateKeyMissing(key.kid.clone()))?;
+        let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
+        let mut token = String::with_capacity(key.header_b64.len() + payload.len() * 4 / 3 + 100);
+        token.push_str(&key.header_b64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let sig = signer.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(sig, &mut token);
+        Ok(token)
+    }
+
     pub fn state(&self, index: usize, now: Timestamp, retention: i64) -> KeyState {
         let Some(k) = self.keys.get(index) else {
             return KeyState::Expired;
@@ -194,6 +236,17 @@ fn build_key(row: KeyRow, signer: Option<Signer>) -> Option<SigningKey> {
     })
 }
 
+/// The JWK published for a key: its public members, `kid`, `alg` and `use: "sig"`.
+fn published_jwk(signer: &Signer, kid: &str, alg: SigningAlg) -> Value {
+    let mut jwk = signer.public_jwk();
+    if let Some(o) = jwk.as_object_mut() {
+        o.insert("kid".into(), json!(kid));
+        o.insert("alg".into(), json!(alg.as_str()));
+        o.insert("use".into(), json!("sig"));
+    }
+    jwk
+}
+
 /// Creates a key: file first, then the row (a row never points at a missing file on the
 /// instance that made it). Returns its kid.
 pub fn create_key(
@@ -206,16 +259,7 @@ pub fn create_key(
     let der = generate_pkcs8(alg)?;
     let signer = Signer::from_pkcs8(alg, &der).ok_or(KeyError::Generate)?;
     let kid = crate::crypto::random_base62(20);
-    let mut jwk = signer.public_jwk();
-    if let Some(o) = jwk.as_object_mut() {
-        o.insert("kid".into(), json!(kid));
-    }
-    if let Some(o) = jwk.as_object_mut() {
-        o.insert("alg".into(), json!(alg.as_str()));
-    }
-    if let Some(o) = jwk.as_object_mut() {
-        o.insert("use".into(), json!("sig"));
-    }
+    let jwk = published_jwk(&signer, &kid, alg);
     write_key_file(dir, &kid, &der)?;
     diesel::insert_into(signing_keys::table)
         .values(KeyRow {
@@ -387,21 +431,7 @@ impl Keystore {
         claims: &C,
         now: Timestamp,
     ) -> Result<String, KeyError> {
-        let set = self.snapshot();
-        let key = set.active(now).ok_or(KeyError::NoActiveKey)?;
-        let signer = key
-            .signer
-            .as_ref()
-            .ok_or_else(|| KeyError::PrivateKeyMissing(key.kid.clone()))?;
-        let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
-        let mut token = String::with_capacity(key.header_b64.len() + payload.len() * 4 / 3 + 100);
-        token.push_str(&key.header_b64);
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-        let sig = signer.sign(token.as_bytes())?;
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(sig, &mut token);
-        Ok(token)
+        self.snapshot().sign_jwt(claims, now)
     }
 }
 
