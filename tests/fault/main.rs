@@ -14,5 +14,9 @@
 #[path = "../api/helpers/mod.rs"]
 mod helpers;
 
+mod crash;
 mod database;
+mod journal;
+mod load;
+mod process;
 mod slow_clients;
