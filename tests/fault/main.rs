@@ -19,4 +19,5 @@ mod database;
 mod journal;
 mod load;
 mod process;
+mod shutdown;
 mod slow_clients;

@@ -252,7 +252,6 @@ pub const RESOURCE_SERVERS: usize = 10;
 /// and an admin API key for `/api/v1`.
 #[derive(Clone)]
 pub struct World {
-    pub org: String,
     pub email: String,
     pub admin_key: String,
     /// `--resource-server` clients: introspection and key verification. The checks spread
@@ -350,7 +349,6 @@ impl World {
             "key",
         );
         Self {
-            org,
             email,
             admin_key,
             rs,
