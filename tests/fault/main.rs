@@ -16,6 +16,7 @@ mod helpers;
 
 mod crash;
 mod database;
+mod disk_full;
 mod journal;
 mod load;
 mod process;

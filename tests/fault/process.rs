@@ -153,41 +153,47 @@ impl Site {
         }
     }
 
-    /// SQLite's `PRAGMA integrity_check` on the file (the server stopped): "ok" or the
-    /// problems it lists. PostgreSQL: "ok" (nothing to check at this level).
+    /// SQLite's `PRAGMA integrity_check` and `foreign_key_check` on the file: "ok", or the
+    /// problems found. PostgreSQL: "ok" (nothing to check at this level).
     pub fn integrity(&self) -> String {
-        let Some(path) = self.sqlite_path() else {
-            return "ok".into();
-        };
-        let out = Command::new("sqlite3")
-            .arg(&path)
-            .arg("PRAGMA integrity_check; PRAGMA foreign_key_check;")
-            .output();
-        match out {
-            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().into(),
-            _ => integrity_with_diesel(&path),
-        }
+        self.sqlite_path()
+            .map_or_else(|| "ok".into(), |p| sqlite_integrity(&p))
     }
 }
 
-/// The same check without the `sqlite3` shell.
-fn integrity_with_diesel(path: &std::path::Path) -> String {
-    use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection, sql_types::Text};
+/// `PRAGMA integrity_check` ("ok" or its findings), plus the rows `foreign_key_check`
+/// reports, of a SQLite file (which may be in use: this is a read transaction).
+pub fn sqlite_integrity(path: &std::path::Path) -> String {
+    use diesel::sql_types::{BigInt, Text};
+    use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
     #[derive(QueryableByName)]
     struct Line {
         #[diesel(sql_type = Text)]
         integrity_check: String,
+    }
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
     }
     let mut conn =
         SqliteConnection::establish(&path.display().to_string()).expect("open the SQLite file");
     let lines: Vec<Line> = diesel::sql_query("PRAGMA integrity_check")
         .load(&mut conn)
         .expect("integrity_check");
-    lines
+    let mut out = lines
         .into_iter()
         .map(|l| l.integrity_check)
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    let orphans = diesel::sql_query("SELECT COUNT(*) AS n FROM pragma_foreign_key_check")
+        .get_result::<Count>(&mut conn)
+        .expect("foreign_key_check")
+        .n;
+    if orphans > 0 {
+        out.push_str(&format!("\n{orphans} rows fail foreign_key_check"));
+    }
+    out
 }
 
 /// A running `tessera serve`.
