@@ -216,6 +216,7 @@ impl Checked {
 pub struct Checker {
     killed: HashSet<String>,
     seen_dead: HashSet<String>,
+    stale_seen: HashSet<String>,
 }
 
 /// A token is checked as active only with this much lifetime left.
@@ -351,6 +352,12 @@ impl Checker {
             for (i, secret) in secrets.iter().enumerate() {
                 let current = i == last;
                 if current && s.pending.contains_key(client) {
+                    continue;
+                }
+                // A stale secret is checked by the first check after it was rotated away,
+                // then only among the newest five (failed client authentications are
+                // throttled: docs/security.md K2).
+                if !current && i + 5 < last && !self.stale_seen.insert(secret.clone()) {
                     continue;
                 }
                 n.secrets += 1;
