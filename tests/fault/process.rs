@@ -17,6 +17,12 @@ pub const ISSUER: &str = "http://tessera.fault.test";
 pub const REDIRECT: &str = "https://app.example/cb";
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The binary under test: cargo's, or `TESSERA_FAULT_BIN` (a copy that a parallel build
+/// sharing the target directory cannot overwrite during a long run).
+fn binary() -> String {
+    std::env::var("TESSERA_FAULT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tessera").into())
+}
+
 /// A database and keys directory that outlive each server process.
 pub struct Site {
     pub backend: Backend,
@@ -62,7 +68,7 @@ impl Site {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        let mut cmd = Command::new(binary());
         cmd.arg("--database-url")
             .arg(&self.url)
             .arg("--keys-dir")
