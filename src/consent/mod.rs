@@ -32,6 +32,11 @@ pub fn remembered(
 }
 
 /// Adds `scope` to what the user has granted the client (call in a write transaction).
+///
+/// Two first consents of one user for one client may run at once (two tabs): on PostgreSQL
+/// both transactions see no row, and the second insert hits the primary key. The insert runs
+/// in a savepoint, so that case merges into the row the other transaction made instead of
+/// failing the request (docs/security.md R1: found by the mixed load of the fault suite).
 pub fn remember(
     conn: &mut DbConnection,
     user_id: &str,
@@ -40,28 +45,29 @@ pub fn remember(
     scope: &ScopeSet,
     now: Timestamp,
 ) -> QueryResult<()> {
-    let merged = match remembered(conn, user_id, client_id)? {
-        Some(old) => ScopeSet::parse_many([old.to_string().as_str(), scope.to_string().as_str()])
-            .unwrap_or_else(|_| scope.clone()),
-        None => scope.clone(),
-    };
-    let updated = diesel::update(consents::table.find((user_id, client_id)))
-        .set((
-            consents::scope.eq(merged.to_string()),
-            consents::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(consents::table)
-            .values((
-                consents::user_id.eq(user_id),
-                consents::client_id.eq(client_id),
-                consents::scope.eq(merged.to_string()),
-                consents::created_at.eq(now),
-                consents::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+    let mut merged = merge_into(conn, user_id, client_id, scope, now)?;
+    if merged.is_none() {
+        let inserted = conn.transaction(|c| {
+            diesel::insert_into(consents::table)
+                .values((
+                    consents::user_id.eq(user_id),
+                    consents::client_id.eq(client_id),
+                    consents::scope.eq(scope.to_string()),
+                    consents::created_at.eq(now),
+                    consents::updated_at.eq(now),
+                ))
+                .execute(c)
+        });
+        merged = match inserted {
+            Ok(_) => Some(scope.clone()),
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => merge_into(conn, user_id, client_id, scope, now)?,
+            Err(e) => return Err(e),
+        };
     }
+    let merged = merged.unwrap_or_else(|| scope.clone());
     crate::audit::record(
         conn,
         &crate::audit::Event {
@@ -74,6 +80,29 @@ pub fn remember(
         },
         now,
     )
+}
+
+/// Merges `scope` into the remembered consent, if there is one: the merged scopes, or
+/// `None` when there is no row to update.
+fn merge_into(
+    conn: &mut DbConnection,
+    user_id: &str,
+    client_id: &str,
+    scope: &ScopeSet,
+    now: Timestamp,
+) -> QueryResult<Option<ScopeSet>> {
+    let Some(old) = remembered(conn, user_id, client_id)? else {
+        return Ok(None);
+    };
+    let merged = ScopeSet::parse_many([old.to_string().as_str(), scope.to_string().as_str()])
+        .unwrap_or_else(|_| scope.clone());
+    let updated = diesel::update(consents::table.find((user_id, client_id)))
+        .set((
+            consents::scope.eq(merged.to_string()),
+            consents::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok((updated > 0).then_some(merged))
 }
 
 /// One app a user has authorized, for `/account/apps`.

@@ -386,7 +386,9 @@ pub fn ping(conn: &mut DbConnection) -> diesel::QueryResult<()> {
 }
 
 /// True when a diesel error means "the database is not there" rather than "the query was
-/// wrong": callers answer 503 for these.
+/// wrong": callers answer 503 for these. A full disk or database (SQLITE_FULL, "database or
+/// disk is full"; an I/O error) is one: the write was rolled back and may succeed once space
+/// is freed (docs/security.md R3).
 pub fn is_unavailable(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     match e {
@@ -409,6 +411,20 @@ pub fn is_unavailable(e: &diesel::result::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/security.md R3: SQLITE_FULL is an outage (503), not an internal error.
+    #[test]
+    fn r3_a_full_sqlite_database_is_unavailable() {
+        use diesel::RunQueryDsl;
+        let mut conn = SqliteConnection::establish(":memory:").expect("sqlite");
+        conn.batch_execute("CREATE TABLE t (x BLOB); PRAGMA max_page_count = 1;")
+            .expect("setup");
+        let e = diesel::sql_query("INSERT INTO t VALUES (zeroblob(100000))")
+            .execute(&mut conn)
+            .expect_err("the database is full");
+        assert!(e.to_string().contains("full"), "{e}");
+        assert!(is_unavailable(&e), "{e}");
+    }
 
     fn migration_names(dir: &str) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)

@@ -17,7 +17,48 @@ crate::on_both_backends!(
     a8_k4_no_cors_and_pending_requests_per_user_are_capped,
     a4_j1_j4_every_fault_after_verification_goes_back_by_redirect,
     a4_j1_consent_post_faults_go_back_by_redirect_once_the_form_is_ours,
+    r1_concurrent_first_consents_of_one_user_for_one_client_all_succeed,
 );
+
+/// Found by the R1 mixed load (docs/security.md R1): two tabs approving the first consent
+/// for one client at once both get their code (PostgreSQL let both inserts race on the
+/// primary key: a 500).
+async fn r1_concurrent_first_consents_of_one_user_for_one_client_all_succeed(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    for round in 0..10 {
+        let client = app.web_client("inference:read");
+        let b = app.user(&format!("tabs{round}@example.com")).await;
+        let mut pages = Vec::new();
+        for _ in 0..4 {
+            let (_, challenge) = pkce();
+            let r = app.authorize_get(&b, &params(&client.id, &challenge)).await;
+            assert_eq!(r.status(), 200, "a consent page");
+            pages.push(r.text().await.expect("html"));
+        }
+        let approvals: Vec<_> = pages
+            .iter()
+            .map(|html| {
+                actix_web::rt::spawn(
+                    b.post(format!("{}/oauth/authorize", app.address))
+                        .form(&[
+                            ("request", hidden(html, "request")),
+                            ("csrf_token", hidden(html, "csrf_token")),
+                            ("decision", "approve".into()),
+                        ])
+                        .send(),
+                )
+            })
+            .collect();
+        for approval in approvals {
+            let r = approval.await.expect("task").expect("approve");
+            assert_eq!(r.status(), 303, "round {round}: every approval succeeds");
+            let location = r.headers()["location"].to_str().expect("ascii").to_string();
+            assert!(query_param(&location, "code").is_some(), "{location}");
+        }
+    }
+}
 
 async fn b7_a_repeated_challenge_is_refused(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {

@@ -14,5 +14,11 @@
 #[path = "../api/helpers/mod.rs"]
 mod helpers;
 
+mod crash;
 mod database;
+mod disk_full;
+mod journal;
+mod load;
+mod process;
+mod shutdown;
 mod slow_clients;
