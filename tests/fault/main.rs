@@ -15,4 +15,5 @@
 mod helpers;
 
 mod database;
+mod races;
 mod slow_clients;
