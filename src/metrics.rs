@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::{
 
 const REQUESTS: &str = "tessera_http_requests_total";
 const DURATION: &str = "tessera_http_request_duration_seconds";
+const JANITOR_DELETED: &str = "tessera_janitor_deleted_rows_total";
 
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -33,6 +34,10 @@ impl Default for Metrics {
         with_local_recorder(&recorder, || {
             describe_counter!(REQUESTS, "HTTP requests by method, route and status.");
             describe_histogram!(DURATION, Unit::Seconds, "HTTP request latency.");
+            describe_counter!(
+                JANITOR_DELETED,
+                "Expired rows deleted by the janitor, by table (docs/security.md R12)."
+            );
         });
         let handle = recorder.handle();
         Self { recorder, handle }
@@ -49,6 +54,13 @@ impl Metrics {
         with_local_recorder(&self.recorder, || {
             metrics::counter!(REQUESTS, &labels).increment(1);
             metrics::histogram!(DURATION, &labels).record(seconds);
+        });
+    }
+
+    /// Counts rows the janitor deleted from `table` (`janitor::sweep`).
+    pub fn janitor_deleted(&self, table: &'static str, rows: u64) {
+        with_local_recorder(&self.recorder, || {
+            metrics::counter!(JANITOR_DELETED, "table" => table).increment(rows);
         });
     }
 

@@ -14,6 +14,8 @@
 #[path = "../api/helpers/mod.rs"]
 mod helpers;
 
+mod clock_skew;
 mod database;
+mod janitor;
 mod races;
 mod slow_clients;
