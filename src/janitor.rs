@@ -311,13 +311,6 @@ pub fn sweep_step(
             .execute(c)
         },
     )?;
-    if let (DbConnection::Sqlite(c), true) = (&mut *conn, swept.total() > 0) {
-        // Copy what this step wrote back into the database file now, on the janitor's
-        // connection: left to SQLite's automatic checkpoint, a large sweep's pages would be
-        // copied by whichever request commits next, inside that request's deadline.
-        use diesel::connection::SimpleConnection;
-        c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")?;
-    }
     swept.more = more;
     Ok(swept)
 }
