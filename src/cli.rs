@@ -129,6 +129,11 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_REQUEST_TIMEOUT_SECONDS", help_heading = SETTINGS,
           default_value = "10")]
     pub request_timeout_seconds: Option<u64>,
+    /// How often the janitor deletes expired codes, tokens, sessions and pending requests,
+    /// seconds (docs/security.md R12)
+    #[arg(long, global = true, env = "TESSERA_CLEANUP_INTERVAL_SECONDS", help_heading = SETTINGS,
+          default_value = "300")]
+    pub cleanup_interval_seconds: Option<u64>,
     /// Log format
     #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", help_heading = SETTINGS,
           default_value = "text")]

@@ -43,6 +43,8 @@ pub struct Settings {
     pub db_timeout_ms: u64,
     /// Deadline of one request, from its first byte read to its answer (docs/security.md R7).
     pub request_timeout_seconds: u64,
+    /// Period of the janitor's sweep (docs/security.md R12).
+    pub cleanup_interval_seconds: u64,
     pub log_format: LogFormat,
     pub scopes: Catalogue,
     pub plan_limits: PlanLimits,
@@ -201,6 +203,11 @@ impl Settings {
         if request_timeout_seconds == 0 {
             return Err(invalid("request_timeout_seconds", "must be at least 1"));
         }
+        let cleanup_interval_seconds =
+            given("cleanup_interval_seconds", a.cleanup_interval_seconds)?;
+        if cleanup_interval_seconds == 0 {
+            return Err(invalid("cleanup_interval_seconds", "must be at least 1"));
+        }
 
         let scopes = match a.scopes {
             Some(entries) => Catalogue::new(entries).map_err(|m| invalid("scopes", m))?,
@@ -248,6 +255,7 @@ impl Settings {
             db_pool_size,
             db_timeout_ms,
             request_timeout_seconds,
+            cleanup_interval_seconds,
             log_format: given("log_format", a.log_format)?,
             scopes,
             plan_limits,

@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod introspection;
+pub mod janitor;
 pub mod metrics;
 pub mod oauth;
 pub mod orgs;

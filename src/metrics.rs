@@ -48,6 +48,7 @@ impl Revocation {
         }
     }
 }
+const JANITOR_DELETED: &str = "tessera_janitor_deleted_rows_total";
 
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -99,6 +100,10 @@ impl Default for Metrics {
             }
             metrics::counter!(RATE_LIMITED).absolute(0);
             metrics::counter!(LOGIN_FAILURES).absolute(0);
+            describe_counter!(
+                JANITOR_DELETED,
+                "Expired rows deleted by the janitor, by table (docs/security.md R12)."
+            );
         });
         let handle = recorder.handle();
         Self { recorder, handle }
@@ -150,6 +155,13 @@ impl Metrics {
     pub fn revocation(&self, kind: Revocation) {
         with_local_recorder(&self.recorder, || {
             metrics::counter!(REVOCATIONS, "kind" => kind.as_str()).increment(1);
+        });
+    }
+
+    /// Counts rows the janitor deleted from `table` (`janitor::sweep`).
+    pub fn janitor_deleted(&self, table: &'static str, rows: u64) {
+        with_local_recorder(&self.recorder, || {
+            metrics::counter!(JANITOR_DELETED, "table" => table).increment(rows);
         });
     }
 

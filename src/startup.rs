@@ -175,9 +175,22 @@ impl Application {
                 }
             }
         });
+        let st = self.state.clone();
+        let janitor = actix_web::rt::spawn(async move {
+            let period = Duration::from_secs(st.settings.cleanup_interval_seconds);
+            let mut tick = actix_web::rt::time::interval_at(
+                actix_web::rt::time::Instant::now() + period,
+                period,
+            );
+            loop {
+                tick.tick().await;
+                sweep_expired(&st).await;
+            }
+        });
         let result = self.server.await;
         reload.abort();
         flusher.abort();
+        janitor.abort();
         // Whatever was counted after the last tick is written before the process exits.
         flush_key_usage(&self.state).await;
         result
@@ -196,6 +209,48 @@ pub async fn flush_key_usage(state: &web::Data<AppState>) {
     if let Ok(Err(e)) = result {
         tracing::warn!(error = %e, "writing API key usage failed; will retry");
     }
+}
+
+/// One run of the janitor (docs/security.md R12): `janitor::sweep_step` at the injected
+/// clock's `now`, repeated with a pause (`janitor::BATCH_PAUSE`, or four times the step's
+/// duration if longer) and a fresh pooled connection per step until nothing is left; counts what it deleted in
+/// `tessera_janitor_deleted_rows_total`. `None` when the database did not answer (logged;
+/// the next tick tries again).
+pub async fn sweep_expired(state: &web::Data<AppState>) -> Option<crate::janitor::Swept> {
+    let now = state.clock.now();
+    let retention = crate::janitor::Retention::from_settings(&state.settings);
+    let mut total = crate::janitor::Swept::default();
+    loop {
+        let st = state.clone();
+        let started = std::time::Instant::now();
+        let result = web::block(move || -> Result<crate::janitor::Swept, String> {
+            let mut conn = st.pool.get().map_err(|e| e.to_string())?;
+            crate::janitor::sweep_step(&mut conn, &retention, now).map_err(|e| e.to_string())
+        })
+        .await;
+        let step = match result {
+            Ok(Ok(step)) => step,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "janitor sweep failed; will retry");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        for (table, rows) in step.by_table() {
+            state.metrics.janitor_deleted(table, rows as u64);
+        }
+        total.add(&step);
+        if !step.more {
+            break;
+        }
+        // At most a fifth of the time goes to the janitor's steps, however slow they get.
+        let pause = crate::janitor::BATCH_PAUSE.max(started.elapsed() * 4);
+        actix_web::rt::time::sleep(pause).await;
+    }
+    if total.total() > 0 {
+        tracing::info!(?total, "janitor deleted expired rows");
+    }
+    Some(total)
 }
 
 /// How far back each poll of the audit log looks, beyond the previous poll: covers clock

@@ -91,10 +91,6 @@ pub fn delete_for_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<us
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
 }
 
-pub fn delete_expired(conn: &mut DbConnection, now: Timestamp) -> QueryResult<usize> {
-    diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)
-}
-
 /// A same-origin relative path to go to after login, or `/` (docs/security.md A10: the server
 /// is never an open redirector).
 pub fn safe_return_to(candidate: Option<&str>) -> String {

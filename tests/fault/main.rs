@@ -14,11 +14,14 @@
 #[path = "../api/helpers/mod.rs"]
 mod helpers;
 
+mod clock_skew;
 mod crash;
 mod database;
 mod disk_full;
+mod janitor;
 mod journal;
 mod load;
 mod process;
+mod races;
 mod shutdown;
 mod slow_clients;

@@ -145,12 +145,20 @@ impl TestApp {
 impl TestApp {
     /// Another server on the same database and clock (several instances, one database).
     pub async fn second_instance(&self) -> TestApp {
+        self.second_instance_with_clock(self.clock.clone()).await
+    }
+
+    /// Another server on the same database with a clock of its own (clock skew, R11).
+    pub async fn second_instance_with_clock(
+        &self,
+        clock: std::sync::Arc<tessera::clock::ManualClock>,
+    ) -> TestApp {
         let mut settings = self.state.settings.clone();
         settings.bind = "127.0.0.1:0".into();
         // Instances behind one name share the issuer (and so the audience).
         settings.issuer = Some(self.state.issuer.clone());
         settings.audience = Some(self.state.audience.clone());
-        let app = tessera::startup::Application::build(settings, self.clock.clone())
+        let app = tessera::startup::Application::build(settings, clock.clone())
             .expect("second instance builds");
         let port = app.port();
         let state = app.state();
@@ -160,7 +168,7 @@ impl TestApp {
             address: format!("http://127.0.0.1:{port}"),
             port,
             state,
-            clock: self.clock.clone(),
+            clock,
             db: None,
             http: self.http.clone(),
             handle,
