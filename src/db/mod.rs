@@ -231,10 +231,31 @@ fn open_first(url: &DatabaseUrl) -> Result<DbConnection, DbSetupError> {
     if url.is_sqlite() {
         // Another process may be creating the same file: wait for its locks, as every
         // later statement does (ConnectionSetup), instead of failing with SQLITE_BUSY.
-        conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")
+        conn.batch_execute("PRAGMA busy_timeout = 5000;")
             .map_err(|e| DbSetupError::Connect(e.to_string()))?;
+        switch_to_wal(&mut conn)?;
     }
     Ok(conn)
+}
+
+/// `PRAGMA journal_mode = WAL`, retried while another process holds the file: switching
+/// needs an exclusive lock, and SQLite answers SQLITE_BUSY at once, without its busy
+/// handler, when waiting could deadlock (another process migrating in `BEGIN IMMEDIATE`).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "start-up only, before any request is served: a short real-time wait for another process"
+)]
+fn switch_to_wal(conn: &mut DbConnection) -> Result<(), DbSetupError> {
+    let deadline = std::time::Instant::now() + FIRST_CONNECT_TIMEOUT;
+    loop {
+        match conn.batch_execute("PRAGMA journal_mode = WAL;") {
+            Ok(()) => return Ok(()),
+            Err(e) if e.to_string().contains("locked") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(DbSetupError::Connect(e.to_string())),
+        }
+    }
 }
 
 /// SQLite's in-memory database names (no file to create or find).
