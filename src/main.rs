@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tessera::telemetry::init(settings.log_format);
+    let _log = tessera::telemetry::init(settings.log_format);
     let result: Result<Value, CommandError> = match cli.command {
         None | Some(Command::Serve) => return serve(settings),
         Some(Command::Migrate) => commands::migrate(&settings),

@@ -15,17 +15,32 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn init(format: LogFormat) {
+/// Flushes the log lines still queued when dropped: keep it alive until the process ends.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard {
+    _writer: tracing_appender::non_blocking::WorkerGuard,
+}
+
+/// Installs the global subscriber. Lines are formatted on the calling thread and written to
+/// stderr by a background thread (`tracing_appender::non_blocking`), so a request never
+/// waits on a `write(2)`; the queue holds 128,000 lines and, when full, makes callers wait
+/// rather than drop a line (`lossy(false)`). A second call (tests) keeps the first
+/// subscriber.
+pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only when a person reads stderr on a terminal, never in files or pipes.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("tessera-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    // try_init: a second call (tests) keeps the first subscriber.
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    LogGuard { _writer: guard }
 }

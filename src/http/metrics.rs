@@ -17,11 +17,7 @@ pub async fn record(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
-    let method = req.method().as_str().to_string();
-    let peer = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let method = req.method().clone();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let res = next.call(req).await?;
     let route = res
@@ -31,9 +27,16 @@ pub async fn record(
     let status = res.status().as_u16();
     let elapsed = start.elapsed().as_secs_f64();
     if let Some(state) = state {
-        state.metrics.observe(&method, &route, status, elapsed);
+        state
+            .metrics
+            .observe(method.as_str(), &route, status, elapsed);
     }
-    access_log(&method, &route, status, elapsed, &peer);
+    access_log(method.as_str(), &route, status, elapsed, || {
+        res.request()
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default()
+    });
     Ok(res)
 }
 
@@ -49,9 +52,15 @@ fn latency_ms(seconds: f64) -> f64 {
 /// which is a 403 on `/login` (docs/spec.md §6)) and each
 /// throttled request (every 429: login and client-authentication throttles, key rate
 /// limits), with the peer's address.
-fn access_log(method: &str, route: &str, status: u16, seconds: f64, peer: &str) {
+/// `peer` is only called for the lines that carry it.
+fn access_log(method: &str, route: &str, status: u16, seconds: f64, peer: impl FnOnce() -> String) {
     let latency_ms = latency_ms(seconds);
     tracing::info!(target: "tessera::access", method, route, status, latency_ms, "request");
+    if !matches!(status, 401 | 403 | 429) {
+        return;
+    }
+    let peer = peer();
+    let peer = peer.as_str();
     match status {
         401 => tracing::warn!(method, route, status, peer, "authentication failed"),
         403 if route == "/login" => {

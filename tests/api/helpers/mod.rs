@@ -88,7 +88,8 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 pub async fn spawn_app_with(db: TestDb, settings: Settings) -> TestApp {
     tessera::install_crypto_provider();
     if std::env::var_os("RUST_LOG").is_some() {
-        tessera::telemetry::init(tessera::cli::LogFormat::Text);
+        static LOG: std::sync::OnceLock<tessera::telemetry::LogGuard> = std::sync::OnceLock::new();
+        LOG.get_or_init(|| tessera::telemetry::init(tessera::cli::LogFormat::Text));
     }
     let clock = ManualClock::new(now());
     let app = Application::build(settings, clock.clone()).expect("application builds");

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""benches/requests.py URL WORKLOAD N: sends N requests of one workload over one keep-alive
+connection and checks every answer, for benches/instructions.sh.
+
+Workloads (environment: RS_AUTH, the resource server's Basic header; JWT; KEY):
+  w2      POST /oauth/introspect token=$JWT          -> 200, "active": true
+  w3      POST /oauth/introspect token=$KEY          -> 200, "active": true
+  verify  POST /api/v1/keys/verify {"key": "$KEY"}   -> 200, "valid": true
+Exits 1 at the first answer that is not the expected one (printing it).
+"""
+import http.client
+import json
+import os
+import sys
+import urllib.parse
+
+
+def main() -> int:
+    url, workload, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    parsed = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
+    auth = os.environ["RS_AUTH"]
+    if workload in ("w2", "w3"):
+        token = os.environ["JWT"] if workload == "w2" else os.environ["KEY"]
+        path, body, ctype, field = (
+            "/oauth/introspect",
+            urllib.parse.urlencode({"token": token}),
+            "application/x-www-form-urlencoded",
+            "active",
+        )
+    elif workload == "verify":
+        path, body, ctype, field = (
+            "/api/v1/keys/verify",
+            json.dumps({"key": os.environ["KEY"]}),
+            "application/json",
+            "valid",
+        )
+    else:
+        print(f"unknown workload {workload}", file=sys.stderr)
+        return 2
+    headers = {"Authorization": auth, "Content-Type": ctype}
+    for _ in range(n):
+        conn.request("POST", path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200 or json.loads(data).get(field) is not True:
+            print(f"{workload}: HTTP {resp.status}: {data[:300]!r}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
