@@ -18,11 +18,19 @@
 //! - Failures follow RFC 6750 §3: 401 with `WWW-Authenticate: Bearer` (with
 //!   `error="invalid_token"` when a credential was sent), 403 `insufficient_scope` naming
 //!   the scope; tessera unreachable is 503, never a pass.
+//! - With a resource URI (`RS_RESOURCE`, RFC 8707, registered with `tessera client create
+//!   --resource-server --resource URI`), access tokens must name it in `aud` (tessera only
+//!   shows this resource server tokens meant for it anyway), `GET
+//!   /.well-known/oauth-protected-resource` serves its RFC 9728 metadata, and every 401
+//!   challenge carries `resource_metadata` (RFC 9728 §5.1), so that a client (an MCP
+//!   client, say) can start from this server's URL alone.
 //!
 //! Run it next to a tessera server:
 //! ```text
-//! tessera client create --name "Inference API" --resource-server     # → id, secret
+//! tessera client create --name "Inference API" --resource-server \
+//!     --resource http://127.0.0.1:9090                                  # → id, secret
 //! TESSERA_URL=http://127.0.0.1:8080 RS_CLIENT_ID=... RS_CLIENT_SECRET=... \
+//!     RS_RESOURCE=http://127.0.0.1:9090 \
 //!     cargo run --example resource_server            # serves on 127.0.0.1:9090 (RS_BIND)
 //! ```
 
@@ -43,6 +51,9 @@ pub struct Config {
     pub tessera_url: String,
     pub client_id: String,
     pub client_secret: String,
+    /// This server's RFC 8707 resource URI (scheme, host, port, no path), which access
+    /// tokens must name in `aud`; `None`: tokens for tessera's default audience.
+    pub resource: Option<String>,
     /// How long an introspection answer for a JWT is reused.
     pub revocation_cache: Duration,
     /// At most one JWKS fetch per this interval when tokens name unknown key ids (so
@@ -60,6 +71,10 @@ impl Config {
                 .to_string(),
             client_id: var("RS_CLIENT_ID")?,
             client_secret: var("RS_CLIENT_SECRET")?,
+            resource: std::env::var("RS_RESOURCE")
+                .ok()
+                .filter(|r| !r.is_empty())
+                .map(|r| r.trim_end_matches('/').to_string()),
             revocation_cache: Duration::from_millis(
                 std::env::var("RS_REVOCATION_CACHE_MS")
                     .ok()
@@ -108,12 +123,17 @@ fn body(kind: &str, message: &str) -> Value {
     json!({"error": {"type": kind, "message": message}})
 }
 
-fn unauthorized(message: &str, sent: bool) -> Refusal {
-    let challenge = if sent {
+fn unauthorized(cfg: &Config, message: &str, sent: bool) -> Refusal {
+    let mut challenge = if sent {
         format!(r#"Bearer realm="inference", error="invalid_token", error_description="{message}""#)
     } else {
         r#"Bearer realm="inference""#.to_string()
     };
+    if let Some(resource) = &cfg.resource {
+        challenge.push_str(&format!(
+            r#", resource_metadata="{resource}/.well-known/oauth-protected-resource""#
+        ));
+    }
     Refusal(
         error(StatusCode::UNAUTHORIZED)
             .insert_header((header::WWW_AUTHENTICATE, challenge))
@@ -181,6 +201,7 @@ impl Guard {
     ) -> Result<(Caller, RateHeaders), Refusal> {
         let Some(value) = req.headers().get(header::AUTHORIZATION) else {
             return Err(unauthorized(
+                &self.cfg,
                 "Send Authorization: Bearer <token or API key>.",
                 false,
             ));
@@ -192,6 +213,7 @@ impl Guard {
             }
             _ => {
                 return Err(unauthorized(
+                    &self.cfg,
                     "Send Authorization: Bearer <token or API key>.",
                     false,
                 ));
@@ -253,7 +275,13 @@ impl Guard {
     }
 
     async fn check_jwt(&self, token: &str) -> Result<Caller, Refusal> {
-        let invalid = || unauthorized("The access token is not valid, expired or revoked.", true);
+        let invalid = || {
+            unauthorized(
+                &self.cfg,
+                "The access token is not valid, expired or revoked.",
+                true,
+            )
+        };
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         if header.typ.as_deref() != Some("at+jwt") {
             return Err(invalid());
@@ -274,7 +302,12 @@ impl Guard {
         }
         let mut v = Validation::new(alg);
         v.set_issuer(&[&self.cfg.tessera_url]);
-        v.set_audience(&[&self.cfg.tessera_url]);
+        // RFC 8707: a token meant for another resource is not for us.
+        v.set_audience(&[self
+            .cfg
+            .resource
+            .as_deref()
+            .unwrap_or(&self.cfg.tessera_url)]);
         v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         v.validate_nbf = true;
         v.leeway = 30;
@@ -421,9 +454,13 @@ impl Guard {
                 )))
             }
             // A key that is not live has no budget: no rate-limit headers (docs/spec.md §5).
-            "EXPIRED" => Err(unauthorized("The API key has expired.", true)),
-            "REVOKED" => Err(unauthorized("The API key has been revoked.", true)),
-            _ => Err(unauthorized("The API key is not valid.", true)),
+            "EXPIRED" => Err(unauthorized(&self.cfg, "The API key has expired.", true)),
+            "REVOKED" => Err(unauthorized(
+                &self.cfg,
+                "The API key has been revoked.",
+                true,
+            )),
+            _ => Err(unauthorized(&self.cfg, "The API key is not valid.", true)),
         }
     }
 }
@@ -466,10 +503,30 @@ async fn completions_post(req: HttpRequest, guard: web::Data<Guard>) -> HttpResp
     }
 }
 
+/// RFC 9728 §3: this server's protected resource metadata (404 without a resource URI).
+async fn metadata_get(guard: web::Data<Guard>) -> HttpResponse {
+    match &guard.cfg.resource {
+        Some(resource) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+            .json(json!({
+                "resource": resource,
+                "authorization_servers": [guard.cfg.tessera_url],
+                "scopes_supported": ["inference:read", "inference:write"],
+                "bearer_methods_supported": ["header"],
+                "resource_name": "Example inference API",
+            })),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
 /// The routes, for `App::new().app_data(guard).configure(routes)`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/models", web::get().to(models_get))
-        .route("/v1/chat/completions", web::post().to(completions_post));
+    cfg.route(
+        "/.well-known/oauth-protected-resource",
+        web::get().to(metadata_get),
+    )
+    .route("/v1/models", web::get().to(models_get))
+    .route("/v1/chat/completions", web::post().to(completions_post));
 }
 
 #[actix_web::main]
@@ -479,7 +536,8 @@ async fn main() -> std::io::Result<()> {
         Err(e) => {
             eprintln!(
                 "resource_server: {e}\n\nusage: TESSERA_URL=http://127.0.0.1:8080 RS_CLIENT_ID=... \
-                 RS_CLIENT_SECRET=... [RS_BIND=127.0.0.1:9090] [RS_REVOCATION_CACHE_MS=1000] \
+                 RS_CLIENT_SECRET=... [RS_RESOURCE=http://127.0.0.1:9090] [RS_BIND=127.0.0.1:9090] \
+                 [RS_REVOCATION_CACHE_MS=1000] \
                  cargo run --example resource_server"
             );
             std::process::exit(2);

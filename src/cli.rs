@@ -326,6 +326,10 @@ pub enum ClientCommand {
         /// A confidential client that may call introspection and key verification
         #[arg(long)]
         resource_server: bool,
+        /// An RFC 8707 resource URI of this resource server (repeat for several); absolute,
+        /// no fragment, owned by one resource server only
+        #[arg(long = "resource", requires = "resource_server")]
+        resources: Vec<String>,
         /// Owning organization
         #[arg(long)]
         org: Option<String>,

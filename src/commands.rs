@@ -303,6 +303,7 @@ fn client_create(settings: &Settings, cmd: ClientCommand) -> Result<Value, Comma
         grant_types,
         scope,
         resource_server,
+        resources,
         org,
     } = cmd
     else {
@@ -326,6 +327,7 @@ fn client_create(settings: &Settings, cmd: ClientCommand) -> Result<Value, Comma
         grant_types,
         scope,
         org_id: org.clone(),
+        resources: Some(resources),
         ..Default::default()
     };
     let ctx = Ctx::offline(settings, SystemClock.now());

@@ -234,6 +234,8 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     /// RFC 8628 §3.5, registered for OAuth: the caller must wait (answered with 429).
     SlowDown,
+    /// RFC 8707 §2: a `resource` that is malformed, unknown, or wider than the grant.
+    InvalidTarget,
 }
 
 /// The challenge of a 401 from an endpoint whose callers authenticate as clients
@@ -387,6 +389,7 @@ mod tests {
             ErrorCode::InvalidToken,
             ErrorCode::InsufficientScope,
             ErrorCode::SlowDown,
+            ErrorCode::InvalidTarget,
         ] {
             let resp = OAuthError::new(code, "bad \"x\" § \\ é\u{0}").error_response();
             let bytes = resp.into_body().try_into_bytes().expect("bytes");

@@ -18,6 +18,8 @@ use crate::tokens::verify::{Expect, verify_access_token, within_lifetime};
 pub struct Context<'a> {
     pub keys: &'a KeySet,
     pub issuer: &'a str,
+    /// The default audience (`--audience`); with `<issuer>/api/v1` and the registered
+    /// resource URIs, the audiences a token of ours may name (docs/spec.md §8).
     pub audience: &'a str,
     pub leeway: i64,
     pub key_prefix: &'a str,
@@ -31,7 +33,9 @@ impl Context<'_> {
     fn expect(&self) -> Expect<'_> {
         Expect {
             issuer: self.issuer,
-            audience: self.audience,
+            // Checked against the known resources by `access_token_live` (it needs the
+            // database); which resource server may see the token is `for_caller`'s.
+            audiences: &[],
             leeway: self.leeway,
             now: self.now,
         }
@@ -73,6 +77,12 @@ pub fn access_token_live(
 ) -> QueryResult<Value> {
     // Read before the lookups: a revocation committing meanwhile voids what we store.
     let epoch = ctx.live_tokens.epoch();
+    // docs/security.md F4: every audience must be one we issue for.
+    if c.aud.0.is_empty()
+        || !crate::oauth::resource::all_known(conn, ctx.issuer, ctx.audience, &c.aud.0)?
+    {
+        return Ok(inactive());
+    }
     if jti_revoked(conn, &c.jti)? {
         return Ok(inactive());
     }
@@ -102,6 +112,26 @@ fn active_answer(c: &crate::tokens::jwt::AccessTokenClaims) -> Value {
         "iat": c.iat,
         "jti": c.jti,
     })
+}
+
+/// docs/spec.md §8: a resource server that registered resource URIs sees only access
+/// tokens whose `aud` names one of them; anything else is inactive for it. One without
+/// resources sees every active token.
+pub fn for_caller(answer: Value, caller_resources: &[String]) -> Value {
+    if caller_resources.is_empty() || answer.get("active") != Some(&Value::Bool(true)) {
+        return answer;
+    }
+    let named = |a: &Value| {
+        a.as_str()
+            .is_some_and(|a| caller_resources.iter().any(|r| r == a))
+    };
+    let meant = answer.get("token_type").and_then(Value::as_str) == Some("Bearer")
+        && match answer.get("aud") {
+            Some(Value::Array(auds)) => auds.iter().any(named),
+            Some(a) => named(a),
+            None => false,
+        };
+    if meant { answer } else { inactive() }
 }
 
 pub fn inactive() -> Value {

@@ -65,6 +65,9 @@ pub struct NewClient {
     pub logo_uri: Option<String>,
     pub client_uri: Option<String>,
     pub created_by: Option<String>,
+    /// RFC 8707 resource URIs (resource servers only; docs/spec.md §8). `None`: none on
+    /// creation, unchanged on update.
+    pub resources: Option<Vec<String>>,
 }
 
 /// A registration that passed every rule.
@@ -80,6 +83,8 @@ pub struct ValidClient {
     pub logo_uri: Option<String>,
     pub client_uri: Option<String>,
     pub created_by: Option<String>,
+    /// Sorted, de-duplicated resource URIs.
+    pub resources: Vec<String>,
 }
 
 /// The message for a grant type tessera does not implement, naming it and the valid ones.
@@ -193,7 +198,14 @@ impl NewClient {
                 }
             }
         }
+        let resources = crate::oauth::resource::validate_registration(
+            self.resources.as_deref().unwrap_or_default(),
+        )?;
+        if !resources.is_empty() && !self.resource_server {
+            return Err(meta("resources: only a resource server has resource URIs."));
+        }
         Ok(ValidClient {
+            resources,
             name,
             redirect_uris,
             public: self.public,

@@ -43,6 +43,10 @@ pub struct ClientInput {
     pub logo_uri: Option<String>,
     #[serde(default)]
     pub client_uri: Option<String>,
+    /// RFC 8707 resource URIs (resource servers only; docs/spec.md §8). Omitted on update:
+    /// unchanged.
+    #[serde(default)]
+    pub resources: Option<Vec<String>>,
 }
 
 impl ClientInput {
@@ -70,6 +74,7 @@ impl ClientInput {
             logo_uri: self.logo_uri.clone().filter(|s| !s.is_empty()),
             client_uri: self.client_uri.clone().filter(|s| !s.is_empty()),
             created_by: actor.user_id.clone(),
+            resources: self.resources.clone(),
         })
     }
 }
@@ -187,6 +192,9 @@ pub fn update(
     new.resource_server = current.is_resource_server;
     new.org_id = current.org_id.clone();
     new.created_by = current.created_by.clone();
+    if new.resources.is_none() {
+        new.resources = Some(current.resource_list());
+    }
     let valid = new.validate(&ctx.settings.scopes)?;
     check_grantable(actor, &valid)?;
     let now = ctx.now;

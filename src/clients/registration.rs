@@ -89,6 +89,7 @@ impl Metadata {
             logo_uri: self.logo_uri.clone(),
             client_uri: self.client_uri.clone(),
             created_by: None,
+            resources: None,
         })
     }
 }

@@ -30,6 +30,9 @@ pub struct ClientRow {
     /// RFC 7592: the scopes the credential that registered the client could grant,
     /// space-separated; a registration access token never grants more (docs/spec.md §3).
     pub registration_scope_ceiling: Option<String>,
+    /// RFC 8707 resource URIs of a resource server, space-separated (ownership is
+    /// decided by `client_resources`, docs/spec.md §8).
+    pub resources: String,
 }
 
 impl ClientRow {
@@ -44,6 +47,9 @@ impl ClientRow {
     }
     pub fn redirect_uri_list(&self) -> Vec<String> {
         serde_json::from_str(&self.redirect_uris).unwrap_or_default()
+    }
+    pub fn resource_list(&self) -> Vec<String> {
+        crate::oauth::resource::from_column(&self.resources)
     }
     pub fn grant_type_list(&self) -> Vec<GrantType> {
         self.grant_types
@@ -92,10 +98,12 @@ pub fn insert(
         created_at: now,
         updated_at: now,
         registration_scope_ceiling: None,
+        resources: crate::oauth::resource::to_column(&client.resources),
     };
     diesel::insert_into(clients::table)
         .values(&row)
         .execute(conn)?;
+    crate::oauth::resource::set_for_client(conn, &row.id, &client.resources)?;
     let secret = if client.public {
         None
     } else {
@@ -191,8 +199,9 @@ pub fn update(
     id: &str,
     client: &ValidClient,
     now: Timestamp,
-) -> QueryResult<usize> {
-    diesel::update(clients::table.find(id))
+) -> Result<usize, ClientError> {
+    crate::oauth::resource::set_for_client(conn, id, &client.resources)?;
+    let n = diesel::update(clients::table.find(id))
         .set((
             clients::name.eq(&client.name),
             clients::redirect_uris
@@ -206,9 +215,11 @@ pub fn update(
             clients::scope.eq(client.scope.to_string()),
             clients::logo_uri.eq(&client.logo_uri),
             clients::client_uri.eq(&client.client_uri),
+            clients::resources.eq(crate::oauth::resource::to_column(&client.resources)),
             clients::updated_at.eq(now),
         ))
-        .execute(conn)
+        .execute(conn)?;
+    Ok(n)
 }
 
 /// Deletes a client. Its grants, codes, refresh tokens, consents and secrets go with it
@@ -305,6 +316,8 @@ pub struct ClientMetadata {
     pub client_id_issued_at: Timestamp,
     /// Whether the client may introspect tokens and verify keys.
     pub resource_server: bool,
+    /// RFC 8707 resource URIs of a resource server (docs/spec.md §8); empty otherwise.
+    pub resources: Vec<String>,
 }
 
 /// The registered metadata of a client (docs/spec.md §5).
@@ -330,5 +343,6 @@ pub fn metadata(row: &ClientRow) -> ClientMetadata {
         client_uri: row.client_uri.clone(),
         client_id_issued_at: row.created_at,
         resource_server: row.is_resource_server,
+        resources: row.resource_list(),
     }
 }

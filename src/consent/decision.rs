@@ -44,6 +44,7 @@ pub fn on_request(
                     redirect_uri: &valid.requested_redirect_uri,
                     scope: &valid.scope,
                     code_challenge: &valid.code_challenge,
+                    resources: &valid.resources,
                 },
                 ctx.settings.code_ttl_seconds,
                 now,
@@ -62,6 +63,7 @@ pub fn on_request(
         code_challenge: valid.code_challenge.clone(),
         created_at: now,
         expires_at: now + super::PENDING_TTL_SECONDS,
+        resource: crate::oauth::resource::to_column(&valid.resources),
     };
     write_tx(conn, |conn| super::insert_pending(conn, &pending))?;
     let email = crate::users::store::find(conn, &session.user_id)?
@@ -132,6 +134,7 @@ pub fn decide(
             &scope,
             now,
         )?;
+        let resources = crate::oauth::resource::from_column(&p.resource);
         let code = codes::issue(
             conn,
             &NewCode {
@@ -140,6 +143,7 @@ pub fn decide(
                 redirect_uri: &p.redirect_uri,
                 scope: &scope,
                 code_challenge: &p.code_challenge,
+                resources: &resources,
             },
             ctx.settings.code_ttl_seconds,
             now,

@@ -205,6 +205,8 @@ pub struct Pending {
     pub code_challenge: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// RFC 8707 resources the request named, space-separated ("" when none).
+    pub resource: String,
 }
 
 /// Stores a pending request, dropping the user's oldest beyond [`PENDING_PER_USER`].

@@ -47,6 +47,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         registration_scope_ceiling -> Nullable<Text>,
+        resources -> Text,
     }
 }
 
@@ -78,6 +79,7 @@ diesel::table! {
         scope -> Text,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        resource -> Text,
     }
 }
 
@@ -93,6 +95,7 @@ diesel::table! {
         code_challenge -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
+        resource -> Text,
     }
 }
 
@@ -198,7 +201,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    client_resources (uri) {
+        uri -> Text,
+        client_id -> Text,
+    }
+}
+
 diesel::joinable!(memberships -> organizations (org_id));
+diesel::joinable!(client_resources -> clients (client_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(clients -> organizations (org_id));
 diesel::joinable!(client_secrets -> clients (client_id));
@@ -225,4 +236,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     signing_keys,
     audit_events,
+    client_resources,
 );

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod ops;
 pub mod pages;
+pub mod protected_resource;
 pub mod register;
 pub mod security_headers;
 pub mod well_known;
@@ -91,6 +92,12 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
         at("/.well-known/oauth-authorization-server", Plain)
             .get(well_known::metadata_get)
             .cross_origin(),
+        at("/.well-known/oauth-protected-resource", Plain)
+            .get(protected_resource::metadata_get)
+            .cross_origin(),
+        at(protected_resource::API_METADATA_PATH, Plain)
+            .get(protected_resource::metadata_get)
+            .cross_origin(),
         at("/.well-known/jwks.json", Plain)
             .get(well_known::jwks_get)
             .cross_origin(),
@@ -152,6 +159,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     let mut scope = web::scope(API_V1)
         .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
         .wrap(from_fn(api::auth::rate_limit_headers))
+        .wrap(from_fn(protected_resource::challenge))
         .default_service(web::to(endpoint::api_not_found));
     for e in api {
         scope = scope.service(e.into_resource());

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::api_keys::verify::{self, Counting};
 use crate::app::AppState;
 use crate::clock::Timestamp;
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::{AppError, ErrorCode, OAuthError};
 use crate::http::with_db;
 use crate::introspection::{self, Context, JwtCheck};
 use crate::oauth::client_auth;
@@ -47,7 +47,8 @@ fn read_form(req: &HttpRequest, body: &[u8]) -> Result<StrictForm, OAuthError> {
     }
     let form = StrictForm::parse(body)
         .map_err(|_| OAuthError::invalid_request("The body is not valid form encoding."))?;
-    if form.repeated().is_some() {
+    // RFC 8707 §2: `resource` may repeat (docs/security.md J1); nothing else may.
+    if form.repeated_except(&["resource"]).is_some() {
         return Err(OAuthError::invalid_request("A parameter is repeated."));
     }
     Ok(form)
@@ -89,6 +90,7 @@ pub async fn token_post(
     let authorization = authorization_header(&req);
     let presented = client_auth::presented(authorization, &form)?;
     let request = token::parse(&form)?;
+    let resources = crate::oauth::resource::requested(&form)?;
     let grant = request.grant_type();
     // docs/security.md K2: a client id (or an address) guessing secrets is slowed down.
     let ip = peer_ip(&req);
@@ -114,7 +116,7 @@ pub async fn token_post(
             keys: &st.keys,
             now: st.clock.now(),
         };
-        token::exchange(conn, ctx, &presented, request)
+        token::exchange(conn, ctx, &presented, request, &resources)
     })
     .await;
     let response = match result {
@@ -178,6 +180,7 @@ pub async fn introspect_post(
             match introspection::access_token_cached(introspection_ctx(&state, &keys, now), &token)
             {
                 JwtCheck::Done(answer) => {
+                    let answer = restricted(&state, &caller, answer).await?;
                     return Ok(introspected(&state, answer, &caller, &ip, now));
                 }
                 JwtCheck::Verified(c) => pending = Pending::Jwt(Box::new(c)),
@@ -193,6 +196,7 @@ pub async fn introspect_post(
             ) {
                 Ok(v) if v.key.is_some() => {
                     let answer = introspection::api_key_answer(&state.issuer, v);
+                    let answer = restricted(&state, &caller, answer).await?;
                     return Ok(introspected(&state, answer, &caller, &ip, now));
                 }
                 Err(hash) => pending = Pending::KeyDigest(hash),
@@ -244,7 +248,26 @@ pub async fn introspect_post(
         }
         other => other?,
     };
+    let answer = restricted(&state, &caller, answer).await?;
     Ok(introspected(&state, answer, &caller, &ip, now))
+}
+
+/// An active answer as the calling resource server may see it
+/// (`introspection::for_caller`, docs/spec.md §8).
+async fn restricted(
+    state: &web::Data<AppState>,
+    caller: &str,
+    answer: serde_json::Value,
+) -> Result<serde_json::Value, OAuthError> {
+    if answer.get("active") != Some(&serde_json::Value::Bool(true)) {
+        return Ok(answer);
+    }
+    let caller = caller.to_string();
+    let resources = with_db(state, move |conn| {
+        crate::oauth::resource::of_client(conn, &caller).map_err(AppError::from_db)
+    })
+    .await?;
+    Ok(introspection::for_caller(answer, &resources))
 }
 
 /// What an introspection still needs from the database once the cached checks ran.

@@ -43,6 +43,13 @@ impl AuthorizeQuery {
     fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         self.form.as_ref()?.get(name).map(Cow::Borrowed)
     }
+    /// RFC 8707 §2: the `resource` values, well-formed, or `None` when one is not.
+    fn resources(&self) -> Option<Vec<String>> {
+        match &self.form {
+            Some(f) => super::resource::requested(f).ok(),
+            None => Some(Vec::new()),
+        }
+    }
 }
 
 /// The parameters that identify where an answer may go. Repeated or unprintable, they
@@ -53,7 +60,8 @@ const BINDING: [&str; 2] = ["client_id", "redirect_uri"];
 /// Parameters this endpoint reads once the client and redirect URI are verified; a value
 /// outside VSCHAR in any of them is refused by redirect. Others are ignored (RFC 6749
 /// §3.1).
-const READ_AFTER_BINDING: [&str; 8] = [
+const READ_AFTER_BINDING: [&str; 9] = [
+    "resource",
     "response_type",
     "scope",
     "state",
@@ -73,6 +81,8 @@ pub enum RedirectError {
     UnsupportedResponseType,
     RequestNotSupported,
     RequestUriNotSupported,
+    /// RFC 8707 §2: a malformed or unknown `resource`.
+    InvalidTarget,
 }
 
 impl RedirectError {
@@ -83,6 +93,7 @@ impl RedirectError {
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::InvalidTarget => "invalid_target",
         }
     }
 }
@@ -96,7 +107,8 @@ impl AuthorizeQuery {
     /// parameter that carries it.
     pub fn refusal(&self) -> Option<RedirectError> {
         let form = self.form.as_ref()?;
-        if form.repeated().is_some() {
+        // RFC 8707 §2: `resource` may repeat; nothing else may.
+        if form.repeated_except(&["resource"]).is_some() {
             return Some(RedirectError::InvalidRequest);
         }
         // An empty value is an absent parameter (RFC 6749 §3.1).
@@ -111,6 +123,7 @@ impl AuthorizeQuery {
             return Some(match name {
                 "response_type" => RedirectError::UnsupportedResponseType,
                 "scope" => RedirectError::InvalidScope,
+                "resource" => RedirectError::InvalidTarget,
                 _ => RedirectError::InvalidRequest,
             });
         }
@@ -178,6 +191,8 @@ pub struct ValidRequest {
     pub scope: ScopeSet,
     pub state: Option<String>,
     pub code_challenge: String,
+    /// RFC 8707: the resources requested (sorted; empty: none named).
+    pub resources: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -457,6 +472,10 @@ pub fn validate(
                         AuthorizationErrorType::InvalidRequest,
                     ));
                 }
+                // Whether they are known is the caller's check (it knows the issuer).
+                let Some(resources) = req.resources() else {
+                    return Err(refused(req, to, RedirectError::InvalidTarget));
+                };
                 return Ok(ValidRequest {
                     client,
                     redirect_uri: pre_grant.redirect_uri.as_str().to_string(),
@@ -469,6 +488,7 @@ pub fn validate(
                         .ok_or_else(|| AppError::Internal("no scope".into()))?,
                     state,
                     code_challenge,
+                    resources,
                 });
             }
             Output::Err(OxError::Ignore) => {

@@ -20,6 +20,9 @@ pub struct NewCode<'a> {
     pub redirect_uri: &'a str,
     pub scope: &'a ScopeSet,
     pub code_challenge: &'a str,
+    /// RFC 8707: the resources the authorization request named (none: the default
+    /// audience), sorted.
+    pub resources: &'a [String],
 }
 
 /// Starts a grant and issues its code. Returns the plaintext code.
@@ -37,6 +40,7 @@ pub fn issue(
             grants::user_id.eq(new.user_id),
             grants::scope.eq(new.scope.to_string()),
             grants::created_at.eq(now),
+            grants::resource.eq(super::resource::to_column(new.resources)),
         ))
         .execute(conn)?;
     let code = random_token();

@@ -24,6 +24,9 @@ pub struct StrictForm {
     params: BTreeMap<String, String>,
     repeated: BTreeSet<String>,
     unprintable: BTreeSet<String>,
+    /// The second and later values of repeated names, for the parameters that may repeat
+    /// (RFC 8707 `resource`).
+    more: BTreeMap<String, Vec<String>>,
 }
 
 /// RFC 6749 Appendix A: `VSCHAR = %x20-7E`.
@@ -82,6 +85,7 @@ impl StrictForm {
                 form.unprintable.insert(k.clone());
             }
             if form.params.contains_key(&k) {
+                form.more.entry(k.clone()).or_default().push(v);
                 form.repeated.insert(k);
                 continue;
             }
@@ -93,6 +97,26 @@ impl StrictForm {
     /// A repeated parameter name, if any (the first in name order).
     pub fn repeated(&self) -> Option<&str> {
         self.repeated.first().map(String::as_str)
+    }
+
+    /// A repeated parameter name other than those that may repeat, if any.
+    pub fn repeated_except(&self, may_repeat: &[&str]) -> Option<&str> {
+        self.repeated
+            .iter()
+            .map(String::as_str)
+            .find(|n| !may_repeat.contains(n))
+    }
+
+    /// Every non-empty value of a parameter that may repeat, in the order sent (an
+    /// unprintable one: ask [`Self::is_unprintable`] first).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.params
+            .get(name)
+            .into_iter()
+            .chain(self.more.get(name).into_iter().flatten())
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+            .collect()
     }
 
     /// Whether `name` was sent more than once.

@@ -12,5 +12,6 @@ pub mod client_auth;
 pub mod codes;
 pub mod form;
 pub mod refresh;
+pub mod resource;
 pub mod revocation;
 pub mod token;

@@ -96,7 +96,7 @@ pub fn revoke_for_client(
     let keys = st.keys.snapshot();
     let expect = Expect {
         issuer: &st.issuer,
-        audience: &st.audience,
+        audiences: &[],
         leeway: st.settings.jwt_leeway_seconds,
         now: ctx.now,
     };

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::client_auth::{self, Presented};
 use super::form::StrictForm;
+use super::resource::{self, Credential};
 use super::{codes, refresh};
 use crate::clients::GrantType;
 use crate::clients::store::ClientRow;
@@ -121,7 +122,8 @@ fn parse_scope(form: &StrictForm) -> Result<Option<ScopeSet>, OAuthError> {
 /// `refresh_token` that cannot match anything issued → `invalid_grant`. Parameters the
 /// grant does not use are ignored (RFC 6749 §3.2).
 pub fn parse(form: &StrictForm) -> Result<TokenRequest, OAuthError> {
-    if form.repeated().is_some() {
+    // RFC 8707 §2: `resource` may repeat (read by `resource::requested`); nothing else may.
+    if form.repeated_except(&["resource"]).is_some() {
         return Err(OAuthError::invalid_request("A parameter is repeated."));
     }
     if form.is_unprintable("grant_type") {
@@ -185,22 +187,46 @@ fn granted_scope(
     }
 }
 
+/// The audiences for a token of the grant that `credential` belongs to (RFC 8707 §2.2),
+/// decided before anything is consumed; `None` when the credential is not the client's.
+fn grant_audiences(
+    conn: &mut DbConnection,
+    ctx: Issuing<'_>,
+    credential: Credential<'_>,
+    client_id: &str,
+    requested: &[String],
+) -> Result<Option<Vec<String>>, OAuthError> {
+    match resource::of_credential(conn, credential, client_id)? {
+        Some(granted) => {
+            resource::audiences(conn, ctx.issuer, ctx.audience, requested, &granted).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
 /// Authenticates the client and runs the grant. Everything a 200 reports is decided here.
+/// `resources` are the request's RFC 8707 `resource` values ([`resource::requested`]).
 pub fn exchange(
     conn: &mut DbConnection,
     ctx: Issuing<'_>,
     presented: &Presented,
     request: TokenRequest,
+    resources: &[String],
 ) -> Result<TokenResponse, OAuthError> {
     let client = client_auth::authenticate(conn, presented, ctx.now)?;
     match request {
-        TokenRequest::ClientCredentials { scope } => client_credentials(ctx, &client, scope),
+        TokenRequest::ClientCredentials { scope } => {
+            let audiences = resource::audiences(conn, ctx.issuer, ctx.audience, resources, &[])?;
+            client_credentials(ctx, &client, scope, &audiences)
+        }
         TokenRequest::AuthorizationCode {
             code,
             redirect_uri,
             code_verifier,
         } => {
             require_grant(&client, GrantType::AuthorizationCode)?;
+            let audiences =
+                grant_audiences(conn, ctx, Credential::Code(&code), &client.id, resources)?;
             commit_refusals(conn, |conn| {
                 let r = codes::redeem(
                     conn,
@@ -233,6 +259,10 @@ pub fn exchange(
                 } else {
                     None
                 };
+                let audiences = match &audiences {
+                    Some(a) => a.clone(),
+                    None => vec![ctx.audience.to_string()],
+                };
                 respond(
                     ctx,
                     &client,
@@ -240,6 +270,7 @@ pub fn exchange(
                     r.scope,
                     refresh_token,
                     Some(&r.grant_id),
+                    &audiences,
                 )
                 .map_err(Refusal::Abort)
             })
@@ -249,6 +280,13 @@ pub fn exchange(
             scope,
         } => {
             require_grant(&client, GrantType::RefreshToken)?;
+            let audiences = grant_audiences(
+                conn,
+                ctx,
+                Credential::RefreshToken(&refresh_token),
+                &client.id,
+                resources,
+            )?;
             commit_refusals(conn, |conn| {
                 let policy = refresh_policy(ctx.settings);
                 let r = refresh::rotate(
@@ -262,6 +300,10 @@ pub fn exchange(
                 )
                 .map_err(Refusal::from)?;
                 let subject = r.user_id.clone().unwrap_or_else(|| client.id.clone());
+                let audiences = match &audiences {
+                    Some(a) => a.clone(),
+                    None => vec![ctx.audience.to_string()],
+                };
                 respond(
                     ctx,
                     &client,
@@ -269,6 +311,7 @@ pub fn exchange(
                     r.scope,
                     Some(r.refresh_token),
                     Some(&r.grant_id),
+                    &audiences,
                 )
                 .map_err(Refusal::Abort)
             })
@@ -342,12 +385,13 @@ fn respond(
     scope: ScopeSet,
     refresh_token: Option<String>,
     grant_id: Option<&str>,
+    audiences: &[String],
 ) -> Result<TokenResponse, OAuthError> {
     let scope = scope.to_string();
     let lifetime = ctx.settings.access_token_ttl_seconds;
     let req = AccessTokenRequest {
         issuer: ctx.issuer,
-        audience: ctx.audience,
+        audience: audiences,
         subject,
         client_id: &client.id,
         scope: &scope,
@@ -370,6 +414,7 @@ fn client_credentials(
     ctx: Issuing<'_>,
     client: &ClientRow,
     scope: Option<ScopeSet>,
+    audiences: &[String],
 ) -> Result<TokenResponse, OAuthError> {
     if client.is_public
         || !client
@@ -382,7 +427,7 @@ fn client_credentials(
         ));
     }
     let scope = granted_scope(client, scope, ctx.settings)?;
-    respond(ctx, client, &client.id, scope, None, None)
+    respond(ctx, client, &client.id, scope, None, None, audiences)
 }
 
 #[cfg(test)]

@@ -128,9 +128,13 @@ fn access_token_actor(
     now: i64,
 ) -> Result<Actor, BearerError> {
     let keys = st.keys.snapshot();
+    // docs/spec.md §8: `/api/v1` accepts tokens meant for it (RFC 8707 resource
+    // `{issuer}/api/v1`) or for the default audience, and no other resource's.
+    let api = crate::oauth::resource::api_resource(&st.issuer);
+    let audiences = [st.audience.as_str(), api.as_str()];
     let expect = crate::tokens::verify::Expect {
         issuer: &st.issuer,
-        audience: &st.audience,
+        audiences: &audiences,
         leeway: st.settings.jwt_leeway_seconds,
         now,
     };

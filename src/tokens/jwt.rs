@@ -12,7 +12,9 @@ pub struct AccessTokenClaims {
     /// The user id, or the client id for `client_credentials` (ids are prefixed, `usr_` vs
     /// `cli_`, so the two can never be confused).
     pub sub: String,
-    pub aud: String,
+    /// The resource(s) the token is meant for (RFC 8707 §2, RFC 9068 §3): the requested
+    /// `resource` URIs, else the configured audience.
+    pub aud: Audience,
     pub exp: Timestamp,
     pub iat: Timestamp,
     pub jti: String,
@@ -28,11 +30,48 @@ pub struct AccessTokenClaims {
     pub nbf: Option<Timestamp>,
 }
 
+/// RFC 7519 §4.1.3 `aud`: one audience is written as a string, several as an array;
+/// either form is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience(pub Vec<String>);
+
+impl Audience {
+    /// Whether `uri` is one of the audiences.
+    pub fn contains(&self, uri: &str) -> bool {
+        self.0.iter().any(|a| a == uri)
+    }
+}
+
+impl Serialize for Audience {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match Form::deserialize(d)? {
+            Form::One(a) => Self(vec![a]),
+            Form::Many(v) => Self(v),
+        })
+    }
+}
+
 /// What an access token is issued for.
 #[derive(Debug, Clone)]
 pub struct AccessTokenRequest<'a> {
     pub issuer: &'a str,
-    pub audience: &'a str,
+    /// One or more audiences (never empty).
+    pub audience: &'a [String],
     pub subject: &'a str,
     pub client_id: &'a str,
     pub scope: &'a str,
@@ -50,7 +89,7 @@ pub fn issue_access_token(
     let claims = AccessTokenClaims {
         iss: req.issuer.to_string(),
         sub: req.subject.to_string(),
-        aud: req.audience.to_string(),
+        aud: Audience(req.audience.to_vec()),
         exp: now + req.lifetime,
         iat: now,
         jti: crate::crypto::random_base62(22),

@@ -136,7 +136,13 @@ async fn i3_i4_bearer_failures_follow_rfc_6750(backend: Backend) {
     assert_eq!(a.status, 401);
     assert_eq!(
         a.header("www-authenticate"),
-        Some(r#"Bearer realm="tessera""#)
+        Some(
+            format!(
+                r#"Bearer realm="tessera", resource_metadata="{}/.well-known/oauth-protected-resource/api/v1""#,
+                app.state.issuer
+            )
+            .as_str()
+        )
     );
     assert_eq!(a.body["error"]["type"], "authentication_error");
 

@@ -27,7 +27,7 @@ async fn published_kids(app: &TestApp) -> Vec<String> {
 async fn sign(app: &TestApp) -> String {
     let req = AccessTokenRequest {
         issuer: &app.state.issuer,
-        audience: &app.state.audience,
+        audience: std::slice::from_ref(&app.state.audience),
         subject: "usr_x",
         client_id: "cli_x",
         scope: "inference:read",

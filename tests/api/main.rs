@@ -28,6 +28,7 @@ mod logs;
 mod oauth2_client;
 mod ops;
 mod resource_server;
+mod resources;
 mod settings_pages;
 mod storage;
 mod token;

@@ -16,14 +16,27 @@ mod example;
 crate::on_both_backends!(
     the_example_inference_api_accepts_and_refuses_what_it_should,
     rate_limit_headers_belong_to_live_keys_only,
+    f4_g2_with_a_resource_uri_the_example_takes_only_tokens_for_it_and_publishes_rfc_9728_metadata,
 );
 
 /// Boots the example on port 0 against `app`; returns its base URL.
 fn start_example(app: &TestApp, rs: &(String, String)) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    start_example_on(app, rs, listener, None)
+}
+
+/// Boots the example on `listener`, with `resource` as its RFC 8707 resource URI.
+pub fn start_example_on(
+    app: &TestApp,
+    rs: &(String, String),
+    listener: std::net::TcpListener,
+    resource: Option<String>,
+) -> String {
     let guard = actix_web::web::Data::new(example::Guard::new(example::Config {
         tessera_url: app.address.clone(),
         client_id: rs.0.clone(),
         client_secret: rs.1.clone(),
+        resource,
         // Every request asks tessera, so a revocation shows at once in the test.
         revocation_cache: std::time::Duration::ZERO,
         jwks_refetch_interval: std::time::Duration::ZERO,
@@ -34,8 +47,8 @@ fn start_example(app: &TestApp, rs: &(String, String)) -> String {
             .configure(example::routes)
     })
     .workers(1)
-    .bind("127.0.0.1:0")
-    .expect("bind");
+    .listen(listener)
+    .expect("listen");
     let addr = server.addrs()[0];
     actix_web::rt::spawn(server.run());
     format!("http://{addr}")
@@ -301,4 +314,83 @@ async fn rate_limit_headers_belong_to_live_keys_only(backend: Backend) {
         .await;
     assert_eq!(a.status, 401);
     no_rate_headers(&a, "/api/v1, unknown");
+}
+
+/// docs/spec.md §8: the example as an MCP-style resource with its own resource URI. A token
+/// for it is accepted; a token for tessera's default audience or another resource is
+/// refused (F4 from the resource server's side; tessera's introspection shows it only its
+/// own tokens, G2); its RFC 9728 metadata names tessera, and its 401s point at it.
+async fn f4_g2_with_a_resource_uri_the_example_takes_only_tokens_for_it_and_publishes_rfc_9728_metadata(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let resource = format!("http://{}", listener.local_addr().expect("addr"));
+    let rs = crate::resources::resource_server_with(&app, &[resource.as_str()]);
+    crate::resources::resource_server_with(&app, &[crate::resources::MCP]);
+    let base = start_example_on(&app, &rs, listener, Some(resource.clone()));
+
+    let meta = reqwest::get(format!("{base}/.well-known/oauth-protected-resource"))
+        .await
+        .expect("metadata");
+    assert_eq!(meta.status(), 200);
+    let meta: serde_json::Value = meta.json().await.expect("json");
+    assert_eq!(meta["resource"], resource.as_str());
+    assert_eq!(meta["authorization_servers"], json!([app.address]));
+
+    let a = call(&base, false, None).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        a.header("www-authenticate"),
+        Some(
+            format!(
+                r#"Bearer realm="inference", resource_metadata="{resource}/.well-known/oauth-protected-resource""#
+            )
+            .as_str()
+        )
+    );
+
+    let client = app.web_client("inference:read inference:write");
+    let b = app.user("mcp-rs@example.com").await;
+    let mut statuses = Vec::new();
+    for res in [Some(resource.as_str()), None, Some(crate::resources::MCP)] {
+        let (verifier, challenge) = crate::helpers::oauth::pkce();
+        let mut params = vec![
+            ("response_type", "code"),
+            ("client_id", client.id.as_str()),
+            ("redirect_uri", crate::helpers::oauth::REDIRECT),
+            ("scope", "inference:read"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ];
+        if let Some(r) = res {
+            params.push(("resource", r));
+        }
+        let location = app.consent(&b, &params).await;
+        let code = crate::helpers::oauth::query_param(&location, "code").expect("code");
+        let tokens: serde_json::Value = app
+            .exchange(&client, &code, &verifier)
+            .await
+            .json()
+            .await
+            .expect("json");
+        let at = tokens["access_token"].as_str().expect("at");
+        let a = call(&base, false, Some(at)).await;
+        if a.status == 401 {
+            assert!(
+                a.header("www-authenticate")
+                    .expect("challenge")
+                    .contains("resource_metadata="),
+                "every 401 points at the metadata"
+            );
+        }
+        statuses.push(a.status);
+    }
+    assert_eq!(
+        statuses,
+        [200, 401, 401],
+        "only a token whose aud is this resource is accepted"
+    );
 }

@@ -101,7 +101,7 @@ async fn f6_jwks_publishes_public_members_only_with_a_max_age(backend: Backend) 
 fn request<'a>(app: &'a TestApp) -> AccessTokenRequest<'a> {
     AccessTokenRequest {
         issuer: &app.state.issuer,
-        audience: &app.state.audience,
+        audience: std::slice::from_ref(&app.state.audience),
         subject: "usr_test",
         client_id: "cli_test",
         scope: "inference:read",
@@ -146,7 +146,7 @@ async fn f1_a_server_signed_token_verifies_against_the_served_jwks(backend: Back
     let verified = verify_with_served_jwks(&app, &token, Algorithm::ES256).await;
     assert_eq!(verified, claims);
     assert_eq!(verified.exp - verified.iat, 900);
-    assert_eq!(verified.aud, app.address);
+    assert_eq!(verified.aud.0, [app.address.clone()]);
     // A flipped signature byte fails the same verifier.
     let mut forged = token.clone().into_bytes();
     let last = forged.len() - 3;

@@ -24,6 +24,8 @@ struct ConsentPage<'a> {
     email: &'a str,
     org_name: Option<&'a str>,
     scopes: Vec<(String, String)>,
+    /// RFC 8707: the resources the app wants to reach with this grant.
+    resources: &'a [String],
     redirect_host: &'a str,
     csrf_token: &'a str,
     request_id: &'a str,
@@ -117,6 +119,17 @@ pub async fn authorize_get(
                 Err(AuthorizeError::App(e)) => return Err(e),
                 Err(other) => return Ok(Err(other)),
             };
+            // RFC 8707 §2: an unknown resource goes back to the (verified) client.
+            if !crate::oauth::resource::all_known(conn, &st.issuer, &st.audience, &valid.resources)
+                .map_err(AppError::from_db)?
+            {
+                let mut to = parse_url(&valid.redirect_uri)?;
+                to.query_pairs_mut().append_pair("error", "invalid_target");
+                if let Some(s) = &valid.state {
+                    to.query_pairs_mut().append_pair("state", s);
+                }
+                return Ok(Err(AuthorizeError::Redirect(to)));
+            }
             let Some(session) = session else {
                 return Ok(Ok((valid, Answer::Login)));
             };
@@ -173,6 +186,7 @@ pub async fn authorize_get(
                     email: &email,
                     org_name: org_name.as_deref(),
                     scopes: scope_lines(&state, &valid.scope),
+                    resources: &valid.resources,
                     redirect_host: &host,
                     csrf_token: &token,
                     request_id: &pending.id,

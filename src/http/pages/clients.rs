@@ -137,6 +137,7 @@ impl ClientForm {
             logo_uri: Some(form.logo_uri.trim().to_string()).filter(|s| !s.is_empty()),
             client_uri: Some(form.client_uri.trim().to_string()).filter(|s| !s.is_empty()),
             created_by: v.actor.user_id.clone(),
+            resources: None,
         };
         (form, Ok(new))
     }
