@@ -205,6 +205,9 @@ pub struct Pending {
     pub code_challenge: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// OpenID Connect: the request's `nonce`, and when the person signed in.
+    pub nonce: Option<String>,
+    pub auth_time: Option<i64>,
 }
 
 /// Stores a pending request, dropping the user's oldest beyond [`PENDING_PER_USER`].

@@ -18,6 +18,7 @@ diesel::table! {
         password_hash -> Text,
         created_at -> BigInt,
         password_changed_at -> BigInt,
+        name -> Nullable<Text>,
     }
 }
 
@@ -78,6 +79,7 @@ diesel::table! {
         scope -> Text,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        auth_time -> Nullable<BigInt>,
     }
 }
 
@@ -93,6 +95,8 @@ diesel::table! {
         code_challenge -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
+        nonce -> Nullable<Text>,
+        auth_time -> Nullable<BigInt>,
     }
 }
 
@@ -108,6 +112,8 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         consumed_at -> Nullable<BigInt>,
+        nonce -> Nullable<Text>,
+        auth_time -> Nullable<BigInt>,
     }
 }
 
@@ -182,6 +188,7 @@ diesel::table! {
         public_jwk -> Text,
         created_at -> BigInt,
         sign_from -> BigInt,
+        purpose -> Text,
     }
 }
 

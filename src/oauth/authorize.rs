@@ -53,8 +53,9 @@ const BINDING: [&str; 2] = ["client_id", "redirect_uri"];
 /// Parameters this endpoint reads once the client and redirect URI are verified; a value
 /// outside VSCHAR in any of them is refused by redirect. Others are ignored (RFC 6749
 /// §3.1).
-const READ_AFTER_BINDING: [&str; 8] = [
+const READ_AFTER_BINDING: [&str; 9] = [
     "response_type",
+    "nonce",
     "scope",
     "state",
     "code_challenge",
@@ -178,6 +179,8 @@ pub struct ValidRequest {
     pub scope: ScopeSet,
     pub state: Option<String>,
     pub code_challenge: String,
+    /// OpenID Connect Core §3.1.2.1: echoed in the ID token.
+    pub nonce: Option<String>,
 }
 
 #[derive(Debug)]
@@ -469,6 +472,7 @@ pub fn validate(
                         .ok_or_else(|| AppError::Internal("no scope".into()))?,
                     state,
                     code_challenge,
+                    nonce: req.get("nonce").map(Cow::into_owned),
                 });
             }
             Output::Err(OxError::Ignore) => {

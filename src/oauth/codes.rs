@@ -20,6 +20,10 @@ pub struct NewCode<'a> {
     pub redirect_uri: &'a str,
     pub scope: &'a ScopeSet,
     pub code_challenge: &'a str,
+    /// OpenID Connect Core §3.1.2.1 `nonce`, for the ID token.
+    pub nonce: Option<&'a str>,
+    /// When the person signed in (epoch seconds): the ID token's `auth_time`.
+    pub auth_time: Timestamp,
 }
 
 /// Starts a grant and issues its code. Returns the plaintext code.
@@ -37,6 +41,7 @@ pub fn issue(
             grants::user_id.eq(new.user_id),
             grants::scope.eq(new.scope.to_string()),
             grants::created_at.eq(now),
+            grants::auth_time.eq(Some(new.auth_time)),
         ))
         .execute(conn)?;
     let code = random_token();
@@ -51,6 +56,8 @@ pub fn issue(
             authorization_codes::code_challenge.eq(new.code_challenge),
             authorization_codes::created_at.eq(now),
             authorization_codes::expires_at.eq(now + ttl),
+            authorization_codes::nonce.eq(new.nonce),
+            authorization_codes::auth_time.eq(Some(new.auth_time)),
         ))
         .execute(conn)?;
     Ok(code)
@@ -66,6 +73,8 @@ struct CodeRow {
     scope: String,
     code_challenge: String,
     expires_at: i64,
+    nonce: Option<String>,
+    auth_time: Option<i64>,
 }
 
 /// A redeemed code: the grant it belongs to.
@@ -74,6 +83,10 @@ pub struct Redeemed {
     pub grant_id: String,
     pub user_id: String,
     pub scope: ScopeSet,
+    /// The authorization request's `nonce` (OpenID Connect Core §3.1.2.1).
+    pub nonce: Option<String>,
+    /// When the person signed in, epoch seconds.
+    pub auth_time: Option<Timestamp>,
 }
 
 fn invalid_grant(description: &'static str) -> OAuthError {
@@ -137,6 +150,8 @@ pub fn redeem(
         scope,
         code_challenge: challenge,
         expires_at,
+        nonce,
+        auth_time,
     }) = row
     else {
         return Err(invalid_grant("The code is invalid."));
@@ -191,6 +206,8 @@ pub fn redeem(
         grant_id,
         user_id,
         scope,
+        nonce,
+        auth_time,
     })
 }
 

@@ -617,7 +617,16 @@ async fn keys_list_and_rotate_print_json(backend: Backend) {
     ));
     assert_eq!(later["alg"], "EdDSA");
     let list = json_ok(&tessera(&db, &["keys", "list"], None));
-    assert_eq!(list["keys"][1]["state"], "pending");
+    let access: Vec<&serde_json::Value> = list["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| k["use"] == "access")
+        .collect();
+    assert_eq!(access[1]["state"], "pending");
+    // docs/spec.md §9: the ID-token keys (RS256, ES256, EdDSA) rotate on the same staging.
+    assert_eq!(later["id_token_keys"].as_array().expect("id keys").len(), 3);
+    assert_eq!(list["keys"].as_array().expect("keys").len(), 8);
 }
 
 #[test]
