@@ -457,6 +457,7 @@ pub fn keys(settings: &Settings, cmd: KeysCommand, now: Timestamp) -> Result<Val
                     json!({
                         "kid": k.kid,
                         "alg": k.alg.as_str(),
+                        "use": k.purpose,
                         "state": set.state(i, now, retention),
                         "created_at": rfc3339(k.created_at),
                         "sign_from": rfc3339(k.sign_from),
@@ -472,9 +473,23 @@ pub fn keys(settings: &Settings, cmd: KeysCommand, now: Timestamp) -> Result<Val
                 conn,
                 &settings.keys_dir,
                 settings.signing_alg,
+                keys::KeyUse::Access,
                 now,
                 sign_from,
             )?;
+            // docs/spec.md §9: the ID-token keys rotate with it, on the same staging.
+            let mut id_token_keys = Vec::new();
+            for alg in keys::ID_TOKEN_ALGS {
+                let id_kid = keys::create_key(
+                    conn,
+                    &settings.keys_dir,
+                    alg,
+                    keys::KeyUse::IdToken,
+                    now,
+                    sign_from,
+                )?;
+                id_token_keys.push(json!({"kid": id_kid, "alg": alg.as_str()}));
+            }
             let set = keys::load_set(conn, &settings.keys_dir)?;
             let pruned = keys::prune_expired(conn, &settings.keys_dir, &set, now, retention)?;
             record(
@@ -483,12 +498,13 @@ pub fn keys(settings: &Settings, cmd: KeysCommand, now: Timestamp) -> Result<Val
                 "signing_key.rotated",
                 "signing_key",
                 &kid,
-                json!({"sign_from": sign_from}),
+                json!({"sign_from": sign_from, "id_token_keys": id_token_keys}),
                 now,
             )?;
             Ok(json!({
                 "kid": kid,
                 "alg": settings.signing_alg.as_str(),
+                "id_token_keys": id_token_keys,
                 "published_at": rfc3339(now),
                 "sign_from": rfc3339(sign_from),
                 "pruned": pruned,

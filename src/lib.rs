@@ -17,6 +17,7 @@ pub mod introspection;
 pub mod janitor;
 pub mod metrics;
 pub mod oauth;
+pub mod oidc;
 pub mod orgs;
 pub mod scope;
 pub mod sessions;

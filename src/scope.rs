@@ -135,9 +135,22 @@ impl fmt::Display for ScopeSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalogue(BTreeMap<String, String>);
 
+/// The OpenID Connect scopes (docs/spec.md §9, OpenID Connect Core §3.1.2.1, §5.4,
+/// §11), with their consent descriptions: always in the catalogue; a configured
+/// `[scopes]` table may reword them.
+pub const OPENID_SCOPES: [(&str, &str); 4] = [
+    ("openid", "Sign you in with your tessera account"),
+    ("profile", "See your name"),
+    ("email", "See your email address"),
+    (
+        "offline_access",
+        "Stay connected when you are not using the app",
+    ),
+];
+
 impl Default for Catalogue {
     fn default() -> Self {
-        Self(BTreeMap::from([
+        let mut entries = BTreeMap::from([
             (
                 "inference:read".into(),
                 "Read inference capabilities".into(),
@@ -148,7 +161,17 @@ impl Default for Catalogue {
                 "admin".into(),
                 "Administrative operations: manage API keys and clients of the organization".into(),
             ),
-        ]))
+        ]);
+        with_openid_scopes(&mut entries);
+        Self(entries)
+    }
+}
+
+fn with_openid_scopes(entries: &mut BTreeMap<String, String>) {
+    for (name, description) in OPENID_SCOPES {
+        entries
+            .entry(name.to_string())
+            .or_insert_with(|| description.to_string());
     }
 }
 
@@ -161,6 +184,8 @@ impl Catalogue {
         for name in entries.keys() {
             Scope::parse(name).map_err(|_| format!("{name:?} is not a valid scope name"))?;
         }
+        let mut entries = entries;
+        with_openid_scopes(&mut entries);
         Ok(Self(entries))
     }
     pub fn description(&self, scope: &str) -> Option<&str> {

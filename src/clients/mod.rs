@@ -241,7 +241,7 @@ mod tests {
         );
         assert_eq!(
             c.scope.to_string(),
-            "analytics:read inference:read inference:write"
+            "analytics:read email inference:read inference:write offline_access openid profile"
         );
     }
 
@@ -260,7 +260,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid client metadata: Scope not in the catalogue: root. Valid scopes: \
-             admin analytics:read inference:read inference:write."
+             admin analytics:read email inference:read inference:write offline_access openid profile."
         );
     }
 

@@ -32,9 +32,31 @@ pub fn on_request(
     valid: &ValidRequest,
     session: &Session,
 ) -> Result<Next, AppError> {
-    let now = ctx.now;
+    on_request_with(conn, ctx, valid, session, false)
+}
+
+/// True when the user's remembered consent covers the request's scope (`prompt=none`
+/// may go on without a page, docs/spec.md §9).
+pub fn covered(
+    conn: &mut DbConnection,
+    valid: &ValidRequest,
+    session: &Session,
+) -> Result<bool, AppError> {
     let remembered = super::remembered(conn, &session.user_id, &valid.client.id)?;
-    if remembered.is_some_and(|r| valid.scope.is_subset(&r)) {
+    Ok(remembered.is_some_and(|r| valid.scope.is_subset(&r)))
+}
+
+/// [`on_request`], asking again even when consent is remembered when `ask_again`
+/// (OpenID Connect `prompt=consent`).
+pub fn on_request_with(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    valid: &ValidRequest,
+    session: &Session,
+    ask_again: bool,
+) -> Result<Next, AppError> {
+    let now = ctx.now;
+    if !ask_again && covered(conn, valid, session)? {
         let code = write_tx(conn, |conn| {
             codes::issue(
                 conn,
@@ -45,6 +67,8 @@ pub fn on_request(
                     scope: &valid.scope,
                     code_challenge: &valid.code_challenge,
                     resources: &valid.resources,
+                    nonce: valid.nonce.as_deref(),
+                    auth_time: session.created_at,
                 },
                 ctx.settings.code_ttl_seconds,
                 now,
@@ -64,6 +88,8 @@ pub fn on_request(
         created_at: now,
         expires_at: now + super::PENDING_TTL_SECONDS,
         resource: crate::oauth::resource::to_column(&valid.resources),
+        nonce: valid.nonce.clone(),
+        auth_time: Some(session.created_at),
     };
     write_tx(conn, |conn| super::insert_pending(conn, &pending))?;
     let email = crate::users::store::find(conn, &session.user_id)?
@@ -144,6 +170,8 @@ pub fn decide(
                 scope: &scope,
                 code_challenge: &p.code_challenge,
                 resources: &resources,
+                nonce: p.nonce.as_deref(),
+                auth_time: p.auth_time.unwrap_or(session.created_at),
             },
             ctx.settings.code_ttl_seconds,
             now,

@@ -207,6 +207,9 @@ pub struct Pending {
     pub expires_at: i64,
     /// RFC 8707 resources the request named, space-separated ("" when none).
     pub resource: String,
+    /// OpenID Connect: the request's `nonce`, and when the person signed in.
+    pub nonce: Option<String>,
+    pub auth_time: Option<i64>,
 }
 
 /// Stores a pending request, dropping the user's oldest beyond [`PENDING_PER_USER`].

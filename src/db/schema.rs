@@ -18,6 +18,7 @@ diesel::table! {
         password_hash -> Text,
         created_at -> BigInt,
         password_changed_at -> BigInt,
+        name -> Nullable<Text>,
     }
 }
 
@@ -80,6 +81,7 @@ diesel::table! {
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
         resource -> Text,
+        auth_time -> Nullable<BigInt>,
     }
 }
 
@@ -96,6 +98,8 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         resource -> Text,
+        nonce -> Nullable<Text>,
+        auth_time -> Nullable<BigInt>,
     }
 }
 
@@ -111,6 +115,8 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         consumed_at -> Nullable<BigInt>,
+        nonce -> Nullable<Text>,
+        auth_time -> Nullable<BigInt>,
     }
 }
 
@@ -185,6 +191,7 @@ diesel::table! {
         public_jwk -> Text,
         created_at -> BigInt,
         sign_from -> BigInt,
+        purpose -> Text,
     }
 }
 

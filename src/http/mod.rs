@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod errors;
 pub mod metrics;
 pub mod oauth;
+pub mod oidc;
 pub mod ops;
 pub mod pages;
 pub mod protected_resource;
@@ -73,6 +74,7 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
             .get(pages::clients::delete_get)
             .post(pages::clients::delete_post),
         at("/account/apps", Plain).get(pages::apps::apps_get),
+        at("/account/name", Plain).post(pages::profile::name_post),
         at("/account/apps/{client_id}/revoke", Plain).post(pages::apps::app_revoke_post),
         at("/login", Plain)
             .get(pages::accounts::login_get)
@@ -100,6 +102,13 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
             .cross_origin(),
         at("/.well-known/jwks.json", Plain)
             .get(well_known::jwks_get)
+            .cross_origin(),
+        at("/.well-known/openid-configuration", Plain)
+            .get(oidc::openid_configuration_get)
+            .cross_origin(),
+        at("/oauth/userinfo", OAuth)
+            .get(oidc::userinfo)
+            .post(oidc::userinfo)
             .cross_origin(),
         at("/oauth/introspect", OAuth)
             .data(token_body())

@@ -12,7 +12,7 @@ use crate::http::with_db;
 pub fn metadata(state: &AppState) -> Value {
     let issuer = &state.issuer;
     let scopes: Vec<&str> = state.settings.scopes.names().collect();
-    json!({
+    let mut m = json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "scopes_supported": scopes,
@@ -34,7 +34,11 @@ pub fn metadata(state: &AppState) -> Value {
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "registration_endpoint": format!("{issuer}/oauth/register"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-    })
+    });
+    if let Some(o) = m.as_object_mut() {
+        crate::http::oidc::extend_metadata(issuer, o);
+    }
+    m
 }
 
 pub async fn metadata_get(state: web::Data<AppState>) -> HttpResponse {

@@ -60,9 +60,10 @@ const BINDING: [&str; 2] = ["client_id", "redirect_uri"];
 /// Parameters this endpoint reads once the client and redirect URI are verified; a value
 /// outside VSCHAR in any of them is refused by redirect. Others are ignored (RFC 6749
 /// §3.1).
-const READ_AFTER_BINDING: [&str; 9] = [
+const READ_AFTER_BINDING: [&str; 10] = [
     "resource",
     "response_type",
+    "nonce",
     "scope",
     "state",
     "code_challenge",
@@ -193,6 +194,8 @@ pub struct ValidRequest {
     pub code_challenge: String,
     /// RFC 8707: the resources requested (sorted; empty: none named).
     pub resources: Vec<String>,
+    /// OpenID Connect Core §3.1.2.1: echoed in the ID token.
+    pub nonce: Option<String>,
 }
 
 #[derive(Debug)]
@@ -489,6 +492,7 @@ pub fn validate(
                     state,
                     code_challenge,
                     resources,
+                    nonce: req.get("nonce").map(Cow::into_owned),
                 });
             }
             Output::Err(OxError::Ignore) => {

@@ -23,6 +23,10 @@ pub struct NewCode<'a> {
     /// RFC 8707: the resources the authorization request named (none: the default
     /// audience), sorted.
     pub resources: &'a [String],
+    /// OpenID Connect Core §3.1.2.1 `nonce`, for the ID token.
+    pub nonce: Option<&'a str>,
+    /// When the person signed in (epoch seconds): the ID token's `auth_time`.
+    pub auth_time: Timestamp,
 }
 
 /// Starts a grant and issues its code. Returns the plaintext code.
@@ -41,6 +45,7 @@ pub fn issue(
             grants::scope.eq(new.scope.to_string()),
             grants::created_at.eq(now),
             grants::resource.eq(super::resource::to_column(new.resources)),
+            grants::auth_time.eq(Some(new.auth_time)),
         ))
         .execute(conn)?;
     let code = random_token();
@@ -55,6 +60,8 @@ pub fn issue(
             authorization_codes::code_challenge.eq(new.code_challenge),
             authorization_codes::created_at.eq(now),
             authorization_codes::expires_at.eq(now + ttl),
+            authorization_codes::nonce.eq(new.nonce),
+            authorization_codes::auth_time.eq(Some(new.auth_time)),
         ))
         .execute(conn)?;
     Ok(code)
@@ -70,6 +77,8 @@ struct CodeRow {
     scope: String,
     code_challenge: String,
     expires_at: i64,
+    nonce: Option<String>,
+    auth_time: Option<i64>,
 }
 
 /// A redeemed code: the grant it belongs to.
@@ -78,6 +87,10 @@ pub struct Redeemed {
     pub grant_id: String,
     pub user_id: String,
     pub scope: ScopeSet,
+    /// The authorization request's `nonce` (OpenID Connect Core §3.1.2.1).
+    pub nonce: Option<String>,
+    /// When the person signed in, epoch seconds.
+    pub auth_time: Option<Timestamp>,
 }
 
 fn invalid_grant(description: &'static str) -> OAuthError {
@@ -141,6 +154,8 @@ pub fn redeem(
         scope,
         code_challenge: challenge,
         expires_at,
+        nonce,
+        auth_time,
     }) = row
     else {
         return Err(invalid_grant("The code is invalid."));
@@ -195,6 +210,8 @@ pub fn redeem(
         grant_id,
         user_id,
         scope,
+        nonce,
+        auth_time,
     })
 }
 

@@ -64,6 +64,9 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     pub scope: String,
+    /// OpenID Connect Core §3.1.3.3: with `openid` in the scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 /// Parameters that carry credentials or grants: never accepted in the query string
@@ -263,7 +266,12 @@ pub fn exchange(
                     Some(a) => a.clone(),
                     None => vec![ctx.audience.to_string()],
                 };
-                respond(
+                let openid = OpenId {
+                    nonce: r.nonce.as_deref(),
+                    auth_time: r.auth_time,
+                };
+                let scope = r.scope.clone();
+                let response = respond(
                     ctx,
                     &client,
                     &r.user_id,
@@ -272,7 +280,9 @@ pub fn exchange(
                     Some(&r.grant_id),
                     &audiences,
                 )
-                .map_err(Refusal::Abort)
+                .map_err(Refusal::Abort)?;
+                with_id_token(conn, ctx, &client, &r.user_id, &scope, openid, response)
+                    .map_err(Refusal::Abort)
             })
         }
         TokenRequest::RefreshToken {
@@ -304,7 +314,8 @@ pub fn exchange(
                     Some(a) => a.clone(),
                     None => vec![ctx.audience.to_string()],
                 };
-                respond(
+                let scope = r.scope.clone();
+                let response = respond(
                     ctx,
                     &client,
                     &subject,
@@ -313,7 +324,19 @@ pub fn exchange(
                     Some(&r.grant_id),
                     &audiences,
                 )
-                .map_err(Refusal::Abort)
+                .map_err(Refusal::Abort)?;
+                match &r.user_id {
+                    // OpenID Connect Core §12.2: the original `auth_time`, no `nonce`.
+                    Some(user_id) => {
+                        let openid = OpenId {
+                            nonce: None,
+                            auth_time: crate::oidc::claims::grant_auth_time(conn, &r.grant_id)?,
+                        };
+                        with_id_token(conn, ctx, &client, user_id, &scope, openid, response)
+                            .map_err(Refusal::Abort)
+                    }
+                    None => Ok(response),
+                }
             })
         }
     }
@@ -405,7 +428,45 @@ fn respond(
         expires_in: lifetime,
         refresh_token,
         scope,
+        id_token: None,
     })
+}
+
+/// What an ID token carries from the authorization request.
+#[derive(Debug, Clone, Copy)]
+struct OpenId<'a> {
+    nonce: Option<&'a str>,
+    auth_time: Option<Timestamp>,
+}
+
+/// Adds the ID token (docs/spec.md §9) when `scope` has `openid`.
+fn with_id_token(
+    conn: &mut DbConnection,
+    ctx: Issuing<'_>,
+    client: &ClientRow,
+    user_id: &str,
+    scope: &ScopeSet,
+    openid: OpenId<'_>,
+    mut response: TokenResponse,
+) -> Result<TokenResponse, OAuthError> {
+    if !scope.contains(crate::oidc::OPENID) {
+        return Ok(response);
+    }
+    let profile = crate::oidc::claims::for_scope(conn, user_id, scope)?;
+    let request = crate::oidc::id_token::IdTokenRequest {
+        issuer: ctx.issuer,
+        client_id: &client.id,
+        user_id,
+        access_token: &response.access_token,
+        nonce: openid.nonce,
+        auth_time: openid.auth_time,
+        lifetime: ctx.settings.access_token_ttl_seconds,
+        alg: crate::tokens::keys::SigningAlg::RS256,
+        profile,
+    };
+    response.id_token =
+        Some(crate::oidc::id_token::issue(ctx.keys, request, ctx.now).map_err(AppError::from)?);
+    Ok(response)
 }
 
 /// RFC 6749 §4.4: a confidential client acting for itself. `sub` is the client id (its

@@ -48,7 +48,8 @@ pub fn verify_access_token(
         .as_deref()
         .filter(|k| k.len() <= 64 && k.bytes().all(|b| b.is_ascii_alphanumeric()))?;
     let key = keys.get(kid)?;
-    if header.alg != key.jose_alg {
+    // An ID-token key never vouches for an access token (docs/spec.md §9).
+    if header.alg != key.jose_alg || key.purpose != super::keys::KeyUse::Access {
         return None;
     }
     let mut v = Validation::new(key.jose_alg);

@@ -780,6 +780,12 @@ async fn a4_j1_j4_every_fault_after_verification_goes_back_by_redirect(backend: 
             st,
         ),
         (plus(&[("response_mode", "qüery")]), "invalid_request", st),
+        // OpenID Connect's nonce goes into the ID token: read, so it must be VSCHAR.
+        (
+            with(base.clone(), "nonce", Some("n\u{0}")),
+            "invalid_request",
+            st,
+        ),
     ];
     for b in [&signed_in, &app.browser()] {
         for (p, error, state) in &cases {
@@ -790,7 +796,7 @@ async fn a4_j1_j4_every_fault_after_verification_goes_back_by_redirect(backend: 
     for p in [
         plus(&[("response_mode", "query")]),
         plus(&[("request", "")]),
-        plus(&[("nonce", "ñ\u{0}")]),
+        plus(&[("ui_locales", "ñ\u{0}")]),
     ] {
         let r = app.authorize_get(&signed_in, &p).await;
         assert_eq!(r.status(), 200, "{p:?}");

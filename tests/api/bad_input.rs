@@ -495,7 +495,7 @@ async fn validation_messages_name_the_field_and_the_valid_scopes(backend: Backen
         tessera::orgs::store::orgs_of(&mut conn, &user.id).expect("orgs")[0].clone()
     };
     let key = app.api_key(&org, KeySpec::default()).key;
-    let valid = "Valid scopes: admin analytics:read inference:read inference:write.";
+    let valid = "Valid scopes: admin analytics:read email inference:read inference:write offline_access openid profile.";
     for (method, path, body, message) in [
         (
             Method::POST,

@@ -617,7 +617,16 @@ async fn keys_list_and_rotate_print_json(backend: Backend) {
     ));
     assert_eq!(later["alg"], "EdDSA");
     let list = json_ok(&tessera(&db, &["keys", "list"], None));
-    assert_eq!(list["keys"][1]["state"], "pending");
+    let access: Vec<&serde_json::Value> = list["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| k["use"] == "access")
+        .collect();
+    assert_eq!(access[1]["state"], "pending");
+    // docs/spec.md §9: the ID-token keys (RS256, ES256, EdDSA) rotate on the same staging.
+    assert_eq!(later["id_token_keys"].as_array().expect("id keys").len(), 3);
+    assert_eq!(list["keys"].as_array().expect("keys").len(), 8);
 }
 
 #[test]
@@ -757,7 +766,9 @@ fn serve_creates_its_files_prints_the_url_and_exits_0_on_sigterm() {
     let keys: Vec<_> = std::fs::read_dir(dir.path().join("keys"))
         .expect("keys dir")
         .collect();
-    assert_eq!(keys.len(), 1, "one generated key");
+    // The access-token key and one ID-token key per algorithm (RS256, ES256, EdDSA:
+    // docs/spec.md §9).
+    assert_eq!(keys.len(), 4, "generated keys: access + three ID-token lanes");
     // Issue 11 §16 (docs/spec.md §1): everything it created is its owner's only.
     #[cfg(unix)]
     {

@@ -946,7 +946,7 @@ async fn rfc7591_a_client_name_is_optional_and_an_unnamed_client_shows_its_id(ba
     // Without a scope: every catalogue scope but admin (docs/spec.md §1).
     assert_eq!(
         a.body["scope"],
-        "analytics:read inference:read inference:write"
+        "analytics:read email inference:read inference:write offline_access openid profile"
     );
     let rat = a.body["registration_access_token"].as_str().expect("rat");
     let r = managed(&app, Method::GET, &id, rat, None).await;
@@ -1119,7 +1119,7 @@ async fn d3_rfc7591_every_registration_error_is_oauth_json(backend: Backend) {
         (
             json!({"redirect_uris": [REDIRECT], "scope": "nope inference:read"}),
             "invalid_client_metadata",
-            "Scope not in the catalogue: nope. Valid scopes: admin analytics:read inference:read inference:write.",
+            "Scope not in the catalogue: nope. Valid scopes: admin analytics:read email inference:read inference:write offline_access openid profile.",
         ),
         (
             json!({"redirect_uris": [REDIRECT], "scope": "a  b"}),
@@ -1249,7 +1249,8 @@ async fn d10_a_registration_never_grants_more_than_its_credential_could(backend:
             ..Default::default()
         },
     );
-    let default = "analytics:read inference:read inference:write";
+    let default =
+        "analytics:read email inference:read inference:write offline_access openid profile";
     let base = json!({"client_name": "App", "redirect_uris": [REDIRECT]});
     let with = |extra: Value| {
         let mut b = base.clone();

@@ -63,6 +63,8 @@ async fn a8_cors_answers_public_client_endpoints_and_nothing_else(backend: Backe
         ("/oauth/revoke", "POST", "POST"),
         ("/oauth/register", "POST", "POST"),
         ("/oauth/register/cli_any", "PUT", "GET, PUT, DELETE"),
+        ("/.well-known/openid-configuration", "GET", "GET"),
+        ("/oauth/userinfo", "GET", "GET, POST"),
     ] {
         let r = preflight(&app, path, method).await;
         assert_eq!(r.status(), 204, "{path}");

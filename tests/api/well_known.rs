@@ -47,8 +47,12 @@ async fn g8_metadata_issuer_is_byte_identical_and_lists_only_what_works(backend:
         [
             "admin",
             "analytics:read",
+            "email",
             "inference:read",
-            "inference:write"
+            "inference:write",
+            "offline_access",
+            "openid",
+            "profile"
         ]
     );
     // Every advertised endpoint must answer; none is advertised before it exists.
@@ -80,7 +84,8 @@ async fn f6_jwks_publishes_public_members_only_with_a_max_age(backend: Backend) 
     assert!(cache.contains("max-age=300"), "{cache}");
     let body: serde_json::Value = r.json().await.expect("json");
     let keys = body["keys"].as_array().expect("keys");
-    assert_eq!(keys.len(), 1);
+    // The access-token key first, then the ID-token keys (docs/spec.md §9).
+    assert_eq!(keys.len(), 4);
     for k in keys {
         for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
             assert!(
@@ -89,11 +94,17 @@ async fn f6_jwks_publishes_public_members_only_with_a_max_age(backend: Backend) 
             );
         }
         assert!(k["kid"].is_string());
-        assert_eq!(k["alg"], "ES256");
         assert_eq!(k["use"], "sig");
-        assert_eq!(k["kty"], "EC");
-        assert_eq!(k["crv"], "P-256");
     }
+    let access = &keys[0];
+    assert_eq!(access["alg"], "ES256");
+    assert_eq!(access["kty"], "EC");
+    assert_eq!(access["crv"], "P-256");
+    let algs: Vec<&str> = keys.iter().filter_map(|k| k["alg"].as_str()).collect();
+    assert!(
+        algs.contains(&"RS256") && algs.contains(&"EdDSA"),
+        "{algs:?}"
+    );
     // It is a valid RFC 7517 set as an independent library reads it.
     let _: JwkSet = serde_json::from_value(body).expect("a JWK set");
 }

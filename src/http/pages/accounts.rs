@@ -41,11 +41,19 @@ struct LogoutPage<'a> {
 struct HomePage<'a> {
     email: &'a str,
     csrf_token: &'a str,
+    /// The display name (docs/spec.md §9), "" when none is set.
+    name: &'a str,
+    name_csrf: &'a str,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct ReturnTo {
     return_to: Option<String>,
+    /// OpenID Connect `login_hint`: prefills the email.
+    login_hint: Option<String>,
+    /// `1`: show the form even to a signed-in person (OpenID Connect `prompt=login`,
+    /// `max_age`, docs/spec.md §9).
+    reauth: Option<String>,
 }
 
 /// The fields of the login and signup forms.
@@ -201,15 +209,16 @@ pub async fn login_get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let return_to = safe_return_to(q.return_to.as_deref());
-    if current_session(&req, &state).await?.is_some() {
+    if q.reauth.as_deref() != Some("1") && current_session(&req, &state).await?.is_some() {
         return Ok(see_other(&return_to));
     }
+    let hint = q.login_hint.as_deref().unwrap_or("").replace('\0', "");
     Ok(login_page(
         &req,
         &state,
         StatusCode::OK,
         &return_to,
-        "",
+        &hint,
         None,
     ))
 }
@@ -357,6 +366,11 @@ pub async fn signup_post(
     if let Err(e) = users::validate_password(&form.password) {
         return Ok(bad(&e.to_string()));
     }
+    // The optional display name (docs/spec.md §9: the `name` claim).
+    let name = match crate::oidc::claims::validate_name(fields.get("name").unwrap_or("")) {
+        Ok(n) => n,
+        Err(msg) => return Ok(bad(msg)),
+    };
     let hash = {
         let _permit = state
             .password_slots
@@ -370,7 +384,14 @@ pub async fn signup_post(
             .map_err(|e| AppError::Internal(e.to_string().into()))?
     };
     let now = state.clock.now();
-    let created = with_db(&state, move |conn| users::signup(conn, &email, hash, now)).await?;
+    let created = with_db(&state, move |conn| -> Result<_, AppError> {
+        let created = users::signup(conn, &email, hash, now)?;
+        if let (Ok(user_id), Some(name)) = (&created, &name) {
+            crate::oidc::claims::set_name(conn, user_id, Some(name))?;
+        }
+        Ok(created)
+    })
+    .await?;
     match created {
         Ok(user_id) => {
             tracing::info!(%user_id, "signup");
@@ -430,17 +451,20 @@ pub async fn home_get(
         return Ok(see_other("/login"));
     };
     let user_id = session.user_id.clone();
-    let email = with_db(&state, move |conn| {
-        users::store::find(conn, &user_id).map_err(AppError::from)
+    let (user, name) = with_db(&state, move |conn| -> Result<_, AppError> {
+        let user = users::store::find(conn, &user_id)?;
+        let name = crate::oidc::claims::name_of(conn, &user_id)?;
+        Ok((user, name))
     })
-    .await?
-    .map(|u| u.email)
-    .unwrap_or_default();
+    .await?;
+    let email = user.map(|u| u.email).unwrap_or_default();
     Ok(page(
         StatusCode::OK,
         &HomePage {
             email: &email,
             csrf_token: &session.csrf_token("logout"),
+            name: name.as_deref().unwrap_or(""),
+            name_csrf: &session.csrf_token("/account/name"),
         },
     ))
 }

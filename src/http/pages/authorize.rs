@@ -9,6 +9,8 @@ use crate::consent::decision::{self, Decided, Next};
 use crate::error::AppError;
 use crate::http::with_db;
 use crate::oauth::authorize::{self, AuthorizeError, AuthorizeQuery, ValidRequest};
+use crate::oidc::id_token::verify_hint;
+use crate::oidc::prompt::{self, OidcParams, Step};
 use crate::scope::ScopeSet;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -96,8 +98,27 @@ fn scope_lines(state: &AppState, scope: &ScopeSet) -> Vec<(String, String)> {
 
 /// What the GET answers with.
 enum Answer {
-    Login,
+    /// Sign in (again, when `reauth`: `prompt=login`, `max_age`, `id_token_hint`), the
+    /// email prefilled from `login_hint`.
+    Login {
+        reauth: bool,
+        hint: Option<String>,
+    },
     Signed(Next),
+}
+
+/// An OpenID Connect refusal by redirect to the verified redirect URI: `error`, `state`
+/// (`iss` is added where every redirect error gets it).
+fn refuse_to(valid: &ValidRequest, error: &str) -> Result<AuthorizeError, AppError> {
+    let mut url = parse_url(&valid.redirect_uri)?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("error", error);
+        if let Some(s) = &valid.state {
+            q.append_pair("state", s);
+        }
+    }
+    Ok(AuthorizeError::Redirect(url))
 }
 
 pub async fn authorize_get(
@@ -123,18 +144,39 @@ pub async fn authorize_get(
             if !crate::oauth::resource::all_known(conn, &st.issuer, &st.audience, &valid.resources)
                 .map_err(AppError::from_db)?
             {
-                let mut to = parse_url(&valid.redirect_uri)?;
-                to.query_pairs_mut().append_pair("error", "invalid_target");
-                if let Some(s) = &valid.state {
-                    to.query_pairs_mut().append_pair("state", s);
-                }
-                return Ok(Err(AuthorizeError::Redirect(to)));
+                return Ok(Err(refuse_to(&valid, "invalid_target")?));
             }
-            let Some(session) = session else {
-                return Ok(Ok((valid, Answer::Login)));
+            // OpenID Connect Core §3.1.2.1 (docs/spec.md §9).
+            let oidc = match OidcParams::parse(&query) {
+                Ok(p) => p,
+                Err(_) => return Ok(Err(refuse_to(&valid, "invalid_request")?)),
             };
-            let next = decision::on_request(conn, &st.ctx(), &valid, &session)?;
-            Ok(Ok((valid, Answer::Signed(next))))
+            let hint_sub = match &oidc.id_token_hint {
+                None => None,
+                Some(t) => match verify_hint(&st.keys.snapshot(), t, &st.issuer) {
+                    Some(c) => Some(c.sub),
+                    None => return Ok(Err(refuse_to(&valid, "invalid_request")?)),
+                },
+            };
+            let ctx = st.ctx();
+            match prompt::decide(&oidc, session.as_ref(), hint_sub.as_deref(), ctx.now) {
+                Step::Refuse(code) => Ok(Err(refuse_to(&valid, code)?)),
+                Step::Login { reauth } => Ok(Ok((
+                    valid,
+                    Answer::Login {
+                        reauth,
+                        hint: oidc.login_hint,
+                    },
+                ))),
+                Step::Proceed { ask_again } => {
+                    let session = session.ok_or_else(|| AppError::Internal("no session".into()))?;
+                    if oidc.none && !decision::covered(conn, &valid, &session)? {
+                        return Ok(Err(refuse_to(&valid, "consent_required")?));
+                    }
+                    let next = decision::on_request_with(conn, &ctx, &valid, &session, ask_again)?;
+                    Ok(Ok((valid, Answer::Signed(next))))
+                }
+            }
         },
     )
     .await?;
@@ -154,12 +196,20 @@ pub async fn authorize_get(
         Err(AuthorizeError::App(e)) => return Err(e),
     };
     match next {
-        Answer::Login => {
-            let return_to: String = url::form_urlencoded::byte_serialize(
-                format!("/oauth/authorize?{}", req.query_string()).as_bytes(),
-            )
-            .collect();
-            Ok(see_other(&format!("/login?return_to={return_to}")))
+        Answer::Login { reauth, hint } => {
+            let back = format!(
+                "/oauth/authorize?{}",
+                prompt::for_return(req.query_string())
+            );
+            let mut login = url::form_urlencoded::Serializer::new(String::new());
+            login.append_pair("return_to", &back);
+            if let Some(h) = &hint {
+                login.append_pair("login_hint", h);
+            }
+            if reauth {
+                login.append_pair("reauth", "1");
+            }
+            Ok(see_other(&format!("/login?{}", login.finish())))
         }
         Answer::Signed(Next::Code(code)) => Ok(to_client(
             StatusCode::FOUND,

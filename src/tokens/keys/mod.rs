@@ -22,8 +22,10 @@ use crate::clock::Timestamp;
 use crate::db::DbConnection;
 use crate::db::schema::signing_keys;
 
+mod lane;
 mod material;
 
+pub use lane::{ID_TOKEN_ALGS, KeyUse, Lane};
 pub use material::SigningAlg;
 use material::{Signer, generate_pkcs8, key_path, read_signer, valid_kid, write_key_file};
 
@@ -57,11 +59,14 @@ pub enum KeyError {
 pub struct SigningKey {
     pub kid: String,
     pub alg: SigningAlg,
+    /// What the key signs: access tokens, or ID tokens (docs/spec.md §9).
+    pub purpose: KeyUse,
     pub created_at: Timestamp,
     pub sign_from: Timestamp,
     /// The published JWK: public members, `kid`, `alg`, `use: "sig"`.
     pub jwk: Value,
-    /// Pre-encoded JOSE header of access tokens signed by this key.
+    /// Pre-encoded JOSE header of the tokens this key signs (`typ: at+jwt` for access
+    /// tokens, `typ: JWT` for ID tokens).
     header_b64: String,
     /// `None` when this instance has no private key file for it (it can still publish it).
     signer: Option<Signer>,
@@ -75,6 +80,7 @@ impl std::fmt::Debug for SigningKey {
         f.debug_struct("SigningKey")
             .field("kid", &self.kid)
             .field("alg", &self.alg)
+            .field("purpose", &self.purpose)
             .field("sign_from", &self.sign_from)
             .field("has_private_key", &self.signer.is_some())
             .finish()
@@ -97,8 +103,11 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    fn active_index(&self, now: Timestamp) -> Option<usize> {
-        self.keys.iter().rposition(|k| k.sign_from <= now)
+    /// The newest key of `lane` that has started signing at `now`.
+    fn active_index_in(&self, lane: Lane, now: Timestamp) -> Option<usize> {
+        self.keys
+            .iter()
+            .rposition(|k| lane.contains(k) && k.sign_from <= now)
     }
 
     /// One fresh key of `alg`, held only in memory and signing from `now`: for the fuzz
@@ -113,6 +122,7 @@ impl KeySet {
             alg: alg.as_str().into(),
             created_at: now,
             sign_from: now,
+            purpose: KeyUse::Access.as_str().into(),
         };
         let key = build_key(row, Some(signer)).ok_or(KeyError::Generate)?;
         Ok(Self {
@@ -127,7 +137,17 @@ impl KeySet {
         claims: &C,
         now: Timestamp,
     ) -> Result<String, KeyError> {
-        let key = self.active(now).ok_or(KeyError::NoActiveKey)?;
+        self.sign_in(Lane::ACCESS, claims, now)
+    }
+
+    /// Signs `claims` with the key of `lane` active at `now`, under that key's header.
+    pub fn sign_in<C: serde::Serialize>(
+        &self,
+        lane: Lane,
+        claims: &C,
+        now: Timestamp,
+    ) -> Result<String, KeyError> {
+        let key = self.active_in(lane, now).ok_or(KeyError::NoActiveKey)?;
         let signer = key
             .signer
             .as_ref()
@@ -147,16 +167,18 @@ impl KeySet {
         let Some(k) = self.keys.get(index) else {
             return KeyState::Expired;
         };
-        match self.active_index(now) {
+        let lane = Lane::of(k);
+        match self.active_index_in(lane, now) {
             _ if k.sign_from > now => KeyState::Pending,
             Some(a) if a == index => KeyState::Active,
             _ => {
-                // The successor is the next key that has started signing.
+                // The successor is the next key of the same lane that has started signing.
                 let successor_from = self
                     .keys
                     .get(index + 1..)
                     .unwrap_or(&[])
                     .iter()
+                    .filter(|s| lane.contains(s))
                     .map(|s| s.sign_from)
                     .find(|&t| t <= now)
                     .unwrap_or(now);
@@ -169,9 +191,15 @@ impl KeySet {
         }
     }
 
-    /// The key that signs at `now`.
+    /// The key that signs access tokens at `now`.
     pub fn active(&self, now: Timestamp) -> Option<&Arc<SigningKey>> {
-        self.active_index(now).and_then(|i| self.keys.get(i))
+        self.active_in(Lane::ACCESS, now)
+    }
+
+    /// The key of `lane` that signs at `now`.
+    pub fn active_in(&self, lane: Lane, now: Timestamp) -> Option<&Arc<SigningKey>> {
+        self.active_index_in(lane, now)
+            .and_then(|i| self.keys.get(i))
     }
 
     /// Keys to publish at `now`: pending, active and retired ones.
@@ -209,12 +237,14 @@ struct KeyRow {
     public_jwk: String,
     created_at: i64,
     sign_from: i64,
+    purpose: String,
 }
 
 fn build_key(row: KeyRow, signer: Option<Signer>) -> Option<SigningKey> {
     let alg = SigningAlg::parse(&row.alg)?;
+    let purpose = KeyUse::parse(&row.purpose)?;
     let jwk: Value = serde_json::from_str(&row.public_jwk).ok()?;
-    let header = json!({"alg": alg.as_str(), "typ": "at+jwt", "kid": row.kid});
+    let header = json!({"alg": alg.as_str(), "typ": purpose.typ(), "kid": row.kid});
     let decoding = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(jwk.clone())
         .ok()
         .and_then(|j| jsonwebtoken::DecodingKey::from_jwk(&j).ok());
@@ -229,6 +259,7 @@ fn build_key(row: KeyRow, signer: Option<Signer>) -> Option<SigningKey> {
         header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
         kid: row.kid,
         alg,
+        purpose,
         created_at: row.created_at,
         sign_from: row.sign_from,
         jwk,
@@ -253,6 +284,7 @@ pub fn create_key(
     conn: &mut DbConnection,
     dir: &Path,
     alg: SigningAlg,
+    purpose: KeyUse,
     now: Timestamp,
     sign_from: Timestamp,
 ) -> Result<String, KeyError> {
@@ -268,6 +300,7 @@ pub fn create_key(
             public_jwk: jwk.to_string(),
             created_at: now,
             sign_from,
+            purpose: purpose.as_str().into(),
         })
         .execute(conn)?;
     Ok(kid)
@@ -279,12 +312,18 @@ pub fn load_set(conn: &mut DbConnection, dir: &Path) -> Result<KeySet, KeyError>
         .order((
             signing_keys::sign_from.asc(),
             signing_keys::created_at.asc(),
+            signing_keys::purpose.asc(),
+            signing_keys::kid.asc(),
         ))
         .load(conn)?;
     let mut keys = Vec::with_capacity(rows.len());
     for row in rows {
         if !valid_kid(&row.kid) {
             tracing::warn!(kid = %row.kid, "ignoring a signing key row with an unsafe kid");
+            continue;
+        }
+        if KeyUse::parse(&row.purpose).is_none() {
+            tracing::warn!(kid = %row.kid, purpose = %row.purpose, "ignoring a signing key with an unknown purpose");
             continue;
         }
         let Some(alg) = SigningAlg::parse(&row.alg) else {
@@ -339,20 +378,29 @@ impl Keystore {
         now: Timestamp,
     ) -> Result<Self, KeyError> {
         let mut set = load_set(conn, dir)?;
-        if set.active(now).is_none() {
-            let kid = create_key(conn, dir, alg, now, now)?;
-            tracing::info!(%kid, alg = alg.as_str(), dir = %dir.display(), "generated the first signing key");
-            set = load_set(conn, dir)?;
+        let lanes = std::iter::once((Lane::ACCESS, alg, KeyUse::Access)).chain(
+            ID_TOKEN_ALGS
+                .iter()
+                .map(|&a| (Lane::id_token(a), a, KeyUse::IdToken)),
+        );
+        for (lane, alg, purpose) in lanes.clone() {
+            if set.active_in(lane, now).is_none() {
+                let kid = create_key(conn, dir, alg, purpose, now, now)?;
+                tracing::info!(%kid, alg = alg.as_str(), purpose = purpose.as_str(), dir = %dir.display(), "generated the first signing key");
+                set = load_set(conn, dir)?;
+            }
         }
         // docs/spec.md §7: an instance that could not sign refuses to start, rather than
         // answering its first token request with a 500.
-        if let Some(key) = set.active(now)
-            && key.signer.is_none()
-        {
-            return Err(KeyError::NoPrivateKeyFile {
-                kid: key.kid.clone(),
-                dir: dir.display().to_string(),
-            });
+        for (lane, ..) in lanes {
+            if let Some(key) = set.active_in(lane, now)
+                && key.signer.is_none()
+            {
+                return Err(KeyError::NoPrivateKeyFile {
+                    kid: key.kid.clone(),
+                    dir: dir.display().to_string(),
+                });
+            }
         }
         for key in set.all().iter().filter(|k| k.sign_from > now) {
             if key.signer.is_none() {
@@ -374,6 +422,8 @@ impl Keystore {
             .order((
                 signing_keys::sign_from.asc(),
                 signing_keys::created_at.asc(),
+                signing_keys::purpose.asc(),
+                signing_keys::kid.asc(),
             ))
             .select((signing_keys::kid, signing_keys::sign_from))
             .load(conn)?;
@@ -443,6 +493,7 @@ mod tests {
         Arc::new(SigningKey {
             kid: kid.into(),
             alg: SigningAlg::ES256,
+            purpose: KeyUse::Access,
             created_at: 0,
             sign_from,
             jwk: json!({}),
