@@ -179,6 +179,8 @@ fn seed_code(
             redirect_uri: REDIRECT,
             scope: &scope,
             code_challenge: &challenge,
+            nonce: None,
+            auth_time: expires_at - 60,
         },
         60,
         expires_at - 60,
