@@ -145,12 +145,16 @@ pub async fn userinfo(
                 JwtCheck::Verified(c) => introspection::access_token_live(conn, ctx, &token, c)
                     .map_err(AppError::from_db)?,
             };
-            if verdict["active"] != json!(true) {
+            if verdict.get("active") != Some(&json!(true)) {
                 return Ok(Err(Refusal::InvalidToken));
             }
-            let scope =
-                ScopeSet::parse(verdict["scope"].as_str().unwrap_or("")).unwrap_or_default();
-            let sub = verdict["sub"].as_str().unwrap_or("").to_string();
+            let scope = ScopeSet::parse(verdict.get("scope").and_then(Value::as_str).unwrap_or(""))
+                .unwrap_or_default();
+            let sub = verdict
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if !scope.contains(crate::oidc::OPENID) || !sub.starts_with("usr_") {
                 return Ok(Err(Refusal::InsufficientScope));
             }

@@ -181,7 +181,7 @@ fn seed_code(
             code_challenge: &challenge,
             resources: &[],
             nonce: None,
-            auth_time: expires_at - 120,
+            auth_time: expires_at - 60,
         },
         60,
         expires_at - 60,
