@@ -179,6 +179,7 @@ fn seed_code(
             redirect_uri: REDIRECT,
             scope: &scope,
             code_challenge: &challenge,
+            resources: &[],
         },
         60,
         expires_at - 60,
