@@ -157,7 +157,7 @@ async fn f1_a_server_signed_token_verifies_against_the_served_jwks(backend: Back
     let verified = verify_with_served_jwks(&app, &token, Algorithm::ES256).await;
     assert_eq!(verified, claims);
     assert_eq!(verified.exp - verified.iat, 900);
-    assert_eq!(verified.aud.0, [app.address.clone()]);
+    assert_eq!(verified.aud.0, [app.address.as_str()]);
     // A flipped signature byte fails the same verifier.
     let mut forged = token.clone().into_bytes();
     let last = forged.len() - 3;
