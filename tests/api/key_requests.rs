@@ -132,8 +132,8 @@ async fn i8_a_request_is_approved_then_claimed_once_by_its_requester_only(backen
     );
     assert_eq!(
         app.api(Method::POST, &claim, &admin.key, None).await.status,
-        404,
-        "only the requester"
+        403,
+        "a CLI-made key acts for no user: it claims nothing"
     );
     let r = app.api(Method::POST, &claim, &m1.key, None).await;
     assert_eq!(r.status, 201, "{}", r.body);
