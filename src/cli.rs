@@ -134,6 +134,11 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_CLEANUP_INTERVAL_SECONDS", help_heading = SETTINGS,
           default_value = "300")]
     pub cleanup_interval_seconds: Option<u64>,
+    /// How long API-key usage counts are kept, days (docs/spec.md §10); the janitor
+    /// deletes older hours
+    #[arg(long, global = true, env = "TESSERA_USAGE_RETENTION_DAYS", help_heading = SETTINGS,
+          default_value = "90")]
+    pub usage_retention_days: Option<i64>,
     /// Log format
     #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", help_heading = SETTINGS,
           default_value = "text")]

@@ -45,6 +45,8 @@ pub struct Settings {
     pub request_timeout_seconds: u64,
     /// Period of the janitor's sweep (docs/security.md R12).
     pub cleanup_interval_seconds: u64,
+    /// Days API-key usage counts are kept (docs/spec.md §10).
+    pub usage_retention_days: i64,
     pub log_format: LogFormat,
     pub scopes: Catalogue,
     pub plan_limits: PlanLimits,
@@ -208,6 +210,10 @@ impl Settings {
         if cleanup_interval_seconds == 0 {
             return Err(invalid("cleanup_interval_seconds", "must be at least 1"));
         }
+        let usage_retention_days = positive(
+            "usage_retention_days",
+            given("usage_retention_days", a.usage_retention_days)?,
+        )?;
 
         let scopes = match a.scopes {
             Some(entries) => Catalogue::new(entries).map_err(|m| invalid("scopes", m))?,
@@ -256,6 +262,7 @@ impl Settings {
             db_timeout_ms,
             request_timeout_seconds,
             cleanup_interval_seconds,
+            usage_retention_days,
             log_format: given("log_format", a.log_format)?,
             scopes,
             plan_limits,

@@ -20,7 +20,9 @@
 //!   issued has expired;
 //! - revoked `jti` entries once the token is past `exp` plus the JWT leeway (F7): no
 //!   verifier accepts it any more;
-//! - sessions and pending authorization requests past `expires_at`.
+//! - sessions and pending authorization requests past `expires_at`;
+//! - API-key usage counts (docs/spec.md §10) older than `--usage-retention-days`, one UTC
+//!   hour per step.
 
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
@@ -55,6 +57,8 @@ pub struct Retention {
     pub grant_seconds: i64,
     /// A revoked `jti`, past the token's `exp`: the JWT leeway.
     pub jwt_leeway_seconds: i64,
+    /// Usage counts, past their hour (`--usage-retention-days`).
+    pub usage_seconds: i64,
 }
 
 impl Retention {
@@ -65,6 +69,7 @@ impl Retention {
             redeemed_code_seconds: tokens,
             grant_seconds: s.code_ttl_seconds + tokens,
             jwt_leeway_seconds: s.jwt_leeway_seconds,
+            usage_seconds: s.usage_retention_days.saturating_mul(crate::usage::DAY),
         }
     }
 }
@@ -78,13 +83,14 @@ pub struct Swept {
     pub revoked_jtis: usize,
     pub sessions: usize,
     pub pending_authorizations: usize,
+    pub key_usage: usize,
     /// Some kind of row filled its batch: another step may find more.
     pub more: bool,
 }
 
 impl Swept {
     /// (table, rows deleted), for the metrics.
-    pub fn by_table(&self) -> [(&'static str, usize); 6] {
+    pub fn by_table(&self) -> [(&'static str, usize); 7] {
         [
             ("authorization_codes", self.authorization_codes),
             ("refresh_tokens", self.refresh_tokens),
@@ -92,6 +98,7 @@ impl Swept {
             ("revoked_jtis", self.revoked_jtis),
             ("sessions", self.sessions),
             ("pending_authorizations", self.pending_authorizations),
+            ("key_usage", self.key_usage),
         ]
     }
 
@@ -107,6 +114,7 @@ impl Swept {
         self.revoked_jtis += other.revoked_jtis;
         self.sessions += other.sessions;
         self.pending_authorizations += other.pending_authorizations;
+        self.key_usage += other.key_usage;
         self.more = other.more;
     }
 }
@@ -311,6 +319,10 @@ pub fn sweep_step(
             .execute(c)
         },
     )?;
+    // Usage counts past retention: the oldest such hour (no skew margin needed: a count
+    // decides nothing).
+    swept.key_usage = crate::usage::store::prune(conn, now - retention.usage_seconds)?;
+    more |= swept.key_usage > 0;
     swept.more = more;
     Ok(swept)
 }

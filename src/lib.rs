@@ -25,6 +25,7 @@ pub mod startup;
 pub mod telemetry;
 pub mod throttle;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 /// Selects aws-lc-rs as jsonwebtoken's crypto backend. Call once at start-up, before any

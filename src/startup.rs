@@ -203,6 +203,9 @@ pub async fn flush_key_usage(state: &web::Data<AppState>) {
     let result = web::block(move || -> Result<(), String> {
         let mut conn = st.pool.get().map_err(|e| e.to_string())?;
         crate::api_keys::verify::flush(&mut conn, &st.api_keys, st.clock.now())
+            .map_err(|e| e.to_string())?;
+        crate::usage::store::flush(&mut conn, &st.api_keys.hourly)
+            .map(|_| ())
             .map_err(|e| e.to_string())
     })
     .await;

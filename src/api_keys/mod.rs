@@ -3,8 +3,10 @@
 
 pub mod cache;
 pub mod format;
+pub mod hygiene;
 pub mod ops;
 pub mod ratelimit;
+pub mod requests;
 pub mod store;
 pub mod verify;
 
@@ -51,3 +53,11 @@ impl KeyType {
 }
 
 crate::text_column!(KeyType);
+
+/// Whole days from `created_at` to `now` (docs/spec.md §10 `age_days`).
+pub fn age_days(created_at: crate::clock::Timestamp, now: crate::clock::Timestamp) -> i64 {
+    (now - created_at).max(0) / 86_400
+}
+
+/// docs/spec.md §10: a key older than this many days is marked for rotation.
+pub const ROTATE_AFTER_DAYS: i64 = 90;

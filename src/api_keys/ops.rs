@@ -79,12 +79,17 @@ pub fn create(
             "Only organization admins may give a key the admin scope.",
         ));
     }
+    // docs/spec.md §10: the organization's policies (members may create; lifetime cap).
+    let expiry = input.expiry()?;
+    let policy = crate::orgs::policy::load(conn, &actor.org_id)?;
+    policy.check_may_create(actor)?;
+    policy.check_lifetime(expiry.resolve(ctx.now)?, ctx.now)?;
     let new = NewApiKey {
         org_id: actor.org_id.clone(),
         name: input.name.clone(),
         key_type: input.key_type,
         scopes,
-        expiry: input.expiry()?,
+        expiry,
         rate_limit_per_minute: input.rate_limit_per_minute,
         created_by: actor.user_id.clone(),
     };
@@ -104,6 +109,7 @@ pub fn list(
         conn,
         &actor.org_id,
         &ctx.settings.plan_limits,
+        ctx.now,
     )?)
 }
 

@@ -235,12 +235,20 @@ pub struct KeySummary {
     #[schema(format = DateTime)]
     pub last_used_at: Option<String>,
     pub rate_limit_per_minute: i64,
+    /// Whole days since the key was made (docs/spec.md §10: keys older than 90 are due
+    /// for rotation).
+    pub age_days: i64,
+    /// Epoch seconds of the last use, else of creation (the `unused_for_days` filter).
+    #[serde(skip)]
+    pub last_active: Timestamp,
 }
 
 impl KeySummary {
     /// `limit` is the key's effective per-minute limit (its own, else the organization's).
-    fn new(r: ApiKeyRow, limit: i64) -> Self {
+    fn new(r: ApiKeyRow, limit: i64, now: Timestamp) -> Self {
         Self {
+            age_days: crate::api_keys::age_days(r.created_at, now),
+            last_active: r.last_used_at.unwrap_or(r.created_at),
             id: r.id,
             name: r.name,
             key_type: r.key_type,
@@ -260,6 +268,7 @@ pub fn summaries(
     conn: &mut DbConnection,
     org_id: &str,
     plans: &PlanLimits,
+    now: Timestamp,
 ) -> QueryResult<Vec<KeySummary>> {
     let Some(org) = crate::orgs::store::find(conn, org_id)? else {
         return Ok(Vec::new());
@@ -274,7 +283,7 @@ pub fn summaries(
                 plan,
                 plans,
             );
-            KeySummary::new(r, limit)
+            KeySummary::new(r, limit, now)
         })
         .collect())
 }

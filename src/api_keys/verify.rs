@@ -141,6 +141,8 @@ impl Verification {
 pub struct KeyRuntime {
     pub limiter: RateLimiter,
     pub usage: UsageTracker,
+    /// Answers per key, hour and code, for `usage::store::flush` (docs/spec.md §10).
+    pub hourly: crate::usage::Counter,
     pub cache: KeyCache,
     pub clients: CredentialCache,
     pub health: Health,
@@ -153,6 +155,7 @@ impl KeyRuntime {
         Self {
             limiter: RateLimiter::default(),
             usage: UsageTracker::default(),
+            hourly: crate::usage::Counter::default(),
             cache: KeyCache::new(cache_ttl),
             clients: CredentialCache::new(cache_ttl),
             health: Health::default(),
@@ -281,6 +284,9 @@ pub fn decide(
             (Code::RateLimited, Some(rate))
         }
     };
+    if counting == Counting::Count {
+        rt.hourly.record(&key.org_id, &key.id, code, now);
+    }
     Verification {
         code,
         rate,

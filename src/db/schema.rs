@@ -173,6 +173,43 @@ diesel::table! {
 }
 
 diesel::table! {
+    key_usage (key_id, hour_start, code) {
+        org_id -> Text,
+        key_id -> Text,
+        hour_start -> BigInt,
+        code -> Text,
+        count -> BigInt,
+    }
+}
+
+diesel::table! {
+    org_policies (org_id) {
+        org_id -> Text,
+        max_key_lifetime_days -> Nullable<BigInt>,
+        members_can_create_keys -> Bool,
+        revoke_leaked_keys -> Bool,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    key_requests (id) {
+        id -> Text,
+        org_id -> Text,
+        requested_by -> Text,
+        name -> Text,
+        scope -> Text,
+        reason -> Text,
+        expires_in_days -> Nullable<BigInt>,
+        status -> Text,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<BigInt>,
+        key_id -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     sessions (id_hash) {
         id_hash -> Text,
         user_id -> Text,
@@ -240,6 +277,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_jtis,
     api_keys,
     rate_limit_windows,
+    key_usage,
+    org_policies,
+    key_requests,
     sessions,
     signing_keys,
     audit_events,

@@ -58,6 +58,9 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
             .post(pages::keys::revoke_post),
         at("/settings/org", Plain).post(pages::keys::org_post),
         at("/settings/audit", Plain).get(pages::audit::audit_get),
+        at("/settings/organization", Plain)
+            .get(pages::organization::organization_get)
+            .post(pages::organization::organization_post),
         at("/settings/members", Plain)
             .get(pages::members::members_get)
             .post(pages::members::members_post),
@@ -154,6 +157,16 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
         api_v1("/api/v1/orgs/{org_id}/members/{user_id}")
             .patch(api::members::role_patch)
             .delete(api::members::delete),
+        api_v1("/api/v1/orgs/{org_id}")
+            .get(api::orgs::org_get)
+            .patch(api::orgs::org_patch),
+        api_v1("/api/v1/usage").get(api::usage::usage_get),
+        api_v1("/api/v1/key-requests")
+            .get(api::key_requests::list_get)
+            .post(api::key_requests::create_post),
+        api_v1("/api/v1/key-requests/{id}/approve").post(api::key_requests::approve_post),
+        api_v1("/api/v1/key-requests/{id}/deny").post(api::key_requests::deny_post),
+        api_v1("/api/v1/key-requests/{id}/claim").post(api::key_requests::claim_post),
     ];
     (top, api)
 }

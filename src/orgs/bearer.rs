@@ -48,31 +48,57 @@ impl From<diesel::result::Error> for BearerError {
 
 /// The actor of a bearer credential, with the key's rate-limit state (API keys only).
 /// On failure, the rate-limit state is returned beside the error (a counted key's
-/// answer carries its headers whatever the verdict).
+/// answer carries its headers whatever the verdict). The credential must carry
+/// [`MANAGEMENT_SCOPE`].
 pub fn resolve(
     conn: &mut DbConnection,
     st: &AppState,
     token: &str,
     org_hint: Option<&str>,
 ) -> Result<(Actor, Option<RateState>), (BearerError, Option<RateState>)> {
+    resolve_accepting(conn, st, token, org_hint, &[MANAGEMENT_SCOPE])
+}
+
+/// [`resolve`] for a credential that must carry one of `accepted` (e.g. `analytics:read`
+/// or `admin` for the usage report, docs/spec.md §10). An API key is looked up without
+/// counting, then decided once, counted, against the first accepted scope it carries.
+pub fn resolve_accepting(
+    conn: &mut DbConnection,
+    st: &AppState,
+    token: &str,
+    org_hint: Option<&str>,
+    accepted: &[&str],
+) -> Result<(Actor, Option<RateState>), (BearerError, Option<RateState>)> {
     let now = st.clock.now();
     if token.matches('.').count() == 2 {
-        return access_token_actor(conn, st, token, org_hint, now)
+        return access_token_actor(conn, st, token, org_hint, accepted, now)
             .map(|a| (a, None))
             .map_err(|e| (e, None));
     }
-    let required = ScopeSet::parse(MANAGEMENT_SCOPE).unwrap_or_default();
-    let v = verify::check(
+    let first = accepted.first().copied().unwrap_or(MANAGEMENT_SCOPE);
+    let peeked = verify::check(
         conn,
         &st.api_keys,
         &st.settings.plan_limits,
         &st.settings.key_prefix,
         token,
-        &required,
-        Counting::Count,
+        &ScopeSet::default(),
+        Counting::Peek,
         now,
     )
     .map_err(|e| (BearerError::from(e), None))?;
+    let v = match peeked.key {
+        None => peeked,
+        Some(key) => {
+            let wanted = accepted
+                .iter()
+                .find(|s| key.scopes.contains(s))
+                .copied()
+                .unwrap_or(first);
+            let required = ScopeSet::parse(wanted).unwrap_or_default();
+            verify::decide(&st.api_keys, key, &required, Counting::Count, now)
+        }
+    };
     let rate = v.rate;
     let fail = |e: BearerError| Err((e, rate));
     let key = match (v.code, v.key) {
@@ -125,6 +151,7 @@ fn access_token_actor(
     st: &AppState,
     token: &str,
     org_hint: Option<&str>,
+    accepted: &[&str],
     now: i64,
 ) -> Result<Actor, BearerError> {
     let keys = st.keys.snapshot();
@@ -151,7 +178,7 @@ fn access_token_actor(
         return Err(invalid());
     }
     let scopes = ScopeSet::parse(&claims.scope).map_err(|_| invalid())?;
-    if !scopes.contains(MANAGEMENT_SCOPE) {
+    if !accepted.iter().any(|s| scopes.contains(s)) {
         return Err(BearerError::InsufficientScope);
     }
     if claims.sub == claims.client_id {

@@ -4,6 +4,7 @@ pub mod actor;
 pub mod bearer;
 pub mod members;
 pub mod ops;
+pub mod policy;
 pub mod store;
 
 pub use actor::Actor;

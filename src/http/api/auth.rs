@@ -95,6 +95,16 @@ pub async fn authenticate(
     req: &HttpRequest,
     state: &web::Data<AppState>,
 ) -> Result<Principal, ApiError> {
+    authenticate_accepting(req, state, &[MANAGEMENT_SCOPE]).await
+}
+
+/// [`authenticate`] for a credential that must carry one of `accepted` (docs/spec.md §10:
+/// the usage report takes `analytics:read` or `admin`).
+pub async fn authenticate_accepting(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    accepted: &'static [&'static str],
+) -> Result<Principal, ApiError> {
     refuse_credentials_in_url(req)?;
     let token = bearer(req)?;
     let org_hint = req
@@ -104,7 +114,13 @@ pub async fn authenticate(
         .map(str::to_string);
     let st = state.clone();
     let resolved = crate::http::with_db(state, move |conn| {
-        Ok::<_, AppError>(bearer::resolve(conn, &st, &token, org_hint.as_deref()))
+        Ok::<_, AppError>(bearer::resolve_accepting(
+            conn,
+            &st,
+            &token,
+            org_hint.as_deref(),
+            accepted,
+        ))
     })
     .await;
     let resolved = match resolved {
@@ -121,7 +137,11 @@ pub async fn authenticate(
             if matches!(e, BearerError::RateLimited { .. }) {
                 state.metrics.rate_limited();
             }
-            Err(ApiError::from(e).with_rate(rate))
+            let e = match e {
+                BearerError::InsufficientScope => ApiError::insufficient_scope(&accepted.join(" ")),
+                e => ApiError::from(e),
+            };
+            Err(e.with_rate(rate))
         }
     }
 }

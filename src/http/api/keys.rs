@@ -44,7 +44,9 @@ pub async fn create_post(
     Ok(json_response(StatusCode::CREATED, None, created))
 }
 
-/// `GET /api/v1/api-keys`: any member; never the secret.
+/// `GET /api/v1/api-keys[?unused_for_days=N]`: any member; never the secret. Each key
+/// carries `age_days`; `unused_for_days` (1–3650) keeps keys whose last use, or creation
+/// when never used, is at least N days ago (docs/spec.md §10).
 #[utoipa::path(
     get,
     path = "/api/v1/api-keys",
@@ -52,14 +54,25 @@ pub async fn create_post(
     tag = "api-keys",
     summary = "List the organization's keys (never the secret)",
     security(("bearer" = [])),
+    params(("unused_for_days" = Option<i64>, Query, description = "Only keys not used for this many days (1–3650)")),
     responses(
         (status = 200, description = "The keys", body = ApiKeyList),
         InvalidRequest, BearerErrors
     )
 )]
-pub async fn list_get(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_get(
+    p: Principal,
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()));
+    let unused = crate::api_keys::hygiene::parse_list_query(params)?;
     let st = state.clone();
-    let data = with_db(&state, move |conn| ops::list(conn, &st.ctx(), &p.actor)).await?;
+    let data = with_db(&state, move |conn| {
+        crate::api_keys::hygiene::list(conn, &st.ctx(), &p.actor, unused)
+    })
+    .await?;
     Ok(json_response(StatusCode::OK, None, ApiKeyList { data }))
 }
 

@@ -7,9 +7,12 @@
 
 pub mod auth;
 pub mod clients;
+pub mod key_requests;
 pub mod keys;
 pub mod members;
 pub mod openapi;
+pub mod orgs;
+pub mod usage;
 pub mod verify;
 
 use actix_web::dev::Payload;

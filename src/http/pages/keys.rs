@@ -26,6 +26,10 @@ pub struct KeyLine {
     pub created: String,
     pub expires: String,
     pub last_used: String,
+    /// Whole days since creation (docs/spec.md §10).
+    pub age_days: i64,
+    /// Older than `api_keys::ROTATE_AFTER_DAYS`: marked for rotation.
+    pub rotate: bool,
 }
 
 pub struct ScopeChoice {
@@ -70,9 +74,13 @@ async fn render(
     let rows = with_db(state, move |conn| ops::rows(conn, &actor))
         .await
         .map_err(OpError::into_app)?;
+    let now = state.clock.now();
     let keys = rows
         .into_iter()
         .map(|r| KeyLine {
+            age_days: crate::api_keys::age_days(r.created_at, now),
+            rotate: crate::api_keys::age_days(r.created_at, now)
+                > crate::api_keys::ROTATE_AFTER_DAYS,
             id: r.id,
             name: r.name,
             key_type: r.key_type.as_str().to_string(),

@@ -9,6 +9,7 @@ pub mod authorize;
 pub mod clients;
 pub mod keys;
 pub mod members;
+pub mod organization;
 pub mod profile;
 pub mod signed_in;
 
