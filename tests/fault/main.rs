@@ -21,6 +21,7 @@ mod disk_full;
 mod janitor;
 mod journal;
 mod load;
+mod oversized;
 mod process;
 mod races;
 mod shutdown;

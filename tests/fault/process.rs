@@ -37,16 +37,27 @@ impl Site {
     /// `None` (announced) when the backend is unavailable here. PostgreSQL runs in a
     /// durable cluster of its own: the shared test cluster trades durability for speed.
     pub fn new(backend: Backend) -> Option<Self> {
+        Self::create(backend, true)
+    }
+
+    /// Like [`Site::new`], but a PostgreSQL site is a database in the shared test cluster:
+    /// for tests that never stop, freeze or crash the database.
+    pub fn shared(backend: Backend) -> Option<Self> {
+        Self::create(backend, false)
+    }
+
+    fn create(backend: Backend, private: bool) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, cluster) = match backend {
             Backend::Sqlite => (
                 format!("sqlite://{}", dir.path().join("tessera.db").display()),
                 None,
             ),
-            Backend::Postgres => {
+            Backend::Postgres if private => {
                 let cluster = postgres::private_cluster()?;
                 (cluster.new_database(), Some(cluster))
             }
+            Backend::Postgres => (postgres::new_database()?, None),
         };
         let site = Self {
             backend,
@@ -224,6 +235,24 @@ impl Server {
     pub fn kill9(&mut self) {
         self.signal("KILL");
         let _ = self.child.wait();
+    }
+
+    /// The process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory (`VmRSS` in `/proc/<pid>/status`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .expect("VmRSS of the server process")
     }
 
     pub fn sigterm(&self) {
