@@ -132,12 +132,13 @@ pub fn secs(s: i64) -> u32 {
     u32::try_from(s.max(0)).unwrap_or(u32::MAX)
 }
 
-/// Adds the X-RateLimit headers of RFC 6585-style limits (docs/spec.md §5).
+/// Adds the X-RateLimit headers (docs/spec.md §5) and the IETF `RateLimit-Policy` and
+/// `RateLimit` fields (§10) of a live key's budget ([`RateState::header_fields`]).
 pub fn rate_headers(b: &mut HttpResponseBuilder, rate: Option<RateState>) {
     if let Some(r) = rate {
-        b.insert_header(("X-RateLimit-Limit", r.limit.to_string()))
-            .insert_header(("X-RateLimit-Remaining", r.remaining.to_string()))
-            .insert_header(("X-RateLimit-Reset", r.reset.to_string()));
+        for field in r.header_fields() {
+            b.insert_header(field);
+        }
     }
 }
 

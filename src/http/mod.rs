@@ -7,6 +7,7 @@ pub mod cors;
 pub mod deadline;
 pub mod endpoint;
 pub mod errors;
+pub mod gateway;
 pub mod metrics;
 pub mod oauth;
 pub mod ops;
@@ -109,6 +110,13 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
             .data(api_body())
             .post(register::register_post)
             .cross_origin(),
+        // docs/spec.md §11: any method (nginx sends GET, Envoy the original one).
+        at(gateway::CHECK_PATH, Plain)
+            .get(gateway::check)
+            .post(gateway::check)
+            .put(gateway::check)
+            .patch(gateway::check)
+            .delete(gateway::check),
         at("/oauth/register/{client_id}", OAuth)
             .data(api_body())
             .get(register::read_get)
@@ -132,6 +140,7 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
             .put(api::clients::update_put)
             .delete(api::clients::delete_client),
         api_v1("/api/v1/clients/{client_id}/secret").post(api::clients::secret_post),
+        api_v1("/api/v1/orgs/{org_id}").patch(api::orgs::org_patch),
         api_v1("/api/v1/orgs/{org_id}/members")
             .get(api::members::list_get)
             .post(api::members::add_post),
@@ -149,6 +158,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for e in top {
         cfg.service(e.into_resource());
     }
+    // Envoy ext_authz appends the original path to the check's (docs/spec.md §11).
+    cfg.service(web::resource("/gateway/check/{original:.*}").to(gateway::check));
     let mut scope = web::scope(API_V1)
         .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
         .wrap(from_fn(api::auth::rate_limit_headers))

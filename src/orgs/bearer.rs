@@ -86,11 +86,11 @@ pub fn resolve(
         }
         (Code::InsufficientScope, _) => return fail(BearerError::InsufficientScope),
         (Code::RateLimited, _) => {
-            let rate = rate.unwrap_or(RateState {
+            let empty = crate::api_keys::ratelimit::Budget {
                 limit: 0,
                 remaining: 0,
-                reset: now + 60,
-            });
+            };
+            let rate = rate.unwrap_or(RateState::new(empty, None, now));
             return fail(BearerError::RateLimited {
                 rate,
                 wait: rate.retry_after(now),

@@ -143,7 +143,8 @@ impl FromRequest for Principal {
 }
 
 /// Middleware of the `/api/v1` scope: every answer to a counted API key carries its
-/// X-RateLimit headers (docs/spec.md §5), whatever the handler returned.
+/// X-RateLimit headers (docs/spec.md §5) and IETF `RateLimit-Policy` / `RateLimit` fields
+/// (§10), whatever the handler returned.
 pub async fn rate_limit_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -158,11 +159,7 @@ pub async fn rate_limit_headers(
         && !res.headers().contains_key("x-ratelimit-limit")
     {
         let h = res.headers_mut();
-        for (name, value) in [
-            ("x-ratelimit-limit", r.limit.to_string()),
-            ("x-ratelimit-remaining", r.remaining.to_string()),
-            ("x-ratelimit-reset", r.reset.to_string()),
-        ] {
+        for (name, value) in r.header_fields() {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 h.insert(HeaderName::from_static(name), v);
             }

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod keys;
 pub mod members;
 pub mod openapi;
+pub mod orgs;
 pub mod verify;
 
 use actix_web::dev::Payload;

@@ -130,6 +130,7 @@ impl utoipa::Modify for Schemes {
         super::clients::update_put,
         super::clients::delete_client,
         super::clients::secret_post,
+        super::orgs::org_patch,
         super::members::list_get,
         super::members::add_post,
         super::members::role_patch,
