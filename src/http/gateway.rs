@@ -281,14 +281,16 @@ async fn access_token(
         }
     };
     // A cached answer may come from introspection with another audience: check it here.
-    if answer["active"] != true || answer["aud"] != audience.as_str() {
+    let field = |k: &str| answer.get(k).and_then(serde_json::Value::as_str);
+    let active = answer.get("active").and_then(serde_json::Value::as_bool);
+    if active != Some(true) || field("aud") != Some(audience.as_str()) {
         return Ok(unauthorized(Some(BAD)));
     }
-    let granted = ScopeSet::parse(answer["scope"].as_str().unwrap_or_default()).unwrap_or_default();
+    let granted = ScopeSet::parse(field("scope").unwrap_or_default()).unwrap_or_default();
     if !scopes.is_subset(&granted) {
         return Ok(insufficient_scope(&scopes, None));
     }
-    let text = |k: &str| answer[k].as_str().unwrap_or_default().to_string();
+    let text = |k: &str| field(k).unwrap_or_default().to_string();
     Ok(base(StatusCode::OK)
         .insert_header(("X-Auth-Subject", text("sub")))
         .insert_header(("X-Auth-Scopes", granted.to_vec().join(" ")))

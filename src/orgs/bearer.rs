@@ -26,7 +26,7 @@ pub enum BearerError {
     InsufficientScope,
     /// 429: the key's window is full; retry after `wait` seconds.
     #[error("Rate limit exceeded. Please retry after {wait} seconds.")]
-    RateLimited { rate: RateState, wait: i64 },
+    RateLimited { rate: Box<RateState>, wait: i64 },
     /// 403.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -92,7 +92,7 @@ pub fn resolve(
             };
             let rate = rate.unwrap_or(RateState::new(empty, None, now));
             return fail(BearerError::RateLimited {
-                rate,
+                rate: Box::new(rate),
                 wait: rate.retry_after(now),
             });
         }

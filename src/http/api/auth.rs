@@ -80,7 +80,7 @@ impl From<BearerError> for ApiError {
         match e {
             BearerError::InvalidToken(m) => ApiError::invalid_token(m),
             BearerError::InsufficientScope => ApiError::insufficient_scope(MANAGEMENT_SCOPE),
-            BearerError::RateLimited { rate, wait } => ApiError::rate_limited(rate, wait),
+            BearerError::RateLimited { rate, wait } => ApiError::rate_limited(*rate, wait),
             BearerError::Forbidden(m) => ApiError::forbidden(m),
             BearerError::NoSuchOrganization => ApiError::not_found("organization"),
             e @ BearerError::AmbiguousOrganization => ApiError::invalid(e.to_string()),
