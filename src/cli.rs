@@ -150,6 +150,10 @@ pub struct SettingsArgs {
     /// `[plans]` in tessera.toml only: requests per minute of keys without their own limit.
     #[arg(skip)]
     pub plans: Option<PlanSettings>,
+    /// `[gateway]` in tessera.toml only: the audience and `[[gateway.routes]]` of
+    /// `/gateway/check` (docs/spec.md §11).
+    #[arg(skip)]
+    pub gateway: Option<crate::gateway::GatewaySettings>,
 }
 
 /// The name `SigningAlg` deserializes from (its clap name).
@@ -256,9 +260,9 @@ pub enum OrgCommand {
     /// List every organization; prints {"data": [{id, name, plan, rate_limit_per_minute,
     /// created_at}]}
     List,
-    /// Rename an organization or change its plan; prints the organization as `org list`
-    /// shows it
-    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["name", "plan"])))]
+    /// Rename an organization or change its plan or budget; prints the organization as
+    /// `org list` shows it
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["name", "plan", "rate_limit_per_minute"])))]
     Update {
         /// The organization's id (org_...)
         org_id: String,
@@ -268,7 +272,24 @@ pub enum OrgCommand {
         /// The new plan (its default per-key rate limit applies to keys without their own)
         #[arg(long, value_enum)]
         plan: Option<PlanArg>,
+        /// The organization's per-minute budget shared by all its keys (1-1000000), or
+        /// `none` to remove it; each key stays within its own limit too
+        #[arg(long, value_parser = parse_budget)]
+        rate_limit_per_minute: Option<Budget>,
     },
+}
+
+/// `--rate-limit-per-minute`: a number, or `none` (docs/spec.md §10).
+#[derive(Debug, Clone, Copy)]
+pub struct Budget(pub Option<i64>);
+
+fn parse_budget(s: &str) -> Result<Budget, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Budget(None));
+    }
+    s.parse()
+        .map(|n| Budget(Some(n)))
+        .map_err(|_| format!("{s:?} is not a number of requests per minute or `none`"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -116,11 +116,17 @@ pub fn org(settings: &Settings, cmd: OrgCommand) -> Result<Value, CommandError> 
             Ok(json!({"org_id": org.id}))
         }
         OrgCommand::List => data(crate::orgs::ops::list_all(conn)?),
-        OrgCommand::Update { org_id, name, plan } => {
+        OrgCommand::Update {
+            org_id,
+            name,
+            plan,
+            rate_limit_per_minute,
+        } => {
             let actor = org_actor(conn, &org_id)?;
             let change = crate::orgs::ops::OrgChange {
                 name,
                 plan: plan.map(plan_of),
+                rate_limit_per_minute: rate_limit_per_minute.map(|b| b.0),
             };
             let ctx = Ctx::offline(settings, now);
             let org =

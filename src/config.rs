@@ -50,6 +50,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub scopes: Catalogue,
     pub plan_limits: PlanLimits,
+    /// `[gateway]` of tessera.toml: the routes `/gateway/check` protects (docs/spec.md §11).
+    pub gateway: crate::gateway::Gateway,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,6 +227,9 @@ impl Settings {
             pro: positive("plans.pro", plans.pro.unwrap_or(1000))?,
         };
 
+        let gateway = crate::gateway::Gateway::new(a.gateway.unwrap_or_default(), &scopes)
+            .map_err(|m| invalid("gateway", m))?;
+
         let bind = given("bind", a.bind)?;
         if bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
@@ -266,6 +271,7 @@ impl Settings {
             log_format: given("log_format", a.log_format)?,
             scopes,
             plan_limits,
+            gateway,
         })
     }
 

@@ -12,6 +12,7 @@ pub mod consent;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod introspection;
 pub mod janitor;

@@ -229,6 +229,7 @@ mod tests {
             expires_at: None,
             revoked_at: None,
             limit: 60,
+            org_limit: None,
         }
     }
 

@@ -96,15 +96,10 @@ pub struct CreatedApiKey {
     pub rate_limit_per_minute: i64,
 }
 
-/// The effective per-minute limit of a key: its own, else its organization's custom one,
-/// else the plan's.
-pub fn effective_limit(
-    own: Option<i64>,
-    org_custom: Option<i64>,
-    plan: Plan,
-    plans: &PlanLimits,
-) -> i64 {
-    own.or(org_custom).unwrap_or(match plan {
+/// The per-minute limit of a key: its own, else its organization's plan's (docs/spec.md
+/// §5). An organization's own budget (§10) limits its keys besides, in the limiter.
+pub fn effective_limit(own: Option<i64>, plan: Plan, plans: &PlanLimits) -> i64 {
+    own.unwrap_or(match plan {
         Plan::Free => plans.free,
         Plan::Pro => plans.pro,
     })
@@ -201,12 +196,7 @@ pub fn create(
         last_six: row.last_six,
         created_at: rfc3339(now),
         expires_at: expires_at.map(rfc3339),
-        rate_limit_per_minute: effective_limit(
-            new.rate_limit_per_minute,
-            org.rate_limit_per_minute,
-            plan,
-            plans,
-        ),
+        rate_limit_per_minute: effective_limit(new.rate_limit_per_minute, plan, plans),
     })
 }
 
@@ -277,12 +267,7 @@ pub fn summaries(
     Ok(list(conn, org_id)?
         .into_iter()
         .map(|r| {
-            let limit = effective_limit(
-                r.rate_limit_per_minute,
-                org.rate_limit_per_minute,
-                plan,
-                plans,
-            );
+            let limit = effective_limit(r.rate_limit_per_minute, plan, plans);
             KeySummary::new(r, limit, now)
         })
         .collect())

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use super::KeyType;
 use super::cache::{CredentialCache, Health, KeyCache};
 use super::format;
-use super::ratelimit::{RateLimiter, RateState, UsageTracker};
+use super::ratelimit::{OrgBudget, RateLimiter, RateState, UsageTracker};
 use crate::clock::Timestamp;
 use crate::config::PlanLimits;
 use crate::db::DbConnection;
@@ -63,8 +63,21 @@ pub struct KeyRecord {
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
-    /// The effective per-minute limit (key, else organization, else plan).
+    /// The key's per-minute limit (its own, else its organization's plan's).
     pub limit: i64,
+    /// The organization's per-minute budget shared by all its keys, if it has one
+    /// (docs/spec.md §10).
+    pub org_limit: Option<i64>,
+}
+
+impl KeyRecord {
+    /// The organization's budget, for the limiter.
+    pub fn org_budget(&self) -> Option<OrgBudget<'_>> {
+        self.org_limit.map(|limit| OrgBudget {
+            org_id: &self.org_id,
+            limit,
+        })
+    }
 }
 
 #[derive(Queryable, Selectable)]
@@ -98,7 +111,8 @@ pub fn lookup(
         .first(conn)
         .optional()?;
     Ok(found.map(|(r, plan, org_limit)| KeyRecord {
-        limit: super::store::effective_limit(r.rate_limit_per_minute, org_limit, plan, plans),
+        limit: super::store::effective_limit(r.rate_limit_per_minute, plan, plans),
+        org_limit,
         id: r.id,
         org_id: r.org_id,
         key_type: r.key_type,
@@ -226,16 +240,21 @@ pub fn check_digest(
     Ok(decide(rt, key, required, counting, now))
 }
 
-/// Whether a check spends one request of the key's budget.
+/// Whether a check spends the key's budget, and how much.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counting {
-    /// `/api/v1/keys/verify` and bearer use.
+    /// Bearer use: one unit.
     Count,
+    /// `/api/v1/keys/verify` and gateway routes: `cost` units, 1–1000 (docs/spec.md §10).
+    Cost(i64),
     /// Introspection: the same facts, nothing spent.
     Peek,
 }
 
-/// Checks `presented` and, if it is good and `counting` says so, counts one request.
+/// The largest `cost` one request may spend (docs/spec.md §10).
+pub const MAX_COST: i64 = 1000;
+
+/// Checks `presented` and, if it is good and `counting` says so, spends its cost.
 /// Order: unknown, revoked, expired, missing scope, then the rate limit. Only a request
 /// that would otherwise be valid is counted.
 #[allow(clippy::too_many_arguments)]
@@ -264,7 +283,7 @@ pub fn decide(
     now: Timestamp,
 ) -> Verification {
     let peek = |code| {
-        let rate = rt.limiter.peek(&key.id, key.limit, now);
+        let rate = rt.limiter.peek(&key.id, key.limit, key.org_budget(), now);
         (code, Some(rate))
     };
     let (code, rate) = if key.revoked_at.is_some_and(|r| r <= now) {
@@ -276,7 +295,13 @@ pub fn decide(
     } else if counting == Counting::Peek {
         peek(Code::Valid)
     } else {
-        let (admitted, rate) = rt.limiter.hit(&key.id, key.limit, now);
+        let cost = match counting {
+            Counting::Cost(c) => c,
+            Counting::Count | Counting::Peek => 1,
+        };
+        let (admitted, rate) = rt
+            .limiter
+            .spend(&key.id, key.limit, key.org_budget(), cost, now);
         if admitted {
             rt.usage.touch(&key.id, now);
             (Code::Valid, Some(rate))

@@ -17,7 +17,8 @@ pub struct ApiError {
     pub kind: &'static str,
     pub message: String,
     pub challenge: Option<String>,
-    pub rate: Option<RateState>,
+    /// Boxed: the state carries both budgets, and errors should stay small.
+    pub rate: Option<Box<RateState>>,
     /// Seconds for `Retry-After` (u32 keeps the error small).
     pub retry_after: Option<u32>,
     pub cause: Option<Box<AppError>>,
@@ -93,7 +94,7 @@ impl ApiError {
     /// 429 with `Retry-After: wait` (seconds).
     pub fn rate_limited(rate: RateState, wait: i64) -> Self {
         Self {
-            rate: Some(rate),
+            rate: Some(Box::new(rate)),
             retry_after: Some(secs(wait)),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -104,7 +105,7 @@ impl ApiError {
     }
     pub fn with_rate(mut self, rate: Option<RateState>) -> Self {
         if self.rate.is_none() {
-            self.rate = rate;
+            self.rate = rate.map(Box::new);
         }
         self
     }
@@ -132,12 +133,13 @@ pub fn secs(s: i64) -> u32 {
     u32::try_from(s.max(0)).unwrap_or(u32::MAX)
 }
 
-/// Adds the X-RateLimit headers of RFC 6585-style limits (docs/spec.md §5).
+/// Adds the X-RateLimit headers (docs/spec.md §5) and the IETF `RateLimit-Policy` and
+/// `RateLimit` fields (§10) of a live key's budget ([`RateState::header_fields`]).
 pub fn rate_headers(b: &mut HttpResponseBuilder, rate: Option<RateState>) {
     if let Some(r) = rate {
-        b.insert_header(("X-RateLimit-Limit", r.limit.to_string()))
-            .insert_header(("X-RateLimit-Remaining", r.remaining.to_string()))
-            .insert_header(("X-RateLimit-Reset", r.reset.to_string()));
+        for field in r.header_fields() {
+            b.insert_header(field);
+        }
     }
 }
 
@@ -172,7 +174,7 @@ impl ResponseError for ApiError {
         if let Some(s) = self.retry_after {
             b.insert_header((header::RETRY_AFTER, s.to_string()));
         }
-        rate_headers(&mut b, self.rate);
+        rate_headers(&mut b, self.rate.as_deref().copied());
         b.json(ErrorBody {
             error: ErrorDetail {
                 kind: self.kind,

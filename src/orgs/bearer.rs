@@ -26,7 +26,7 @@ pub enum BearerError {
     InsufficientScope,
     /// 429: the key's window is full; retry after `wait` seconds.
     #[error("Rate limit exceeded. Please retry after {wait} seconds.")]
-    RateLimited { rate: RateState, wait: i64 },
+    RateLimited { rate: Box<RateState>, wait: i64 },
     /// 403.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -112,13 +112,13 @@ pub fn resolve_accepting(
         }
         (Code::InsufficientScope, _) => return fail(BearerError::InsufficientScope),
         (Code::RateLimited, _) => {
-            let rate = rate.unwrap_or(RateState {
+            let empty = crate::api_keys::ratelimit::Budget {
                 limit: 0,
                 remaining: 0,
-                reset: now + 60,
-            });
+            };
+            let rate = rate.unwrap_or(RateState::new(empty, None, now));
             return fail(BearerError::RateLimited {
-                rate,
+                rate: Box::new(rate),
                 wait: rate.retry_after(now),
             });
         }

@@ -1,5 +1,6 @@
 //! The operator's organization operations (docs/spec.md §1, `tessera org list` and
-//! `tessera org update`): list every organization, change one's name or plan. Each owns its
+//! `tessera org update`, `PATCH /api/v1/orgs/{id}`): list every organization, change one's
+//! name, plan or budget (docs/spec.md §10). Each owns its
 //! permission check, transaction and audit record, like every other operation.
 
 use serde_json::json;
@@ -17,7 +18,8 @@ pub struct OrgSummary {
     pub id: String,
     pub name: String,
     pub plan: Plan,
-    /// The organization's own per-key default, when it has one (else the plan's).
+    /// The organization's per-minute budget shared by all its keys, when it has one
+    /// (docs/spec.md §10); each key also has its own limit.
     pub rate_limit_per_minute: Option<i64>,
     pub created_at: String,
 }
@@ -47,11 +49,16 @@ pub fn list_all(conn: &mut DbConnection) -> Result<Vec<OrgSummary>, OpError> {
 pub struct OrgChange {
     pub name: Option<String>,
     pub plan: Option<Plan>,
+    /// `Some(None)` removes the organization's budget; `Some(Some(n))` sets it (1–1000000).
+    pub rate_limit_per_minute: Option<Option<i64>>,
 }
 
-/// Renames the actor's organization and/or changes its plan (admins). The new plan's
-/// default rate limit applies to keys without their own once the servers' caches
-/// expire (`--cache-ttl-ms`).
+/// The largest organization budget, as for keys.
+pub const MAX_RATE_LIMIT: i64 = 1_000_000;
+
+/// Renames the actor's organization and/or changes its plan or budget (admins). The new
+/// plan's default rate limit (for keys without their own) and the new budget apply once
+/// the servers' key caches expire (`--cache-ttl-ms`, 1 s by default).
 pub fn update(
     conn: &mut DbConnection,
     ctx: &Ctx<'_>,
@@ -59,8 +66,17 @@ pub fn update(
     change: &OrgChange,
 ) -> Result<OrgSummary, OpError> {
     actor.require_admin()?;
-    if change.name.is_none() && change.plan.is_none() {
-        return Err(OpError::invalid("Give a new name, a new plan, or both."));
+    if change.name.is_none() && change.plan.is_none() && change.rate_limit_per_minute.is_none() {
+        return Err(OpError::invalid(
+            "Give a new name, plan or rate_limit_per_minute.",
+        ));
+    }
+    if let Some(Some(l)) = change.rate_limit_per_minute
+        && !(1..=MAX_RATE_LIMIT).contains(&l)
+    {
+        return Err(OpError::invalid(format!(
+            "rate_limit_per_minute must be between 1 and {MAX_RATE_LIMIT}, or null."
+        )));
     }
     let name = change
         .name
@@ -72,20 +88,25 @@ pub fn update(
         let current = store::find(conn, &actor.org_id)?.ok_or(OpError::NotFound("organization"))?;
         let name = name.unwrap_or(&current.name).to_string();
         let plan = change.plan.unwrap_or(current.plan);
-        store::update(conn, &current.id, &name, plan)?;
+        let budget = change
+            .rate_limit_per_minute
+            .unwrap_or(current.rate_limit_per_minute);
+        store::update(conn, &current.id, &name, plan, budget)?;
         actor.audit(
             conn,
             "org.updated",
             ("organization", &current.id),
             json!({
-                "name": name, "plan": plan,
+                "name": name, "plan": plan, "rate_limit_per_minute": budget,
                 "previous_name": current.name, "previous_plan": current.plan,
+                "previous_rate_limit_per_minute": current.rate_limit_per_minute,
             }),
             ctx.now,
         )?;
         Ok(OrgSummary::from(Organization {
             name,
             plan,
+            rate_limit_per_minute: budget,
             ..current
         }))
     })

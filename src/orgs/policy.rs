@@ -113,6 +113,11 @@ pub struct OrgPatch {
     pub members_can_create_keys: Option<bool>,
     #[serde(default)]
     pub revoke_leaked_keys: Option<bool>,
+    /// Units per minute shared by all the organization's keys (1–1000000), or `null` for
+    /// no organization budget (docs/spec.md §10).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1000000)]
+    pub rate_limit_per_minute: Option<Option<i64>>,
 }
 
 /// A field that is present (`Some(value)`, `Some(None)` for `null`) or absent (`None`).
@@ -168,11 +173,25 @@ pub fn update(
             "max_key_lifetime_days must be from 1 to {MAX_LIFETIME_DAYS}, or null."
         )));
     }
+    if let Some(Some(l)) = patch.rate_limit_per_minute
+        && !(1..=super::ops::MAX_RATE_LIMIT).contains(&l)
+    {
+        return Err(OpError::invalid(format!(
+            "rate_limit_per_minute must be from 1 to {}, or null.",
+            super::ops::MAX_RATE_LIMIT
+        )));
+    }
     write_tx(conn, |conn| -> Result<OrgSettings, OpError> {
         let before = settings_of(conn, org_id)?;
         if let Some(n) = &name {
             diesel::update(organizations::table.find(org_id))
                 .set(organizations::name.eq(n))
+                .execute(conn)?;
+        }
+        // The budget reaches keys already cached within `--cache-ttl-ms`.
+        if let Some(budget) = patch.rate_limit_per_minute {
+            diesel::update(organizations::table.find(org_id))
+                .set(organizations::rate_limit_per_minute.eq(budget))
                 .execute(conn)?;
         }
         let old = load(conn, org_id)?;

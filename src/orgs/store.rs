@@ -52,11 +52,21 @@ pub fn list_all(conn: &mut DbConnection) -> QueryResult<Vec<Organization>> {
         .load(conn)
 }
 
-/// Sets an organization's name and plan. Returns the number of rows changed (0: no such
-/// organization).
-pub fn update(conn: &mut DbConnection, id: &str, name: &str, plan: Plan) -> QueryResult<usize> {
+/// Sets an organization's name, plan and per-minute budget (docs/spec.md §10). Returns the
+/// number of rows changed (0: no such organization).
+pub fn update(
+    conn: &mut DbConnection,
+    id: &str,
+    name: &str,
+    plan: Plan,
+    rate_limit_per_minute: Option<i64>,
+) -> QueryResult<usize> {
     diesel::update(organizations::table.find(id))
-        .set((organizations::name.eq(name), organizations::plan.eq(plan)))
+        .set((
+            organizations::name.eq(name),
+            organizations::plan.eq(plan),
+            organizations::rate_limit_per_minute.eq(rate_limit_per_minute),
+        ))
         .execute(conn)
 }
 

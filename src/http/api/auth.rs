@@ -80,7 +80,7 @@ impl From<BearerError> for ApiError {
         match e {
             BearerError::InvalidToken(m) => ApiError::invalid_token(m),
             BearerError::InsufficientScope => ApiError::insufficient_scope(MANAGEMENT_SCOPE),
-            BearerError::RateLimited { rate, wait } => ApiError::rate_limited(rate, wait),
+            BearerError::RateLimited { rate, wait } => ApiError::rate_limited(*rate, wait),
             BearerError::Forbidden(m) => ApiError::forbidden(m),
             BearerError::NoSuchOrganization => ApiError::not_found("organization"),
             e @ BearerError::AmbiguousOrganization => ApiError::invalid(e.to_string()),
@@ -163,7 +163,8 @@ impl FromRequest for Principal {
 }
 
 /// Middleware of the `/api/v1` scope: every answer to a counted API key carries its
-/// X-RateLimit headers (docs/spec.md §5), whatever the handler returned.
+/// X-RateLimit headers (docs/spec.md §5) and IETF `RateLimit-Policy` / `RateLimit` fields
+/// (§10), whatever the handler returned.
 pub async fn rate_limit_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -178,11 +179,7 @@ pub async fn rate_limit_headers(
         && !res.headers().contains_key("x-ratelimit-limit")
     {
         let h = res.headers_mut();
-        for (name, value) in [
-            ("x-ratelimit-limit", r.limit.to_string()),
-            ("x-ratelimit-remaining", r.remaining.to_string()),
-            ("x-ratelimit-reset", r.reset.to_string()),
-        ] {
+        for (name, value) in r.header_fields() {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 h.insert(HeaderName::from_static(name), v);
             }

@@ -1,6 +1,6 @@
 //! `POST /api/v1/keys/verify` (docs/spec.md §5): resource servers (HTTP Basic) ask
 //! whether an API key is good. Always 200 with a verdict for a well-formed request; counts
-//! one request against a good key's limit. The hot path needs no database when the caller
+//! `cost` (default 1) of a good key's budgets. The hot path needs no database when the caller
 //! and the key are cached.
 
 use actix_web::http::StatusCode;
@@ -19,7 +19,8 @@ use crate::http::with_db;
 use crate::oauth::client_auth;
 use crate::scope::ScopesInput;
 
-/// `{key, scopes?}`: the key to judge, and the scopes it must carry.
+/// `{key, scopes?, cost?}`: the key to judge, the scopes it must carry, and how many units
+/// of its budgets the request spends (integer 1–1000, default 1; docs/spec.md §10).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = VerifyRequest)]
@@ -27,6 +28,25 @@ pub struct VerifyBody {
     pub key: String,
     #[serde(default)]
     pub scopes: Option<ScopesInput>,
+    /// Units to spend, 1–1000 (default 1). A request over budget spends nothing.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    pub cost: Option<serde_json::Value>,
+}
+
+/// docs/spec.md §10: `cost` is an integer from 1 to [`verify::MAX_COST`]; anything else is
+/// a 400 naming the field.
+pub(crate) fn parse_cost(cost: Option<&serde_json::Value>) -> Result<i64, ApiError> {
+    let Some(v) = cost else {
+        return Ok(1);
+    };
+    match v.as_i64() {
+        Some(c) if (1..=verify::MAX_COST).contains(&c) => Ok(c),
+        _ => Err(ApiError::invalid(format!(
+            "cost must be an integer from 1 to {}.",
+            verify::MAX_COST
+        ))),
+    }
 }
 
 /// The verdict (docs/spec.md §5); the key's facts are null when there is no such key.
@@ -95,13 +115,13 @@ fn authenticate_verifier(
 }
 
 /// `POST /api/v1/keys/verify`: resource servers (HTTP Basic). Always 200 with a verdict
-/// for a well-formed request; counts one request against a good key's limit.
+/// for a well-formed request; spends `cost` (default 1) of a good key's budgets.
 #[utoipa::path(
     post,
     path = "/api/v1/keys/verify",
     operation_id = "verifyApiKey",
     tag = "verification",
-    summary = "Verify a key and count one request against its limit (resource servers)",
+    summary = "Verify a key and spend `cost` of its budgets (resource servers)",
     security(("basic" = [])),
     request_body = VerifyBody,
     responses(
@@ -112,7 +132,9 @@ fn authenticate_verifier(
             headers(
                 ("X-RateLimit-Limit" = i64),
                 ("X-RateLimit-Remaining" = i64),
-                ("X-RateLimit-Reset" = i64, description = "Epoch seconds")
+                ("X-RateLimit-Reset" = i64, description = "Epoch seconds"),
+                ("RateLimit-Policy" = String, description = "draft-ietf-httpapi-ratelimit-headers: `\"key\";q=100;w=60[, \"org\";q=…;w=60]`"),
+                ("RateLimit" = String, description = "draft-ietf-httpapi-ratelimit-headers: `\"key\";r=42;t=17[, \"org\";r=…;t=…]`")
             )
         ),
         VerifyErrors, TooLarge
@@ -136,6 +158,7 @@ pub async fn verify_post(
         Some(s) => s.parse()?,
         None => Default::default(),
     };
+    let counting = Counting::Cost(parse_cost(input.cost.as_ref())?);
     let ip = crate::http::oauth::peer_ip(&req);
     let caller = presented.client_id().to_string();
     let now = state.clock.now();
@@ -156,12 +179,7 @@ pub async fn verify_post(
     // key need no database at all; an uncached key goes on with its digest.
     let fast = if cached_caller {
         Some(verify::check_cached(
-            rt,
-            prefix,
-            &input.key,
-            &required,
-            Counting::Count,
-            now,
+            rt, prefix, &input.key, &required, counting, now,
         ))
     } else {
         None
@@ -181,7 +199,7 @@ pub async fn verify_post(
                         &st.settings.key_prefix,
                         &input.key,
                         &required,
-                        Counting::Count,
+                        counting,
                         now,
                     )
                     .map_err(AppError::from)?);
@@ -192,7 +210,7 @@ pub async fn verify_post(
                     &st.settings.plan_limits,
                     &hash,
                     &required,
-                    Counting::Count,
+                    counting,
                     now,
                 )
                 .map_err(AppError::from)?)

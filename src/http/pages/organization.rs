@@ -81,6 +81,7 @@ pub async fn organization_post(
         max_key_lifetime_days: Some(lifetime),
         members_can_create_keys: Some(f.get("members_can_create_keys").is_some()),
         revoke_leaked_keys: Some(f.get("revoke_leaked_keys").is_some()),
+        rate_limit_per_minute: None,
     };
     let st = state.clone();
     let actor = v.actor.clone();

@@ -1,0 +1,315 @@
+//! The gateway check's route table (docs/spec.md §11): `[gateway]` and `[[gateway.routes]]`
+//! of tessera.toml, validated at start-up, and the matching of an original request's method
+//! and path against it. The check itself is `http::gateway`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::scope::{Catalogue, ScopeSet};
+
+/// `[gateway]` of tessera.toml as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// The audience a JWT access token must name (`aud`); without it the check accepts
+    /// API keys only.
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub routes: Vec<RouteSettings>,
+}
+
+/// One `[[gateway.routes]]` entry as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSettings {
+    /// HTTP methods (any when left out).
+    pub methods: Option<Vec<String>>,
+    /// `/exact/path`, or a prefix `/v1/*` (matches `/v1/` and everything below it).
+    pub path: String,
+    /// Every one of them is required.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Units spent per request, 1–1000 (default 1), as verify's `cost`.
+    pub cost: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PathPattern {
+    Exact(String),
+    /// The prefix, ending in `/`.
+    Prefix(String),
+}
+
+/// A validated route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Its position in the file, from 1 (for messages).
+    pub number: usize,
+    methods: Option<Vec<String>>,
+    path: PathPattern,
+    pub scopes: ScopeSet,
+    pub cost: i64,
+}
+
+/// The validated gateway configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Gateway {
+    pub audience: Option<String>,
+    pub routes: Vec<Route>,
+}
+
+/// What the original request's path comes to.
+#[derive(Debug)]
+pub enum Matched<'a> {
+    Route(&'a Route),
+    /// No route matches: 403.
+    NoRoute,
+    /// Dot segments, an encoded `/` or `\`, a NUL, or not a path: 403.
+    Refused,
+}
+
+/// RFC 9110 §5.6.2 `token` characters (a method name).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl Gateway {
+    /// Validates `[gateway]`; the error names the route (`gateway.routes[N]`, from 1) and
+    /// what is wrong with it.
+    pub fn new(s: GatewaySettings, catalogue: &Catalogue) -> Result<Self, String> {
+        if s.audience.as_deref().is_some_and(|a| a.trim().is_empty()) {
+            return Err("gateway.audience must not be empty".into());
+        }
+        let routes = s
+            .routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Route::new(i + 1, r, catalogue)
+                    .map_err(|m| format!("gateway.routes[{}]: {m}", i + 1))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            audience: s.audience,
+            routes,
+        })
+    }
+
+    /// The first route matching `method` and the original `uri` (its query is ignored).
+    pub fn route(&self, method: &str, uri: &str) -> Matched<'_> {
+        let Some(path) = normalize(uri) else {
+            return Matched::Refused;
+        };
+        self.routes
+            .iter()
+            .find(|r| r.matches(method, &path))
+            .map_or(Matched::NoRoute, Matched::Route)
+    }
+}
+
+impl Route {
+    fn new(number: usize, r: RouteSettings, catalogue: &Catalogue) -> Result<Self, String> {
+        let path = match r.path.strip_suffix('*') {
+            Some(prefix) if prefix.ends_with('/') => PathPattern::Prefix(prefix.to_string()),
+            Some(_) => return Err(format!("path {:?}: a prefix ends in \"/*\"", r.path)),
+            None => PathPattern::Exact(r.path.clone()),
+        };
+        let plain = match &path {
+            PathPattern::Exact(p) | PathPattern::Prefix(p) => p,
+        };
+        if normalize(plain).as_deref() != Some(plain.as_str())
+            || plain.contains(['*', '?', '#', '%'])
+        {
+            return Err(format!(
+                "path {:?} must start with \"/\" and have no dot segments, \"?\", \"#\", \"%\" or \"*\" (but a final \"/*\")",
+                r.path
+            ));
+        }
+        let methods = r
+            .methods
+            .map(|ms| {
+                if ms.is_empty() {
+                    return Err("methods must not be empty (leave it out for any method)".into());
+                }
+                ms.into_iter()
+                    .map(|m| {
+                        if is_token(&m) {
+                            Ok(m.to_ascii_uppercase())
+                        } else {
+                            Err(format!("method {m:?} is not an HTTP method"))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            })
+            .transpose()?;
+        let scopes = ScopeSet::parse_many(r.scopes.iter().map(String::as_str))
+            .map_err(|e| format!("scopes: {e}"))?;
+        if let Some(unknown) = scopes
+            .iter()
+            .find(|s| catalogue.description(s.as_str()).is_none())
+        {
+            return Err(format!(
+                "scope {:?} is not in the scope catalogue",
+                unknown.as_str()
+            ));
+        }
+        let cost = r.cost.unwrap_or(1);
+        if !(1..=crate::api_keys::verify::MAX_COST).contains(&cost) {
+            return Err(format!("cost must be from 1 to 1000, got {cost}"));
+        }
+        Ok(Self {
+            number,
+            methods,
+            path,
+            scopes,
+            cost,
+        })
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        let method_ok = self
+            .methods
+            .as_ref()
+            .is_none_or(|ms| ms.iter().any(|m| m.eq_ignore_ascii_case(method)));
+        method_ok
+            && match &self.path {
+                PathPattern::Exact(p) => path == p,
+                PathPattern::Prefix(p) => path.starts_with(p.as_str()),
+            }
+    }
+}
+
+/// The decoded path of an original request URI (query and fragment dropped), or `None`
+/// when it must be refused: not starting with `/`, a NUL, an encoded `/` or `\`, a dot
+/// segment (`.`/`..`, also percent-encoded), or bytes that are not UTF-8 once decoded.
+pub fn normalize(uri: &str) -> Option<String> {
+    let raw = uri.split(['?', '#']).next().unwrap_or_default();
+    if !raw.starts_with('/') || raw.contains('\0') || raw.contains('\\') {
+        return None;
+    }
+    let lower = raw.to_ascii_lowercase();
+    if ["%00", "%2f", "%5c"].iter().any(|e| lower.contains(e)) {
+        return None;
+    }
+    let decoded = percent_decode(raw)?;
+    if decoded.contains('\0') || decoded.split('/').any(|seg| seg == "." || seg == "..") {
+        return None;
+    }
+    Some(decoded)
+}
+
+/// RFC 3986 §2.1 percent-decoding to UTF-8; `None` for a malformed escape or bytes that
+/// are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = (bytes.next()? as char).to_digit(16)?;
+            let lo = (bytes.next()? as char).to_digit(16)?;
+            out.push(u8::try_from(hi * 16 + lo).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway(toml_text: &str) -> Result<Gateway, String> {
+        #[derive(Deserialize)]
+        struct File {
+            gateway: GatewaySettings,
+        }
+        let f: File = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        Gateway::new(f.gateway, &Catalogue::default())
+    }
+
+    const SPEC_EXAMPLE: &str = r#"
+[gateway]
+audience = "https://api.example/inference"
+[[gateway.routes]]
+methods = ["POST"]
+path = "/v1/chat/completions"
+scopes = ["inference:write"]
+cost = 1
+[[gateway.routes]]
+path = "/v1/*"
+scopes = ["inference:read"]
+"#;
+
+    fn number(m: Matched<'_>) -> Option<usize> {
+        match m {
+            Matched::Route(r) => Some(r.number),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn first_match_wins_exact_and_prefix_query_ignored() {
+        let g = gateway(SPEC_EXAMPLE).expect("valid");
+        assert_eq!(number(g.route("POST", "/v1/chat/completions")), Some(1));
+        assert_eq!(number(g.route("post", "/v1/chat/completions?x=1")), Some(1));
+        assert_eq!(number(g.route("GET", "/v1/chat/completions")), Some(2));
+        assert_eq!(number(g.route("GET", "/v1/")), Some(2));
+        assert_eq!(number(g.route("GET", "/v1/models/a%20b")), Some(2));
+        assert!(matches!(g.route("GET", "/v1"), Matched::NoRoute));
+        assert!(matches!(g.route("GET", "/v2/x"), Matched::NoRoute));
+        assert!(matches!(g.route("GET", "/v1x/"), Matched::NoRoute));
+    }
+
+    #[test]
+    fn dot_segments_encoded_slashes_and_nul_are_refused() {
+        let g = gateway(SPEC_EXAMPLE).expect("valid");
+        for bad in [
+            "/v1/../admin",
+            "/v1/./x",
+            "/v1/%2e%2e/admin",
+            "/v1/%2E/x",
+            "/v1/a%2fb",
+            "/v1/a%2Fb",
+            "/v1/a%5cb",
+            "/v1/a\\b",
+            "/v1/a%00",
+            "/v1/a\0",
+            "v1/x",
+            "",
+            "/v1/%ff",
+            "/v1/%zz",
+        ] {
+            assert!(matches!(g.route("GET", bad), Matched::Refused), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_route_is_named() {
+        let cases = [
+            (r#"path = "v1/x""#, "gateway.routes[1]"),
+            (r#"path = "/v1*""#, "prefix"),
+            (r#"path = "/v1/*/x""#, "gateway.routes[1]"),
+            (r#"path = "/v1/../x""#, "gateway.routes[1]"),
+            ("path = \"/x\"\nscopes = [\"nope:read\"]", "nope:read"),
+            ("path = \"/x\"\ncost = 0", "cost"),
+            ("path = \"/x\"\ncost = 1001", "cost"),
+            ("path = \"/x\"\nmethods = [\"GE T\"]", "method"),
+            ("path = \"/x\"\nmethods = []", "methods"),
+            ("path = \"/x\"\nweight = 3", "weight"),
+        ];
+        for (route, needle) in cases {
+            let text = format!(
+                "[gateway]\n[[gateway.routes]]\npath = \"/ok\"\n[[gateway.routes]]\n{route}\n"
+            );
+            let text = text.replacen("[[gateway.routes]]\npath = \"/ok\"\n", "", 1);
+            let err = gateway(&text).expect_err(route);
+            assert!(err.contains(needle), "{route}: {err}");
+        }
+        let two =
+            "[gateway]\n[[gateway.routes]]\npath = \"/ok\"\n[[gateway.routes]]\npath = \"bad\"\n";
+        assert!(gateway(two).expect_err("bad").contains("gateway.routes[2]"));
+        assert!(gateway("[gateway]\naudience = \"\"").is_err());
+    }
+}
