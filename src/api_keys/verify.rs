@@ -309,7 +309,9 @@ pub fn decide(
             (Code::RateLimited, Some(rate))
         }
     };
-    if counting == Counting::Count {
+    // Every counted answer (a bearer use, a verify with any cost) is one request in the
+    // usage (docs/spec.md §10); a peek is not.
+    if counting != Counting::Peek {
         rt.hourly.record(&key.org_id, &key.id, code, now);
     }
     Verification {

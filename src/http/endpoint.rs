@@ -110,6 +110,27 @@ impl Endpoint {
         self.on(Method::DELETE, handler)
     }
 
+    /// Every method goes to `handler` (a gateway check answers whatever method the proxy
+    /// forwards, docs/spec.md §11); `describe` lists the common ones.
+    pub fn any<F, Args>(mut self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.resource = self.resource.route(web::route().to(handler));
+        self.allow.extend([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ]);
+        self
+    }
+
     fn on<F, Args>(mut self, method: Method, handler: F) -> Self
     where
         F: Handler<Args>,

@@ -130,12 +130,7 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
             .post(register::register_post)
             .cross_origin(),
         // docs/spec.md §11: any method (nginx sends GET, Envoy the original one).
-        at(gateway::CHECK_PATH, Plain)
-            .get(gateway::check)
-            .post(gateway::check)
-            .put(gateway::check)
-            .patch(gateway::check)
-            .delete(gateway::check),
+        at(gateway::CHECK_PATH, Plain).any(gateway::check),
         at("/oauth/register/{client_id}", OAuth)
             .data(api_body())
             .get(register::read_get)

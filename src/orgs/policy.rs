@@ -115,14 +115,40 @@ pub struct OrgPatch {
     pub revoke_leaked_keys: Option<bool>,
     /// Units per minute shared by all the organization's keys (1–1000000), or `null` for
     /// no organization budget (docs/spec.md §10).
-    #[serde(default, deserialize_with = "present")]
+    /// Kept as JSON until `update` checks it, so that a mistyped value gets a 400 naming
+    /// the field rather than the body parser's generic message.
+    #[serde(default, deserialize_with = "present_value")]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 1000000)]
-    pub rate_limit_per_minute: Option<Option<i64>>,
+    pub rate_limit_per_minute: Option<serde_json::Value>,
 }
 
 /// A field that is present (`Some(value)`, `Some(None)` for `null`) or absent (`None`).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
     Option::<i64>::deserialize(d).map(Some)
+}
+
+/// Like [`present`], for a field checked later: `Some(Value::Null)` for `null`.
+fn present_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+/// `rate_limit_per_minute` of a patch: `None` absent, `Some(None)` null, `Some(Some(n))`
+/// an integer from 1 to [`super::ops::MAX_RATE_LIMIT`]; anything else is 400 naming it.
+fn budget_of(patch: &OrgPatch) -> Result<Option<Option<i64>>, OpError> {
+    let max = super::ops::MAX_RATE_LIMIT;
+    let invalid = || {
+        OpError::invalid(format!(
+            "rate_limit_per_minute must be an integer from 1 to {max}, or null."
+        ))
+    };
+    match &patch.rate_limit_per_minute {
+        None => Ok(None),
+        Some(serde_json::Value::Null) => Ok(Some(None)),
+        Some(v) => match v.as_i64() {
+            Some(n) if (1..=max).contains(&n) => Ok(Some(Some(n))),
+            _ => Err(invalid()),
+        },
+    }
 }
 
 fn settings_of(conn: &mut DbConnection, org_id: &str) -> Result<OrgSettings, OpError> {
@@ -173,14 +199,7 @@ pub fn update(
             "max_key_lifetime_days must be from 1 to {MAX_LIFETIME_DAYS}, or null."
         )));
     }
-    if let Some(Some(l)) = patch.rate_limit_per_minute
-        && !(1..=super::ops::MAX_RATE_LIMIT).contains(&l)
-    {
-        return Err(OpError::invalid(format!(
-            "rate_limit_per_minute must be from 1 to {}, or null.",
-            super::ops::MAX_RATE_LIMIT
-        )));
-    }
+    let budget = budget_of(patch)?;
     write_tx(conn, |conn| -> Result<OrgSettings, OpError> {
         let before = settings_of(conn, org_id)?;
         if let Some(n) = &name {
@@ -189,7 +208,7 @@ pub fn update(
                 .execute(conn)?;
         }
         // The budget reaches keys already cached within `--cache-ttl-ms`.
-        if let Some(budget) = patch.rate_limit_per_minute {
+        if let Some(budget) = budget {
             diesel::update(organizations::table.find(org_id))
                 .set(organizations::rate_limit_per_minute.eq(budget))
                 .execute(conn)?;

@@ -78,6 +78,15 @@ async fn a9_a10_login_redirects_with_303_to_same_origin_paths_only(backend: Back
         .await
         .expect("html");
     assert_eq!(hidden(&page, "return_to"), "/");
+    // R9 regression: a doubled `return_to` is ambiguous and lands on `/`, never a text 400.
+    for path in ["/login", "/signup"] {
+        let r = app
+            .get(&format!("{path}?return_to=/a&return_to=%0d%0a"))
+            .await;
+        assert_eq!(r.status(), 200, "{path}");
+        let page = r.text().await.expect("html");
+        assert_eq!(hidden(&page, "return_to"), "/", "{path}");
+    }
 }
 
 async fn h1_login_and_logout_refuse_forms_without_a_valid_csrf_token(backend: Backend) {

@@ -768,7 +768,11 @@ fn serve_creates_its_files_prints_the_url_and_exits_0_on_sigterm() {
         .collect();
     // The access-token key and one ID-token key per algorithm (RS256, ES256, EdDSA:
     // docs/spec.md §9).
-    assert_eq!(keys.len(), 4, "generated keys: access + three ID-token lanes");
+    assert_eq!(
+        keys.len(),
+        4,
+        "generated keys: access + three ID-token lanes"
+    );
     // Issue 11 §16 (docs/spec.md §1): everything it created is its owner's only.
     #[cfg(unix)]
     {

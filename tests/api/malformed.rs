@@ -313,7 +313,9 @@ async fn run(ctx: &Ctx<'_>, c: &Case) -> Result<(), String> {
     let api = template.starts_with("/api/v1");
     let authorize = *template == "/oauth/authorize";
     let oauth = template.starts_with("/oauth/") && !authorize;
-    let page = !api && !template.starts_with("/oauth/");
+    // `/gateway/check` answers a proxy in the RFC 6750 JSON shape (docs/spec.md §11).
+    let gateway = template.starts_with("/gateway/");
+    let page = !api && !gateway && !template.starts_with("/oauth/");
     let client = if page && c.authenticated {
         &ctx.signed_in
     } else {
@@ -398,7 +400,12 @@ async fn run(ctx: &Ctx<'_>, c: &Case) -> Result<(), String> {
     }
     // The authorization endpoint's 405 is in the shape of the OAuth family (docs/spec.md §3);
     // its other errors are pages.
-    let oauth = (oauth && routed) || (authorize && status == 405);
+    // A NUL in any URL outside `/oauth/` and `/api/v1` is refused by the page middleware
+    // before routing, so the gateway may answer with a page too.
+    if gateway && content_type.starts_with("text/html") {
+        return Ok(());
+    }
+    let oauth = (oauth && routed) || (authorize && status == 405) || gateway;
     if api {
         let body: Value = serde_json::from_str(&text).unwrap_or_default();
         if !body["error"]["type"].is_string() || !body["error"]["message"].is_string() {

@@ -6,7 +6,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use serde::Deserialize;
 
 use super::signed_in::{Fields, FormBody, csrf_ok, forbidden_form};
 use super::{cookie, current_session, page, see_other};
@@ -46,7 +45,7 @@ struct HomePage<'a> {
     name_csrf: &'a str,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
 pub struct ReturnTo {
     return_to: Option<String>,
     /// OpenID Connect `login_hint`: prefills the email.
@@ -54,6 +53,25 @@ pub struct ReturnTo {
     /// `1`: show the form even to a signed-in person (OpenID Connect `prompt=login`,
     /// `max_age`, docs/spec.md §9).
     reauth: Option<String>,
+}
+
+impl ReturnTo {
+    /// The query of `GET /login` and `GET /signup`. A parameter given more than once is
+    /// ambiguous and counts as absent (so a doubled `return_to` lands on `/`), never a 400.
+    fn parse(query: &str) -> Self {
+        let mut seen: std::collections::HashMap<String, Option<String>> = Default::default();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            seen.entry(k.into_owned())
+                .and_modify(|e| *e = None)
+                .or_insert_with(|| Some(v.into_owned()));
+        }
+        let mut take = |name: &str| seen.remove(name).flatten();
+        Self {
+            return_to: take("return_to"),
+            login_hint: take("login_hint"),
+            reauth: take("reauth"),
+        }
+    }
 }
 
 /// The fields of the login and signup forms.
@@ -205,9 +223,9 @@ async fn start_session(
 
 pub async fn login_get(
     req: HttpRequest,
-    q: web::Query<ReturnTo>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let q = ReturnTo::parse(req.query_string());
     let return_to = safe_return_to(q.return_to.as_deref());
     if q.reauth.as_deref() != Some("1") && current_session(&req, &state).await?.is_some() {
         return Ok(see_other(&return_to));
@@ -315,9 +333,9 @@ pub async fn login_post(
 
 pub async fn signup_get(
     req: HttpRequest,
-    q: web::Query<ReturnTo>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let q = ReturnTo::parse(req.query_string());
     let return_to = safe_return_to(q.return_to.as_deref());
     Ok(signup_page(
         &req,
