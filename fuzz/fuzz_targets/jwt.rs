@@ -19,7 +19,7 @@ fn keys() -> &'static KeySet {
 fuzz_target!(|data: &[u8]| {
     let expect = Expect {
         issuer: "https://as.example",
-        audience: "https://as.example",
+        audiences: &["https://as.example"],
         leeway: 30,
         now: NOW,
     };
