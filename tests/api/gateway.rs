@@ -221,6 +221,41 @@ async fn i3_i6_gateway_api_keys_scopes_cost_identity_and_budget(backend: Backend
     let a = check(&app, "GET", "/v1/models", Some(&reader.key), &[]).await;
     assert_eq!(a.status, 401);
     assert!(a.header("x-ratelimit-remaining").is_none() && a.header("ratelimit").is_none());
+    // Gateway answers count in the usage like verify (docs/spec.md §10, §11).
+    tessera::startup::flush_key_usage(&app.state).await;
+    let analytics = app.api_key(
+        &org,
+        KeySpec {
+            scopes: "analytics:read",
+            ..Default::default()
+        },
+    );
+    let now = app.clock.now();
+    let r = app
+        .api(
+            Method::GET,
+            &format!(
+                "/api/v1/usage?start={}&end={}&key_id={}",
+                tessera::clock::rfc3339(now - 3 * 3600),
+                tessera::clock::rfc3339(now + 3 * 3600),
+                reader.id
+            ),
+            &analytics.key,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let counted = |code: &str| -> i64 {
+        r.body["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .filter(|p| p["code"] == code)
+            .map(|p| p["count"].as_i64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(counted("VALID"), 1, "{}", r.body);
+    assert_eq!(counted("INSUFFICIENT_SCOPE"), 1, "{}", r.body);
 }
 
 async fn client_token(app: &TestApp, scope: &str) -> String {
