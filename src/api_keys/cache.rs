@@ -144,10 +144,15 @@ impl KeyCache {
     }
 }
 
-/// Successful resource-server authentications.
+/// The resource URIs a resource server registered (docs/spec.md §8), sorted; empty for
+/// one with none (it sees every token).
+pub type Resources = std::sync::Arc<[String]>;
+
+/// Successful resource-server authentications, with the caller's resources, so that an
+/// introspection on the hot path restricts its answer without the database.
 pub struct CredentialCache {
-    /// (client id, SHA-256 of the secret) → authenticated.
-    ok: Option<Cache<(String, String), ()>>,
+    /// (client id, SHA-256 of the secret) → authenticated, with these resources.
+    ok: Option<Cache<(String, String), Resources>>,
 }
 
 impl fmt::Debug for CredentialCache {
@@ -172,22 +177,21 @@ impl CredentialCache {
         }
     }
 
-    /// True when this id and secret authenticated a resource server within the TTL.
-    pub fn check(&self, client_id: &str, secret: &str, health: &Health) -> bool {
-        let Some(ok) = &self.ok else {
-            return false;
-        };
-        health.fresh()
-            && ok
-                .get(&(client_id.to_string(), crate::crypto::sha256_hex(secret)))
-                .is_some()
+    /// The resources of the resource server this id and secret authenticated within the
+    /// TTL; `None` when not cached (or the database was unhealthy lately).
+    pub fn check(&self, client_id: &str, secret: &str, health: &Health) -> Option<Resources> {
+        let ok = self.ok.as_ref()?;
+        if !health.fresh() {
+            return None;
+        }
+        ok.get(&(client_id.to_string(), crate::crypto::sha256_hex(secret)))
     }
 
-    pub fn remember(&self, client_id: &str, secret: &str) {
+    pub fn remember(&self, client_id: &str, secret: &str, resources: Resources) {
         if let Some(ok) = &self.ok {
             ok.insert(
                 (client_id.to_string(), crate::crypto::sha256_hex(secret)),
-                (),
+                resources,
             );
         }
     }
@@ -249,16 +253,19 @@ mod tests {
     fn forgetting_a_client_drops_all_its_secrets_only() {
         let h = healthy();
         let c = CredentialCache::new(Duration::from_secs(60));
-        c.remember("rs", "old");
-        c.remember("rs", "new");
-        c.remember("other", "s");
-        assert!(c.check("rs", "old", &h) && c.check("rs", "new", &h));
-        assert!(!c.check("rs", "wrong", &h));
+        c.remember("rs", "old", Resources::from(Vec::new()));
+        c.remember("rs", "new", Resources::from(Vec::new()));
+        c.remember("other", "s", Resources::from(Vec::new()));
+        assert!(c.check("rs", "old", &h).is_some() && c.check("rs", "new", &h).is_some());
+        assert!(c.check("rs", "wrong", &h).is_none());
         c.forget_client("rs");
-        assert!(!c.check("rs", "old", &h) && !c.check("rs", "new", &h));
-        assert!(c.check("other", "s", &h));
-        c.remember("rs", "new");
-        assert!(c.check("rs", "new", &h), "a later success is cached again");
+        assert!(c.check("rs", "old", &h).is_none() && c.check("rs", "new", &h).is_none());
+        assert!(c.check("other", "s", &h).is_some());
+        c.remember("rs", "new", Resources::from(Vec::new()));
+        assert!(
+            c.check("rs", "new", &h).is_some(),
+            "a later success is cached again"
+        );
     }
 
     #[test]
@@ -268,8 +275,8 @@ mod tests {
         keys.put("d", &record("k"));
         assert!(!keys.enabled() && keys.get("d", &h).is_none());
         let creds = CredentialCache::new(Duration::ZERO);
-        creds.remember("rs", "s");
-        assert!(!creds.check("rs", "s", &h));
+        creds.remember("rs", "s", Resources::from(Vec::new()));
+        assert!(creds.check("rs", "s", &h).is_none());
 
         let keys = KeyCache::new(Duration::from_secs(60));
         keys.put("d", &record("k"));

@@ -198,7 +198,7 @@ pub fn update(
     let valid = new.validate(&ctx.settings.scopes)?;
     check_grantable(actor, &valid)?;
     let now = ctx.now;
-    write_tx(conn, |conn| {
+    let row = write_tx(conn, |conn| {
         store::update(conn, id, &valid, now)?;
         let row = store::find(conn, id)?.ok_or(OpError::NotFound("client"))?;
         audit(
@@ -209,8 +209,12 @@ pub fn update(
             json!({"name": row.name}),
             now,
         )?;
-        Ok(row)
-    })
+        Ok::<_, OpError>(row)
+    })?;
+    // This instance's cached credential carries a resource server's resources
+    // (docs/spec.md §8); other instances' expire within `--cache-ttl-ms`.
+    ctx.client_changed(&row.id);
+    Ok(row)
 }
 
 /// Every client, platform clients included, newest first (the operator's `tessera client

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::api_keys::verify::{self, Counting};
 use crate::app::AppState;
 use crate::clock::Timestamp;
-use crate::error::{AppError, ErrorCode, OAuthError};
+use crate::error::{ErrorCode, OAuthError};
 use crate::http::with_db;
 use crate::introspection::{self, Context, JwtCheck};
 use crate::oauth::client_auth;
@@ -169,18 +169,20 @@ pub async fn introspect_post(
             )
         });
     }
+    // `Some(resources)`: a resource server authenticated recently, with its resource URIs
+    // (docs/spec.md §8: it sees only tokens meant for one of them).
     let cached_caller = client_auth::resource_server_cached(&state.api_keys, &presented);
     // The hot path: for a recently authenticated resource server, whatever can be decided
     // without the database is decided here, and what is left (a JWT's revocation status,
     // an uncached key's row) goes on to the database without being checked twice.
     let mut pending = Pending::Anything;
-    if cached_caller {
+    if let Some(resources) = &cached_caller {
         let keys = state.keys.snapshot();
         if token.matches('.').count() == 2 {
             match introspection::access_token_cached(introspection_ctx(&state, &keys, now), &token)
             {
                 JwtCheck::Done(answer) => {
-                    let answer = restricted(&state, &caller, answer).await?;
+                    let answer = introspection::for_caller(answer, resources);
                     return Ok(introspected(&state, answer, &caller, &ip, now));
                 }
                 JwtCheck::Verified(c) => pending = Pending::Jwt(Box::new(c)),
@@ -196,7 +198,7 @@ pub async fn introspect_post(
             ) {
                 Ok(v) if v.key.is_some() => {
                     let answer = introspection::api_key_answer(&state.issuer, v);
-                    let answer = restricted(&state, &caller, answer).await?;
+                    let answer = introspection::for_caller(answer, resources);
                     return Ok(introspected(&state, answer, &caller, &ip, now));
                 }
                 Err(hash) => pending = Pending::KeyDigest(hash),
@@ -209,20 +211,22 @@ pub async fn introspect_post(
     let answer = with_db(
         &state,
         move |conn| -> Result<serde_json::Value, OAuthError> {
-            if !cached_caller
-                && !client_auth::authenticate_resource_server(conn, &st.api_keys, &presented, now)?
-            {
-                return Err(OAuthError {
-                    forbidden: true,
-                    ..OAuthError::new(
-                        ErrorCode::UnauthorizedClient,
-                        "Only resource servers may introspect tokens.",
-                    )
-                });
-            }
+            let resources = match cached_caller {
+                Some(r) => r,
+                None => {
+                    client_auth::authenticate_resource_server(conn, &st.api_keys, &presented, now)?
+                        .ok_or_else(|| OAuthError {
+                            forbidden: true,
+                            ..OAuthError::new(
+                                ErrorCode::UnauthorizedClient,
+                                "Only resource servers may introspect tokens.",
+                            )
+                        })?
+                }
+            };
             let keys = st.keys.snapshot();
             let ctx = introspection_ctx(&st, &keys, now);
-            Ok(match pending {
+            let answer = match pending {
                 Pending::Anything => introspection::introspect(conn, ctx, &token)?,
                 Pending::Jwt(c) => introspection::access_token_live(conn, ctx, &token, *c)?,
                 Pending::KeyDigest(hash) => {
@@ -237,7 +241,8 @@ pub async fn introspect_post(
                     )?;
                     introspection::api_key_answer(&st.issuer, v)
                 }
-            })
+            };
+            Ok(introspection::for_caller(answer, &resources))
         },
     )
     .await;
@@ -248,26 +253,7 @@ pub async fn introspect_post(
         }
         other => other?,
     };
-    let answer = restricted(&state, &caller, answer).await?;
     Ok(introspected(&state, answer, &caller, &ip, now))
-}
-
-/// An active answer as the calling resource server may see it
-/// (`introspection::for_caller`, docs/spec.md §8).
-async fn restricted(
-    state: &web::Data<AppState>,
-    caller: &str,
-    answer: serde_json::Value,
-) -> Result<serde_json::Value, OAuthError> {
-    if answer.get("active") != Some(&serde_json::Value::Bool(true)) {
-        return Ok(answer);
-    }
-    let caller = caller.to_string();
-    let resources = with_db(state, move |conn| {
-        crate::oauth::resource::of_client(conn, &caller).map_err(AppError::from_db)
-    })
-    .await?;
-    Ok(introspection::for_caller(answer, &resources))
 }
 
 /// What an introspection still needs from the database once the cached checks ran.

@@ -6,6 +6,7 @@
 use base64::Engine;
 
 use super::form::StrictForm;
+use crate::api_keys::cache::Resources;
 use crate::clients::store::{self, ClientRow};
 use crate::clock::Timestamp;
 use crate::db::DbConnection;
@@ -56,27 +57,35 @@ impl Presented {
 }
 
 /// Whether a resource server's credentials authenticated recently (the credential cache
-/// of `api_keys::cache`): if so, the database is not asked again.
-pub fn resource_server_cached(rt: &crate::api_keys::verify::KeyRuntime, p: &Presented) -> bool {
+/// of `api_keys::cache`): if so (`Some`, with its resource URIs), the database is not
+/// asked again.
+pub fn resource_server_cached(
+    rt: &crate::api_keys::verify::KeyRuntime,
+    p: &Presented,
+) -> Option<Resources> {
     p.secret()
-        .is_some_and(|s| rt.clients.check(p.client_id(), s, &rt.health))
+        .and_then(|s| rt.clients.check(p.client_id(), s, &rt.health))
 }
 
 /// Authenticates a caller that must be a `--resource-server` client, and remembers a
-/// success in the credential cache. `Ok(false)`: authenticated, not a resource server.
+/// success, with the client's resource URIs, in the credential cache. `Ok(None)`:
+/// authenticated, not a resource server; `Ok(Some(resources))`: a resource server.
 pub fn authenticate_resource_server(
     conn: &mut DbConnection,
     rt: &crate::api_keys::verify::KeyRuntime,
     p: &Presented,
     now: Timestamp,
-) -> Result<bool, OAuthError> {
+) -> Result<Option<Resources>, OAuthError> {
     let client = authenticate(conn, p, now)?;
-    if client.is_resource_server
-        && let Some(secret) = p.secret()
-    {
-        rt.clients.remember(p.client_id(), secret);
+    if !client.is_resource_server {
+        return Ok(None);
     }
-    Ok(client.is_resource_server)
+    let resources: Resources = crate::oauth::resource::of_client(conn, &client.id)?.into();
+    if let Some(secret) = p.secret() {
+        rt.clients
+            .remember(p.client_id(), secret, resources.clone());
+    }
+    Ok(Some(resources))
 }
 
 /// Form-urldecoding of one Basic credential half (RFC 6749 §2.3.1).

@@ -106,8 +106,8 @@ fn authenticate_verifier(
     now: i64,
 ) -> Result<(), ApiError> {
     match client_auth::authenticate_resource_server(conn, &st.api_keys, presented, now) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(ApiError::forbidden(
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(ApiError::forbidden(
             "Only resource servers may verify keys.",
         )),
         Err(e) => Err(e.cause.map(ApiError::from).unwrap_or_else(basic_required)),
@@ -174,7 +174,7 @@ pub async fn verify_post(
     }
     let rt = &state.api_keys;
     let prefix = &state.settings.key_prefix;
-    let cached_caller = client_auth::resource_server_cached(rt, &presented);
+    let cached_caller = client_auth::resource_server_cached(rt, &presented).is_some();
     // The hot path: a recently authenticated resource server and a cached (or malformed)
     // key need no database at all; an uncached key goes on with its digest.
     let fast = if cached_caller {
