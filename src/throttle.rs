@@ -1,7 +1,9 @@
 //! Throttling of failed credential checks: logins (docs/security.md K1) and client
 //! authentication at the token endpoint (K2). Failures are counted per (subject, IP) and
-//! per IP in fixed one-minute windows, in process. Past a limit: 429 with `Retry-After`,
-//! even for the right credentials, until the window ends; other IPs are unaffected.
+//! per IP, in process, in one-minute windows that open at the first failure of each key:
+//! unlike windows aligned to the clock, a burst cannot straddle two windows and get twice the
+//! limit. Past a limit: 429 with `Retry-After`, even for the right credentials, until that
+//! window ends; other IPs are unaffected.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,6 +16,7 @@ pub const WINDOW_SECONDS: i64 = 60;
 pub struct FailureThrottle {
     per_subject: u32,
     per_ip: u32,
+    /// key → (when its window opened, in seconds; failures in it)
     failures: Mutex<HashMap<String, (Timestamp, u32)>>,
 }
 
@@ -30,34 +33,30 @@ impl FailureThrottle {
         [format!("a:{email}|{ip}"), format!("i:{ip}")]
     }
 
-    /// `Some(seconds)` to wait when this attempt must be refused.
+    /// `Some(seconds)` to wait when this attempt must be refused: until the window of the
+    /// key that is over its limit closes (the later one when both are).
     pub fn check(&self, email: &str, ip: &str, now: Timestamp) -> Option<i64> {
         let map = self.failures.lock().ok()?;
-        let window = now - now % WINDOW_SECONDS;
         let [account, ip_key] = Self::keys(email, ip);
-        let over = |key: &str, limit: u32| {
+        let wait = |key: &str, limit: u32| {
             map.get(key)
-                .is_some_and(|&(w, n)| w == window && n >= limit)
+                .filter(|&&(opened, n)| now < opened + WINDOW_SECONDS && n >= limit)
+                .map(|&(opened, _)| opened + WINDOW_SECONDS - now)
         };
-        if over(&account, self.per_subject) || over(&ip_key, self.per_ip) {
-            Some(window + WINDOW_SECONDS - now)
-        } else {
-            None
-        }
+        wait(&account, self.per_subject).max(wait(&ip_key, self.per_ip))
     }
 
     pub fn record_failure(&self, email: &str, ip: &str, now: Timestamp) {
         let Ok(mut map) = self.failures.lock() else {
             return;
         };
-        let window = now - now % WINDOW_SECONDS;
         if map.len() > 100_000 {
-            map.retain(|_, (w, _)| *w == window);
+            map.retain(|_, (opened, _)| now < *opened + WINDOW_SECONDS);
         }
         for key in Self::keys(email, ip) {
-            let e = map.entry(key).or_insert((window, 0));
-            if e.0 != window {
-                *e = (window, 0);
+            let e = map.entry(key).or_insert((now, 0));
+            if now >= e.0 + WINDOW_SECONDS {
+                *e = (now, 0);
             }
             e.1 += 1;
         }
@@ -92,6 +91,23 @@ mod tests {
             t.check("a@x", "1.1.1.1", now + 60),
             None,
             "unlocks after the window"
+        );
+    }
+
+    /// Windows open at the first failure: ten failures straddling a minute of the clock
+    /// still lock the account (with clock-aligned windows they counted 5 + 5).
+    #[test]
+    fn k1_failures_across_a_clock_minute_count_together() {
+        let t = FailureThrottle::new(10, 50);
+        for i in 0..10 {
+            assert_eq!(t.check("a@x", "1.1.1.1", 6_055 + i), None);
+            t.record_failure("a@x", "1.1.1.1", 6_055 + i);
+        }
+        assert_eq!(t.check("a@x", "1.1.1.1", 6_065), Some(50));
+        assert_eq!(
+            t.check("a@x", "1.1.1.1", 6_115),
+            None,
+            "unlocks 60 s after the first"
         );
     }
 }
