@@ -104,6 +104,11 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_CACHE_TTL_MS", help_heading = SETTINGS,
           default_value = "1000")]
     pub cache_ttl_ms: Option<u64>,
+    /// How often each instance polls the database for revocations made elsewhere, ms
+    /// (with PostgreSQL, LISTEN/NOTIFY wakes the poll at once; this is the fallback)
+    #[arg(long, global = true, env = "TESSERA_CHANGE_POLL_INTERVAL_MS", help_heading = SETTINGS,
+          default_value = "100")]
+    pub change_poll_interval_ms: Option<u64>,
     /// Prefix of API keys, e.g. tsr → tsr_sk_...
     #[arg(long, global = true, env = "TESSERA_KEY_PREFIX", help_heading = SETTINGS,
           default_value = "tsr")]

@@ -35,6 +35,8 @@ pub struct Settings {
     pub refresh_grace_seconds: i64,
     pub jwt_leeway_seconds: i64,
     pub cache_ttl_ms: u64,
+    /// Period of the change poll (docs/spec.md §12), ms; at least 10.
+    pub change_poll_interval_ms: u64,
     pub key_prefix: String,
     pub workers: usize,
     pub shutdown_timeout_seconds: u64,
@@ -199,6 +201,10 @@ impl Settings {
             return Err(invalid("db_pool_size", "must be at least 1"));
         }
 
+        let change_poll_interval_ms = given("change_poll_interval_ms", a.change_poll_interval_ms)?;
+        if change_poll_interval_ms < 10 {
+            return Err(invalid("change_poll_interval_ms", "must be at least 10"));
+        }
         let db_timeout_ms = given("db_timeout_ms", a.db_timeout_ms)?;
         if db_timeout_ms < 100 {
             return Err(invalid("db_timeout_ms", "must be at least 100"));
@@ -257,6 +263,7 @@ impl Settings {
             refresh_grace_seconds,
             jwt_leeway_seconds,
             cache_ttl_ms: given("cache_ttl_ms", a.cache_ttl_ms)?,
+            change_poll_interval_ms,
             key_prefix,
             workers,
             shutdown_timeout_seconds: given(

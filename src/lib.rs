@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod app;
 pub mod audit;
+pub mod change_feed;
 pub mod cli;
 pub mod clients;
 pub mod clock;

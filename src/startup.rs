@@ -104,6 +104,9 @@ impl Application {
                 .map_err(|e| StartupError::Io(std::io::Error::other(e.to_string())))?,
             settings,
         });
+        state.api_keys.health.poll_every(Duration::from_millis(
+            state.settings.change_poll_interval_ms,
+        ));
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -161,17 +164,33 @@ impl Application {
             }
         });
         let st = self.state.clone();
+        let period = Duration::from_millis(st.settings.change_poll_interval_ms);
+        // With PostgreSQL, NOTIFY wakes the change poll at once (docs/spec.md §12).
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let _listener = match &st.settings.database_url {
+            crate::db::DatabaseUrl::Postgres(url) => {
+                let url = crate::db::with_client_timeouts(
+                    url,
+                    Duration::from_millis(st.settings.db_timeout_ms),
+                );
+                crate::change_feed::listen(url, wake.clone())
+                    .map_err(|e| tracing::warn!(error = %e, "cannot start the change listener; polling only"))
+                    .ok()
+            }
+            crate::db::DatabaseUrl::Sqlite(_) => None,
+        };
         let flusher = actix_web::rt::spawn(async move {
-            let mut tick = actix_web::rt::time::interval(crate::api_keys::cache::POLL_INTERVAL);
+            let mut tick = actix_web::rt::time::interval(period);
+            let mut flush = actix_web::rt::time::interval(FLUSH_INTERVAL);
             let mut since = st.clock.now();
-            let mut n: u64 = 0;
             loop {
-                tick.tick().await;
-                since = poll_credential_changes(&st, since).await;
-                n += 1;
-                if n.is_multiple_of(10) {
-                    flush_key_usage(&st).await;
-                    st.metrics.upkeep();
+                tokio::select! {
+                    _ = tick.tick() => since = poll_credential_changes(&st, since).await,
+                    () = wake.notified() => since = poll_credential_changes(&st, since).await,
+                    _ = flush.tick() => {
+                        flush_key_usage(&st).await;
+                        st.metrics.upkeep();
+                    }
                 }
             }
         });
@@ -196,6 +215,11 @@ impl Application {
         result
     }
 }
+
+/// How often an instance writes its rate-limit counts and reads the others' back (with its
+/// usage counts and `last_used_at`): a count reaches the other instances within two
+/// periods, one second, which bounds the overshoot across instances (docs/spec.md §12).
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Writes the in-memory key usage and rate-limit counts (see `api_keys::verify::flush`).
 pub async fn flush_key_usage(state: &web::Data<AppState>) {

@@ -27,8 +27,10 @@ use moka::sync::Cache;
 
 use super::verify::KeyRecord;
 
+/// The default period of the change poll (`--change-poll-interval-ms`).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// Cached answers are used only while the last successful poll is this recent.
+/// Cached answers are used only while the last successful poll is this recent (or three
+/// poll periods, when `--change-poll-interval-ms` makes that longer; [`Health::poll_every`]).
 pub const HEALTH_WINDOW: Duration = Duration::from_millis(500);
 /// About 260,000 keys (~80 MB) at most.
 const MAX_KEYS: u64 = 262_144;
@@ -57,6 +59,7 @@ where
 pub struct Health {
     epoch: Instant,
     last_ok_ms: AtomicU64,
+    window_ms: AtomicU64,
 }
 
 impl Default for Health {
@@ -65,11 +68,18 @@ impl Default for Health {
             epoch: Instant::now(),
             // Nothing is served from a cache until the first poll has succeeded.
             last_ok_ms: AtomicU64::new(u64::MAX),
+            window_ms: AtomicU64::new(HEALTH_WINDOW.as_millis() as u64),
         }
     }
 }
 
 impl Health {
+    /// The poll runs every `period`: a successful poll keeps the caches trusted for
+    /// [`HEALTH_WINDOW`] or three periods, whichever is longer.
+    pub fn poll_every(&self, period: Duration) {
+        let window = HEALTH_WINDOW.max(period * 3).as_millis() as u64;
+        self.window_ms.store(window, Ordering::Relaxed);
+    }
     pub fn mark_ok(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64;
         self.last_ok_ms.store(ms, Ordering::Relaxed);
@@ -81,7 +91,8 @@ impl Health {
     pub fn fresh(&self) -> bool {
         let last = self.last_ok_ms.load(Ordering::Relaxed);
         last != u64::MAX
-            && self.epoch.elapsed().as_millis() as u64 <= last + HEALTH_WINDOW.as_millis() as u64
+            && self.epoch.elapsed().as_millis() as u64
+                <= last + self.window_ms.load(Ordering::Relaxed)
     }
 }
 

@@ -10,8 +10,8 @@
 //! they spend stays within L, and a request that does not fit is refused and spends
 //! nothing (from neither budget). Like every fixed window, a client can spend L at the end
 //! of one window and L at the start of the next; the documented tolerance across N
-//! instances is what each instance admits between two syncs (one second by default)
-//! beyond the shared count.
+//! instances is what the other instances admitted in the last second (each writes its
+//! counts and reads the total back every `startup::FLUSH_INTERVAL`, half a second).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

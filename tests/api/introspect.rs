@@ -24,7 +24,7 @@ crate::on_both_backends!(
 
 const INACTIVE: &str = r#"{"active":false}"#;
 
-async fn cc_token(app: &TestApp) -> (String, (String, String)) {
+pub(crate) async fn cc_token(app: &TestApp) -> (String, (String, String)) {
     let (id, secret) = app.machine_client("inference:read");
     let r = app
         .post_form(

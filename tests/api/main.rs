@@ -18,6 +18,7 @@ mod authorize;
 mod bad_input;
 mod browser;
 mod challenges;
+mod change_feed;
 mod checklist;
 mod cli;
 mod clients;

@@ -1,6 +1,6 @@
 //! /healthz, /readyz, /metrics and the headers every response carries.
 
-use diesel::{Connection, RunQueryDsl, SqliteConnection};
+use diesel::RunQueryDsl;
 
 use crate::helpers::{Backend, postgres as pg, spawn_app};
 
@@ -34,7 +34,7 @@ async fn r4_readyz_goes_503_when_the_database_goes_away(backend: Backend) {
         Backend::Sqlite => {
             // Break the schema under the running server from another connection.
             let path = app.db().url.trim_start_matches("sqlite://").to_string();
-            let mut conn = SqliteConnection::establish(&path).expect("open");
+            let mut conn = crate::helpers::sqlite_side_connection(&path);
             diesel::sql_query("DROP TABLE signing_keys")
                 .execute(&mut conn)
                 .expect("drop");

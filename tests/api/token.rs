@@ -1,7 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2, §4.4, §5) with the client-credentials grant, and the
 //! client authentication and error rules every grant shares (docs/security.md D1–D12, J1–J4).
 
-use diesel::{Connection, RunQueryDsl, SqliteConnection};
+use diesel::RunQueryDsl;
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 use tessera::clients::{GrantType, NewClient};
@@ -494,7 +494,7 @@ async fn r4_token_requests_answer_503_when_the_database_goes_away(backend: Backe
 pub fn break_database(app: &TestApp) {
     match app.db().url.strip_prefix("sqlite://") {
         Some(path) => {
-            let mut conn = SqliteConnection::establish(path).expect("open");
+            let mut conn = crate::helpers::sqlite_side_connection(path);
             diesel::sql_query("PRAGMA foreign_keys = OFF")
                 .execute(&mut conn)
                 .expect("pragma");

@@ -283,3 +283,15 @@ pub async fn login(
         .await
         .expect("post")
 }
+
+/// A connection of the test's own to a SQLite file the running server uses (to break it
+/// under the server): waits up to 10 s for the server's write lock, which its background
+/// flush takes every half second.
+pub fn sqlite_side_connection(path: &str) -> diesel::SqliteConnection {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::SqliteConnection::establish(path).expect("open the SQLite file");
+    diesel::sql_query("PRAGMA busy_timeout = 10000")
+        .execute(&mut conn)
+        .expect("busy_timeout");
+    conn
+}
