@@ -36,6 +36,15 @@ pub struct Metadata {
     pub logo_uri: Option<String>,
     #[serde(default)]
     pub scope: Option<String>,
+    /// `true` registers a resource server: a confidential client that may introspect
+    /// tokens and verify keys (docs/spec.md §8). It cannot change on update.
+    #[serde(default)]
+    pub resource_server: Option<bool>,
+    /// RFC 8707 resource URIs of a resource server (absolute, no fragment, each owned by
+    /// one resource server; docs/spec.md §8), validated as on `/api/v1/clients`. Omitted
+    /// on update: unchanged.
+    #[serde(default)]
+    pub resources: Option<Vec<String>>,
     /// RFC 7592 §2.2: present on update.
     #[serde(default)]
     pub client_id: Option<String>,
@@ -82,14 +91,14 @@ impl Metadata {
             name: self.client_name.clone().unwrap_or_default(),
             redirect_uris: self.redirect_uris.clone(),
             public: self.public()?,
-            resource_server: false,
+            resource_server: self.resource_server.unwrap_or(false),
             grant_types,
             scope,
             org_id: None,
             logo_uri: self.logo_uri.clone(),
             client_uri: self.client_uri.clone(),
             created_by: None,
-            resources: None,
+            resources: self.resources.clone(),
         })
     }
 }
@@ -200,6 +209,14 @@ pub fn update(
     if meta.client_id.as_deref() != Some(current.id.as_str()) {
         return Err(OpError::invalid(
             "client_id must be present and match the client.",
+        ));
+    }
+    if meta
+        .resource_server
+        .is_some_and(|rs| rs != current.is_resource_server)
+    {
+        return Err(OpError::invalid(
+            "resource_server cannot change after registration.",
         ));
     }
     if meta.public()? != current.is_public {

@@ -69,6 +69,7 @@ diesel::table! {
         scope -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        resources -> Text,
     }
 }
 

@@ -84,6 +84,12 @@ pub struct RegistrationResponse {
     pub logo_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_uri: Option<String>,
+    /// Present (`true`) for a resource server only (docs/spec.md §8).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resource_server: bool,
+    /// RFC 8707 resource URIs of a resource server; absent when it has none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
     /// Epoch seconds.
     pub client_id_issued_at: i64,
     /// Where RFC 7592 reads, updates and deletes this registration.
@@ -227,6 +233,8 @@ fn answer(
         scope: m.scope,
         logo_uri: m.logo_uri,
         client_uri: m.client_uri,
+        resource_server: m.resource_server,
+        resources: m.resources,
         client_id_issued_at: m.client_id_issued_at,
         client_secret_expires_at: secret.as_ref().map(|_| 0),
         client_secret: secret,

@@ -30,6 +30,7 @@ mod key_requests;
 mod keys;
 mod limits;
 mod logs;
+mod mcp_registration;
 mod malformed;
 mod oauth2_client;
 mod oidc;
