@@ -65,7 +65,7 @@ impl Metadata {
         }
     }
 
-    fn to_new(&self) -> Result<NewClient, OpError> {
+    pub(super) fn to_new(&self) -> Result<NewClient, OpError> {
         let grant_types = self
             .grant_types
             .as_deref()
@@ -124,7 +124,11 @@ pub fn ceiling_of(actor: &Actor, catalogue: &Catalogue) -> ScopeSet {
 /// (never `admin`, docs/spec.md §1); a catalogue scope outside the ceiling is refused,
 /// naming it and the scopes this registration may have. Scopes outside the catalogue are
 /// left to `NewClient::validate`, which names them.
-fn cap(new: &mut NewClient, ceiling: &ScopeSet, catalogue: &Catalogue) -> Result<(), OpError> {
+pub(super) fn cap(
+    new: &mut NewClient,
+    ceiling: &ScopeSet,
+    catalogue: &Catalogue,
+) -> Result<(), OpError> {
     let Some(requested) = &new.scope else {
         let default = default_scope(catalogue);
         let within = default
@@ -237,7 +241,10 @@ pub fn update(
         .unwrap_or_else(|| default_scope(catalogue));
     let mut new = meta.to_new()?;
     cap(&mut new, &ceiling, catalogue)?;
-    ops::update(conn, ctx, actor, &current.id, new)
+    if super::open_registration::is_open(conn, &current.id)? {
+        super::open_registration::check(meta, &new)?;
+    }
+    ops::update_row(conn, ctx, actor, current, new)
 }
 
 /// RFC 7592 §2.3: deletes the client and everything issued to it.
@@ -247,5 +254,5 @@ pub fn delete(
     actor: &Actor,
     current: &ClientRow,
 ) -> Result<(), OpError> {
-    ops::delete(conn, ctx, actor, &current.id)
+    ops::delete_row(conn, ctx, &actor.label, current)
 }

@@ -12,6 +12,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::app::AppState;
+use crate::clients::open_registration::{self, Refused, RegistrationMode};
 use crate::clients::registration::{self, Metadata};
 use crate::clients::store::{self, ClientRow};
 use crate::error::{AppError, ErrorJson, OpError};
@@ -272,6 +273,11 @@ pub async fn register_post(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RegisterError> {
+    if state.settings.registration == RegistrationMode::Open
+        && crate::http::oauth::authorization_header(&req).is_none()
+    {
+        return register_open(req, body, state).await;
+    }
     let p = api::auth::authenticate(&req, &state).await?;
     let meta = parse_metadata(&req, &body)?;
     let st = state.clone();
@@ -279,6 +285,47 @@ pub async fn register_post(
         registration::register(conn, &st.ctx(), &p.actor, &meta)
     })
     .await?;
+    Ok(no_store(
+        StatusCode::CREATED,
+        answer(
+            &state,
+            &reg.row,
+            reg.secret,
+            Some(reg.registration_access_token),
+        ),
+    ))
+}
+
+/// `POST /oauth/register` without a credential under `--registration open`
+/// (docs/spec.md §8): a public code-flow client, at most 10 per IP per hour (then 429 with
+/// `Retry-After`).
+async fn register_open(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RegisterError> {
+    let meta = parse_metadata(&req, &body)?;
+    let ip = crate::http::oauth::peer_ip(&req);
+    let st = state.clone();
+    let reg = with_db(&state, move |conn| {
+        Ok::<_, AppError>(open_registration::register(conn, &st.ctx(), &ip, &meta))
+    })
+    .await?;
+    let reg = match reg {
+        Ok(reg) => reg,
+        Err(Refused::Op(e)) => return Err(e.into()),
+        Err(Refused::TooMany { retry_after }) => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!(
+                    "Too many registrations from this address. Please retry after {retry_after} seconds."
+                ),
+            );
+            e.retry_after = Some(u32::try_from(retry_after).unwrap_or(u32::MAX));
+            return Err(RegisterError::Api(e));
+        }
+    };
     Ok(no_store(
         StatusCode::CREATED,
         answer(

@@ -70,7 +70,10 @@ async fn g2_rfc7591_a_resource_server_registers_its_resources(backend: Backend) 
     assert_eq!(a.body["grant_types"], json!([]));
     let rs = (
         a.body["client_id"].as_str().expect("id").to_string(),
-        a.body["client_secret"].as_str().expect("secret").to_string(),
+        a.body["client_secret"]
+            .as_str()
+            .expect("secret")
+            .to_string(),
     );
     let rat = a.body["registration_access_token"]
         .as_str()
@@ -173,7 +176,10 @@ async fn remembered_consent_without_a_resource_asks_again_for_it(backend: Backen
     // Now remembered for MCP; TOOLS (alone or beside MCP) still asks.
     assert_eq!(authorize_status(&app, &b, &client, &[MCP]).await, 302);
     assert_eq!(authorize_status(&app, &b, &client, &[TOOLS]).await, 200);
-    assert_eq!(authorize_status(&app, &b, &client, &[MCP, TOOLS]).await, 200);
+    assert_eq!(
+        authorize_status(&app, &b, &client, &[MCP, TOOLS]).await,
+        200
+    );
     // Another user's consent counts for nobody else.
     let other = app.user("consent-res2@example.com").await;
     assert_eq!(authorize_status(&app, &other, &client, &[MCP]).await, 200);
