@@ -144,8 +144,8 @@ pub struct SettingsArgs {
           default_value = "text")]
     pub log_format: Option<LogFormat>,
     /// Who may use RFC 7591 registration: `authenticated` (a bearer credential with
-    /// admin) or `open` (also anyone without one: public or private_key_jwt clients for
-    /// the code flow only, 10 per IP per hour; docs/spec.md §8)
+    /// admin) or `open` (also anyone without one: public clients for the code flow only,
+    /// 10 per IP per hour; docs/spec.md §8)
     #[arg(long, global = true, env = "TESSERA_REGISTRATION", help_heading = SETTINGS,
           default_value = "authenticated")]
     pub registration: Option<crate::clients::open_registration::RegistrationMode>,

@@ -1,7 +1,8 @@
 //! Open dynamic registration (docs/spec.md §8, `--registration open`): RFC 7591 without a
 //! credential, for MCP clients that have nothing pre-registered. Such a client is a
-//! platform client (no organization) that is public (`none`) or authenticates with
-//! `private_key_jwt`, uses the code flow only (`authorization_code`, `refresh_token`),
+//! platform client (no organization) that is public (`none`; `private_key_jwt`, which
+//! docs/spec.md §8 also allows, is not built yet), uses the code flow only
+//! (`authorization_code`, `refresh_token`),
 //! never has `admin`, and is no resource server. One IP registers at most
 //! [`PER_IP_PER_HOUR`] clients an hour (then 429 with `Retry-After`); the janitor deletes
 //! such a client once it has obtained no token for `--open-registration-idle-days`
@@ -61,7 +62,7 @@ impl From<diesel::result::Error> for Refused {
 }
 
 /// The rules an openly registered client keeps, on registration and on every RFC 7592
-/// update: `none` (or `private_key_jwt` where supported) authentication, the code flow
+/// update: `none` authentication (`private_key_jwt` is not built yet), the code flow
 /// only, no resource server. The scope is held below `admin` by [`cap`].
 pub fn check(meta: &Metadata, new: &NewClient) -> Result<(), OpError> {
     let method = meta.token_endpoint_auth_method.as_deref();
