@@ -148,6 +148,17 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", help_heading = SETTINGS,
           default_value = "text")]
     pub log_format: Option<LogFormat>,
+    /// Who may use RFC 7591 registration: `authenticated` (a bearer credential with
+    /// admin) or `open` (also anyone without one: public clients for the code flow only,
+    /// 10 per IP per hour; docs/spec.md §8)
+    #[arg(long, global = true, env = "TESSERA_REGISTRATION", help_heading = SETTINGS,
+          default_value = "authenticated")]
+    pub registration: Option<crate::clients::open_registration::RegistrationMode>,
+    /// Days after which a client registered without a credential that obtained no token
+    /// is deleted by the janitor
+    #[arg(long, global = true, env = "TESSERA_OPEN_REGISTRATION_IDLE_DAYS", help_heading = SETTINGS,
+          default_value = "30")]
+    pub open_registration_idle_days: Option<i64>,
     /// `[scopes]` in tessera.toml only: name = "description shown on consent"; replaces
     /// the default catalogue.
     #[arg(skip)]

@@ -54,6 +54,10 @@ pub struct Settings {
     pub plan_limits: PlanLimits,
     /// `[gateway]` of tessera.toml: the routes `/gateway/check` protects (docs/spec.md §11).
     pub gateway: crate::gateway::Gateway,
+    /// Who may register over RFC 7591 (docs/spec.md §8).
+    pub registration: crate::clients::open_registration::RegistrationMode,
+    /// Days an openly registered client may obtain no token before the janitor deletes it.
+    pub open_registration_idle_days: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -279,6 +283,11 @@ impl Settings {
             scopes,
             plan_limits,
             gateway,
+            registration: given("registration", a.registration)?,
+            open_registration_idle_days: positive(
+                "open_registration_idle_days",
+                given("open_registration_idle_days", a.open_registration_idle_days)?,
+            )?,
         })
     }
 

@@ -22,7 +22,9 @@
 //!   verifier accepts it any more;
 //! - sessions and pending authorization requests past `expires_at`;
 //! - API-key usage counts (docs/spec.md §10) older than `--usage-retention-days`, one UTC
-//!   hour per step.
+//!   hour per step;
+//! - clients registered without a credential that obtained no token for
+//!   `--open-registration-idle-days` (docs/spec.md §8, [`sweep_open_registrations`]).
 
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
@@ -59,6 +61,8 @@ pub struct Retention {
     pub jwt_leeway_seconds: i64,
     /// Usage counts, past their hour (`--usage-retention-days`).
     pub usage_seconds: i64,
+    /// An openly registered client without a token this long is deleted.
+    pub open_registration_idle_seconds: i64,
 }
 
 impl Retention {
@@ -70,6 +74,9 @@ impl Retention {
             grant_seconds: s.code_ttl_seconds + tokens,
             jwt_leeway_seconds: s.jwt_leeway_seconds,
             usage_seconds: s.usage_retention_days.saturating_mul(crate::usage::DAY),
+            open_registration_idle_seconds: s
+                .open_registration_idle_days
+                .saturating_mul(crate::usage::DAY),
         }
     }
 }
@@ -84,13 +91,14 @@ pub struct Swept {
     pub sessions: usize,
     pub pending_authorizations: usize,
     pub key_usage: usize,
+    pub open_clients: usize,
     /// Some kind of row filled its batch: another step may find more.
     pub more: bool,
 }
 
 impl Swept {
     /// (table, rows deleted), for the metrics.
-    pub fn by_table(&self) -> [(&'static str, usize); 7] {
+    pub fn by_table(&self) -> [(&'static str, usize); 8] {
         [
             ("authorization_codes", self.authorization_codes),
             ("refresh_tokens", self.refresh_tokens),
@@ -99,6 +107,7 @@ impl Swept {
             ("sessions", self.sessions),
             ("pending_authorizations", self.pending_authorizations),
             ("key_usage", self.key_usage),
+            ("clients", self.open_clients),
         ]
     }
 
@@ -115,6 +124,7 @@ impl Swept {
         self.sessions += other.sessions;
         self.pending_authorizations += other.pending_authorizations;
         self.key_usage += other.key_usage;
+        self.open_clients += other.open_clients;
         self.more = other.more;
     }
 }
@@ -323,6 +333,27 @@ pub fn sweep_step(
     // decides nothing).
     swept.key_usage = crate::usage::store::prune(conn, now - retention.usage_seconds)?;
     more |= swept.key_usage > 0;
+    sweep_open_registrations(conn, retention, now, &mut swept, &mut more)?;
     swept.more = more;
     Ok(swept)
+}
+
+/// Openly registered clients idle for `--open-registration-idle-days` (docs/spec.md §8):
+/// one batch, see `clients::open_registration::prune_idle`.
+fn sweep_open_registrations(
+    conn: &mut DbConnection,
+    retention: &Retention,
+    now: Timestamp,
+    swept: &mut Swept,
+    more: &mut bool,
+) -> QueryResult<()> {
+    let n = crate::clients::open_registration::prune_idle(
+        conn,
+        retention.open_registration_idle_seconds,
+        BATCH,
+        now,
+    )?;
+    swept.open_clients += n;
+    *more |= n >= BATCH as usize;
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! OAuth clients: grant types, redirect-URI rules (RFC 6749 §3.1.2, RFC 8252 §7, BCP
 //! §2.1/§4.1.3), registration, and storage.
 
+pub mod open_registration;
 pub mod ops;
 pub mod redirect_uri;
 pub mod registration;
@@ -165,7 +166,7 @@ impl NewClient {
             return Err(meta("grant_types: refresh_token needs authorization_code."));
         }
         for uri in &self.redirect_uris {
-            redirect_uri::validate(uri)?;
+            redirect_uri::validate(uri, self.public)?;
         }
         let mut redirect_uris = Vec::new();
         for uri in self.redirect_uris {

@@ -185,9 +185,22 @@ pub fn update(
     ctx: &Ctx<'_>,
     actor: &Actor,
     id: &str,
-    mut new: NewClient,
+    new: NewClient,
 ) -> Result<ClientRow, OpError> {
     let current = get(conn, actor, id)?;
+    update_row(conn, ctx, actor, &current, new)
+}
+
+/// [`update`] of a client already found (RFC 7592: the client its registration access
+/// token manages, of an organization or none).
+pub(super) fn update_row(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    current: &ClientRow,
+    mut new: NewClient,
+) -> Result<ClientRow, OpError> {
+    let id = current.id.as_str();
     new.public = current.is_public;
     new.resource_server = current.is_resource_server;
     new.org_id = current.org_id.clone();
@@ -274,7 +287,8 @@ pub fn delete_platform(conn: &mut DbConnection, ctx: &Ctx<'_>, id: &str) -> Resu
     delete_row(conn, ctx, "cli", &row)
 }
 
-fn delete_row(
+/// Deletes a client already found, audited as done by `label`.
+pub(super) fn delete_row(
     conn: &mut DbConnection,
     ctx: &Ctx<'_>,
     label: &str,

@@ -1,7 +1,7 @@
 //! Redirect URIs: what may be registered (docs/security.md A7) and how a request's URI is matched
 //! against the registered ones (A1, A2). Matching is byte equality of the raw strings; the
-//! only exception is RFC 8252 §7.3: for a registered `http` loopback IP literal, the port of
-//! the request may differ.
+//! only exception is RFC 8252 §7.3: for a registered `http` loopback URI (an IP literal, or
+//! `localhost` for public clients, docs/spec.md §8), the port of the request may differ.
 
 use super::ClientError;
 
@@ -22,8 +22,10 @@ fn is_loopback_ip(host: &url::Host<&str>) -> bool {
     }
 }
 
-/// Checks that `uri` may be registered as a redirect URI.
-pub fn validate(uri: &str) -> Result<(), ClientError> {
+/// Checks that `uri` may be registered as a redirect URI; `public`: the client has no
+/// secret, so `http://localhost` is allowed too (RFC 8252 §7.3, docs/spec.md §8; it may
+/// resolve elsewhere, §8.3, so a confidential client keeps to IP literals).
+pub fn validate(uri: &str, public: bool) -> Result<(), ClientError> {
     if uri.is_empty() || uri.len() > 2000 {
         return Err(reject(uri, "must be 1-2000 characters"));
     }
@@ -65,9 +67,15 @@ pub fn validate(uri: &str) -> Result<(), ClientError> {
         }
         "http" => match parsed.host() {
             Some(h) if is_loopback_ip(&h) => Ok(()),
+            // Written exactly `http://localhost[:port]`, so the matcher knows it.
+            Some(url::Host::Domain("localhost"))
+                if public && loopback_without_port(uri).is_some() =>
+            {
+                Ok(())
+            }
             _ => Err(reject(
                 uri,
-                "http is only allowed for loopback IP literals (127.0.0.1, [::1]); use https",
+                "http is only allowed for loopback IP literals (127.0.0.1, [::1]), or localhost for public clients; use https",
             )),
         },
         // RFC 8252 §7.1: private-use schemes of native apps are reverse domain names.
@@ -80,7 +88,7 @@ pub fn validate(uri: &str) -> Result<(), ClientError> {
 }
 
 /// Splits `http://HOST:PORT/rest` into (`http://HOST`, `/rest`) when HOST is a loopback IP
-/// literal; `None` otherwise. Works on the raw string: nothing is normalized.
+/// literal or `localhost` (lowercase); `None` otherwise. Works on the raw string: nothing is normalized.
 fn loopback_without_port(uri: &str) -> Option<(&str, &str)> {
     let rest = uri.strip_prefix("http://")?;
     let (host, after_host) = if let Some(v6) = rest.strip_prefix('[') {
@@ -90,7 +98,7 @@ fn loopback_without_port(uri: &str) -> Option<(&str, &str)> {
         let end = rest.find([':', '/', '?']).unwrap_or(rest.len());
         (&rest[..end], &rest[end..])
     };
-    if host != "127.0.0.1" && host != "[::1]" {
+    if !matches!(host, "127.0.0.1" | "[::1]" | "localhost") {
         return None;
     }
     let path = match after_host.strip_prefix(':') {
@@ -138,12 +146,16 @@ mod tests {
             "https://*.a/cb",
             "https://u@a/cb",
             "/relative",
-            "http://localhost/cb",
             "http://localhost.evil.test/cb",
+            "http://LOCALHOST/cb",
             "myapp:/cb",
             "HTTPS://a/cb",
         ] {
-            assert!(validate(bad).is_err(), "{bad:?} was accepted");
+            assert!(validate(bad, false).is_err(), "{bad:?} was accepted");
+            assert!(
+                validate(bad, true).is_err(),
+                "{bad:?} was accepted (public)"
+            );
         }
         for good in [
             "https://app.example/cb",
@@ -151,7 +163,12 @@ mod tests {
             "http://[::1]:8000/cb",
             "com.example.app:/oauth",
         ] {
-            assert!(validate(good).is_ok(), "{good:?} was refused");
+            assert!(validate(good, false).is_ok(), "{good:?} was refused");
+        }
+        // RFC 8252 §7.3: localhost for public clients only.
+        for uri in ["http://localhost/cb", "http://localhost:3000/cb"] {
+            assert!(validate(uri, false).is_err(), "{uri:?} (confidential)");
+            assert!(validate(uri, true).is_ok(), "{uri:?} (public)");
         }
     }
 
@@ -189,6 +206,15 @@ mod tests {
         ] {
             assert!(!matches(reg, bad), "{bad:?} matched");
         }
+        assert!(matches("http://localhost/cb", "http://localhost:51004/cb"));
+        for bad in [
+            "http://127.0.0.1:51004/cb",
+            "http://localhost.evil.test:1/cb",
+            "http://LOCALHOST:1/cb",
+            "http://localhost:1/cb/",
+        ] {
+            assert!(!matches("http://localhost/cb", bad), "{bad:?} matched");
+        }
         assert!(matches("http://[::1]:80/cb", "http://[::1]:9/cb"));
         assert!(!matches(
             "https://app.example/cb",
@@ -198,7 +224,7 @@ mod tests {
 
     proptest::proptest! {
         /// J7 (A1, A2): the matcher is byte equality, except that the port of an http
-        /// loopback IP literal may differ (RFC 8252 §7.3).
+        /// loopback IP literal or `localhost` may differ (RFC 8252 §7.3).
         #[test]
         fn j7_matching_is_byte_equality_except_the_loopback_port(
             scheme in proptest::sample::select(vec!["http", "https", "com.example.app"]),
@@ -215,7 +241,7 @@ mod tests {
             let (h1, h2) = (HOSTS[hosts.0], HOSTS[hosts.1]);
             let registered = uri(h1, ports.0, paths.0);
             let requested = uri(h2, ports.1, paths.1);
-            let loopback = scheme == "http" && (h1 == "127.0.0.1" || h1 == "[::1]");
+            let loopback = scheme == "http" && matches!(h1, "127.0.0.1" | "[::1]" | "localhost");
             let expected = registered == requested || (loopback && h1 == h2 && paths.0 == paths.1);
             proptest::prop_assert_eq!(matches(&registered, &requested), expected,
                 "{} vs {}", registered, requested);

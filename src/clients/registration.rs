@@ -36,6 +36,15 @@ pub struct Metadata {
     pub logo_uri: Option<String>,
     #[serde(default)]
     pub scope: Option<String>,
+    /// `true` registers a resource server: a confidential client that may introspect
+    /// tokens and verify keys (docs/spec.md §8). It cannot change on update.
+    #[serde(default)]
+    pub resource_server: Option<bool>,
+    /// RFC 8707 resource URIs of a resource server (absolute, no fragment, each owned by
+    /// one resource server; docs/spec.md §8), validated as on `/api/v1/clients`. Omitted
+    /// on update: unchanged.
+    #[serde(default)]
+    pub resources: Option<Vec<String>>,
     /// RFC 7592 §2.2: present on update.
     #[serde(default)]
     pub client_id: Option<String>,
@@ -56,7 +65,7 @@ impl Metadata {
         }
     }
 
-    fn to_new(&self) -> Result<NewClient, OpError> {
+    pub(super) fn to_new(&self) -> Result<NewClient, OpError> {
         let grant_types = self
             .grant_types
             .as_deref()
@@ -82,14 +91,14 @@ impl Metadata {
             name: self.client_name.clone().unwrap_or_default(),
             redirect_uris: self.redirect_uris.clone(),
             public: self.public()?,
-            resource_server: false,
+            resource_server: self.resource_server.unwrap_or(false),
             grant_types,
             scope,
             org_id: None,
             logo_uri: self.logo_uri.clone(),
             client_uri: self.client_uri.clone(),
             created_by: None,
-            resources: None,
+            resources: self.resources.clone(),
         })
     }
 }
@@ -115,7 +124,11 @@ pub fn ceiling_of(actor: &Actor, catalogue: &Catalogue) -> ScopeSet {
 /// (never `admin`, docs/spec.md §1); a catalogue scope outside the ceiling is refused,
 /// naming it and the scopes this registration may have. Scopes outside the catalogue are
 /// left to `NewClient::validate`, which names them.
-fn cap(new: &mut NewClient, ceiling: &ScopeSet, catalogue: &Catalogue) -> Result<(), OpError> {
+pub(super) fn cap(
+    new: &mut NewClient,
+    ceiling: &ScopeSet,
+    catalogue: &Catalogue,
+) -> Result<(), OpError> {
     let Some(requested) = &new.scope else {
         let default = default_scope(catalogue);
         let within = default
@@ -202,6 +215,14 @@ pub fn update(
             "client_id must be present and match the client.",
         ));
     }
+    if meta
+        .resource_server
+        .is_some_and(|rs| rs != current.is_resource_server)
+    {
+        return Err(OpError::invalid(
+            "resource_server cannot change after registration.",
+        ));
+    }
     if meta.public()? != current.is_public {
         return Err(OpError::invalid(
             "token_endpoint_auth_method cannot change between none and a secret.",
@@ -220,7 +241,10 @@ pub fn update(
         .unwrap_or_else(|| default_scope(catalogue));
     let mut new = meta.to_new()?;
     cap(&mut new, &ceiling, catalogue)?;
-    ops::update(conn, ctx, actor, &current.id, new)
+    if super::open_registration::is_open(conn, &current.id)? {
+        super::open_registration::check(meta, &new)?;
+    }
+    ops::update_row(conn, ctx, actor, current, new)
 }
 
 /// RFC 7592 §2.3: deletes the client and everything issued to it.
@@ -230,5 +254,5 @@ pub fn delete(
     actor: &Actor,
     current: &ClientRow,
 ) -> Result<(), OpError> {
-    ops::delete(conn, ctx, actor, &current.id)
+    ops::delete_row(conn, ctx, &actor.label, current)
 }

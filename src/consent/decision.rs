@@ -35,15 +35,15 @@ pub fn on_request(
     on_request_with(conn, ctx, valid, session, false)
 }
 
-/// True when the user's remembered consent covers the request's scope (`prompt=none`
-/// may go on without a page, docs/spec.md §9).
+/// True when the user's remembered consent covers the request's scope and every resource
+/// it names (`prompt=none` may go on without a page, docs/spec.md §8, §9).
 pub fn covered(
     conn: &mut DbConnection,
     valid: &ValidRequest,
     session: &Session,
 ) -> Result<bool, AppError> {
     let remembered = super::remembered(conn, &session.user_id, &valid.client.id)?;
-    Ok(remembered.is_some_and(|r| valid.scope.is_subset(&r)))
+    Ok(remembered.is_some_and(|r| r.covers(&valid.scope, &valid.resources)))
 }
 
 /// [`on_request`], asking again even when consent is remembered when `ask_again`
@@ -152,15 +152,18 @@ pub fn decide(
         }
         let scope =
             ScopeSet::parse(&p.scope).map_err(|_| AppError::Internal("stored scope".into()))?;
+        let resources = crate::oauth::resource::from_column(&p.resource);
         super::remember(
             conn,
             &p.user_id,
             &p.client_id,
             client.org_id.as_deref(),
-            &scope,
+            &super::Remembered {
+                scope: scope.clone(),
+                resources: resources.clone(),
+            },
             now,
         )?;
-        let resources = crate::oauth::resource::from_column(&p.resource);
         let code = codes::issue(
             conn,
             &NewCode {

@@ -17,21 +17,45 @@ pub const PENDING_TTL_SECONDS: i64 = 600;
 /// Pending requests kept per user; older ones are dropped (docs/security.md K4).
 pub const PENDING_PER_USER: i64 = 20;
 
-/// The scopes `user_id` has already granted `client_id`.
+/// What a user has already granted a client: scopes, and the RFC 8707 resources the
+/// tokens may be meant for (docs/spec.md §8).
+#[derive(Debug, Clone, Default)]
+pub struct Remembered {
+    pub scope: ScopeSet,
+    /// Sorted resource URIs the user approved for this client (empty: none named yet).
+    pub resources: Vec<String>,
+}
+
+impl Remembered {
+    /// True when a request for `scope` and `resources` needs no consent page: every scope
+    /// and every named resource was approved before. A request naming no resource gets
+    /// the default audience, which every consent covers (docs/spec.md §8).
+    pub fn covers(&self, scope: &ScopeSet, resources: &[String]) -> bool {
+        scope.is_subset(&self.scope) && resources.iter().all(|r| self.resources.contains(r))
+    }
+}
+
+/// What `user_id` has already granted `client_id`.
 pub fn remembered(
     conn: &mut DbConnection,
     user_id: &str,
     client_id: &str,
-) -> QueryResult<Option<ScopeSet>> {
-    let scope: Option<String> = consents::table
+) -> QueryResult<Option<Remembered>> {
+    let row: Option<(String, String)> = consents::table
         .find((user_id, client_id))
-        .select(consents::scope)
+        .select((consents::scope, consents::resources))
         .first(conn)
         .optional()?;
-    Ok(scope.and_then(|s| ScopeSet::parse(&s).ok()))
+    Ok(row.and_then(|(s, r)| {
+        Some(Remembered {
+            scope: ScopeSet::parse(&s).ok()?,
+            resources: crate::oauth::resource::from_column(&r),
+        })
+    }))
 }
 
-/// Adds `scope` to what the user has granted the client (call in a write transaction).
+/// Adds `scope` and `resources` to what the user has granted the client (call in a write
+/// transaction).
 ///
 /// Two first consents of one user for one client may run at once (two tabs): on PostgreSQL
 /// both transactions see no row, and the second insert hits the primary key. The insert runs
@@ -42,32 +66,33 @@ pub fn remember(
     user_id: &str,
     client_id: &str,
     org_id: Option<&str>,
-    scope: &ScopeSet,
+    granted: &Remembered,
     now: Timestamp,
 ) -> QueryResult<()> {
-    let mut merged = merge_into(conn, user_id, client_id, scope, now)?;
+    let mut merged = merge_into(conn, user_id, client_id, granted, now)?;
     if merged.is_none() {
         let inserted = conn.transaction(|c| {
             diesel::insert_into(consents::table)
                 .values((
                     consents::user_id.eq(user_id),
                     consents::client_id.eq(client_id),
-                    consents::scope.eq(scope.to_string()),
+                    consents::scope.eq(granted.scope.to_string()),
+                    consents::resources.eq(crate::oauth::resource::to_column(&granted.resources)),
                     consents::created_at.eq(now),
                     consents::updated_at.eq(now),
                 ))
                 .execute(c)
         });
         merged = match inserted {
-            Ok(_) => Some(scope.clone()),
+            Ok(_) => Some(granted.clone()),
             Err(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 _,
-            )) => merge_into(conn, user_id, client_id, scope, now)?,
+            )) => merge_into(conn, user_id, client_id, granted, now)?,
             Err(e) => return Err(e),
         };
     }
-    let merged = merged.unwrap_or_else(|| scope.clone());
+    let merged = merged.unwrap_or_else(|| granted.clone());
     crate::audit::record(
         conn,
         &crate::audit::Event {
@@ -76,29 +101,39 @@ pub fn remember(
             action: "consent.granted",
             target_type: "client",
             target_id: client_id,
-            details: json!({"scope": merged.to_string()}),
+            details: json!({"scope": merged.scope.to_string(), "resources": merged.resources}),
         },
         now,
     )
 }
 
-/// Merges `scope` into the remembered consent, if there is one: the merged scopes, or
+/// Merges `granted` into the remembered consent, if there is one: the merged grant, or
 /// `None` when there is no row to update.
 fn merge_into(
     conn: &mut DbConnection,
     user_id: &str,
     client_id: &str,
-    scope: &ScopeSet,
+    granted: &Remembered,
     now: Timestamp,
-) -> QueryResult<Option<ScopeSet>> {
+) -> QueryResult<Option<Remembered>> {
     let Some(old) = remembered(conn, user_id, client_id)? else {
         return Ok(None);
     };
-    let merged = ScopeSet::parse_many([old.to_string().as_str(), scope.to_string().as_str()])
-        .unwrap_or_else(|_| scope.clone());
+    let scope = ScopeSet::parse_many([
+        old.scope.to_string().as_str(),
+        granted.scope.to_string().as_str(),
+    ])
+    .unwrap_or_else(|_| granted.scope.clone());
+    let mut resources = old.resources;
+    resources.extend(granted.resources.iter().cloned());
+    let merged = Remembered {
+        scope,
+        resources: crate::oauth::resource::normalize(resources),
+    };
     let updated = diesel::update(consents::table.find((user_id, client_id)))
         .set((
-            consents::scope.eq(merged.to_string()),
+            consents::scope.eq(merged.scope.to_string()),
+            consents::resources.eq(crate::oauth::resource::to_column(&merged.resources)),
             consents::updated_at.eq(now),
         ))
         .execute(conn)?;

@@ -69,6 +69,7 @@ diesel::table! {
         scope -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        resources -> Text,
     }
 }
 
@@ -285,3 +286,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     client_resources,
 );
+
+// MCP-ready authorization (docs/spec.md §8): clients registered without a credential.
+diesel::table! {
+    open_registrations (client_id) {
+        client_id -> Text,
+        ip -> Text,
+        created_at -> BigInt,
+    }
+}
+diesel::allow_tables_to_appear_in_same_query!(open_registrations, clients);
+diesel::allow_tables_to_appear_in_same_query!(open_registrations, grants);
+diesel::allow_tables_to_appear_in_same_query!(open_registrations, refresh_tokens);

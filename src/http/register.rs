@@ -12,6 +12,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::app::AppState;
+use crate::clients::open_registration::{self, Refused, RegistrationMode};
 use crate::clients::registration::{self, Metadata};
 use crate::clients::store::{self, ClientRow};
 use crate::error::{AppError, ErrorJson, OpError};
@@ -84,6 +85,12 @@ pub struct RegistrationResponse {
     pub logo_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_uri: Option<String>,
+    /// Present (`true`) for a resource server only (docs/spec.md §8).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resource_server: bool,
+    /// RFC 8707 resource URIs of a resource server; absent when it has none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
     /// Epoch seconds.
     pub client_id_issued_at: i64,
     /// Where RFC 7592 reads, updates and deletes this registration.
@@ -227,6 +234,8 @@ fn answer(
         scope: m.scope,
         logo_uri: m.logo_uri,
         client_uri: m.client_uri,
+        resource_server: m.resource_server,
+        resources: m.resources,
         client_id_issued_at: m.client_id_issued_at,
         client_secret_expires_at: secret.as_ref().map(|_| 0),
         client_secret: secret,
@@ -264,6 +273,11 @@ pub async fn register_post(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RegisterError> {
+    if state.settings.registration == RegistrationMode::Open
+        && crate::http::oauth::authorization_header(&req).is_none()
+    {
+        return register_open(req, body, state).await;
+    }
     let p = api::auth::authenticate(&req, &state).await?;
     let meta = parse_metadata(&req, &body)?;
     let st = state.clone();
@@ -271,6 +285,47 @@ pub async fn register_post(
         registration::register(conn, &st.ctx(), &p.actor, &meta)
     })
     .await?;
+    Ok(no_store(
+        StatusCode::CREATED,
+        answer(
+            &state,
+            &reg.row,
+            reg.secret,
+            Some(reg.registration_access_token),
+        ),
+    ))
+}
+
+/// `POST /oauth/register` without a credential under `--registration open`
+/// (docs/spec.md §8): a public code-flow client, at most 10 per IP per hour (then 429 with
+/// `Retry-After`).
+async fn register_open(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RegisterError> {
+    let meta = parse_metadata(&req, &body)?;
+    let ip = crate::http::oauth::peer_ip(&req);
+    let st = state.clone();
+    let reg = with_db(&state, move |conn| {
+        Ok::<_, AppError>(open_registration::register(conn, &st.ctx(), &ip, &meta))
+    })
+    .await?;
+    let reg = match reg {
+        Ok(reg) => reg,
+        Err(Refused::Op(e)) => return Err(e.into()),
+        Err(Refused::TooMany { retry_after }) => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!(
+                    "Too many registrations from this address. Please retry after {retry_after} seconds."
+                ),
+            );
+            e.retry_after = Some(u32::try_from(retry_after).unwrap_or(u32::MAX));
+            return Err(RegisterError::Api(e));
+        }
+    };
     Ok(no_store(
         StatusCode::CREATED,
         answer(

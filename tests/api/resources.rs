@@ -45,7 +45,7 @@ pub fn claims(jwt: &str) -> Value {
 }
 
 /// The authorization request parameters for `client` plus `extra`.
-fn auth_params(client: &WebClient, scope: &str, challenge: &str) -> Vec<(String, String)> {
+pub fn auth_params(client: &WebClient, scope: &str, challenge: &str) -> Vec<(String, String)> {
     [
         ("response_type", "code"),
         ("client_id", client.id.as_str()),
@@ -62,7 +62,7 @@ fn auth_params(client: &WebClient, scope: &str, challenge: &str) -> Vec<(String,
 
 /// authorize (with `resources`) → consent page (checked to name each resource) → approve:
 /// (code, verifier).
-async fn code_for(
+pub async fn code_for(
     app: &TestApp,
     b: &reqwest::Client,
     client: &WebClient,
@@ -110,7 +110,7 @@ async fn code_for(
     )
 }
 
-async fn exchange(
+pub async fn exchange(
     app: &TestApp,
     client: &WebClient,
     code: &str,
@@ -133,7 +133,7 @@ async fn refresh(app: &TestApp, client: &WebClient, rt: &str, resources: &[&str]
     json(app.token(client, &params).await).await
 }
 
-fn aud(tokens: &Value) -> Value {
+pub fn aud(tokens: &Value) -> Value {
     claims(tokens["access_token"].as_str().expect("at"))["aud"].clone()
 }
 

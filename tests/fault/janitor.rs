@@ -304,6 +304,7 @@ async fn r12_c1_e2_only_dead_rows_go_and_replays_are_still_caught_afterwards(bac
             sessions: 1,
             pending_authorizations: 1,
             key_usage: 0,
+            open_clients: 0,
             more: false,
         },
         "R12: exactly the dead rows"
