@@ -80,6 +80,10 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_CODE_TTL_SECONDS", help_heading = SETTINGS,
           default_value = "60")]
     pub code_ttl_seconds: Option<i64>,
+    /// RFC 8628 device code lifetime, seconds, 60 to 3600
+    #[arg(long, global = true, env = "TESSERA_DEVICE_CODE_TTL_SECONDS", help_heading = SETTINGS,
+          default_value = "600")]
+    pub device_code_ttl_seconds: Option<i64>,
     /// Access token lifetime, seconds
     #[arg(long, global = true, env = "TESSERA_ACCESS_TOKEN_TTL_SECONDS", help_heading = SETTINGS,
           default_value = "900")]

@@ -319,6 +319,10 @@ pub fn sweep_step(
             .execute(c)
         },
     )?;
+    // Device authorizations (RFC 8628, docs/spec.md §9) past `expires_at`: a poll then
+    // hears `invalid_grant` instead of `expired_token`, and a decision finds nothing.
+    let device_codes = crate::oauth::device::prune(conn, cutoff, BATCH)?;
+    more |= i64::try_from(device_codes).is_ok_and(|n| n >= BATCH);
     // Usage counts past retention: the oldest such hour (no skew margin needed: a count
     // decides nothing).
     swept.key_usage = crate::usage::store::prune(conn, now - retention.usage_seconds)?;
