@@ -2,7 +2,7 @@
 //! (both stored as SHA-256 only), the person's decision at `/device`, and the token
 //! endpoint's polling answers. Every state change is a conditional UPDATE whose row count
 //! decides a race: a decision is taken once, a poll inside the interval is `slow_down`, and
-//! tokens are issued once (docs/security.md C2 for codes; the same rule here).
+//! tokens are issued once (docs/security.md C8).
 
 use diesel::prelude::*;
 use serde::Serialize;

@@ -12,9 +12,9 @@ use crate::helpers::{Backend, TestApp, hidden, spawn_app};
 
 crate::on_both_backends!(
     device_flow_issues_tokens_after_approval_with_slow_down_and_an_id_token,
-    c2_device_codes_issue_tokens_once_under_parallel_polls,
+    c8_device_codes_issue_tokens_once_under_parallel_polls,
     device_denial_expiry_and_the_janitor,
-    k4_wrong_user_codes_are_throttled_per_session_and_ip,
+    k5_wrong_user_codes_are_throttled_per_session_and_ip,
     device_authorization_refuses_bad_clients_and_parameters,
 );
 
@@ -265,7 +265,7 @@ async fn device_flow_issues_tokens_after_approval_with_slow_down_and_an_id_token
     );
 }
 
-async fn c2_device_codes_issue_tokens_once_under_parallel_polls(backend: Backend) {
+async fn c8_device_codes_issue_tokens_once_under_parallel_polls(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -339,7 +339,7 @@ async fn device_denial_expiry_and_the_janitor(backend: Backend) {
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
 }
 
-async fn k4_wrong_user_codes_are_throttled_per_session_and_ip(backend: Backend) {
+async fn k5_wrong_user_codes_are_throttled_per_session_and_ip(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };

@@ -1,7 +1,7 @@
 //! `/device` (RFC 8628 §3.3; docs/spec.md §9): the signed-in person enters the user code
 //! (or arrives with it from `verification_uri_complete`), sees a consent page that says a
 //! device asks, and approves or denies. Wrong codes are throttled per session and per IP
-//! (docs/security.md K4); forms carry a CSRF token bound to `/device` (H1).
+//! (docs/security.md K5); forms carry a CSRF token bound to `/device` (H1).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
