@@ -346,7 +346,8 @@ pub enum ClientCommand {
         /// A public client (no secret; PKCE only)
         #[arg(long, conflicts_with = "resource_server")]
         public: bool,
-        /// Comma list of authorization_code,refresh_token,client_credentials
+        /// Comma list of authorization_code,refresh_token,client_credentials,
+        /// urn:ietf:params:oauth:grant-type:device_code
         /// [default: authorization_code,refresh_token; empty allowed with --resource-server]
         #[arg(long)]
         grant_types: Option<String>,
