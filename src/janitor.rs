@@ -20,7 +20,7 @@
 //!   issued has expired;
 //! - revoked `jti` entries once the token is past `exp` plus the JWT leeway (F7): no
 //!   verifier accepts it any more;
-//! - sessions and pending authorization requests past `expires_at`;
+//! - sessions, pending authorization requests and device codes (RFC 8628) past `expires_at`;
 //! - API-key usage counts (docs/spec.md §10) older than `--usage-retention-days`, one UTC
 //!   hour per step.
 
