@@ -16,6 +16,7 @@ crate::on_both_backends!(
     device_denial_expiry_and_the_janitor,
     k5_wrong_user_codes_are_throttled_per_session_and_ip,
     device_authorization_refuses_bad_clients_and_parameters,
+    the_device_grant_is_registrable_by_rfc_7591_and_the_api,
 );
 
 const DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -488,4 +489,161 @@ async fn device_authorization_refuses_bad_clients_and_parameters(backend: Backen
     // A device code that was never issued.
     let (s, e) = poll(&app, &client, "unknown-device-code").await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
+}
+
+async fn the_device_grant_is_registrable_by_rfc_7591_and_the_api(backend: Backend) {
+    use reqwest::Method;
+    use serde_json::json;
+    use tessera::orgs::Plan;
+
+    use crate::helpers::api::{KeySpec, answer};
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let org = app.org(Plan::Free);
+    let admin = app.api_key(&org, KeySpec::default());
+    // RFC 7591: a public client for the device grant needs no redirect URI.
+    let r = answer(
+        reqwest::Client::new()
+            .post(format!("{}/oauth/register", app.address))
+            .bearer_auth(&admin.key)
+            .json(&json!({
+                "client_name": "Registered CLI",
+                "token_endpoint_auth_method": "none",
+                "grant_types": [DEVICE, "refresh_token"],
+                "scope": "inference:read",
+            }))
+            .send()
+            .await
+            .expect("register"),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let grants = r.body["grant_types"].as_array().expect("grant_types");
+    assert!(grants.contains(&json!(DEVICE)) && grants.contains(&json!("refresh_token")));
+    let client = WebClient {
+        id: r.body["client_id"].as_str().expect("id").to_string(),
+        secret: None,
+    };
+    let (s, d) = start(&app, &client, "inference:read").await;
+    assert_eq!(s, 200, "{d}");
+    // /api/v1/clients: a confidential client for the grant.
+    let r = app
+        .api(
+            Method::POST,
+            "/api/v1/clients",
+            &admin.key,
+            Some(json!({"name": "API CLI", "grant_types": [DEVICE]})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["client_id"].as_str().expect("id");
+    let secret = r.body["client_secret"].as_str().expect("secret");
+    let (s, d) = json(
+        app.post_form(
+            "/oauth/device_authorization",
+            Some((id, secret)),
+            "scope=inference:read",
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 200, "{d}");
+    // A wrong secret is invalid_client.
+    let (s, e) = json(
+        app.post_form(
+            "/oauth/device_authorization",
+            Some((id, "tsr_cs_wrong")),
+            "scope=inference:read",
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((s, e["error"].as_str()), (401, Some("invalid_client")));
+}
+
+/// The `/device` pages in headless Chromium: `verification_uri_complete` sends a visitor to
+/// sign in (signup link), back to the entry form with the code filled in, Continue, the
+/// consent page naming the client, Allow; the device's next poll gets its tokens.
+#[actix_web::test]
+async fn br_device_pages_in_chromium() {
+    use fantoccini::Locator;
+
+    use crate::helpers::browser;
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let Some(br) = browser::start().await else {
+        return;
+    };
+    let client = cli_client(&app, "inference:read");
+    let (_, d) = start(&app, &client, "inference:read").await;
+    let user_code = d["user_code"].as_str().expect("user_code");
+    let c = &br.client;
+    c.goto(d["verification_uri_complete"].as_str().expect("uri"))
+        .await
+        .expect("goto");
+    assert!(
+        c.current_url()
+            .await
+            .expect("url")
+            .path()
+            .starts_with("/login")
+    );
+    c.find(Locator::LinkText("Create one"))
+        .await
+        .expect("signup link")
+        .click()
+        .await
+        .expect("click");
+    browser::submit_credentials(
+        c,
+        "chromium-device@example.com",
+        crate::helpers::oauth::PASSWORD,
+        "signup",
+    )
+    .await;
+    let field = c
+        .wait()
+        .for_element(Locator::Id("user-code"))
+        .await
+        .expect("back on /device");
+    assert_eq!(
+        field.prop("value").await.expect("value").as_deref(),
+        Some(user_code),
+        "prefilled"
+    );
+    c.find(Locator::Id("continue"))
+        .await
+        .expect("continue")
+        .click()
+        .await
+        .expect("click");
+    let name = c
+        .wait()
+        .for_element(Locator::Id("client-name"))
+        .await
+        .expect("consent page")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(name, "Example CLI");
+    c.find(Locator::Id("approve"))
+        .await
+        .expect("approve")
+        .click()
+        .await
+        .expect("click");
+    let outcome = c
+        .wait()
+        .for_element(Locator::Id("device-outcome"))
+        .await
+        .expect("done page")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(outcome, "Device connected");
+    let (s, t) = poll(&app, &client, d["device_code"].as_str().expect("dc")).await;
+    assert_eq!(s, 200, "{t}");
+    br.client.clone().close().await.expect("close");
 }
