@@ -27,6 +27,8 @@ pub struct AppState {
     pub client_auth_throttle: crate::throttle::FailureThrottle,
     /// Inactive introspection answers per caller (docs/security.md G4: token scanning).
     pub introspection_throttle: crate::throttle::FailureThrottle,
+    /// Wrong user codes at `/device` per session and per IP (docs/security.md K5).
+    pub device_code_throttle: crate::throttle::FailureThrottle,
     /// At most this many argon2 computations at once (docs/security.md K3).
     pub password_slots: tokio::sync::Semaphore,
     /// Per-key rate-limit windows and batched last-used times.

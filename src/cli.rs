@@ -80,6 +80,10 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_CODE_TTL_SECONDS", help_heading = SETTINGS,
           default_value = "60")]
     pub code_ttl_seconds: Option<i64>,
+    /// RFC 8628 device code lifetime, seconds, 60 to 3600
+    #[arg(long, global = true, env = "TESSERA_DEVICE_CODE_TTL_SECONDS", help_heading = SETTINGS,
+          default_value = "600")]
+    pub device_code_ttl_seconds: Option<i64>,
     /// Access token lifetime, seconds
     #[arg(long, global = true, env = "TESSERA_ACCESS_TOKEN_TTL_SECONDS", help_heading = SETTINGS,
           default_value = "900")]
@@ -358,7 +362,8 @@ pub enum ClientCommand {
         /// A public client (no secret; PKCE only)
         #[arg(long, conflicts_with = "resource_server")]
         public: bool,
-        /// Comma list of authorization_code,refresh_token,client_credentials
+        /// Comma list of authorization_code,refresh_token,client_credentials,
+        /// urn:ietf:params:oauth:grant-type:device_code
         /// [default: authorization_code,refresh_token; empty allowed with --resource-server]
         #[arg(long)]
         grant_types: Option<String>,

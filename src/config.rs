@@ -29,6 +29,8 @@ pub struct Settings {
     pub key_rotation_delay_seconds: i64,
     pub jwks_max_age_seconds: u64,
     pub code_ttl_seconds: i64,
+    /// RFC 8628 §3.2 `expires_in` of device codes, seconds (docs/spec.md §9).
+    pub device_code_ttl_seconds: i64,
     pub access_token_ttl_seconds: i64,
     pub refresh_idle_ttl_seconds: i64,
     pub refresh_absolute_ttl_seconds: i64,
@@ -174,6 +176,13 @@ impl Settings {
                 "RFC 6749 §4.1.2 allows at most 600",
             ));
         }
+        let device_code_ttl_seconds = given("device_code_ttl_seconds", a.device_code_ttl_seconds)?;
+        if !(60..=3600).contains(&device_code_ttl_seconds) {
+            return Err(invalid(
+                "device_code_ttl_seconds",
+                "must be between 60 and 3600",
+            ));
+        }
         let refresh_idle_ttl_seconds = positive(
             "refresh_idle_ttl_seconds",
             given("refresh_idle_ttl_seconds", a.refresh_idle_ttl_seconds)?,
@@ -258,6 +267,7 @@ impl Settings {
             key_rotation_delay_seconds,
             jwks_max_age_seconds: given("jwks_max_age_seconds", a.jwks_max_age_seconds)?,
             code_ttl_seconds,
+            device_code_ttl_seconds,
             access_token_ttl_seconds: positive(
                 "access_token_ttl_seconds",
                 given("access_token_ttl_seconds", a.access_token_ttl_seconds)?,

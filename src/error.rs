@@ -236,6 +236,14 @@ pub enum ErrorCode {
     SlowDown,
     /// RFC 8707 §2: a `resource` that is malformed, unknown, or wider than the grant.
     InvalidTarget,
+    /// RFC 8628 §3.5: the person has not decided yet (400).
+    AuthorizationPending,
+    /// RFC 8628 §3.5: a device-code poll too soon; the interval grows by 5 s (400, unlike
+    /// [`ErrorCode::SlowDown`]'s throttling answer).
+    #[serde(rename = "slow_down")]
+    PollTooSoon,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
 }
 
 /// The challenge of a 401 from an endpoint whose callers authenticate as clients
@@ -390,6 +398,9 @@ mod tests {
             ErrorCode::InsufficientScope,
             ErrorCode::SlowDown,
             ErrorCode::InvalidTarget,
+            ErrorCode::AuthorizationPending,
+            ErrorCode::PollTooSoon,
+            ErrorCode::ExpiredToken,
         ] {
             let resp = OAuthError::new(code, "bad \"x\" § \\ é\u{0}").error_response();
             let bytes = resp.into_body().try_into_bytes().expect("bytes");

@@ -20,7 +20,7 @@
 //!   issued has expired;
 //! - revoked `jti` entries once the token is past `exp` plus the JWT leeway (F7): no
 //!   verifier accepts it any more;
-//! - sessions and pending authorization requests past `expires_at`;
+//! - sessions, pending authorization requests and device codes (RFC 8628) past `expires_at`;
 //! - API-key usage counts (docs/spec.md §10) older than `--usage-retention-days`, one UTC
 //!   hour per step;
 //! - clients registered without a credential that obtained no token for
@@ -329,6 +329,10 @@ pub fn sweep_step(
             .execute(c)
         },
     )?;
+    // Device authorizations (RFC 8628, docs/spec.md §9) past `expires_at`: a poll then
+    // hears `invalid_grant` instead of `expired_token`, and a decision finds nothing.
+    let device_codes = crate::oauth::device::prune(conn, cutoff, BATCH)?;
+    more |= i64::try_from(device_codes).is_ok_and(|n| n >= BATCH);
     // Usage counts past retention: the oldest such hour (no skew margin needed: a count
     // decides nothing).
     swept.key_usage = crate::usage::store::prune(conn, now - retention.usage_seconds)?;

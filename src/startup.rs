@@ -89,6 +89,7 @@ impl Application {
             login_throttle: crate::throttle::FailureThrottle::new(10, 100),
             client_auth_throttle: crate::throttle::FailureThrottle::new(20, 200),
             introspection_throttle: crate::throttle::FailureThrottle::new(300, 3000),
+            device_code_throttle: crate::throttle::FailureThrottle::new(5, 50),
             password_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism()
                     .map(|n| n.get())

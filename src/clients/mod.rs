@@ -18,13 +18,17 @@ pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+    /// RFC 8628 §3.4 (docs/spec.md §9).
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [
+    pub const ALL: [GrantType; 4] = [
         Self::AuthorizationCode,
         Self::RefreshToken,
         Self::ClientCredentials,
+        Self::DeviceCode,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -32,12 +36,16 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
+            Self::DeviceCode => DEVICE_CODE_GRANT,
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|g| g.as_str() == s)
     }
 }
+
+/// RFC 8628 §3.4: the device-code grant type.
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -152,7 +160,7 @@ impl NewClient {
         };
         if grant_types.is_empty() && !self.resource_server {
             return Err(meta(
-                "grant_types: at least one grant type is needed (authorization_code, refresh_token, client_credentials).",
+                "grant_types: at least one grant type is needed (authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code).",
             ));
         }
         if self.public && grant_types.contains(&GrantType::ClientCredentials) {
@@ -162,8 +170,11 @@ impl NewClient {
         }
         if grant_types.contains(&GrantType::RefreshToken)
             && !grant_types.contains(&GrantType::AuthorizationCode)
+            && !grant_types.contains(&GrantType::DeviceCode)
         {
-            return Err(meta("grant_types: refresh_token needs authorization_code."));
+            return Err(meta(
+                "grant_types: refresh_token needs authorization_code or the device-code grant.",
+            ));
         }
         for uri in &self.redirect_uris {
             redirect_uri::validate(uri, self.public)?;
@@ -308,5 +319,10 @@ mod tests {
         );
         assert!(parse_grant_types("password").is_err());
         assert!(parse_grant_types("").expect("ok").is_empty());
+        assert_eq!(
+            parse_grant_types("urn:ietf:params:oauth:grant-type:device_code,refresh_token")
+                .expect("ok"),
+            vec![GrantType::RefreshToken, GrantType::DeviceCode]
+        );
     }
 }

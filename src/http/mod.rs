@@ -5,6 +5,7 @@ pub mod api;
 pub mod bad_input;
 pub mod cors;
 pub mod deadline;
+pub mod device;
 pub mod endpoint;
 pub mod errors;
 pub mod gateway;
@@ -92,6 +93,13 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
         at("/oauth/authorize", OAuth)
             .get(pages::authorize::authorize_get)
             .post(pages::authorize::authorize_post),
+        at("/device", Plain)
+            .get(pages::device::device_get)
+            .post(pages::device::device_post),
+        at("/oauth/device_authorization", OAuth)
+            .data(token_body())
+            .post(device::device_authorization_post)
+            .cross_origin(),
         at("/healthz", Plain).get(ops::healthz_get),
         at("/readyz", Plain).get(ops::readyz_get),
         at("/metrics", Plain).get(ops::metrics_get),

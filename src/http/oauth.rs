@@ -32,7 +32,7 @@ fn is_form(req: &HttpRequest) -> bool {
 
 /// The common front of the POST-only OAuth endpoints: a form body (D1), nothing in the
 /// query string that belongs in the body (D7), no repeated parameter (J1).
-fn read_form(req: &HttpRequest, body: &[u8]) -> Result<StrictForm, OAuthError> {
+pub(crate) fn read_form(req: &HttpRequest, body: &[u8]) -> Result<StrictForm, OAuthError> {
     if !is_form(req) {
         return Err(OAuthError::invalid_request(
             "The body must be application/x-www-form-urlencoded.",

@@ -25,7 +25,13 @@ pub fn metadata(state: &AppState) -> Value {
         // `request_uri_parameter_supported` mean true.
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            crate::clients::DEVICE_CODE_GRANT,
+        ],
+        "device_authorization_endpoint": format!("{issuer}/oauth/device_authorization"),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,

@@ -10,6 +10,7 @@
 pub mod authorize;
 pub mod client_auth;
 pub mod codes;
+pub mod device;
 pub mod form;
 pub mod refresh;
 pub mod resource;

@@ -32,6 +32,10 @@ pub enum TokenRequest {
     ClientCredentials {
         scope: Option<ScopeSet>,
     },
+    /// RFC 8628 §3.4.
+    DeviceCode {
+        device_code: String,
+    },
 }
 
 impl TokenRequest {
@@ -41,6 +45,7 @@ impl TokenRequest {
             Self::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             Self::RefreshToken { .. } => GrantType::RefreshToken,
             Self::ClientCredentials { .. } => GrantType::ClientCredentials,
+            Self::DeviceCode { .. } => GrantType::DeviceCode,
         }
     }
 }
@@ -80,6 +85,7 @@ pub const SENSITIVE_PARAMS: &[&str] = &[
     "grant_type",
     "scope",
     "redirect_uri",
+    "device_code",
 ];
 
 /// The refusal of a grant parameter whose value has a character outside VSCHAR
@@ -164,6 +170,15 @@ pub fn parse(form: &StrictForm) -> Result<TokenRequest, OAuthError> {
             .to_string(),
             scope: parse_scope(form)?,
         }),
+        Some(crate::clients::DEVICE_CODE_GRANT) => Ok(TokenRequest::DeviceCode {
+            device_code: required(
+                form,
+                "device_code",
+                ErrorCode::InvalidGrant,
+                "device_code is missing.",
+            )?
+            .to_string(),
+        }),
         Some(_) => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             "This grant type is not supported.",
@@ -173,7 +188,7 @@ pub fn parse(form: &StrictForm) -> Result<TokenRequest, OAuthError> {
 
 /// The scope to grant: the request's if it stays within the client's registration and the
 /// catalogue, else `invalid_scope`; without a request, everything the client may have.
-fn granted_scope(
+pub(super) fn granted_scope(
     client: &ClientRow,
     requested: Option<ScopeSet>,
     settings: &Settings,
@@ -221,6 +236,10 @@ pub fn exchange(
         TokenRequest::ClientCredentials { scope } => {
             let audiences = resource::audiences(conn, ctx.issuer, ctx.audience, resources, &[])?;
             client_credentials(ctx, &client, scope, &audiences)
+        }
+        TokenRequest::DeviceCode { device_code } => {
+            require_grant(&client, GrantType::DeviceCode)?;
+            super::device::exchange(conn, ctx, &client, &device_code, resources)
         }
         TokenRequest::AuthorizationCode {
             code,
@@ -343,7 +362,7 @@ pub fn exchange(
 }
 
 /// Why a grant transaction ended without tokens.
-enum Refusal {
+pub(super) enum Refusal {
     /// A protocol refusal. Its writes commit: a consumed code stays consumed, and the
     /// revocation that follows a replayed code or refresh token must survive the error
     /// it causes (docs/security.md C1, E2).
@@ -370,7 +389,7 @@ impl From<diesel::result::Error> for Refusal {
 
 /// Runs a grant in a write transaction that commits protocol refusals and rolls back
 /// failures.
-fn commit_refusals<F>(conn: &mut DbConnection, f: F) -> Result<TokenResponse, OAuthError>
+pub(super) fn commit_refusals<F>(conn: &mut DbConnection, f: F) -> Result<TokenResponse, OAuthError>
 where
     F: FnOnce(&mut DbConnection) -> Result<TokenResponse, Refusal>,
 {
@@ -381,7 +400,7 @@ where
     })?
 }
 
-fn refresh_policy(s: &Settings) -> refresh::Policy {
+pub(super) fn refresh_policy(s: &Settings) -> refresh::Policy {
     refresh::Policy {
         idle_ttl: s.refresh_idle_ttl_seconds,
         absolute_ttl: s.refresh_absolute_ttl_seconds,
@@ -389,7 +408,7 @@ fn refresh_policy(s: &Settings) -> refresh::Policy {
     }
 }
 
-fn require_grant(client: &ClientRow, grant: GrantType) -> Result<(), OAuthError> {
+pub(super) fn require_grant(client: &ClientRow, grant: GrantType) -> Result<(), OAuthError> {
     if client.grant_type_list().contains(&grant) {
         Ok(())
     } else {
@@ -401,7 +420,7 @@ fn require_grant(client: &ClientRow, grant: GrantType) -> Result<(), OAuthError>
 }
 
 /// Signs the access token and shapes the RFC 6749 §5.1 response.
-fn respond(
+pub(super) fn respond(
     ctx: Issuing<'_>,
     client: &ClientRow,
     subject: &str,
@@ -434,13 +453,13 @@ fn respond(
 
 /// What an ID token carries from the authorization request.
 #[derive(Debug, Clone, Copy)]
-struct OpenId<'a> {
-    nonce: Option<&'a str>,
-    auth_time: Option<Timestamp>,
+pub(super) struct OpenId<'a> {
+    pub(super) nonce: Option<&'a str>,
+    pub(super) auth_time: Option<Timestamp>,
 }
 
 /// Adds the ID token (docs/spec.md §9) when `scope` has `openid`.
-fn with_id_token(
+pub(super) fn with_id_token(
     conn: &mut DbConnection,
     ctx: Issuing<'_>,
     client: &ClientRow,
@@ -505,7 +524,7 @@ mod tests {
             "password",
             "implicit",
             "foo",
-            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:device_code:x",
         ] {
             let e = parse(&form(&format!("grant_type={g}"))).expect_err(g);
             assert_eq!(e.code, ErrorCode::UnsupportedGrantType, "{g}");

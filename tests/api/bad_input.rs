@@ -537,7 +537,7 @@ async fn validation_messages_name_the_field_and_the_valid_scopes(backend: Backen
             Method::POST,
             "/api/v1/clients".to_string(),
             json!({"name": "x", "redirect_uris": [REDIRECT], "grant_types": ["password"]}),
-            "Unsupported grant type: password. Valid grant types: authorization_code, refresh_token, client_credentials.".into(),
+            "Unsupported grant type: password. Valid grant types: authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code.".into(),
         ),
         (
             Method::POST,

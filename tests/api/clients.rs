@@ -1129,7 +1129,7 @@ async fn d3_rfc7591_every_registration_error_is_oauth_json(backend: Backend) {
         (
             json!({"redirect_uris": [REDIRECT], "grant_types": ["implicit"]}),
             "invalid_client_metadata",
-            "Unsupported grant type: implicit. Valid grant types: authorization_code, refresh_token, client_credentials.",
+            "Unsupported grant type: implicit. Valid grant types: authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code.",
         ),
         (
             json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}),

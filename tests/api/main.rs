@@ -23,6 +23,7 @@ mod checklist;
 mod cli;
 mod clients;
 mod cors;
+mod device;
 mod gateway;
 mod grants;
 mod introspect;

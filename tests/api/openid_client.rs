@@ -16,7 +16,10 @@ use crate::helpers::oauth::{REDIRECT, query_param};
 use crate::helpers::postgres::unavailable;
 use crate::helpers::{Backend, hidden, spawn_app};
 
-crate::on_both_backends!(openid_client_completes_discovery_the_code_flow_and_userinfo,);
+crate::on_both_backends!(
+    openid_client_completes_discovery_the_code_flow_and_userinfo,
+    openid_client_completes_the_device_flow,
+);
 
 fn rp_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openid-client")
@@ -137,4 +140,116 @@ async fn openid_client_completes_discovery_the_code_flow_and_userinfo(backend: B
     assert_eq!(claims["email"], "rp@example.com");
     assert_eq!(done["userinfo"]["sub"], claims["sub"]);
     assert_eq!(done["userinfo"]["email"], "rp@example.com");
+}
+
+/// RFC 8628 with openid-client's `initiateDeviceAuthorization` and
+/// `pollDeviceAuthorizationGrant` (`tests/openid-client/device.mjs`): discovery finds the
+/// device authorization endpoint, the person approves at `/device`, and the client's
+/// polling (real seconds: the test clock follows them) ends with tokens and a valid ID token.
+async fn openid_client_completes_the_device_flow(backend: Backend) {
+    if let Err(why) = node_ready() {
+        unavailable("openid-client (node)", &why);
+        return;
+    }
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (client_id, _) = app.register(tessera::clients::NewClient {
+        name: "Device CLI".into(),
+        public: true,
+        grant_types: Some(vec![
+            tessera::clients::GrantType::DeviceCode,
+            tessera::clients::GrantType::RefreshToken,
+        ]),
+        scope: Some(tessera::scope::ScopeSet::parse("openid email inference:read").expect("scope")),
+        ..Default::default()
+    });
+    let mut child = Command::new("node")
+        .arg("device.mjs")
+        .args([
+            app.address.as_str(),
+            &client_id,
+            "openid email inference:read",
+        ])
+        .current_dir(rp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut stdout, line) = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).map(|_| (stdout, line))
+    })
+    .await
+    .expect("join")
+    .expect("read");
+    if line.is_empty() {
+        let out = child.wait_with_output().expect("wait");
+        panic!(
+            "openid-client stopped: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let first: Value = serde_json::from_str(&line).expect("json line");
+    let complete = first["verification_uri_complete"].as_str().expect("uri");
+    // The server's (manual) clock follows real time while the client waits its intervals.
+    let clock = app.clock.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            clock.advance(1);
+        }
+    });
+    let b = app.user("device-rp@example.com").await;
+    let page = b.get(complete).send().await.expect("get");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    let code = first["user_code"].as_str().expect("user_code");
+    assert!(
+        html.contains(code),
+        "prefilled from verification_uri_complete"
+    );
+    let consent = b
+        .post(format!("{}/device", app.address))
+        .form(&[
+            ("csrf_token", hidden(&html, "csrf_token")),
+            ("user_code", code.into()),
+        ])
+        .send()
+        .await
+        .expect("post")
+        .text()
+        .await
+        .expect("html");
+    let done = b
+        .post(format!("{}/device", app.address))
+        .form(&[
+            ("csrf_token", hidden(&consent, "csrf_token")),
+            ("user_code", hidden(&consent, "user_code")),
+            ("decision", "approve".into()),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(done.status(), 200);
+    let result = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        stdout.read_line(&mut rest).map(|_| rest)
+    })
+    .await
+    .expect("join")
+    .expect("read");
+    ticker.abort();
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "openid-client refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: Value = serde_json::from_str(&result).expect("json");
+    assert_eq!(done["claims"]["aud"], client_id.as_str());
+    assert_eq!(done["claims"]["email"], "device-rp@example.com");
+    assert_eq!(done["scope"], "email inference:read openid");
+    assert_eq!(done["refresh_token"], true);
 }

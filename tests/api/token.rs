@@ -148,7 +148,12 @@ async fn d2_d11_client_credentials_issues_a_verifiable_jwt_and_no_refresh_token(
     assert_eq!(m["token_endpoint"], format!("{}/oauth/token", app.address));
     assert_eq!(
         m["grant_types_supported"],
-        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
+        serde_json::json!([
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
     );
 }
 

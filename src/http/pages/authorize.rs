@@ -79,7 +79,7 @@ fn error_url(
     client_url(state, redirect_uri, ("error", error), client_state)
 }
 
-fn scope_lines(state: &AppState, scope: &ScopeSet) -> Vec<(String, String)> {
+pub(super) fn scope_lines(state: &AppState, scope: &ScopeSet) -> Vec<(String, String)> {
     scope
         .iter()
         .map(|s| {

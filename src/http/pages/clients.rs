@@ -47,6 +47,10 @@ fn grant_choices(checked: &[GrantType]) -> Vec<Choice> {
             GrantType::ClientCredentials,
             "Client credentials (server to server)",
         ),
+        (
+            GrantType::DeviceCode,
+            "Device flow (CLIs and devices, RFC 8628)",
+        ),
     ]
     .into_iter()
     .map(|(g, label)| Choice {

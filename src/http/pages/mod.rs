@@ -7,6 +7,7 @@ pub mod apps;
 pub mod audit;
 pub mod authorize;
 pub mod clients;
+pub mod device;
 pub mod keys;
 pub mod members;
 pub mod organization;
