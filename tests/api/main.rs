@@ -25,6 +25,7 @@ mod cors;
 mod gateway;
 mod grants;
 mod introspect;
+mod issuance_cache;
 mod key_hygiene;
 mod key_requests;
 mod keys;
