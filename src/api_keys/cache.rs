@@ -190,7 +190,7 @@ fn credential_cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Option<C
 /// Successful client authentications by secret: resource servers at introspection (with
 /// their resources, so an introspection on the hot path restricts its answer without the
 /// database) and clients at the token endpoint (the `client_credentials` grant without
-/// the database, docs/spec.md §12).
+/// the database, docs/spec.md §7).
 pub struct CredentialCache {
     /// (client id, secret) key → the resource server's client id and resources.
     ok: Option<Cache<[u8; 32], ResourceServer>>,

@@ -107,7 +107,7 @@ pub async fn token_post(
             )
         });
     }
-    // docs/spec.md §12: a client that authenticated with this secret within the cache TTL
+    // docs/spec.md §7: a client that authenticated with this secret within the cache TTL
     // gets its client_credentials token without the database.
     let cached = token::client_credentials_cached(
         Issuing {
