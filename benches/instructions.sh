@@ -10,8 +10,8 @@
 #      client, a resource-server client, an API key) with the binary itself, and gets one JWT;
 #   2. starts `tessera serve --workers 1` under `valgrind --tool=callgrind`, waits for /readyz
 #      and warms each workload up (caches filled, connections pooled);
-#   3. for each workload (w2: JWT introspection, w3: API-key introspection, verify:
-#      POST /api/v1/keys/verify), zeroes the counters, sends N requests over one keep-alive
+#   3. for each workload (w1: client_credentials issuance, w2: JWT introspection, w3: API-key
+#      introspection, verify: POST /api/v1/keys/verify), zeroes the counters, sends N requests over one keep-alive
 #      connection (benches/requests.py), dumps the counters; then leaves the server idle for as
 #      long as the workload took and dumps again, so that background loops (revocation poll,
 #      janitor, metrics upkeep) can be subtracted;
@@ -19,7 +19,7 @@
 # The client's own work is not counted: only the server runs under valgrind.
 #
 # Environment: TESSERA_BIN (default: target/release/tessera, built if missing), N=2000,
-# WORKLOADS="w2 w3 verify", KEEP_TMP=1 keeps the temp dir (callgrind.out.* files for
+# WORKLOADS="w2 w3 verify" (add w1 for issuance), KEEP_TMP=1 keeps the temp dir (callgrind.out.* files for
 # callgrind_annotate). Needs valgrind, curl, jq, python3.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -69,7 +69,8 @@ for _ in $(seq 600); do
 done
 JWT=$(curl -fsS -u "$CID:$CSECRET" -d 'grant_type=client_credentials&scope=inference%3Aread' "$URL/oauth/token" | jq -er .access_token)
 RS_AUTH="Basic $(printf '%s:%s' "$RS_ID" "$RS_SECRET" | base64 -w0)"
-export RS_AUTH JWT KEY
+CLIENT_AUTH="Basic $(printf '%s:%s' "$CID" "$CSECRET" | base64 -w0)"
+export RS_AUTH JWT KEY CLIENT_AUTH
 
 # Total Ir of the last dump, read from the newest callgrind part file.
 last_ir() { awk '/^summary:|^totals:/{print $2; exit}' "$(ls -t "$WORK"/callgrind.out.* | head -1)"; }

@@ -2,7 +2,9 @@
 """benches/requests.py URL WORKLOAD N: sends N requests of one workload over one keep-alive
 connection and checks every answer, for benches/instructions.sh.
 
-Workloads (environment: RS_AUTH, the resource server's Basic header; JWT; KEY):
+Workloads (environment: RS_AUTH, the resource server's Basic header; JWT; KEY; CLIENT_AUTH,
+the client_credentials client's Basic header):
+  w1      POST /oauth/token grant_type=client_credentials -> 200, "access_token"
   w2      POST /oauth/introspect token=$JWT          -> 200, "active": true
   w3      POST /oauth/introspect token=$KEY          -> 200, "active": true
   verify  POST /api/v1/keys/verify {"key": "$KEY"}   -> 200, "valid": true
@@ -20,7 +22,15 @@ def main() -> int:
     parsed = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
     auth = os.environ["RS_AUTH"]
-    if workload in ("w2", "w3"):
+    if workload == "w1":
+        auth = os.environ["CLIENT_AUTH"]
+        path, body, ctype, field = (
+            "/oauth/token",
+            "grant_type=client_credentials&scope=inference%3Aread",
+            "application/x-www-form-urlencoded",
+            "access_token",
+        )
+    elif workload in ("w2", "w3"):
         token = os.environ["JWT"] if workload == "w2" else os.environ["KEY"]
         path, body, ctype, field = (
             "/oauth/introspect",
@@ -43,7 +53,8 @@ def main() -> int:
         conn.request("POST", path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
-        if resp.status != 200 or json.loads(data).get(field) is not True:
+        value = json.loads(data).get(field) if resp.status == 200 else None
+        if value is not True and not (field == "access_token" and isinstance(value, str)):
             print(f"{workload}: HTTP {resp.status}: {data[:300]!r}", file=sys.stderr)
             return 1
     return 0

@@ -70,6 +70,8 @@ pub const CREDENTIAL_CHANGES: &[&str] = &[
     "api_key.rolled",
     "client.deleted",
     "client.secret_rotated",
+    // A client's grant types or scope changed: cached authentications of it go.
+    "client.updated",
 ];
 
 /// (seq, action, target id) of credential changes recorded since `since`.

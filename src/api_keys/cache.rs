@@ -19,6 +19,7 @@
 //! every entry expiring at the TTL.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
 use super::verify::KeyRecord;
+use crate::clock::Timestamp;
 
 /// The default period of the change poll (`--change-poll-interval-ms`).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -97,7 +99,7 @@ impl Health {
 }
 
 pub struct KeyCache {
-    by_hash: Option<Cache<String, KeyRecord>>,
+    by_hash: Option<Cache<String, Arc<KeyRecord>>>,
     /// key id → digest, to evict by id (the audit log names ids). Twice the room and
     /// least-recently-stored eviction, so an id is not dropped while its key is cached.
     ids: Option<Cache<String, String>>,
@@ -129,18 +131,18 @@ impl KeyCache {
         self.by_hash.is_some()
     }
 
-    pub fn get(&self, hash: &str, health: &Health) -> Option<KeyRecord> {
+    pub fn get(&self, hash: &str, health: &Health) -> Option<Arc<KeyRecord>> {
         if !health.fresh() {
             return None;
         }
         self.by_hash.as_ref()?.get(hash)
     }
 
-    pub fn put(&self, hash: &str, rec: &KeyRecord) {
+    pub fn put(&self, hash: &str, rec: &Arc<KeyRecord>) {
         let (Some(by_hash), Some(ids)) = (&self.by_hash, &self.ids) else {
             return;
         };
-        by_hash.insert(hash.to_string(), rec.clone());
+        by_hash.insert(hash.to_string(), Arc::clone(rec));
         ids.insert(rec.id.clone(), hash.to_string());
     }
 
@@ -159,17 +161,59 @@ impl KeyCache {
 /// one with none (it sees every token).
 pub type Resources = std::sync::Arc<[String]>;
 
-/// Successful resource-server authentications, with the caller's resources, so that an
-/// introspection on the hot path restricts its answer without the database.
+/// A client that authenticated with a secret at the token endpoint, for the
+/// `client_credentials` grant without the database (docs/architecture.md §5).
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    pub client: Arc<crate::clients::store::ClientRow>,
+    /// When the secret presented stops being accepted (a rotated secret's grace period),
+    /// epoch seconds; `None`: never on its own.
+    pub secret_expires_at: Option<Timestamp>,
+}
+
+/// The cache key of a (client id, secret) pair: SHA-256 over the id's length, the id and
+/// the secret, so no plaintext secret is held and no two pairs share a key.
+fn credential_key(client_id: &str, secret: &str) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&(client_id.len() as u64).to_be_bytes());
+    ctx.update(client_id.as_bytes());
+    ctx.update(secret.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// A resource server's client id and resources.
+type ResourceServer = (Arc<str>, Resources);
+
+/// A cache of (client id, secret) keys whose entries `forget_client` can drop by client.
+fn credential_cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Option<Cache<[u8; 32], V>> {
+    (!ttl.is_zero()).then(|| {
+        Cache::builder()
+            .max_capacity(MAX_CREDENTIALS)
+            .time_to_live(ttl.min(MAX_TTL))
+            // forget_client drops every secret of one client.
+            .support_invalidation_closures()
+            .build()
+    })
+}
+
+/// Successful client authentications by secret: resource servers at introspection (with
+/// their resources, so an introspection on the hot path restricts its answer without the
+/// database) and clients at the token endpoint (the `client_credentials` grant without
+/// the database, docs/spec.md §7).
 pub struct CredentialCache {
-    /// (client id, SHA-256 of the secret) → authenticated, with these resources.
-    ok: Option<Cache<(String, String), Resources>>,
+    /// (client id, secret) key → the resource server's client id and resources.
+    ok: Option<Cache<[u8; 32], ResourceServer>>,
+    /// (client id, secret) key → the client it authenticated.
+    clients: Option<Cache<[u8; 32], AuthenticatedClient>>,
 }
 
 impl fmt::Debug for CredentialCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CredentialCache")
             .field("entries", &self.ok.as_ref().map(Cache::entry_count))
+            .field("clients", &self.clients.as_ref().map(Cache::entry_count))
             .finish()
     }
 }
@@ -177,14 +221,8 @@ impl fmt::Debug for CredentialCache {
 impl CredentialCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
-            ok: (!ttl.is_zero()).then(|| {
-                Cache::builder()
-                    .max_capacity(MAX_CREDENTIALS)
-                    .time_to_live(ttl.min(MAX_TTL))
-                    // forget_client drops every secret of one client.
-                    .support_invalidation_closures()
-                    .build()
-            }),
+            ok: credential_cache(ttl),
+            clients: credential_cache(ttl),
         }
     }
 
@@ -195,29 +233,66 @@ impl CredentialCache {
         if !health.fresh() {
             return None;
         }
-        ok.get(&(client_id.to_string(), crate::crypto::sha256_hex(secret)))
+        ok.get(&credential_key(client_id, secret))
+            .map(|(_, resources)| resources)
     }
 
     pub fn remember(&self, client_id: &str, secret: &str, resources: Resources) {
         if let Some(ok) = &self.ok {
             ok.insert(
-                (client_id.to_string(), crate::crypto::sha256_hex(secret)),
-                resources,
+                credential_key(client_id, secret),
+                (Arc::from(client_id), resources),
             );
         }
     }
 
-    /// Forgets every cached authentication of a client (secret rotated, client deleted).
-    /// From this call on no lookup returns an entry stored before it; moka removes them
-    /// in its maintenance.
+    /// The client this id and secret authenticated within the TTL, if its secret is still
+    /// good at `now`; `None` when not cached (or the database was unhealthy lately).
+    pub fn client(
+        &self,
+        client_id: &str,
+        secret: &str,
+        health: &Health,
+        now: Timestamp,
+    ) -> Option<Arc<crate::clients::store::ClientRow>> {
+        let clients = self.clients.as_ref()?;
+        if !health.fresh() {
+            return None;
+        }
+        let hit = clients.get(&credential_key(client_id, secret))?;
+        (hit.client.id == client_id && hit.secret_expires_at.is_none_or(|e| now < e))
+            .then_some(hit.client)
+    }
+
+    /// Remembers that `secret` authenticated `client` (its `id` is the presented id).
+    pub fn remember_client(&self, secret: &str, entry: AuthenticatedClient) {
+        if let Some(clients) = &self.clients {
+            clients.insert(credential_key(&entry.client.id, secret), entry);
+        }
+    }
+
+    /// Forgets every cached authentication of a client (secret rotated, client deleted or
+    /// updated). From this call on no lookup returns an entry stored before it; moka
+    /// removes them in its maintenance.
     pub fn forget_client(&self, client_id: &str) {
-        let Some(ok) = &self.ok else {
-            return;
-        };
-        let id = client_id.to_string();
-        if ok.invalidate_entries_if(move |(c, _), _| *c == id).is_err() {
-            // Only if closures were not enabled at build time; still void everything.
-            ok.invalidate_all();
+        if let Some(ok) = &self.ok {
+            let id = client_id.to_string();
+            if ok
+                .invalidate_entries_if(move |_, (c, _)| **c == *id)
+                .is_err()
+            {
+                // Only if closures were not enabled at build time; still void everything.
+                ok.invalidate_all();
+            }
+        }
+        if let Some(clients) = &self.clients {
+            let id = client_id.to_string();
+            if clients
+                .invalidate_entries_if(move |_, v| v.client.id == id)
+                .is_err()
+            {
+                clients.invalidate_all();
+            }
         }
     }
 }
@@ -233,8 +308,8 @@ mod tests {
         h
     }
 
-    fn record(id: &str) -> KeyRecord {
-        KeyRecord {
+    fn record(id: &str) -> Arc<KeyRecord> {
+        Arc::new(KeyRecord {
             id: id.into(),
             org_id: "org".into(),
             key_type: KeyType::Secret,
@@ -245,7 +320,7 @@ mod tests {
             revoked_at: None,
             limit: 60,
             org_limit: None,
-        }
+        })
     }
 
     #[test]

@@ -40,6 +40,17 @@ pub fn checksum(body: &str) -> String {
     base62_fixed(u64::from(crc32fast::hash(body.as_bytes())), CHECKSUM_LEN)
 }
 
+/// Whether `sum` is the checksum of `body`, without building the checksum text.
+fn checksum_matches(body: &str, sum: &str) -> bool {
+    let mut n = u64::from(crc32fast::hash(body.as_bytes()));
+    let mut digits = [b'0'; CHECKSUM_LEN];
+    for slot in digits.iter_mut().rev() {
+        *slot = BASE62.get((n % 62) as usize).copied().unwrap_or(b'0');
+        n /= 62;
+    }
+    sum.as_bytes() == digits
+}
+
 /// A fresh key of `key_type` with the configured prefix.
 pub fn generate(prefix: &str, key_type: KeyType) -> PlainApiKey {
     let body = format!("{prefix}_{}_{}", key_type.tag(), random_base62(RANDOM_LEN));
@@ -71,11 +82,12 @@ pub fn parse(key: &str, prefix: &str) -> Result<(KeyType, PlainApiKey), FormatEr
         return Err(FormatError::Prefix);
     };
     let tail = &rest[3..];
-    if tail.len() != RANDOM_LEN + CHECKSUM_LEN || !tail.bytes().all(|b| BASE62.contains(&b)) {
+    // BASE62 is exactly the ASCII letters and digits.
+    if tail.len() != RANDOM_LEN + CHECKSUM_LEN || !tail.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(FormatError::Shape);
     }
     let (body, sum) = key.split_at(key.len() - CHECKSUM_LEN);
-    if checksum(body) != sum {
+    if !checksum_matches(body, sum) {
         return Err(FormatError::Checksum);
     }
     Ok((key_type, PlainApiKey(key.to_string())))
@@ -102,6 +114,12 @@ mod tests {
         assert!(p.expose().starts_with("acme_pk_"));
         assert!(check(p.expose(), "acme"));
         assert!(!check(p.expose(), "tsr"));
+        assert!(BASE62.iter().all(u8::is_ascii_alphanumeric) && BASE62.len() == 62);
+        let mut bad = s.to_string();
+        bad.replace_range(10..11, if &s[10..11] == "a" { "b" } else { "a" });
+        assert_eq!(parse(&bad, "tsr").err(), Some(FormatError::Checksum));
+        bad.replace_range(10..11, "-");
+        assert_eq!(parse(&bad, "tsr").err(), Some(FormatError::Shape));
     }
 
     #[test]

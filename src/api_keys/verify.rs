@@ -4,6 +4,8 @@
 //! here writes to the database: use counts and `last_used_at` live in memory
 //! ([`super::ratelimit`]) and [`flush`] writes them in batches.
 
+use std::sync::Arc;
+
 use diesel::prelude::*;
 
 use super::KeyType;
@@ -129,8 +131,9 @@ pub fn lookup(
 #[derive(Debug, Clone)]
 pub struct Verification {
     pub code: Code,
-    /// Set whenever the key exists (whatever the verdict).
-    pub key: Option<KeyRecord>,
+    /// Set whenever the key exists (whatever the verdict); shared with the key cache, so a
+    /// cached answer clones a pointer, not the record and its scope set.
+    pub key: Option<Arc<KeyRecord>>,
     /// Set whenever the key is live (`VALID`, `INSUFFICIENT_SCOPE`, `RATE_LIMITED`): the
     /// X-RateLimit facts. A key that is not (`NOT_FOUND`, `REVOKED`, `EXPIRED`) has no
     /// budget to report (docs/spec.md §5).
@@ -187,7 +190,7 @@ impl KeyRuntime {
 pub enum Resolved {
     /// Not a well-formed key: unknown, no database work.
     Malformed,
-    Hit(KeyRecord),
+    Hit(Arc<KeyRecord>),
     /// Well formed, not cached: look up this digest.
     Miss(String),
 }
@@ -234,6 +237,7 @@ pub fn check_digest(
     let Some(key) = lookup(conn, hash, plans)? else {
         return Ok(Verification::not_found());
     };
+    let key = Arc::new(key);
     if key.revoked_at.is_none() {
         rt.cache.put(hash, &key);
     }
@@ -277,7 +281,7 @@ pub fn check(
 /// The decision once the key is known.
 pub fn decide(
     rt: &KeyRuntime,
-    key: KeyRecord,
+    key: Arc<KeyRecord>,
     required: &ScopeSet,
     counting: Counting,
     now: Timestamp,

@@ -149,14 +149,30 @@ pub fn secret_matches(
     secret: &str,
     now: Timestamp,
 ) -> QueryResult<bool> {
+    Ok(matching_secret(conn, client_id, secret, now)?.is_some())
+}
+
+/// When `secret`, one of the client's unexpired secrets, expires: `Some(None)` for a
+/// secret without expiry, `None` when `secret` is none of them. Compares SHA-256 digests
+/// in constant time, every stored secret.
+pub fn matching_secret(
+    conn: &mut DbConnection,
+    client_id: &str,
+    secret: &str,
+    now: Timestamp,
+) -> QueryResult<Option<Option<Timestamp>>> {
     let hashes: Vec<(String, Option<i64>)> = client_secrets::table
         .filter(client_secrets::client_id.eq(client_id))
         .select((client_secrets::secret_hash, client_secrets::expires_at))
         .load(conn)?;
     let presented = crate::crypto::sha256_hex(secret);
-    Ok(hashes.iter().fold(false, |found, (h, exp)| {
+    Ok(hashes.iter().fold(None, |found, (h, exp)| {
         let live = exp.is_none_or(|e| now < e);
-        found | (live & crate::crypto::constant_time_eq(h.as_bytes(), presented.as_bytes()))
+        if live & crate::crypto::constant_time_eq(h.as_bytes(), presented.as_bytes()) {
+            Some(*exp)
+        } else {
+            found
+        }
     }))
 }
 

@@ -281,6 +281,11 @@ pub fn build_pool(
         .max_size(max_size)
         .min_idle(Some(1))
         .connection_timeout(timeout)
+        // docs/architecture.md §6: no `SELECT 1` on every SQLite checkout (a file
+        // connection has no server to lose; a failing query is a 503 either way). On
+        // PostgreSQL the check stays: it is how a connection the server dropped (restart,
+        // failover) is found and replaced, which diesel does not expose otherwise.
+        .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
         .connection_customizer(Box::new(ConnectionSetup {
             timeout_ms: timeout.as_millis(),
         }))

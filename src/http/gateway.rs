@@ -217,7 +217,7 @@ async fn api_key(
                 .insert_header(("X-Auth-Org-Id", key.org_id.clone()))
                 .insert_header(("X-Auth-Scopes", key.scopes.to_vec().join(" ")))
                 .insert_header(("X-Auth-Credential", "api_key"))
-                .insert_header(("X-Auth-Key-Id", key.id));
+                .insert_header(("X-Auth-Key-Id", key.id.clone()));
             let mut resp = b.finish();
             add_rate(resp.headers_mut(), rate);
             resp

@@ -26,17 +26,17 @@ pub async fn record(
         .unwrap_or_else(|| "unmatched".to_string());
     let status = res.status().as_u16();
     let elapsed = start.elapsed().as_secs_f64();
-    if let Some(state) = state {
-        state
-            .metrics
-            .observe(method.as_str(), &route, status, elapsed);
-    }
     access_log(method.as_str(), &route, status, elapsed, || {
         res.request()
             .peer_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_default()
     });
+    if let Some(state) = state {
+        state
+            .metrics
+            .observe(method.as_str(), route, status, elapsed);
+    }
     Ok(res)
 }
 

@@ -107,18 +107,40 @@ pub async fn token_post(
             )
         });
     }
-    let st = state.clone();
-    let result = with_db(&state, move |conn| {
-        let ctx = Issuing {
-            settings: &st.settings,
-            issuer: &st.issuer,
-            audience: &st.audience,
-            keys: &st.keys,
-            now: st.clock.now(),
-        };
-        token::exchange(conn, ctx, &presented, request, &resources)
-    })
-    .await;
+    // docs/spec.md §7: a client that authenticated with this secret within the cache TTL
+    // gets its client_credentials token without the database.
+    let cached = token::client_credentials_cached(
+        Issuing {
+            settings: &state.settings,
+            issuer: &state.issuer,
+            audience: &state.audience,
+            keys: &state.keys,
+            now: state.clock.now(),
+        },
+        &state.api_keys.clients,
+        &state.api_keys.health,
+        &presented,
+        &request,
+        &resources,
+    );
+    let result = match cached {
+        Some(answer) => answer,
+        None => {
+            let st = state.clone();
+            with_db(&state, move |conn| {
+                let ctx = Issuing {
+                    settings: &st.settings,
+                    issuer: &st.issuer,
+                    audience: &st.audience,
+                    keys: &st.keys,
+                    now: st.clock.now(),
+                };
+                let cache = Some(&st.api_keys.clients);
+                token::exchange(conn, ctx, cache, &presented, request, &resources)
+            })
+            .await
+        }
+    };
     let response = match result {
         Err(e) if e.code == ErrorCode::InvalidClient => {
             state

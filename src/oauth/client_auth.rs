@@ -6,7 +6,7 @@
 use base64::Engine;
 
 use super::form::StrictForm;
-use crate::api_keys::cache::Resources;
+use crate::api_keys::cache::{AuthenticatedClient, CredentialCache, Resources};
 use crate::clients::store::{self, ClientRow};
 use crate::clock::Timestamp;
 use crate::db::DbConnection;
@@ -90,6 +90,12 @@ pub fn authenticate_resource_server(
 
 /// Form-urldecoding of one Basic credential half (RFC 6749 §2.3.1).
 fn form_decode(s: &str) -> Option<String> {
+    // Nothing to decode (the usual id or secret): the text itself, no form parse.
+    if s.bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'%' | b'+' | b'&' | b'='))
+    {
+        return Some(s.to_string());
+    }
     let form = StrictForm::parse(format!("v={s}").as_bytes()).ok()?;
     if form.is_unprintable("v") {
         return None;
@@ -162,6 +168,18 @@ pub fn authenticate(
     p: &Presented,
     now: Timestamp,
 ) -> Result<ClientRow, OAuthError> {
+    authenticate_remembered(conn, None, p, now)
+}
+
+/// [`authenticate`], and when a secret authenticated the client and `cache` is given,
+/// remembers it there (`CredentialCache::client`), with the secret's expiry, so the next
+/// `client_credentials` request of this client needs no database.
+pub fn authenticate_remembered(
+    conn: &mut DbConnection,
+    cache: Option<&CredentialCache>,
+    p: &Presented,
+    now: Timestamp,
+) -> Result<ClientRow, OAuthError> {
     let fail = OAuthError::invalid_client;
     let Some(client) = store::find(conn, p.client_id())? else {
         // Same work as a real check, so timing does not tell unknown ids apart.
@@ -174,11 +192,20 @@ pub fn authenticate(
     match p {
         Presented::None { .. } if client.is_public => Ok(client),
         Presented::Basic { secret, .. } | Presented::Post { secret, .. } if !client.is_public => {
-            if store::secret_matches(conn, &client.id, secret, now)? {
-                Ok(client)
-            } else {
-                Err(fail())
+            let Some(secret_expires_at) = store::matching_secret(conn, &client.id, secret, now)?
+            else {
+                return Err(fail());
+            };
+            if let Some(cache) = cache {
+                cache.remember_client(
+                    secret,
+                    AuthenticatedClient {
+                        client: std::sync::Arc::new(client.clone()),
+                        secret_expires_at,
+                    },
+                );
             }
+            Ok(client)
         }
         _ => Err(fail()),
     }

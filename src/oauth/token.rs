@@ -7,6 +7,7 @@ use super::client_auth::{self, Presented};
 use super::form::StrictForm;
 use super::resource::{self, Credential};
 use super::{codes, refresh};
+use crate::api_keys::cache::{CredentialCache, Health};
 use crate::clients::GrantType;
 use crate::clients::store::ClientRow;
 use crate::clock::Timestamp;
@@ -223,15 +224,18 @@ fn grant_audiences(
 }
 
 /// Authenticates the client and runs the grant. Everything a 200 reports is decided here.
-/// `resources` are the request's RFC 8707 `resource` values ([`resource::requested`]).
+/// `resources` are the request's RFC 8707 `resource` values ([`resource::requested`]);
+/// a client authenticated by its secret is remembered in `cache` when given
+/// ([`client_credentials_cached`] reads it).
 pub fn exchange(
     conn: &mut DbConnection,
     ctx: Issuing<'_>,
+    cache: Option<&CredentialCache>,
     presented: &Presented,
     request: TokenRequest,
     resources: &[String],
 ) -> Result<TokenResponse, OAuthError> {
-    let client = client_auth::authenticate(conn, presented, ctx.now)?;
+    let client = client_auth::authenticate_remembered(conn, cache, presented, ctx.now)?;
     match request {
         TokenRequest::ClientCredentials { scope } => {
             let audiences = resource::audiences(conn, ctx.issuer, ctx.audience, resources, &[])?;
@@ -490,6 +494,31 @@ pub(super) fn with_id_token(
 
 /// RFC 6749 §4.4: a confidential client acting for itself. `sub` is the client id (its
 /// `cli_` prefix keeps it apart from user ids) and no refresh token is issued (§4.4.3).
+/// RFC 6749 §4.4 without the database: the client authenticated with this id and secret
+/// within `--cache-ttl-ms` (`CredentialCache::client`, voided at once on this instance by
+/// a secret rotation, a client update or deletion, and through the change poll on the
+/// others), no RFC 8707 `resource` requested (those are checked against the database).
+/// `None` when the request does not qualify or the client is not cached: the caller runs
+/// [`exchange`].
+pub fn client_credentials_cached(
+    ctx: Issuing<'_>,
+    cache: &CredentialCache,
+    health: &Health,
+    presented: &Presented,
+    request: &TokenRequest,
+    resources: &[String],
+) -> Option<Result<TokenResponse, OAuthError>> {
+    let TokenRequest::ClientCredentials { scope } = request else {
+        return None;
+    };
+    if !resources.is_empty() {
+        return None;
+    }
+    let client = cache.client(presented.client_id(), presented.secret()?, health, ctx.now)?;
+    let audiences = [ctx.audience.to_string()];
+    Some(client_credentials(ctx, &client, scope.clone(), &audiences))
+}
+
 fn client_credentials(
     ctx: Issuing<'_>,
     client: &ClientRow,

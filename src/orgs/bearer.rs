@@ -137,8 +137,8 @@ pub fn resolve_accepting(
     };
     Ok((
         Actor {
-            org_id: key.org_id,
-            user_id: key.created_by,
+            org_id: key.org_id.clone(),
+            user_id: key.created_by.clone(),
             role,
             label: format!("key:{}", key.id),
         },

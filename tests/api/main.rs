@@ -27,6 +27,7 @@ mod device;
 mod gateway;
 mod grants;
 mod introspect;
+mod issuance_cache;
 mod key_hygiene;
 mod key_requests;
 mod keys;

@@ -481,6 +481,29 @@ async fn r4_token_requests_answer_503_when_the_database_goes_away(backend: Backe
         200
     );
     break_database(&app);
+    // docs/spec.md §7: a client authenticated within the cache TTL is served from the
+    // credential cache only while the change poll keeps succeeding, like verify (the
+    // health window, 500 ms); after that every token request is 503, and stays so.
+    let broken_at = std::time::Instant::now();
+    loop {
+        let r = app
+            .post_form(
+                "/oauth/token",
+                Some((&id, &secret)),
+                "grant_type=client_credentials",
+            )
+            .await;
+        if r.status() == 503 {
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        assert!(
+            broken_at.elapsed() < std::time::Duration::from_millis(1000),
+            "cached issuance stops within the health window"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let r = app
         .post_form(
             "/oauth/token",
