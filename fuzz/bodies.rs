@@ -14,8 +14,11 @@ use tessera::scope::ScopeSet;
 use tessera::tokens::keys::{KeySet, SigningAlg};
 use tessera::tokens::verify::{Expect, verify_access_token};
 
+/// A target's body: one input, no result (a panic is a finding).
+pub type Body = fn(&[u8]);
+
 /// Every target: its name (as in `fuzz/fuzz_targets/` and `fuzz/seeds/`) and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("api_json", api_json),
     ("api_key", api_key),
     ("basic_header", basic_header),
