@@ -11,7 +11,7 @@
 #   2. starts `tessera serve --workers 1` under `valgrind --tool=callgrind`, waits for /readyz
 #      and warms each workload up (caches filled, connections pooled);
 #   3. for each workload (w1: client_credentials issuance, w2: JWT introspection, w3: API-key
-#      introspection, verify: POST /api/v1/keys/verify), zeroes the counters, sends N requests over one keep-alive
+#      introspection, verify: POST /api/v1/keys/verify, gateway: GET /gateway/check with the key), zeroes the counters, sends N requests over one keep-alive
 #      connection (benches/requests.py), dumps the counters; then leaves the server idle for as
 #      long as the workload took and dumps again, so that background loops (revocation poll,
 #      janitor, metrics upkeep) can be subtracted;
@@ -19,13 +19,13 @@
 # The client's own work is not counted: only the server runs under valgrind.
 #
 # Environment: TESSERA_BIN (default: target/release/tessera, built if missing), N=2000,
-# WORKLOADS="w2 w3 verify" (add w1 for issuance), KEEP_TMP=1 keeps the temp dir (callgrind.out.* files for
+# WORKLOADS="w2 w3 verify gateway" (add w1 for issuance), KEEP_TMP=1 keeps the temp dir (callgrind.out.* files for
 # callgrind_annotate). Needs valgrind, curl, jq, python3.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 N=${N:-2000}
-WORKLOADS=${WORKLOADS:-w2 w3 verify}
+WORKLOADS=${WORKLOADS:-w2 w3 verify gateway}
 for c in valgrind callgrind_control curl jq python3; do
   command -v "$c" >/dev/null || { echo "instructions.sh: need $c" >&2; exit 2; }
 done
@@ -44,7 +44,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-T=("$TESSERA_BIN" --database-url "sqlite://$WORK/tessera.db" --keys-dir "$WORK/keys")
+# The gateway workload's route table (docs/spec.md §11).
+printf '[gateway]\n[[gateway.routes]]\npath = "/v1/*"\nscopes = ["inference:read"]\n' >"$WORK/tessera.toml"
+T=("$TESSERA_BIN" --config "$WORK/tessera.toml" --database-url "sqlite://$WORK/tessera.db" --keys-dir "$WORK/keys")
 mkdir -p "$WORK/keys"
 "${T[@]}" migrate >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log" >&2; exit 1; }
 cli() { "${T[@]}" "$@" 2>>"$WORK/cli.err" || { cat "$WORK/cli.err" >&2; exit 1; }; }

@@ -8,6 +8,8 @@ the client_credentials client's Basic header):
   w2      POST /oauth/introspect token=$JWT          -> 200, "active": true
   w3      POST /oauth/introspect token=$KEY          -> 200, "active": true
   verify  POST /api/v1/keys/verify {"key": "$KEY"}   -> 200, "valid": true
+  gateway GET /gateway/check, Bearer $KEY, X-Forwarded-Method GET,
+          X-Forwarded-Uri /v1/models (docs/spec.md §11) -> 200, X-Auth-Key-Id set
 Exits 1 at the first answer that is not the expected one (printing it).
 """
 import http.client
@@ -45,6 +47,20 @@ def main() -> int:
             "application/json",
             "valid",
         )
+    elif workload == "gateway":
+        headers = {
+            "Authorization": "Bearer " + os.environ["KEY"],
+            "X-Forwarded-Method": "GET",
+            "X-Forwarded-Uri": "/v1/models",
+        }
+        for _ in range(n):
+            conn.request("GET", "/gateway/check", headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200 or not resp.getheader("X-Auth-Key-Id"):
+                print(f"{workload}: HTTP {resp.status}: {data[:300]!r}", file=sys.stderr)
+                return 1
+        return 0
     else:
         print(f"unknown workload {workload}", file=sys.stderr)
         return 2

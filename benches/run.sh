@@ -16,7 +16,9 @@
 #   3. starts `tessera serve` on a free loopback port, waits for /readyz, runs bench.sh
 #      $TESSERA_WORKLOADS against it (w1 JWT issuance, w2 JWT introspection, w3 introspection
 #      of the API key) and the `verify` workload (POST /api/v1/keys/verify, JSON body, wrk +
-#      benches/verify.lua; skipped with a message while the endpoint answers 404), then stops it;
+#      benches/verify.lua; skipped with a message while the endpoint answers 404) and the
+#      `gateway` workload (GET /gateway/check as nginx auth_request sends it, API key as
+#      bearer, route /v1/* from the run's tessera.toml; wrk + benches/gateway.lua), then stops it;
 #   4. unless NODE=0, prepares node-oidc-provider in $NOP_DIR (copy of the peer + npm
 #      install, once), starts it on a free port and runs bench.sh $NODE_WORKLOADS against it;
 #   5. stops everything it started and prints a summary: per workload the medians for
@@ -27,7 +29,7 @@
 #   DURATION=10 REPS=3 WARMUP=3 CONNS=32 THREADS=2   passed to bench.sh (and used by verify)
 #   QUIET_MAX=<pct> QUIET_TIMEOUT=120 LOADGEN_CPUS=<list> TOOL=auto   passed to bench.sh
 #   TESSERA_BIN=<path>      use this binary instead of building target/release/tessera
-#   TESSERA_WORKLOADS="w1 w2 w3 verify"   NODE_WORKLOADS="w1 w3"   NODE=1 (0: tessera only)
+#   TESSERA_WORKLOADS="w1 w2 w3 verify gateway"   NODE_WORKLOADS="w1 w3"   NODE=1 (0: tessera only)
 #   KEYS=0                  extra API-key rows seeded into the database
 #   TESSERA_WORKERS=<n>     HTTP worker threads of tessera [its default: number of CPUs]
 #   NOP_DIR=/tmp/nop        prepared copy of peers/node-oidc-provider (made if absent)
@@ -53,7 +55,7 @@ export DURATION=${DURATION:-10} REPS=${REPS:-3} WARMUP=${WARMUP:-3} CONNS=${CONN
 export THREADS=${THREADS:-2} QUIET_TIMEOUT=${QUIET_TIMEOUT:-120}
 [[ -n ${QUIET_MAX:-} ]] && export QUIET_MAX
 [[ -n ${LOADGEN_CPUS:-} ]] && export LOADGEN_CPUS
-TESSERA_WORKLOADS=${TESSERA_WORKLOADS:-w1 w2 w3 verify}
+TESSERA_WORKLOADS=${TESSERA_WORKLOADS:-w1 w2 w3 verify gateway}
 NODE_WORKLOADS=${NODE_WORKLOADS:-w1 w3}
 NODE=${NODE:-1}
 KEYS=${KEYS:-0}
@@ -131,7 +133,9 @@ TESSERA_BIN=$(cd "$(dirname "$TESSERA_BIN")" && pwd)/$(basename "$TESSERA_BIN")
 
 # --- 2. database, keys, principals -------------------------------------------------------
 DB=$WORK/tessera.db
-T=("$TESSERA_BIN" --database-url "sqlite://$DB" --keys-dir "$WORK/keys")
+# The gateway workload's route table (docs/spec.md §11).
+printf '[gateway]\n[[gateway.routes]]\npath = "/v1/*"\nscopes = ["inference:read"]\n' >"$WORK/tessera.toml"
+T=("$TESSERA_BIN" --config "$WORK/tessera.toml" --database-url "sqlite://$DB" --keys-dir "$WORK/keys")
 mkdir -p "$WORK/keys"
 "${T[@]}" migrate >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log" >&2; exit 1; }
 cli() {  # run a tessera admin command; its JSON on stdout, its stderr shown on failure
@@ -175,8 +179,10 @@ wait_http "$T_URL/readyz" "$TESSERA_PID" "$WORK/tessera.log" "tessera serve"
 echo "# tessera serving at $T_URL (pid $TESSERA_PID)"
 
 RS_AUTH="Basic $(printf '%s:%s' "$RS_ID" "$RS_SECRET" | base64 -w0)"
-BENCH_WL=(); DO_VERIFY=0
-for w in $TESSERA_WORKLOADS; do [[ $w == verify ]] && DO_VERIFY=1 || BENCH_WL+=("$w"); done
+BENCH_WL=(); DO_VERIFY=0; DO_GATEWAY=0
+for w in $TESSERA_WORKLOADS; do
+  case $w in verify) DO_VERIFY=1 ;; gateway) DO_GATEWAY=1 ;; *) BENCH_WL+=("$w") ;; esac
+done
 
 if ((${#BENCH_WL[@]})); then
   SERVER_PID=$TESSERA_PID TOKEN_PATH=/oauth/token INTROSPECT_PATH=/oauth/introspect \
@@ -208,53 +214,57 @@ quiet_wait() {  # as in bench.sh
     ((SECONDS - t0 >= QUIET_TIMEOUT)) && { echo "# warning: machine still ${busy}% busy after ${QUIET_TIMEOUT}s wait" >&2; return 0; }
   done
 }
-verify_load() {  # $1 seconds -> "rps p50 p99 max non2xx sockerr"
-  VERIFY_KEYS=$VERIFY_KEYS BENCH_AUTH=$RS_AUTH "${PIN[@]}" /usr/bin/time -f '%U %S' -o "$WORK/verify.time" \
-    wrk -t"$THREADS" -c"$CONNS" -d"$1s" --timeout 10s -s "$HERE/verify.lua" "$T_URL/api/v1/keys/verify" \
-    >"$WORK/verify.out" 2>&1 || true
-  awk '/^RESULT/{print $3, $4, $5, $6, $7, $8}' "$WORK/verify.out"
+wrk_load() {  # $1 name, $2 url, $3 wrk script, $4 seconds -> "rps p50 p99 max non2xx sockerr"
+  VERIFY_KEYS=$VERIFY_KEYS BENCH_AUTH=$RS_AUTH "${PIN[@]}" /usr/bin/time -f '%U %S' -o "$WORK/$1.time" \
+    wrk -t"$THREADS" -c"$CONNS" -d"$4s" --timeout 10s -s "$3" "$2" \
+    >"$WORK/$1.out" 2>&1 || true
+  awk '/^RESULT/{print $3, $4, $5, $6, $7, $8}' "$WORK/$1.out"
 }
-verify_na() {
-  printf '%-5s N/A: %.300s\n' verify "$1"
-  printf '%s\t%s\t%s\tN/A\t%s\n' "$(date -u +%FT%TZ)" "$T_URL" verify "$1" >>"$RESULTS"
+wrk_na() {  # $1 name, $2 why
+  printf '%-5s N/A: %.300s\n' "$1" "$2"
+  printf '%s\t%s\t%s\tN/A\t%s\n' "$(date -u +%FT%TZ)" "$T_URL" "$1" "$2" >>"$RESULTS"
 }
-run_verify() {
-  local code body i
-  code=$(curl -s -o "$WORK/verify.probe" -w '%{http_code}' -X POST -H "Authorization: $RS_AUTH" \
-    -H 'Content-Type: application/json' --data-raw "{\"key\":\"$API_KEY\"}" "$T_URL/api/v1/keys/verify") || code=000
-  body=$(head -c 300 "$WORK/verify.probe" 2>/dev/null || true)
-  echo "# bench verify $T_URL/api/v1/keys/verify  tool=wrk conns=$CONNS duration=${DURATION}s reps=$REPS warmup=${WARMUP}s threads=$THREADS"
-  if [[ $code == 404 ]]; then
-    verify_na "POST /api/v1/keys/verify answered 404 (endpoint not implemented in this build); skipped"; return 0
-  fi
-  if [[ $code != 2* ]]; then verify_na "probe HTTP $code: $body"; return 0; fi
-  if jq -e '(.valid == false) or (.active == false)' <"$WORK/verify.probe" >/dev/null 2>&1; then
-    verify_na "probe says the key is not valid: $body"; return 0
-  fi
-  echo "# verify: probe HTTP $code: $body"
-  ((WARMUP > 0)) && verify_load "$WARMUP" >/dev/null
-  : >"$WORK/verify.runs"
+run_wrk() {  # $1 name, $2 url, $3 wrk script: warm-up, REPS runs, median line
+  local name=$1 url=$2 script=$3 i
+  echo "# bench $name $url  tool=wrk conns=$CONNS duration=${DURATION}s reps=$REPS warmup=${WARMUP}s threads=$THREADS"
+  ((WARMUP > 0)) && wrk_load "$name" "$url" "$script" "$WARMUP" >/dev/null
+  : >"$WORK/$name.runs"
   for ((i = 1; i <= REPS; i++)); do
     quiet_wait
     local t0 t1 sb0 st0 sb1 st1 s0 s1 res rps p50 p99 pmax non2xx sockerr srv lg sysb other
     t0=$(proc_ticks "$TESSERA_PID"); read -r sb0 st0 < <(sys_ticks); s0=$(date +%s.%N)
-    res=$(verify_load "$DURATION")
+    res=$(wrk_load "$name" "$url" "$script" "$DURATION")
     s1=$(date +%s.%N); read -r sb1 st1 < <(sys_ticks); t1=$(proc_ticks "$TESSERA_PID")
     read -r rps p50 p99 pmax non2xx sockerr <<<"${res:-0 0 0 0 0 0}"
-    lg=$(awk -v w="$s0" -v x="$s1" '{printf "%.2f", ($1+$2)/(x-w)}' "$WORK/verify.time")
+    lg=$(awk -v w="$s0" -v x="$s1" '{printf "%.2f", ($1+$2)/(x-w)}' "$WORK/$name.time")
     srv=$(awk -v a="$t0" -v b="$t1" -v w="$s0" -v x="$s1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz/(x-w)}')
     sysb=$(awk -v a="$sb0" -v b="$sb1" -v c="$st0" -v d="$st1" 'BEGIN{printf "%.0f", 100*(b-a)/(d-c)}')
     other=$(awk -v b="$sysb" -v n="$NCPU" -v s="$srv" -v l="$lg" 'BEGIN{o=b/100*n-s-l; if(o<0)o=0; printf "%.2f", o}')
     printf '%-5s rep%d  rps=%9.1f  p50=%7.2fms  p99=%7.2fms  max=%8.2fms  non2xx=%s sockerr=%s  cores: server=%s loadgen=%s other=%s  machine_busy=%s%%\n' \
-      verify "$i" "$rps" "$p50" "$p99" "$pmax" "$non2xx" "$sockerr" "$srv" "$lg" "$other" "$sysb"
-    echo "$rps $p50 $p99 $srv $lg $sysb" >>"$WORK/verify.runs"
-    printf '%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$T_URL" verify "$i" \
+      "$name" "$i" "$rps" "$p50" "$p99" "$pmax" "$non2xx" "$sockerr" "$srv" "$lg" "$other" "$sysb"
+    echo "$rps $p50 $p99 $srv $lg $sysb" >>"$WORK/$name.runs"
+    printf '%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$T_URL" "$name" "$i" \
       "$rps" "$p50" "$p99" "$non2xx" "$sockerr" "$srv" "$lg" "$other" "$sysb" "wrk c=$CONNS d=${DURATION}s" >>"$RESULTS"
   done
   median() { sort -g | awk '{a[NR]=$1} END{if(NR==0){print "nan"} else if(NR%2){print a[(NR+1)/2]} else {printf "%.3f\n",(a[NR/2]+a[NR/2+1])/2}}'; }
-  col() { cut -d' ' -f"$1" "$WORK/verify.runs" | median; }
+  col() { cut -d' ' -f"$1" "$WORK/$name.runs" | median; }
   printf '%-5s MEDIAN rps=%9.1f  p50=%7.2fms  p99=%7.2fms  server_cores=%s loadgen_cores=%s machine_busy=%s%%  (wrk, c=%s, %ss x%s)\n' \
-    verify "$(col 1)" "$(col 2)" "$(col 3)" "$(col 4)" "$(col 5)" "$(col 6)" "$CONNS" "$DURATION" "$REPS"
+    "$name" "$(col 1)" "$(col 2)" "$(col 3)" "$(col 4)" "$(col 5)" "$(col 6)" "$CONNS" "$DURATION" "$REPS"
+}
+run_verify() {
+  local code body
+  code=$(curl -s -o "$WORK/verify.probe" -w '%{http_code}' -X POST -H "Authorization: $RS_AUTH" \
+    -H 'Content-Type: application/json' --data-raw "{\"key\":\"$API_KEY\"}" "$T_URL/api/v1/keys/verify") || code=000
+  body=$(head -c 300 "$WORK/verify.probe" 2>/dev/null || true)
+  if [[ $code == 404 ]]; then
+    wrk_na verify "POST /api/v1/keys/verify answered 404 (endpoint not implemented in this build); skipped"; return 0
+  fi
+  if [[ $code != 2* ]]; then wrk_na verify "probe HTTP $code: $body"; return 0; fi
+  if jq -e '(.valid == false) or (.active == false)' <"$WORK/verify.probe" >/dev/null 2>&1; then
+    wrk_na verify "probe says the key is not valid: $body"; return 0
+  fi
+  echo "# verify: probe HTTP $code: $body"
+  run_wrk verify "$T_URL/api/v1/keys/verify" "$HERE/verify.lua"
   # verify answers 200 with {"valid": false, "code": ...} too (e.g. once the key's per-minute
   # limit is used up), which wrk cannot see: check the verdict after the runs.
   curl -s -o "$WORK/verify.probe" -X POST -H "Authorization: $RS_AUTH" -H 'Content-Type: application/json' \
@@ -262,7 +272,20 @@ run_verify() {
   jq -e '.valid == true' <"$WORK/verify.probe" >/dev/null 2>&1 \
     || echo "# WARNING: after the verify runs the key verifies as: $(head -c 300 "$WORK/verify.probe")"
 }
+# --- gateway: GET /gateway/check as nginx auth_request sends it (docs/spec.md §11) -------
+run_gateway() {
+  local code
+  code=$(curl -s -o "$WORK/gateway.probe" -w '%{http_code}' -H "Authorization: Bearer $API_KEY" \
+    -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Uri: /v1/models' "$T_URL/gateway/check") || code=000
+  if [[ $code != 200 ]]; then wrk_na gateway "probe HTTP $code: $(head -c 300 "$WORK/gateway.probe")"; return 0; fi
+  run_wrk gateway "$T_URL/gateway/check" "$HERE/gateway.lua"
+  # A key whose window ran out is 429 here, which wrk counts as non-2xx.
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${VERIFY_KEYS%% *}" \
+    -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Uri: /v1/models' "$T_URL/gateway/check") || code=000
+  [[ $code == 200 ]] || echo "# WARNING: after the gateway runs the check answers HTTP $code"
+}
 ((DO_VERIFY)) && run_verify
+((DO_GATEWAY)) && run_gateway
 
 # Anything tessera logged above INFO during the run is worth a look.
 LOGRE='\b(WARN|ERROR)\b'

@@ -13,7 +13,7 @@ import argparse
 import statistics
 import sys
 
-ORDER = ["w1", "w1o", "w2", "w3", "verify", "hello"]
+ORDER = ["w1", "w1o", "w2", "w3", "verify", "gateway", "hello"]
 
 
 def load(path, skip):

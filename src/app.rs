@@ -35,6 +35,8 @@ pub struct AppState {
     pub api_keys: crate::api_keys::verify::KeyRuntime,
     /// JWT liveness (not revoked a moment ago), see `tokens::cache`.
     pub live_tokens: crate::tokens::cache::LiveTokens,
+    /// Clients' organizations for the gateway check (docs/spec.md §11).
+    pub gateway_orgs: crate::gateway::ClientOrgs,
     /// Verified against when an email is unknown, so both failures cost the same (H6).
     pub dummy_password_hash: String,
 }

@@ -101,6 +101,7 @@ impl Application {
             live_tokens: crate::tokens::cache::LiveTokens::new(Duration::from_millis(
                 settings.cache_ttl_ms,
             )),
+            gateway_orgs: crate::gateway::ClientOrgs::default(),
             dummy_password_hash: crate::users::hash_password(&crate::crypto::random_token())
                 .map_err(|e| StartupError::Io(std::io::Error::other(e.to_string())))?,
             settings,
@@ -239,41 +240,61 @@ pub async fn flush_key_usage(state: &web::Data<AppState>) {
     }
 }
 
-/// One run of the janitor (docs/security.md R12): `janitor::sweep_step` at the injected
-/// clock's `now`, repeated with a pause (`janitor::BATCH_PAUSE`, or four times the step's
-/// duration if longer) and a fresh pooled connection per step until nothing is left; counts what it deleted in
+/// One run of the janitor (docs/security.md R12) at the injected clock's `now`: one batch
+/// per blocking call and fresh pooled connection, round-robin over `janitor::STEPS` until
+/// none has more. Before each batch it waits (up to `janitor::YIELD_LIMIT`) while this
+/// process has SQLite writers in `db::write_tx`; after a batch that deleted rows it pauses
+/// `janitor::BATCH_PAUSE`, or four times the batch's duration if longer, so at most a fifth
+/// of the time goes to the janitor however slow batches get. Counts what it deleted in
 /// `tessera_janitor_deleted_rows_total`. `None` when the database did not answer (logged;
 /// the next tick tries again).
 pub async fn sweep_expired(state: &web::Data<AppState>) -> Option<crate::janitor::Swept> {
-    let now = state.clock.now();
-    let retention = crate::janitor::Retention::from_settings(&state.settings);
-    let mut total = crate::janitor::Swept::default();
-    loop {
-        let st = state.clone();
-        let started = std::time::Instant::now();
-        let result = web::block(move || -> Result<crate::janitor::Swept, String> {
-            let mut conn = st.pool.get().map_err(|e| e.to_string())?;
-            crate::janitor::sweep_step(&mut conn, &retention, now).map_err(|e| e.to_string())
-        })
-        .await;
-        let step = match result {
-            Ok(Ok(step)) => step,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "janitor sweep failed; will retry");
-                return None;
+    use crate::janitor::{self, STEPS};
+    let retention = janitor::Retention::from_settings(&state.settings);
+    let cutoffs = janitor::Cutoffs::at(state.clock.now(), &retention);
+    let sqlite = state.settings.database_url.is_sqlite();
+    let mut total = janitor::Swept::default();
+    let mut pending: Vec<usize> = (0..STEPS.len()).collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for index in pending {
+            if sqlite {
+                let waiting = std::time::Instant::now();
+                while crate::db::sqlite_writers() > 0 && waiting.elapsed() < janitor::YIELD_LIMIT {
+                    actix_web::rt::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
             }
-            Err(_) => return None,
-        };
-        for (table, rows) in step.by_table() {
-            state.metrics.janitor_deleted(table, rows as u64);
+            let st = state.clone();
+            let started = std::time::Instant::now();
+            let result = web::block(move || -> Result<janitor::Batch, String> {
+                let mut conn = st.pool.get().map_err(|e| e.to_string())?;
+                janitor::run_step(&mut conn, index, &cutoffs).map_err(|e| e.to_string())
+            })
+            .await;
+            let batch = match result {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "janitor sweep failed; will retry");
+                    return None;
+                }
+                Err(_) => return None,
+            };
+            let Some(step) = STEPS.get(index) else {
+                continue;
+            };
+            state
+                .metrics
+                .janitor_deleted(step.table, batch.deleted as u64);
+            total.add(step.table, batch.deleted);
+            if batch.more {
+                still.push(index);
+            }
+            if batch.deleted > 0 {
+                let pause = janitor::BATCH_PAUSE.max(started.elapsed() * 4);
+                actix_web::rt::time::sleep(pause).await;
+            }
         }
-        total.add(&step);
-        if !step.more {
-            break;
-        }
-        // At most a fifth of the time goes to the janitor's steps, however slow they get.
-        let pause = crate::janitor::BATCH_PAUSE.max(started.elapsed() * 4);
-        actix_web::rt::time::sleep(pause).await;
+        pending = still;
     }
     if total.total() > 0 {
         tracing::info!(?total, "janitor deleted expired rows");

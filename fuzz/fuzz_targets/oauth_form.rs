@@ -1,19 +1,11 @@
 //! The strict `application/x-www-form-urlencoded` parser of the OAuth endpoints: any bytes
 //! either parse or are refused, and what parses reads back consistently.
+//! The body is `bodies::oauth_form` (fuzz/bodies.rs), shared with the smoke test that `cargo test`
+//! runs (tests/api/fuzz_smoke.rs).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use tessera::oauth::form::StrictForm;
+#[path = "../bodies.rs"]
+#[allow(dead_code)]
+mod bodies;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(form) = StrictForm::parse(data) {
-        let _ = form.repeated();
-        for name in ["grant_type", "code", "scope", "client_id", "redirect_uri", "state"] {
-            if let Some(v) = form.get(name) {
-                // What parsed is text without the encoding's metacharacters left raw.
-                assert!(!v.contains('\0') || data.windows(3).any(|w| w == b"%00"));
-            }
-        }
-        let _ = form.contains_any(&["request", "request_uri"]);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::oauth_form(data));

@@ -216,6 +216,41 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The organization of each client, for `X-Auth-Org-Id` on `client_credentials` tokens
+/// (docs/spec.md §11). A client never changes organization, and a deleted client's tokens
+/// are inactive before this is asked, so entries need no invalidation; they expire after
+/// [`CLIENT_ORG_TTL`] all the same, and at most [`CLIENT_ORG_CAPACITY`] are kept.
+#[derive(Debug, Clone)]
+pub struct ClientOrgs(moka::sync::Cache<String, Option<String>>);
+
+/// How long a client's organization is remembered.
+pub const CLIENT_ORG_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How many clients' organizations are remembered.
+pub const CLIENT_ORG_CAPACITY: u64 = 100_000;
+
+impl Default for ClientOrgs {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(CLIENT_ORG_CAPACITY)
+                .time_to_live(CLIENT_ORG_TTL)
+                .build(),
+        )
+    }
+}
+
+impl ClientOrgs {
+    /// `Some(org)` when known (`Some(None)`: the client has no organization).
+    pub fn get(&self, client_id: &str) -> Option<Option<String>> {
+        self.0.get(client_id)
+    }
+
+    pub fn insert(&self, client_id: &str, org_id: Option<String>) {
+        self.0.insert(client_id.to_string(), org_id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

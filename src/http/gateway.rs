@@ -28,6 +28,10 @@ use crate::scope::ScopeSet;
 /// The check's own path; Envoy appends the original path to it.
 pub const CHECK_PATH: &str = "/gateway/check";
 
+/// The pattern the check is mounted at: [`CHECK_PATH`], alone or followed by the original
+/// path Envoy appends (`/gateway/check/v1/models`).
+pub const CHECK_MOUNT: &str = "/gateway/check{original:(/.*)?}";
+
 fn first_header<'a>(h: &'a HeaderMap, names: [&str; 2]) -> Option<&'a str> {
     names
         .iter()
@@ -291,10 +295,40 @@ async fn access_token(
         return Ok(insufficient_scope(&scopes, None));
     }
     let text = |k: &str| field(k).unwrap_or_default().to_string();
-    Ok(base(StatusCode::OK)
-        .insert_header(("X-Auth-Subject", text("sub")))
+    let (sub, client_id) = (text("sub"), text("client_id"));
+    // docs/spec.md §11: a client_credentials token (its `sub` is its client) acts for the
+    // client's organization; a user's token carries no organization.
+    let org = if sub == client_id {
+        client_org(state, &client_id).await?
+    } else {
+        None
+    };
+    let mut b = base(StatusCode::OK);
+    b.insert_header(("X-Auth-Subject", sub))
         .insert_header(("X-Auth-Scopes", granted.to_vec().join(" ")))
         .insert_header(("X-Auth-Credential", "access_token"))
-        .insert_header(("X-Auth-Client-Id", text("client_id")))
-        .finish())
+        .insert_header(("X-Auth-Client-Id", client_id));
+    if let Some(org) = org {
+        b.insert_header(("X-Auth-Org-Id", org));
+    }
+    Ok(b.finish())
+}
+
+/// The organization of `client_id` (`None`: it has none), from `AppState::gateway_orgs`
+/// or the database.
+async fn client_org(
+    state: &web::Data<AppState>,
+    client_id: &str,
+) -> Result<Option<String>, AppError> {
+    if let Some(org) = state.gateway_orgs.get(client_id) {
+        return Ok(org);
+    }
+    let id = client_id.to_string();
+    let row = with_db(state, move |conn| {
+        crate::clients::store::find(conn, &id).map_err(AppError::from_db)
+    })
+    .await?;
+    let org = row.and_then(|r| r.org_id);
+    state.gateway_orgs.insert(client_id, org.clone());
+    Ok(org)
 }

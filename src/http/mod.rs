@@ -137,8 +137,9 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
             .data(api_body())
             .post(register::register_post)
             .cross_origin(),
-        // docs/spec.md §11: any method (nginx sends GET, Envoy the original one).
-        at(gateway::CHECK_PATH, Plain).any(gateway::check),
+        // docs/spec.md §11: any method (nginx sends GET, Envoy the original one); Envoy
+        // ext_authz appends the original path to the check's.
+        Endpoint::new(gateway::CHECK_PATH, gateway::CHECK_MOUNT, Plain).any(gateway::check),
         at("/oauth/register/{client_id}", OAuth)
             .data(api_body())
             .get(register::read_get)
@@ -189,8 +190,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for e in top {
         cfg.service(e.into_resource());
     }
-    // Envoy ext_authz appends the original path to the check's (docs/spec.md §11).
-    cfg.service(web::resource("/gateway/check/{original:.*}").to(gateway::check));
     let mut scope = web::scope(API_V1)
         .app_data(web::PayloadConfig::new(api::API_BODY_LIMIT))
         .wrap(from_fn(api::auth::rate_limit_headers))

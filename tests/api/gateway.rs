@@ -20,7 +20,7 @@ crate::on_both_backends!(
     i6_nginx_in_front_of_an_upstream_with_the_documented_configuration,
 );
 
-const AUDIENCE: &str = "https://api.example/inference";
+pub(crate) const AUDIENCE: &str = "https://api.example/inference";
 
 const ROUTES: &str = r#"
 audience = "https://api.example/inference"
@@ -34,7 +34,7 @@ path = "/v1/*"
 scopes = ["inference:read"]
 "#;
 
-async fn gateway_app(backend: Backend, token_audience: Option<&str>) -> Option<TestApp> {
+pub(crate) async fn gateway_app(backend: Backend, token_audience: Option<&str>) -> Option<TestApp> {
     let db = TestDb::create(backend)?;
     let mut settings = db.settings();
     let gw: GatewaySettings = toml::from_str(ROUTES).expect("routes");
@@ -44,7 +44,7 @@ async fn gateway_app(backend: Backend, token_audience: Option<&str>) -> Option<T
 }
 
 /// `/gateway/check` with the original method and URI in the given header spelling.
-async fn check(
+pub(crate) async fn check(
     app: &TestApp,
     method: &str,
     uri: &str,

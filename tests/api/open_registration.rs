@@ -312,10 +312,10 @@ async fn the_janitor_deletes_idle_openly_registered_clients(backend: Backend) {
     let mut conn = app.state.pool.get().expect("conn");
     // Day 29: nothing is idle for 30 days yet.
     let swept = tessera::janitor::sweep(&mut conn, &retention, t0 + 29 * 86_400).expect("sweep");
-    assert_eq!(swept.open_clients, 0);
+    assert_eq!(swept.get("clients"), 0);
     // Day 31: the idle one goes; the used one stays.
     let swept = tessera::janitor::sweep(&mut conn, &retention, t0 + 31 * 86_400).expect("sweep");
-    assert_eq!(swept.open_clients, 1);
+    assert_eq!(swept.get("clients"), 1);
     assert!(
         tessera::clients::store::find(&mut conn, &idle)
             .expect("query")
@@ -329,7 +329,7 @@ async fn the_janitor_deletes_idle_openly_registered_clients(backend: Backend) {
     // Day 51: the used one has been idle for 31 days (its grant and refresh token date
     // from day 20), and goes too.
     let swept = tessera::janitor::sweep(&mut conn, &retention, t0 + 51 * 86_400).expect("sweep");
-    assert_eq!(swept.open_clients, 1);
+    assert_eq!(swept.get("clients"), 1);
     assert!(
         tessera::clients::store::find(&mut conn, &used)
             .expect("query")

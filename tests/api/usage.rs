@@ -342,7 +342,7 @@ async fn usage_older_than_the_retention_is_pruned_by_the_janitor(backend: Backen
     let mut conn = app.state.pool.get().expect("conn");
     let at = t0 - t0.rem_euclid(3600) + 3600 + 90 * 86_400 + 1;
     let swept = tessera::janitor::sweep(&mut conn, &retention, at).expect("sweep");
-    assert_eq!(swept.key_usage, 1);
+    assert_eq!(swept.get("key_usage"), 1);
     drop(conn);
     let r = app
         .api(
