@@ -52,6 +52,8 @@ pub struct Settings {
     pub plan_limits: PlanLimits,
     /// `[gateway]` of tessera.toml: the routes `/gateway/check` protects (docs/spec.md §11).
     pub gateway: crate::gateway::Gateway,
+    /// `--secret-scanning-keys`, read at start (docs/spec.md §10).
+    pub secret_scanning: std::sync::Arc<crate::secret_scanning::ScanKeys>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +232,12 @@ impl Settings {
         let gateway = crate::gateway::Gateway::new(a.gateway.unwrap_or_default(), &scopes)
             .map_err(|m| invalid("gateway", m))?;
 
+        let secret_scanning = std::sync::Arc::new(match &a.secret_scanning_keys {
+            Some(path) => crate::secret_scanning::ScanKeys::load(path)
+                .map_err(|m| invalid("secret_scanning_keys", m))?,
+            None => crate::secret_scanning::ScanKeys::none(),
+        });
+
         let bind = given("bind", a.bind)?;
         if bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
@@ -272,6 +280,7 @@ impl Settings {
             scopes,
             plan_limits,
             gateway,
+            secret_scanning,
         })
     }
 

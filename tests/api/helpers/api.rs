@@ -47,6 +47,7 @@ pub async fn answer(r: reqwest::Response) -> Answer {
 }
 
 pub struct KeySpec<'a> {
+    pub name: &'a str,
     pub scopes: &'a str,
     pub created_by: Option<&'a str>,
     pub limit: Option<i64>,
@@ -57,6 +58,7 @@ pub struct KeySpec<'a> {
 impl Default for KeySpec<'_> {
     fn default() -> Self {
         Self {
+            name: "test key",
             scopes: "admin inference:read",
             created_by: None,
             limit: None,
@@ -90,7 +92,7 @@ impl TestApp {
             &mut conn,
             NewApiKey {
                 org_id: org.into(),
-                name: "test key".into(),
+                name: spec.name.into(),
                 key_type: spec.key_type,
                 scopes: ScopeSet::parse(spec.scopes).expect("scopes"),
                 expiry: spec.expiry,
