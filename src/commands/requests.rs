@@ -28,7 +28,7 @@ pub fn run(settings: &Settings, cmd: KeyRequestCommand) -> Result<Value, Command
     };
     let org = requests::org_of(conn, &id)?
         .ok_or_else(|| CommandError::NotFound(format!("key request {id}")))?;
-    let decided = requests::decide(conn, &ctx, &Actor::cli(&org), &id, approve)
-        .map_err(naming(&id))?;
+    let decided =
+        requests::decide(conn, &ctx, &Actor::cli(&org), &id, approve).map_err(naming(&id))?;
     serde_json::to_value(decided).map_err(|e| CommandError::Usage(e.to_string()))
 }

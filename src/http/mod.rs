@@ -61,8 +61,7 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
         at("/settings/key-requests", Plain)
             .get(pages::key_requests::key_requests_get)
             .post(pages::key_requests::key_requests_post),
-        at("/settings/key-requests/{id}/approve", Plain)
-            .post(pages::key_requests::approve_post),
+        at("/settings/key-requests/{id}/approve", Plain).post(pages::key_requests::approve_post),
         at("/settings/key-requests/{id}/deny", Plain).post(pages::key_requests::deny_post),
         at("/settings/key-requests/{id}/claim", Plain).post(pages::key_requests::claim_post),
         at("/settings/audit", Plain).get(pages::audit::audit_get),

@@ -20,8 +20,9 @@ pub const MAX_SERIES: usize = 5;
 
 /// Series colours (Okabe–Ito, distinguishable with colour-vision deficiencies); the last
 /// is "Other keys".
-const COLOURS: [&str; MAX_SERIES + 1] =
-    ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#8a8a8a"];
+const COLOURS: [&str; MAX_SERIES + 1] = [
+    "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#8a8a8a",
+];
 
 /// Chart geometry, in SVG user units (the SVG scales to the page width).
 pub const WIDTH: i64 = 720;
@@ -149,10 +150,7 @@ pub struct UsageView {
 }
 
 /// Names of all the organization's keys, revoked ones included (usage outlives keys).
-pub fn key_names(
-    conn: &mut DbConnection,
-    org_id: &str,
-) -> QueryResult<BTreeMap<String, String>> {
+pub fn key_names(conn: &mut DbConnection, org_id: &str) -> QueryResult<BTreeMap<String, String>> {
     Ok(api_keys::table
         .filter(api_keys::org_id.eq(org_id))
         .select((api_keys::id, api_keys::name))
@@ -252,10 +250,7 @@ pub fn build(
         .zip(COLOURS)
         .map(|((id, total), colour)| Series {
             key_id: Some((*id).to_string()),
-            name: names
-                .get(*id)
-                .cloned()
-                .unwrap_or_else(|| (*id).to_string()),
+            name: names.get(*id).cloned().unwrap_or_else(|| (*id).to_string()),
             total: *total,
             colour,
         })
@@ -348,8 +343,16 @@ pub fn build(
         Some(b) if total > 0 => format!(
             "{total} requests in the {}, {} per {}; the busiest was {} with {}. {} keys made requests. The table below lists every value.",
             range.label(),
-            if g == Granularity::Hour { "hour by hour" } else { "day by day" },
-            if g == Granularity::Hour { "hour" } else { "day" },
+            if g == Granularity::Hour {
+                "hour by hour"
+            } else {
+                "day by day"
+            },
+            if g == Granularity::Hour {
+                "hour"
+            } else {
+                "day"
+            },
             b.label,
             b.total,
             order.len(),
@@ -406,14 +409,20 @@ mod tests {
         assert_eq!(rfc3339(q.start), "2026-10-31T00:00:00Z");
         assert_eq!(rfc3339(q.end), "2026-11-30T00:00:00Z");
         assert_eq!(Range::parse(None).unwrap(), Range::Week);
-        assert!(Range::parse(Some("1y")).unwrap_err().to_string().contains("range"));
+        assert!(
+            Range::parse(Some("1y"))
+                .unwrap_err()
+                .to_string()
+                .contains("range")
+        );
     }
 
     #[test]
     fn bars_stack_per_key_and_small_keys_are_grouped() {
         let start = 0;
-        let names: BTreeMap<String, String> =
-            [("a".to_string(), "Alpha".to_string())].into_iter().collect();
+        let names: BTreeMap<String, String> = [("a".to_string(), "Alpha".to_string())]
+            .into_iter()
+            .collect();
         let mut counts = vec![(0, "a".to_string(), 10), (DAY, "a".to_string(), 40)];
         for k in 0..6 {
             counts.push((DAY, format!("k{k}"), 1));
@@ -430,7 +439,11 @@ mod tests {
         assert_eq!(v.ticks.last().unwrap().value, 50);
         // The tallest bar reaches the top line; bars never leave the plot.
         assert!(v.bars.iter().any(|b| b.y == TOP));
-        assert!(v.bars.iter().all(|b| b.y >= TOP && b.y + b.height <= HEIGHT - BOTTOM + 1));
+        assert!(
+            v.bars
+                .iter()
+                .all(|b| b.y >= TOP && b.y + b.height <= HEIGHT - BOTTOM + 1)
+        );
         assert!(v.description.contains("56 requests"));
     }
 

@@ -38,7 +38,9 @@ fn id_named(html: &str, name: &str) -> String {
 }
 
 fn status_of(html: &str, id: &str) -> String {
-    let row = &html[html.find(&format!("data-request-id=\"{id}\"")).expect("row")..];
+    let row = &html[html
+        .find(&format!("data-request-id=\"{id}\""))
+        .expect("row")..];
     let cell = &row[row.find("<td class=\"status\">").expect("status") + 19..];
     cell.split('<').next().expect("text").to_string()
 }
@@ -73,7 +75,10 @@ async fn strict_org(app: &TestApp) -> (reqwest::Client, reqwest::Client, String)
             &mia,
             "/settings/api-keys",
             "/settings/org",
-            &[("org_id", org.as_str()), ("return_to", "/settings/api-keys")],
+            &[
+                ("org_id", org.as_str()),
+                ("return_to", "/settings/api-keys"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 303, "switched to the strict organization");
@@ -121,7 +126,11 @@ async fn i8_members_ask_admins_approve_and_the_requester_sees_the_key_once(backe
             &mia,
             "/settings/key-requests",
             "/settings/key-requests",
-            &[("name", "no reason"), ("scope", "inference:read"), ("reason", "")],
+            &[
+                ("name", "no reason"),
+                ("scope", "inference:read"),
+                ("reason", ""),
+            ],
         )
         .await;
     assert_eq!(r.status(), 400);
@@ -131,7 +140,10 @@ async fn i8_members_ask_admins_approve_and_the_requester_sees_the_key_once(backe
 
     // The admins see a notice on their key page, and the request with its buttons.
     let (_, html) = app.page(&boss, "/settings/api-keys").await;
-    assert!(html.contains("1 key request waits for your decision."), "{html}");
+    assert!(
+        html.contains("1 key request waits for your decision."),
+        "{html}"
+    );
     assert!(html.contains(r#"id="create-key""#), "admins still create");
     let (_, html) = app.page(&boss, "/settings/key-requests").await;
     assert!(html.contains("CI needs to call the inference API"));
@@ -185,7 +197,11 @@ async fn i8_members_ask_admins_approve_and_the_requester_sees_the_key_once(backe
     let (_, html) = app.page(&boss, "/settings/key-requests").await;
     let deny = format!("/settings/key-requests/{denied}/deny");
     let r = app
-        .post_page(&boss, &deny, &[("csrf_token", token_for(&html, &deny).as_str())])
+        .post_page(
+            &boss,
+            &deny,
+            &[("csrf_token", token_for(&html, &deny).as_str())],
+        )
         .await;
     assert_eq!(r.status(), 303);
     let (_, html) = app.page(&mia, "/settings/key-requests").await;

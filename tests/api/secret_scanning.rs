@@ -246,7 +246,9 @@ async fn i11_a_leaked_live_key_is_revoked_at_once_and_audited_with_its_url(backe
     // The organization's admins see the report on their key page.
     let (status, html) = app.page(&browser, "/settings/api-keys").await;
     assert_eq!(status, 200);
-    let banner = &html[html.find(r#"<section class="leaks" id="leaks""#).expect("banner")..];
+    let banner = &html[html
+        .find(r#"<section class="leaks" id="leaks""#)
+        .expect("banner")..];
     assert!(banner.contains(url), "{banner}");
     assert!(banner.contains("revoked at once"), "{banner}");
     assert!(banner.contains(&leaked.last_six), "{banner}");

@@ -76,15 +76,31 @@ async fn the_usage_page_charts_and_tabulates_requests_per_key_and_offers_csv(bac
     assert_eq!(status, 200, "{html}");
     // The chart: an SVG image with a title and description, bars for both keys.
     assert!(html.contains(r#"<svg id="usage-chart" role="img" aria-labelledby="usage-chart-title usage-chart-desc""#), "{html}");
-    assert!(html.contains(r#"<title id="usage-chart-title">Requests per day and key, last 7 days</title>"#));
-    assert!(html.contains("<desc id=\"usage-chart-desc\">6 requests in the last 7 days"), "{html}");
-    assert_eq!(html.matches("<rect x=").count(), 3, "three stacked pieces: {html}");
-    assert!(html.contains("<title>") && html.contains("nightly &lt;job&gt;: 3"), "escaped names in the legend: {html}");
+    assert!(html.contains(
+        r#"<title id="usage-chart-title">Requests per day and key, last 7 days</title>"#
+    ));
+    assert!(
+        html.contains("<desc id=\"usage-chart-desc\">6 requests in the last 7 days"),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("<rect x=").count(),
+        3,
+        "three stacked pieces: {html}"
+    );
+    assert!(
+        html.contains("<title>") && html.contains("nightly &lt;job&gt;: 3"),
+        "escaped names in the legend: {html}"
+    );
     assert!(!html.contains("nightly <job>"), "H5: names are text");
     // The same numbers in a table with a caption, keys by total (nightly 3, deploy 3: by id).
     assert!(html.contains("<caption>Requests per day and key, last 7 days (UTC)</caption>"));
     let day = |t: i64| tessera::clock::rfc3339(t)[5..10].to_string();
-    let first = if nightly.id < deploy.id { &nightly.id } else { &deploy.id };
+    let first = if nightly.id < deploy.id {
+        &nightly.id
+    } else {
+        &deploy.id
+    };
     let col = |k: &tessera::api_keys::store::CreatedApiKey| if &k.id == first { 1 } else { 2 };
     assert_eq!(cell(&html, &day(now - 2 * 86_400), col(&deploy)), "2");
     assert_eq!(cell(&html, &day(now - 2 * 86_400), col(&nightly)), "0");
@@ -94,7 +110,10 @@ async fn the_usage_page_charts_and_tabulates_requests_per_key_and_offers_csv(bac
 
     // 24 hours, per hour: only today's four requests.
     let (_, html) = app.page(&b, "/settings/usage?range=24h").await;
-    assert!(html.contains("Requests per hour and key, last 24 hours"), "{html}");
+    assert!(
+        html.contains("Requests per hour and key, last 24 hours"),
+        "{html}"
+    );
     assert!(html.contains("4 requests in the last 24 hours"), "{html}");
     let hour = tessera::clock::rfc3339(now)[11..13].to_string() + ":00";
     assert_eq!(cell(&html, &hour, 3), "4");
@@ -118,7 +137,8 @@ async fn the_usage_page_charts_and_tabulates_requests_per_key_and_offers_csv(bac
     let csv = r.text().await.expect("text");
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("start,key_id,key_name,code,count"));
-    let two_days_ago = tessera::clock::rfc3339(now - 2 * 86_400 - (now - 2 * 86_400).rem_euclid(86_400));
+    let two_days_ago =
+        tessera::clock::rfc3339(now - 2 * 86_400 - (now - 2 * 86_400).rem_euclid(86_400));
     assert!(
         csv.contains(&format!("{two_days_ago},{},deploy bot,VALID,2", deploy.id)),
         "{csv}"

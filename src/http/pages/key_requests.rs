@@ -93,9 +93,10 @@ async fn render(
                 name: r.name,
                 scopes: r.scopes.join(" "),
                 reason: r.reason,
-                expires: r
-                    .expires_in_days
-                    .map_or_else(|| "never".to_string(), |d| format!("{d} days after approval")),
+                expires: r.expires_in_days.map_or_else(
+                    || "never".to_string(),
+                    |d| format!("{d} days after approval"),
+                ),
                 requested_by: r.requested_by,
                 created: r.created_at,
                 id: r.id,
@@ -149,14 +150,13 @@ pub async fn key_requests_get(
 /// Reads the request form: name, permissions (`scope`, repeated), reason, expiry in days
 /// (empty or `never`: no expiry).
 fn new_request(f: &Fields) -> Result<NewKeyRequest, OpError> {
-    let expires_in_days = match f.get("expires_in_days") {
-        None | Some("never") => None,
-        Some(d) => Some(
-            d.trim()
-                .parse::<i64>()
-                .map_err(|_| OpError::invalid("expires_in_days must be a whole number of days."))?,
-        ),
-    };
+    let expires_in_days =
+        match f.get("expires_in_days") {
+            None | Some("never") => None,
+            Some(d) => Some(d.trim().parse::<i64>().map_err(|_| {
+                OpError::invalid("expires_in_days must be a whole number of days.")
+            })?),
+        };
     Ok(NewKeyRequest {
         name: f.get("name").unwrap_or("").to_string(),
         scopes: ScopesInput::List(f.all("scope")),

@@ -105,8 +105,8 @@ async fn render(
                 pending,
             ))
         })
-    .await
-    .map_err(OpError::into_app)?;
+        .await
+        .map_err(OpError::into_app)?;
     let leaks = leaks
         .into_iter()
         .map(|l| LeakLine {

@@ -107,6 +107,25 @@ impl TestApp {
         .expect("key")
     }
 
+    /// A new organization of `plan` and an admin key of it (made like `tessera api-key
+    /// create`: acting as an admin).
+    pub fn org_with_admin(&self, plan: Plan) -> (String, CreatedApiKey) {
+        let org = self.org(plan);
+        let admin = self.api_key(&org, KeySpec::default());
+        (org, admin)
+    }
+
+    /// `GET /api/v1/usage?{query}` with `bearer`.
+    pub async fn usage(&self, bearer: &str, query: &str) -> Answer {
+        self.api(
+            reqwest::Method::GET,
+            &format!("/api/v1/usage?{query}"),
+            bearer,
+            None,
+        )
+        .await
+    }
+
     /// `method path` on `/api/v1` with `Authorization: Bearer <bearer>` and a JSON body.
     pub async fn api(
         &self,

@@ -31,6 +31,7 @@ impl TestApp {
         form: &[(&str, &str)],
     ) -> reqwest::Response {
         b.post(format!("{}{path}", self.address))
+            .header("Origin", &self.address)
             .form(form)
             .send()
             .await
