@@ -116,6 +116,13 @@ async fn br_the_usage_page_charts_real_counts_and_settings_pages_fit_1280_and_39
                 .expect("goto");
             assert!(overflow(c).await <= 0, "{path} overflows at {width} px");
             shoot(c, &format!("{name}-{width}")).await;
+            // The key list (its Age and Requests columns) further down the page.
+            if name == "api-keys" {
+                c.execute("document.getElementById('keys').scrollIntoView();", vec![])
+                    .await
+                    .expect("scroll");
+                shoot(c, &format!("{name}-list-{width}")).await;
+            }
         }
         // The key list shows the last 24 hours' requests (6 for the third key).
         c.goto(&format!("{}/settings/api-keys", app.address))

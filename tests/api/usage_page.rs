@@ -89,7 +89,7 @@ async fn the_usage_page_charts_and_tabulates_requests_per_key_and_offers_csv(bac
         "three stacked pieces: {html}"
     );
     assert!(
-        html.contains("<title>") && html.contains("nightly &lt;job&gt;: 3"),
+        html.contains("<title>") && html.contains("nightly &#60;job&#62;: 3"),
         "escaped names in the legend: {html}"
     );
     assert!(!html.contains("nightly <job>"), "H5: names are text");
