@@ -437,8 +437,11 @@ mod tests {
         assert_eq!(v.buckets[1].total, 46);
         assert_eq!(v.buckets[1].counts[MAX_SERIES], 2);
         assert_eq!(v.ticks.last().unwrap().value, 50);
-        // The tallest bar reaches the top line; bars never leave the plot.
-        assert!(v.bars.iter().any(|b| b.y == TOP));
+        // The tallest stack (46) ends where 46 of the top line's 50 are; bars never leave
+        // the plot.
+        let plot = HEIGHT - TOP - BOTTOM;
+        let highest = v.bars.iter().map(|b| b.y).min().unwrap();
+        assert_eq!(highest, TOP + plot - 46 * plot / 50);
         assert!(
             v.bars
                 .iter()
