@@ -148,6 +148,11 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_USAGE_RETENTION_DAYS", help_heading = SETTINGS,
           default_value = "90")]
     pub usage_retention_days: Option<i64>,
+    /// Public keys that sign secret-scanning reports: a JSON file as GitHub's key endpoint
+    /// serves it (docs/spec.md §10); unset: `POST /api/v1/secret-scanning/verify` is 401
+    /// [default: none]
+    #[arg(long, global = true, env = "TESSERA_SECRET_SCANNING_KEYS", help_heading = SETTINGS)]
+    pub secret_scanning_keys: Option<PathBuf>,
     /// Log format
     #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", help_heading = SETTINGS,
           default_value = "text")]
@@ -444,6 +449,30 @@ pub enum ApiKeyCommand {
     Revoke {
         /// The key's id (key_..., as `api-key list` shows it; not the key itself)
         key_id: String,
+    },
+    /// Key requests of members who may not create keys (docs/spec.md §10): list, approve,
+    /// deny
+    #[command(subcommand)]
+    Request(KeyRequestCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyRequestCommand {
+    /// List an organization's key requests, newest first; prints {"data": [...]} with the
+    /// fields of GET /api/v1/key-requests
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Approve a pending request; the requester then claims the key once. Prints the request
+    Approve {
+        /// The request's id (kreq_...)
+        request_id: String,
+    },
+    /// Deny a pending request. Prints the request
+    Deny {
+        /// The request's id (kreq_...)
+        request_id: String,
     },
 }
 

@@ -4,6 +4,8 @@
 
 use std::io::BufRead;
 
+mod requests;
+
 use serde_json::{Value, json};
 
 use crate::api_keys::KeyType;
@@ -364,6 +366,7 @@ pub fn api_key(settings: &Settings, cmd: ApiKeyCommand) -> Result<Value, Command
             let actor = org_actor(conn, &org)?;
             data(crate::api_keys::ops::list(conn, &ctx, &actor)?)
         }
+        ApiKeyCommand::Request(c) => requests::run(settings, c),
         ApiKeyCommand::Revoke { key_id } => {
             let conn = &mut connect(settings)?;
             let row = crate::api_keys::store::find_live(conn, &key_id)?.ok_or_else(|| {

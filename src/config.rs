@@ -60,6 +60,8 @@ pub struct Settings {
     pub registration: crate::clients::open_registration::RegistrationMode,
     /// Days an openly registered client may obtain no token before the janitor deletes it.
     pub open_registration_idle_days: i64,
+    /// `--secret-scanning-keys`, read at start (docs/spec.md §10).
+    pub secret_scanning: std::sync::Arc<crate::secret_scanning::ScanKeys>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -249,6 +251,12 @@ impl Settings {
         let gateway = crate::gateway::Gateway::new(a.gateway.unwrap_or_default(), &scopes)
             .map_err(|m| invalid("gateway", m))?;
 
+        let secret_scanning = std::sync::Arc::new(match &a.secret_scanning_keys {
+            Some(path) => crate::secret_scanning::ScanKeys::load(path)
+                .map_err(|m| invalid("secret_scanning_keys", m))?,
+            None => crate::secret_scanning::ScanKeys::none(),
+        });
+
         let bind = given("bind", a.bind)?;
         if bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
@@ -298,6 +306,7 @@ impl Settings {
                 "open_registration_idle_days",
                 given("open_registration_idle_days", a.open_registration_idle_days)?,
             )?,
+            secret_scanning,
         })
     }
 

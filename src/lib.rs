@@ -22,6 +22,7 @@ pub mod oauth;
 pub mod oidc;
 pub mod orgs;
 pub mod scope;
+pub mod secret_scanning;
 pub mod sessions;
 pub mod startup;
 pub mod telemetry;

@@ -199,6 +199,16 @@ pub fn list(conn: &mut DbConnection, actor: &Actor) -> Result<Vec<KeyRequest>, O
     Ok(q.load(conn)?.into_iter().map(KeyRequest::from).collect())
 }
 
+/// The organization of request `id`, whichever it is (the operator's CLI, which then acts
+/// in that organization).
+pub fn org_of(conn: &mut DbConnection, id: &str) -> Result<Option<String>, OpError> {
+    Ok(key_requests::table
+        .find(id)
+        .select(key_requests::org_id)
+        .first(conn)
+        .optional()?)
+}
+
 /// Pending requests of the organization (the notice on the admins' key page).
 pub fn pending_count(conn: &mut DbConnection, org_id: &str) -> Result<i64, OpError> {
     Ok(key_requests::table

@@ -59,7 +59,15 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
             .get(pages::keys::revoke_get)
             .post(pages::keys::revoke_post),
         at("/settings/org", Plain).post(pages::keys::org_post),
+        at("/settings/key-requests", Plain)
+            .get(pages::key_requests::key_requests_get)
+            .post(pages::key_requests::key_requests_post),
+        at("/settings/key-requests/{id}/approve", Plain).post(pages::key_requests::approve_post),
+        at("/settings/key-requests/{id}/deny", Plain).post(pages::key_requests::deny_post),
+        at("/settings/key-requests/{id}/claim", Plain).post(pages::key_requests::claim_post),
         at("/settings/audit", Plain).get(pages::audit::audit_get),
+        at("/settings/usage", Plain).get(pages::usage::usage_get),
+        at("/settings/usage.csv", Plain).get(pages::usage::usage_csv_get),
         at("/settings/organization", Plain)
             .get(pages::organization::organization_get)
             .post(pages::organization::organization_post),
@@ -179,6 +187,7 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
         api_v1("/api/v1/key-requests/{id}/approve").post(api::key_requests::approve_post),
         api_v1("/api/v1/key-requests/{id}/deny").post(api::key_requests::deny_post),
         api_v1("/api/v1/key-requests/{id}/claim").post(api::key_requests::claim_post),
+        api_v1("/api/v1/secret-scanning/verify").post(api::secret_scanning::verify_post),
     ];
     (top, api)
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 use tessera::orgs::{Plan, Role};
 
 use crate::helpers::api::KeySpec;
-use crate::helpers::{Backend, hidden, signup, spawn_app};
+use crate::helpers::{Backend, spawn_app};
 
 crate::on_both_backends!(
     i8_orgs_are_read_by_members_changed_by_admins_and_invisible_to_others,
@@ -122,8 +122,7 @@ async fn key_creation_obeys_the_lifetime_cap_and_members_can_create_keys(backend
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let org = app.org(Plan::Free);
-    let admin = app.api_key(&org, KeySpec::default());
+    let (org, admin) = app.org_with_admin(Plan::Free);
     let user = app.member(&org, "m@example.com", Role::Member);
     let member = app.api_key(
         &org,
@@ -209,32 +208,22 @@ async fn the_organization_page_shows_and_saves_the_policies(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let browser = app.browser();
-    let r = signup(&app, &browser, "ada@example.com", "correct horse battery").await;
-    assert!(r.status().is_redirection());
-    let url = format!("{}/settings/organization", app.address);
-    let html = browser
-        .get(&url)
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let browser = app.user("ada@example.com").await;
+    let (_, html) = app.page(&browser, "/settings/organization").await;
     assert!(html.contains("id=\"org-settings\""), "{html}");
-    let token = hidden(&html, "csrf_token");
-    let r = browser
-        .post(&url)
-        .header("Origin", &app.address)
-        .form(&[
-            ("csrf_token", token.as_str()),
-            ("name", "Ada's lab"),
-            ("max_key_lifetime_days", "60"),
-            ("revoke_leaked_keys", "on"),
-        ])
-        .send()
-        .await
-        .expect("post");
+    let page = "/settings/organization";
+    let r = app
+        .submit(
+            &browser,
+            page,
+            page,
+            &[
+                ("name", "Ada's lab"),
+                ("max_key_lifetime_days", "60"),
+                ("revoke_leaked_keys", "on"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.expect("html");
     assert!(html.contains("Saved."), "{html}");
@@ -250,26 +239,14 @@ async fn the_organization_page_shows_and_saves_the_policies(backend: Backend) {
     assert!(!p.members_can_create_keys, "an unticked box is false");
     assert!(p.revoke_leaked_keys);
     // A bad number names the field.
-    let html = browser
-        .get(&url)
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
-    let token = hidden(&html, "csrf_token");
-    let r = browser
-        .post(&url)
-        .header("Origin", &app.address)
-        .form(&[
-            ("csrf_token", token.as_str()),
-            ("name", "x"),
-            ("max_key_lifetime_days", "lots"),
-        ])
-        .send()
-        .await
-        .expect("post");
+    let r = app
+        .submit(
+            &browser,
+            page,
+            page,
+            &[("name", "x"), ("max_key_lifetime_days", "lots")],
+        )
+        .await;
     assert_eq!(r.status(), 400);
     assert!(
         r.text()

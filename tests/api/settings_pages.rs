@@ -14,37 +14,6 @@ crate::on_both_backends!(
     h5_a_key_name_renders_as_text,
 );
 
-async fn page(app: &TestApp, b: &reqwest::Client, path: &str) -> (u16, String) {
-    let r = b
-        .get(format!("{}{path}", app.address))
-        .send()
-        .await
-        .expect("get");
-    (r.status().as_u16(), r.text().await.expect("html"))
-}
-
-async fn post(
-    app: &TestApp,
-    b: &reqwest::Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    b.post(format!("{}{path}", app.address))
-        .form(form)
-        .send()
-        .await
-        .expect("post")
-}
-
-/// The org id of a signed-in user with one organization.
-fn org_of(app: &TestApp, email: &str) -> String {
-    let mut conn = app.state.pool.get().expect("conn");
-    let user = tessera::users::store::find_by_email(&mut conn, email)
-        .expect("query")
-        .expect("user");
-    tessera::orgs::store::orgs_of(&mut conn, &user.id).expect("orgs")[0].clone()
-}
-
 fn key_in(html: &str) -> Option<String> {
     let start = html.find("tsr_sk_")?;
     let k: String = html[start..]
@@ -60,7 +29,7 @@ async fn create_key(
     name: &str,
     extra: &[(&str, &str)],
 ) -> reqwest::Response {
-    let (_, html) = page(app, b, "/settings/api-keys").await;
+    let (_, html) = app.page(b, "/settings/api-keys").await;
     let csrf = hidden(&html, "csrf_token");
     let mut form = vec![
         ("csrf_token", csrf.as_str()),
@@ -69,7 +38,7 @@ async fn create_key(
         ("expiration", "30"),
     ];
     form.extend_from_slice(extra);
-    post(app, b, "/settings/api-keys", &form).await
+    app.post_page(b, "/settings/api-keys", &form).await
 }
 
 async fn i1_the_page_shows_a_new_key_once_then_only_its_last_six(backend: Backend) {
@@ -90,7 +59,7 @@ async fn i1_the_page_shows_a_new_key_once_then_only_its_last_six(backend: Backen
     );
 
     let b = app.user("ada@example.com").await;
-    let (status, html) = page(&app, &b, "/settings/api-keys").await;
+    let (status, html) = app.page(&b, "/settings/api-keys").await;
     assert_eq!(status, 200);
     assert!(html.contains("No keys yet"));
     let r = create_key(
@@ -115,10 +84,10 @@ async fn i1_the_page_shows_a_new_key_once_then_only_its_last_six(backend: Backen
         v.body["scopes"],
         json!(["inference:read", "inference:write"])
     );
-    assert_eq!(v.body["org_id"], org_of(&app, "ada@example.com"));
+    assert_eq!(v.body["org_id"], app.org_of("ada@example.com"));
 
     // Reload: only the last six.
-    let (_, html) = page(&app, &b, "/settings/api-keys").await;
+    let (_, html) = app.page(&b, "/settings/api-keys").await;
     assert!(!html.contains(&key), "I1: shown once");
     assert!(html.contains(&key[key.len() - 6..]));
     assert!(html.contains("deploy bot"));
@@ -129,49 +98,49 @@ async fn i1_the_page_shows_a_new_key_once_then_only_its_last_six(backend: Backen
     let html = r.text().await.expect("html");
     assert!(html.contains("at least one scope"));
     assert!(html.contains(r#"value="no scopes""#));
-    let (_, html) = page(&app, &b, "/settings/api-keys").await;
+    let (_, html) = app.page(&b, "/settings/api-keys").await;
     let csrf = hidden(&html, "csrf_token");
-    let r = post(
-        &app,
-        &b,
-        "/settings/api-keys",
-        &[
-            ("csrf_token", &csrf),
-            ("name", "web"),
-            ("type", "publishable"),
-            ("expiration", "never"),
-            ("scope", "inference:write"),
-        ],
-    )
-    .await;
+    let r = app
+        .post_page(
+            &b,
+            "/settings/api-keys",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "web"),
+                ("type", "publishable"),
+                ("expiration", "never"),
+                ("scope", "inference:write"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 400, "publishable keys are read-only");
-    let r = post(
-        &app,
-        &b,
-        "/settings/api-keys",
-        &[
-            ("csrf_token", &csrf),
-            ("name", "custom"),
-            ("expiration", "custom"),
-            ("expires_on", "2001-01-01"),
-            ("scope", "inference:read"),
-        ],
-    )
-    .await;
+    let r = app
+        .post_page(
+            &b,
+            "/settings/api-keys",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "custom"),
+                ("expiration", "custom"),
+                ("expires_on", "2001-01-01"),
+                ("scope", "inference:read"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 400, "a custom date must be in the future");
-    let r = post(
-        &app,
-        &b,
-        "/settings/api-keys",
-        &[
-            ("csrf_token", &csrf),
-            ("name", "custom"),
-            ("expiration", "custom"),
-            ("expires_on", "2999-01-01"),
-            ("scope", "inference:read"),
-        ],
-    )
-    .await;
+    let r = app
+        .post_page(
+            &b,
+            "/settings/api-keys",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "custom"),
+                ("expiration", "custom"),
+                ("expires_on", "2999-01-01"),
+                ("scope", "inference:read"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 201);
     let html = r.text().await.expect("html");
     assert!(html.contains("2999-01-01 00:00:00 UTC"));
@@ -183,36 +152,36 @@ async fn h1_settings_forms_need_their_csrf_token(backend: Backend) {
     };
     let b = app.user("ada@example.com").await;
     for token in ["", "forged"] {
-        let r = post(
-            &app,
+        let r = app
+            .post_page(
+                &b,
+                "/settings/api-keys",
+                &[
+                    ("csrf_token", token),
+                    ("name", "x"),
+                    ("scope", "inference:read"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 403, "H1");
+    }
+    // A token for another form does not work here.
+    let (_, html) = app.page(&b, "/settings/members").await;
+    let members_token = hidden(&html, "csrf_token");
+    let r = app
+        .post_page(
             &b,
             "/settings/api-keys",
             &[
-                ("csrf_token", token),
+                ("csrf_token", &members_token),
                 ("name", "x"),
                 ("scope", "inference:read"),
             ],
         )
         .await;
-        assert_eq!(r.status(), 403, "H1");
-    }
-    // A token for another form does not work here.
-    let (_, html) = page(&app, &b, "/settings/members").await;
-    let members_token = hidden(&html, "csrf_token");
-    let r = post(
-        &app,
-        &b,
-        "/settings/api-keys",
-        &[
-            ("csrf_token", &members_token),
-            ("name", "x"),
-            ("scope", "inference:read"),
-        ],
-    )
-    .await;
     assert_eq!(r.status(), 403);
     // A cross-site post is refused even with a good token.
-    let (_, html) = page(&app, &b, "/settings/api-keys").await;
+    let (_, html) = app.page(&b, "/settings/api-keys").await;
     let token = hidden(&html, "csrf_token");
     let r = b
         .post(format!("{}/settings/api-keys", app.address))
@@ -233,7 +202,7 @@ async fn i5_members_see_keys_but_only_admins_revoke_after_confirming(backend: Ba
         return;
     };
     let admin = app.user("admin@example.com").await;
-    let org = org_of(&app, "admin@example.com");
+    let org = app.org_of("admin@example.com");
     let member = app.user("member@example.com").await;
     let member_id = {
         let mut conn = app.state.pool.get().expect("conn");
@@ -262,7 +231,7 @@ async fn i5_members_see_keys_but_only_admins_revoke_after_confirming(backend: Ba
         },
     );
     // The member's session is still in their own organization: switch to the shared one.
-    let (_, html) = page(&app, &member, "/settings/api-keys").await;
+    let (_, html) = app.page(&member, "/settings/api-keys").await;
     assert!(
         html.contains(r#"id="org-picker""#),
         "two organizations: a picker"
@@ -271,19 +240,19 @@ async fn i5_members_see_keys_but_only_admins_revoke_after_confirming(backend: Ba
         let at = html.find(r#"id="org-picker""#).expect("picker");
         hidden(&html[at..], "csrf_token")
     };
-    let r = post(
-        &app,
-        &member,
-        "/settings/org",
-        &[
-            ("csrf_token", &csrf_org),
-            ("org_id", &org),
-            ("return_to", "/settings/api-keys"),
-        ],
-    )
-    .await;
+    let r = app
+        .post_page(
+            &member,
+            "/settings/org",
+            &[
+                ("csrf_token", &csrf_org),
+                ("org_id", &org),
+                ("return_to", "/settings/api-keys"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 303);
-    let (_, html) = page(&app, &member, "/settings/api-keys").await;
+    let (_, html) = app.page(&member, "/settings/api-keys").await;
     assert!(html.contains(&key.last_six), "members list the keys");
     assert!(!html.contains("/revoke"), "no revoke for members");
     assert!(
@@ -296,90 +265,81 @@ async fn i5_members_see_keys_but_only_admins_revoke_after_confirming(backend: Ba
         let at = html.find(r#"id="create-key""#).expect("create form");
         hidden(&html[at..], "csrf_token")
     };
-    let r = post(
-        &app,
-        &member,
-        "/settings/api-keys",
-        &[
-            ("csrf_token", &csrf_create),
-            ("name", "forged"),
-            ("type", "secret"),
-            ("expiration", "30"),
-            ("scope", "admin"),
-        ],
-    )
-    .await;
+    let r = app
+        .post_page(
+            &member,
+            "/settings/api-keys",
+            &[
+                ("csrf_token", &csrf_create),
+                ("name", "forged"),
+                ("type", "secret"),
+                ("expiration", "30"),
+                ("scope", "admin"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 403, "only admins grant admin, on the page too");
-    let r = post(
-        &app,
-        &member,
-        "/settings/api-keys",
-        &[
-            ("csrf_token", &csrf_create),
-            ("name", "writer"),
-            ("type", "secret"),
-            ("expiration", "30"),
-            ("scope", "inference:write"),
-        ],
-    )
-    .await;
+    let r = app
+        .post_page(
+            &member,
+            "/settings/api-keys",
+            &[
+                ("csrf_token", &csrf_create),
+                ("name", "writer"),
+                ("type", "secret"),
+                ("expiration", "30"),
+                ("scope", "inference:write"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 201, "a member grants any other catalogue scope");
-    let (_, html) = page(&app, &member, "/settings/api-keys").await;
+    let (_, html) = app.page(&member, "/settings/api-keys").await;
     assert!(!html.contains("forged"), "the refused key was not made");
     assert!(html.contains("writer"));
-    let (status, _) = page(
-        &app,
-        &member,
-        &format!("/settings/api-keys/{}/revoke", key.id),
-    )
-    .await;
+    let (status, _) = app
+        .page(&member, &format!("/settings/api-keys/{}/revoke", key.id))
+        .await;
     assert_eq!(status, 403);
 
     // The admin confirms, then the key is dead.
-    let (_, html) = page(&app, &admin, "/settings/api-keys").await;
+    let (_, html) = app.page(&admin, "/settings/api-keys").await;
     assert!(html.contains(&format!("/settings/api-keys/{}/revoke", key.id)));
-    let (status, confirm) = page(
-        &app,
-        &admin,
-        &format!("/settings/api-keys/{}/revoke", key.id),
-    )
-    .await;
+    let (status, confirm) = app
+        .page(&admin, &format!("/settings/api-keys/{}/revoke", key.id))
+        .await;
     assert_eq!(status, 200);
     assert!(confirm.contains("cannot be undone"));
     let csrf = hidden(&confirm, "csrf_token");
     // The member cannot use the admin's confirmation either.
-    let r = post(
-        &app,
-        &member,
-        &format!("/settings/api-keys/{}/revoke", key.id),
-        &[("csrf_token", &csrf)],
-    )
-    .await;
+    let r = app
+        .post_page(
+            &member,
+            &format!("/settings/api-keys/{}/revoke", key.id),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
     assert_eq!(r.status(), 403);
-    let r = post(
-        &app,
-        &admin,
-        &format!("/settings/api-keys/{}/revoke", key.id),
-        &[("csrf_token", &csrf)],
-    )
-    .await;
+    let r = app
+        .post_page(
+            &admin,
+            &format!("/settings/api-keys/{}/revoke", key.id),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let rs = app.resource_server();
     assert_eq!(
         app.verify(&rs, json!({"key": key.key})).await.body["code"],
         "REVOKED"
     );
-    let (_, html) = page(&app, &admin, "/settings/api-keys").await;
+    let (_, html) = app.page(&admin, "/settings/api-keys").await;
     assert!(!html.contains(&key.last_six));
     // Another organization's key id is a 404 (I8).
     let other = app.org(tessera::orgs::Plan::Free);
     let foreign = app.api_key(&other, KeySpec::default());
-    let (status, _) = page(
-        &app,
-        &admin,
-        &format!("/settings/api-keys/{}/revoke", foreign.id),
-    )
-    .await;
+    let (status, _) = app
+        .page(&admin, &format!("/settings/api-keys/{}/revoke", foreign.id))
+        .await;
     assert_eq!(status, 404);
 }
 
@@ -389,35 +349,35 @@ async fn members_page_adds_and_promotes_and_the_org_picker_switches(backend: Bac
     };
     let admin = app.user("admin@example.com").await;
     let _bob = app.user("bob@example.com").await;
-    let (_, html) = page(&app, &admin, "/settings/members").await;
+    let (_, html) = app.page(&admin, "/settings/members").await;
     let at = html.find(r#"id="add-member""#).expect("add form");
     let csrf = hidden(&html[at..], "csrf_token");
-    let r = post(
-        &app,
-        &admin,
-        "/settings/members",
-        &[
-            ("csrf_token", &csrf),
-            ("email", "bob@example.com"),
-            ("role", "member"),
-        ],
-    )
-    .await;
+    let r = app
+        .post_page(
+            &admin,
+            "/settings/members",
+            &[
+                ("csrf_token", &csrf),
+                ("email", "bob@example.com"),
+                ("role", "member"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.expect("html");
     assert!(html.contains("Member added."));
     assert!(html.contains("bob@example.com"));
-    let r = post(
-        &app,
-        &admin,
-        "/settings/members",
-        &[("csrf_token", &csrf), ("email", "nobody@example.com")],
-    )
-    .await;
+    let r = app
+        .post_page(
+            &admin,
+            "/settings/members",
+            &[("csrf_token", &csrf), ("email", "nobody@example.com")],
+        )
+        .await;
     assert_eq!(r.status(), 404);
     assert!(r.text().await.expect("html").contains("must sign up first"));
     // The last admin cannot demote themselves.
-    let (_, html) = page(&app, &admin, "/settings/members").await;
+    let (_, html) = app.page(&admin, "/settings/members").await;
     let admin_id = {
         let mut conn = app.state.pool.get().expect("conn");
         tessera::users::store::find_by_email(&mut conn, "admin@example.com")
@@ -429,13 +389,13 @@ async fn members_page_adds_and_promotes_and_the_org_picker_switches(backend: Bac
         .find(&format!(r#"data-user-id="{admin_id}""#))
         .expect("row");
     let csrf_role = hidden(&html[row..], "csrf_token");
-    let r = post(
-        &app,
-        &admin,
-        &format!("/settings/members/{admin_id}/role"),
-        &[("csrf_token", &csrf_role), ("role", "member")],
-    )
-    .await;
+    let r = app
+        .post_page(
+            &admin,
+            &format!("/settings/members/{admin_id}/role"),
+            &[("csrf_token", &csrf_role), ("role", "member")],
+        )
+        .await;
     assert_eq!(r.status(), 409);
     assert!(r.text().await.expect("html").contains("at least one admin"));
 }
@@ -448,7 +408,7 @@ async fn h5_a_key_name_renders_as_text(backend: Backend) {
     let evil = "<img src=x onerror=alert(1)>";
     let r = create_key(&app, &b, evil, &[("scope", "inference:read")]).await;
     assert_eq!(r.status(), 201);
-    let (_, html) = page(&app, &b, "/settings/api-keys").await;
+    let (_, html) = app.page(&b, "/settings/api-keys").await;
     assert!(!html.contains(evil), "H5: never raw");
     assert!(html.contains("&#60;img src=x onerror=alert(1)&#62;") || html.contains("&lt;img"));
 }

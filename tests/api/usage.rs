@@ -45,8 +45,7 @@ async fn usage_counts_bearer_use_and_verification_per_key_and_code_within_5_seco
         return;
     };
     let rs = app.resource_server();
-    let org = app.org(Plan::Free);
-    let admin = app.api_key(&org, KeySpec::default());
+    let (org, admin) = app.org_with_admin(Plan::Free);
     let analytics = app.api_key(
         &org,
         KeySpec {
@@ -101,14 +100,7 @@ async fn usage_counts_bearer_use_and_verification_per_key_and_code_within_5_seco
     // No flush by hand: the server's own batches make it visible within 5 s.
     let deadline = Instant::now() + Duration::from_secs(5);
     let body = loop {
-        let r = app
-            .api(
-                Method::GET,
-                &format!("/api/v1/usage?{}", period(&app)),
-                &analytics.key,
-                None,
-            )
-            .await;
+        let r = app.usage(&analytics.key, &period(&app)).await;
         assert_eq!(r.status, 200, "{}", r.body);
         if count(&r.body, &key.id, "REVOKED") == 1 || Instant::now() > deadline {
             break r.body;
@@ -137,8 +129,7 @@ async fn usage_buckets_are_utc_hours_or_days_and_bad_parameters_name_the_field(b
         return;
     };
     let rs = app.resource_server();
-    let org = app.org(Plan::Free);
-    let admin = app.api_key(&org, KeySpec::default());
+    let (org, admin) = app.org_with_admin(Plan::Free);
     let key = app.api_key(
         &org,
         KeySpec {
@@ -161,10 +152,7 @@ async fn usage_buckets_are_utc_hours_or_days_and_bad_parameters_name_the_field(b
     let get = |q: String| {
         let app = &app;
         let bearer = admin.key.clone();
-        async move {
-            app.api(Method::GET, &format!("/api/v1/usage?{q}"), &bearer, None)
-                .await
-        }
+        async move { app.usage(&bearer, &q).await }
     };
     let q = format!("key_id={}", key.id);
     let hours = get(format!(
@@ -274,28 +262,17 @@ async fn i8_usage_needs_analytics_read_or_admin_and_never_shows_another_org(back
     tessera::startup::flush_key_usage(&app.state).await;
     let q = period(&app);
 
-    let r = app
-        .api(Method::GET, &format!("/api/v1/usage?{q}"), &plain.key, None)
-        .await;
+    let r = app.usage(&plain.key, &q).await;
     assert_eq!(r.status, 403, "{}", r.body);
     let challenge = r.header("www-authenticate").expect("challenge");
     assert!(
         challenge.contains("insufficient_scope") && challenge.contains("analytics:read"),
         "{challenge}"
     );
-    let r = app
-        .api(
-            Method::GET,
-            &format!("/api/v1/usage?{q}"),
-            "tsr_sk_nonsense",
-            None,
-        )
-        .await;
+    let r = app.usage("tsr_sk_nonsense", &q).await;
     assert_eq!(r.status, 401);
 
-    let mine = app
-        .api(Method::GET, &format!("/api/v1/usage?{q}"), &admin.key, None)
-        .await;
+    let mine = app.usage(&admin.key, &q).await;
     assert_eq!(mine.status, 200);
     assert_eq!(
         count(&mine.body, &theirs.id, "VALID"),
@@ -303,21 +280,11 @@ async fn i8_usage_needs_analytics_read_or_admin_and_never_shows_another_org(back
         "I8: not another org's"
     );
     let r = app
-        .api(
-            Method::GET,
-            &format!("/api/v1/usage?{q}&key_id={}", theirs.id),
-            &admin.key,
-            None,
-        )
+        .usage(&admin.key, &format!("{q}&key_id={}", theirs.id))
         .await;
     assert_eq!(r.status, 404, "I8: another org's key is unknown here");
     let r = app
-        .api(
-            Method::GET,
-            &format!("/api/v1/usage?{q}&key_id={}", theirs.id),
-            &theirs.key,
-            None,
-        )
+        .usage(&theirs.key, &format!("{q}&key_id={}", theirs.id))
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(count(&r.body, &theirs.id, "VALID"), 1);
@@ -328,8 +295,7 @@ async fn usage_older_than_the_retention_is_pruned_by_the_janitor(backend: Backen
         return;
     };
     let rs = app.resource_server();
-    let org = app.org(Plan::Free);
-    let admin = app.api_key(&org, KeySpec::default());
+    let (_, admin) = app.org_with_admin(Plan::Free);
     let t0 = app.clock.now();
     app.verify(&rs, json!({"key": admin.key})).await;
     app.clock.set(t0 + 10 * 86_400);

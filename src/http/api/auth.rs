@@ -71,6 +71,24 @@ pub struct Principal {
     pub rate: Option<RateState>,
 }
 
+impl Principal {
+    /// Runs operation `op` as this principal: on the blocking pool with a pooled
+    /// connection (`http::with_db`), with the context read there (`AppState::ctx`) and the
+    /// principal's actor. The preamble every `/api/v1` handler that calls a feature
+    /// operation shares.
+    pub async fn run<T, E, F>(self, state: &web::Data<AppState>, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut crate::db::DbConnection, &crate::app::Ctx<'_>, &Actor) -> Result<T, E>
+            + Send
+            + 'static,
+        T: Send + 'static,
+        E: From<crate::error::AppError> + Send + 'static,
+    {
+        let st = state.clone();
+        crate::http::with_db(state, move |conn| op(conn, &st.ctx(), &self.actor)).await
+    }
+}
+
 /// The rate-limit state of this request's credential, for [`rate_limit_headers`].
 #[derive(Debug, Clone, Copy)]
 pub struct CallerRate(pub Option<RateState>);

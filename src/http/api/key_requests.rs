@@ -9,7 +9,6 @@ use super::{ApiError, ApiJson, Principal, json_response};
 use crate::api_keys::requests::{self, ClaimError, KeyRequest, NewKeyRequest};
 use crate::api_keys::store::CreatedApiKey;
 use crate::app::AppState;
-use crate::http::with_db;
 
 /// The 200 body of `GET /api/v1/key-requests`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -44,11 +43,11 @@ pub async fn create_post(
     ApiJson(input): ApiJson<NewKeyRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let st = state.clone();
-    let made = with_db(&state, move |conn| {
-        requests::create(conn, &st.ctx(), &p.actor, &input)
-    })
-    .await?;
+    let made = p
+        .run(&state, move |conn, ctx, actor| {
+            requests::create(conn, ctx, actor, &input)
+        })
+        .await?;
     Ok(json_response(StatusCode::CREATED, None, made))
 }
 
@@ -66,7 +65,9 @@ pub async fn create_post(
     )
 )]
 pub async fn list_get(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let data = with_db(&state, move |conn| requests::list(conn, &p.actor)).await?;
+    let data = p
+        .run(&state, move |conn, _, actor| requests::list(conn, actor))
+        .await?;
     Ok(json_response(StatusCode::OK, None, KeyRequestList { data }))
 }
 
@@ -76,11 +77,11 @@ async fn decide(
     state: web::Data<AppState>,
     approve: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let st = state.clone();
-    let done = with_db(&state, move |conn| {
-        requests::decide(conn, &st.ctx(), &p.actor, &id, approve)
-    })
-    .await?;
+    let done = p
+        .run(&state, move |conn, ctx, actor| {
+            requests::decide(conn, ctx, actor, &id, approve)
+        })
+        .await?;
     Ok(json_response(StatusCode::OK, None, done))
 }
 
@@ -149,23 +150,18 @@ pub async fn claim_post(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let st = state.clone();
-    let claimed = with_db(&state, move |conn| {
-        Ok::<_, ClaimError>(requests::claim(conn, &st.ctx(), &p.actor, &id))
-    })
-    .await;
+    let claimed = p
+        .run(&state, move |conn, ctx, actor| {
+            requests::claim(conn, ctx, actor, &id)
+        })
+        .await;
     match claimed {
-        Ok(Ok(key)) => Ok(json_response(StatusCode::CREATED, None, key)),
-        Ok(Err(ClaimError::Gone)) => Err(ApiError::new(
-            StatusCode::GONE,
-            "invalid_request_error",
-            ClaimError::Gone.to_string(),
-        )),
-        Ok(Err(ClaimError::Op(e))) | Err(ClaimError::Op(e)) => Err(e.into()),
+        Ok(key) => Ok(json_response(StatusCode::CREATED, None, key)),
         Err(ClaimError::Gone) => Err(ApiError::new(
             StatusCode::GONE,
             "invalid_request_error",
             ClaimError::Gone.to_string(),
         )),
+        Err(ClaimError::Op(e)) => Err(e.into()),
     }
 }

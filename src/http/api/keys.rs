@@ -8,7 +8,6 @@ use super::{ApiError, ApiJson, ApiJsonOrDefault, Overlap, Principal, json_respon
 use crate::api_keys::ops::{self, CreateKey};
 use crate::api_keys::store::{CreatedApiKey, KeySummary};
 use crate::app::AppState;
-use crate::http::with_db;
 
 /// The 200 body of `GET /api/v1/api-keys`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -36,11 +35,11 @@ pub async fn create_post(
     ApiJson(input): ApiJson<CreateKey>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let st = state.clone();
-    let created = with_db(&state, move |conn| {
-        ops::create(conn, &st.ctx(), &p.actor, &input)
-    })
-    .await?;
+    let created = p
+        .run(&state, move |conn, ctx, actor| {
+            ops::create(conn, ctx, actor, &input)
+        })
+        .await?;
     Ok(json_response(StatusCode::CREATED, None, created))
 }
 
@@ -68,11 +67,11 @@ pub async fn list_get(
     let params = url::form_urlencoded::parse(req.query_string().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()));
     let unused = crate::api_keys::hygiene::parse_list_query(params)?;
-    let st = state.clone();
-    let data = with_db(&state, move |conn| {
-        crate::api_keys::hygiene::list(conn, &st.ctx(), &p.actor, unused)
-    })
-    .await?;
+    let data = p
+        .run(&state, move |conn, ctx, actor| {
+            crate::api_keys::hygiene::list(conn, ctx, actor, unused)
+        })
+        .await?;
     Ok(json_response(StatusCode::OK, None, ApiKeyList { data }))
 }
 
@@ -96,9 +95,8 @@ pub async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let st = state.clone();
-    with_db(&state, move |conn| {
-        ops::revoke(conn, &st.ctx(), &p.actor, &id)
+    p.run(&state, move |conn, ctx, actor| {
+        ops::revoke(conn, ctx, actor, &id)
     })
     .await?;
     Ok(no_content(None))
@@ -127,11 +125,11 @@ pub async fn roll_post(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let st = state.clone();
     let overlap = input.expire_old_in_seconds.unwrap_or(0);
-    let created = with_db(&state, move |conn| {
-        ops::roll(conn, &st.ctx(), &p.actor, &id, overlap)
-    })
-    .await?;
+    let created = p
+        .run(&state, move |conn, ctx, actor| {
+            ops::roll(conn, ctx, actor, &id, overlap)
+        })
+        .await?;
     Ok(json_response(StatusCode::CREATED, None, created))
 }

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod members;
 pub mod openapi;
 pub mod orgs;
+pub mod secret_scanning;
 pub mod usage;
 pub mod verify;
 

@@ -6,7 +6,7 @@
 
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::server::Server;
 
 use crate::http::errors::ErrorBody;
@@ -15,6 +15,8 @@ use crate::http::errors::ErrorBody;
 pub const BEARER: &str = "bearer";
 /// The name of the HTTP Basic scheme of key verification (a resource server).
 pub const BASIC: &str = "basic";
+/// The name of the secret-scanning signature scheme (docs/spec.md §10).
+pub const GITHUB_SIGNATURE: &str = "githubSignature";
 /// The name of the RFC 7592 registration access token scheme.
 pub const REGISTRATION_TOKEN: &str = "registrationToken";
 
@@ -102,6 +104,13 @@ impl utoipa::Modify for Schemes {
             ),
         );
         components.add_security_scheme(
+            GITHUB_SIGNATURE,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                super::secret_scanning::SIGNATURE,
+                "GitHub's ECDSA P-256 SHA-256 signature of the raw body (base64 DER), by the key `Github-Public-Key-Identifier` names in --secret-scanning-keys",
+            ))),
+        );
+        components.add_security_scheme(
             REGISTRATION_TOKEN,
             http(
                 HttpAuthScheme::Bearer,
@@ -142,6 +151,7 @@ impl utoipa::Modify for Schemes {
         super::key_requests::approve_post,
         super::key_requests::deny_post,
         super::key_requests::claim_post,
+        super::secret_scanning::verify_post,
         crate::http::register::register_post,
         crate::http::register::read_get,
         crate::http::register::update_put,

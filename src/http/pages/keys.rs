@@ -30,6 +30,18 @@ pub struct KeyLine {
     pub age_days: i64,
     /// Older than `api_keys::ROTATE_AFTER_DAYS`: marked for rotation.
     pub rotate: bool,
+    /// Requests in the last 24 hours (docs/spec.md §10).
+    pub requests_24h: i64,
+}
+
+/// A leak report on the admins' banner (docs/spec.md §10 secret scanning).
+pub struct LeakLine {
+    pub when: String,
+    pub name: String,
+    pub last_six: String,
+    pub url: String,
+    pub source: String,
+    pub revoked: bool,
 }
 
 pub struct ScopeChoice {
@@ -49,6 +61,11 @@ struct KeysPage<'a> {
     csrf_create: String,
     csrf_org: String,
     keys: Vec<KeyLine>,
+    leaks: Vec<LeakLine>,
+    /// False when the policy sends members to key requests (docs/spec.md §10).
+    may_create: bool,
+    /// Pending key requests (shown to admins).
+    pending_requests: i64,
     scopes: Vec<ScopeChoice>,
     created: Option<CreatedApiKey>,
     error: Option<String>,
@@ -71,13 +88,40 @@ async fn render(
     filled: Filled,
 ) -> Result<HttpResponse, AppError> {
     let actor = v.actor.clone();
-    let rows = with_db(state, move |conn| ops::rows(conn, &actor))
+    let now = state.clock.now();
+    let (rows, recent, leaks, may_create, pending_requests) =
+        with_db(state, move |conn| -> Result<_, OpError> {
+            let policy = crate::orgs::policy::load(conn, &actor.org_id)?;
+            let pending = if actor.is_admin() {
+                crate::api_keys::requests::pending_count(conn, &actor.org_id)?
+            } else {
+                0
+            };
+            Ok((
+                ops::rows(conn, &actor)?,
+                crate::usage::chart::last_24_hours(conn, &actor, now)?,
+                crate::secret_scanning::recent_leaks(conn, &actor, now)?,
+                policy.check_may_create(&actor).is_ok(),
+                pending,
+            ))
+        })
         .await
         .map_err(OpError::into_app)?;
-    let now = state.clock.now();
+    let leaks = leaks
+        .into_iter()
+        .map(|l| LeakLine {
+            when: when(l.at),
+            name: l.name,
+            last_six: l.last_six,
+            url: l.url,
+            source: l.source,
+            revoked: l.revoked,
+        })
+        .collect();
     let keys = rows
         .into_iter()
         .map(|r| KeyLine {
+            requests_24h: recent.get(&r.id).copied().unwrap_or(0),
             age_days: crate::api_keys::age_days(r.created_at, now),
             rotate: crate::api_keys::age_days(r.created_at, now)
                 > crate::api_keys::ROTATE_AFTER_DAYS,
@@ -111,6 +155,9 @@ async fn render(
             csrf_create: v.csrf("/settings/api-keys"),
             csrf_org: v.csrf("/settings/org"),
             keys,
+            leaks,
+            may_create,
+            pending_requests,
             scopes,
             created,
             error,

@@ -8,11 +8,13 @@ pub mod audit;
 pub mod authorize;
 pub mod clients;
 pub mod device;
+pub mod key_requests;
 pub mod keys;
 pub mod members;
 pub mod organization;
 pub mod profile;
 pub mod signed_in;
+pub mod usage;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;

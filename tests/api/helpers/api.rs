@@ -47,6 +47,7 @@ pub async fn answer(r: reqwest::Response) -> Answer {
 }
 
 pub struct KeySpec<'a> {
+    pub name: &'a str,
     pub scopes: &'a str,
     pub created_by: Option<&'a str>,
     pub limit: Option<i64>,
@@ -57,6 +58,7 @@ pub struct KeySpec<'a> {
 impl Default for KeySpec<'_> {
     fn default() -> Self {
         Self {
+            name: "test key",
             scopes: "admin inference:read",
             created_by: None,
             limit: None,
@@ -90,7 +92,7 @@ impl TestApp {
             &mut conn,
             NewApiKey {
                 org_id: org.into(),
-                name: "test key".into(),
+                name: spec.name.into(),
                 key_type: spec.key_type,
                 scopes: ScopeSet::parse(spec.scopes).expect("scopes"),
                 expiry: spec.expiry,
@@ -103,6 +105,25 @@ impl TestApp {
             self.clock.now(),
         )
         .expect("key")
+    }
+
+    /// A new organization of `plan` and an admin key of it (made like `tessera api-key
+    /// create`: acting as an admin).
+    pub fn org_with_admin(&self, plan: Plan) -> (String, CreatedApiKey) {
+        let org = self.org(plan);
+        let admin = self.api_key(&org, KeySpec::default());
+        (org, admin)
+    }
+
+    /// `GET /api/v1/usage?{query}` with `bearer`.
+    pub async fn usage(&self, bearer: &str, query: &str) -> Answer {
+        self.api(
+            reqwest::Method::GET,
+            &format!("/api/v1/usage?{query}"),
+            bearer,
+            None,
+        )
+        .await
     }
 
     /// `method path` on `/api/v1` with `Authorization: Bearer <bearer>` and a JSON body.

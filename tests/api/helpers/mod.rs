@@ -6,6 +6,7 @@
 pub mod api;
 pub mod browser;
 pub mod oauth;
+pub mod pages;
 pub mod postgres;
 
 use std::path::PathBuf;
