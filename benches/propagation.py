@@ -126,15 +126,18 @@ def measure(bin_, backend, work):
     t = [bin_, "--database-url", url, "--keys-dir", keys]
     subprocess.run(t + ["migrate"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = lambda *a: json.loads(subprocess.run(t + list(a), check=True, capture_output=True, text=True).stdout)
-    org = out("org", "create", "--name", "propagation")["org_id"]
-    admin = out("api-key", "create", "--org", org, "--name", "admin", "--scope", "admin")["key"]
+    org = out("org", "create", "--name", "propagation", "--plan", "pro")["org_id"]
+    # Every call below spends the admin key's budget: the largest limit tessera accepts.
+    admin = out("api-key", "create", "--org", org, "--name", "admin", "--scope", "admin",
+                "--rate-limit-per-minute", "1000000")["key"]
     a = Server(t, os.path.join(work, "a.log"))
     b = Server(t, os.path.join(work, "b.log"))
     times = []
     try:
         for i in range(N):
             status, data = a.call("POST", "/api/v1/api-keys", admin,
-                                  {"name": f"victim-{i}", "scopes": ["admin"], "expires_at": None})
+                                  {"name": f"victim-{i}", "scopes": ["admin"], "expires_at": None,
+                                   "rate_limit_per_minute": 1000000})
             assert status == 201, (status, data)
             created = json.loads(data)
             victim, victim_id = created["key"], created["id"]
