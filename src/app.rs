@@ -42,6 +42,17 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// What token issuance needs, at the current time.
+    pub fn issuing(&self) -> crate::oauth::token::Issuing<'_> {
+        crate::oauth::token::Issuing {
+            settings: &self.settings,
+            issuer: &self.issuer,
+            audience: &self.audience,
+            keys: &self.keys,
+            now: self.clock.now(),
+        }
+    }
+
     /// The context of one operation, at the current time.
     pub fn ctx(&self) -> Ctx<'_> {
         Ctx {

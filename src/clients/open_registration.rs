@@ -118,6 +118,14 @@ pub fn register(
     let now = ctx.now;
     let prefix = &ctx.settings.key_prefix;
     write_tx(conn, |conn| -> Result<_, Refused> {
+        // Registrations from one address take turns: on PostgreSQL (READ COMMITTED) two at
+        // once would otherwise both count nine and make eleven. SQLite's write
+        // transaction already runs one at a time.
+        if matches!(conn, DbConnection::Postgres(_)) {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind::<diesel::sql_types::Text, _>(ip)
+                .execute(conn)?;
+        }
         let recent: Vec<Timestamp> = open_registrations::table
             .filter(open_registrations::ip.eq(ip))
             .filter(open_registrations::created_at.gt(now - WINDOW_SECONDS))

@@ -7,10 +7,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::error::{ErrorCode, OAuthError};
-use crate::http::oauth::{authorization_header, peer_ip, read_form};
+use crate::http::oauth::{
+    authorization_header, count_failed_client, peer_ip, read_form, refuse_throttled_client,
+};
 use crate::http::with_db;
 use crate::oauth::client_auth;
-use crate::oauth::token::Issuing;
 use crate::scope::ScopeSet;
 
 /// RFC 8628 §3.1: form body `client_id` (public clients) or client credentials, optional
@@ -39,36 +40,15 @@ pub async fn device_authorization_post(
     let resources = crate::oauth::resource::requested(&form)?;
     let ip = peer_ip(&req);
     let client_id = presented.client_id().to_string();
-    if let Some(wait) = state
-        .client_auth_throttle
-        .check(&client_id, &ip, state.clock.now())
-    {
-        return Err(OAuthError {
-            retry_after: Some(wait),
-            ..OAuthError::new(
-                ErrorCode::SlowDown,
-                "Too many failed client authentications. Retry later.",
-            )
-        });
-    }
+    refuse_throttled_client(&state, &client_id, &ip)?;
     let st = state.clone();
     let result = with_db(&state, move |conn| {
-        let ctx = Issuing {
-            settings: &st.settings,
-            issuer: &st.issuer,
-            audience: &st.audience,
-            keys: &st.keys,
-            now: st.clock.now(),
-        };
-        crate::oauth::device::authorize(conn, ctx, &presented, scope, &resources)
+        crate::oauth::device::authorize(conn, st.issuing(), &presented, scope, &resources)
     })
     .await;
     let answer = match result {
         Err(e) if e.code == ErrorCode::InvalidClient => {
-            state
-                .client_auth_throttle
-                .record_failure(&client_id, &ip, state.clock.now());
-            return Err(e);
+            return Err(count_failed_client(&state, &client_id, &ip, e));
         }
         other => other?,
     };

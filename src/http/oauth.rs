@@ -11,7 +11,7 @@ use crate::http::with_db;
 use crate::introspection::{self, Context, JwtCheck};
 use crate::oauth::client_auth;
 use crate::oauth::form::StrictForm;
-use crate::oauth::token::{self, Issuing, SENSITIVE_PARAMS};
+use crate::oauth::token::{self, SENSITIVE_PARAMS};
 use crate::scope::ScopeSet;
 use crate::tokens::jwt::AccessTokenClaims;
 use crate::tokens::keys::KeySet;
@@ -95,28 +95,11 @@ pub async fn token_post(
     // docs/security.md K2: a client id (or an address) guessing secrets is slowed down.
     let ip = peer_ip(&req);
     let client_id = presented.client_id().to_string();
-    if let Some(wait) = state
-        .client_auth_throttle
-        .check(&client_id, &ip, state.clock.now())
-    {
-        return Err(OAuthError {
-            retry_after: Some(wait),
-            ..OAuthError::new(
-                ErrorCode::SlowDown,
-                "Too many failed client authentications. Retry later.",
-            )
-        });
-    }
+    refuse_throttled_client(&state, &client_id, &ip)?;
     // docs/spec.md §7: a client that authenticated with this secret within the cache TTL
     // gets its client_credentials token without the database.
     let cached = token::client_credentials_cached(
-        Issuing {
-            settings: &state.settings,
-            issuer: &state.issuer,
-            audience: &state.audience,
-            keys: &state.keys,
-            now: state.clock.now(),
-        },
+        state.issuing(),
         &state.api_keys.clients,
         &state.api_keys.health,
         &presented,
@@ -128,25 +111,15 @@ pub async fn token_post(
         None => {
             let st = state.clone();
             with_db(&state, move |conn| {
-                let ctx = Issuing {
-                    settings: &st.settings,
-                    issuer: &st.issuer,
-                    audience: &st.audience,
-                    keys: &st.keys,
-                    now: st.clock.now(),
-                };
                 let cache = Some(&st.api_keys.clients);
-                token::exchange(conn, ctx, cache, &presented, request, &resources)
+                token::exchange(conn, st.issuing(), cache, &presented, request, &resources)
             })
             .await
         }
     };
     let response = match result {
         Err(e) if e.code == ErrorCode::InvalidClient => {
-            state
-                .client_auth_throttle
-                .record_failure(&client_id, &ip, state.clock.now());
-            return Err(e);
+            return Err(count_failed_client(&state, &client_id, &ip, e));
         }
         Err(e) if e.code == ErrorCode::InvalidGrant => {
             // A replayed code or refresh token may have revoked its grant (committed
@@ -270,8 +243,7 @@ pub async fn introspect_post(
     .await;
     let answer = match answer {
         Err(e) if e.code == ErrorCode::InvalidClient => {
-            state.client_auth_throttle.record_failure(&caller, &ip, now);
-            return Err(e);
+            return Err(count_failed_client(&state, &caller, &ip, e));
         }
         other => other?,
     };
@@ -333,4 +305,40 @@ pub async fn revoke_post(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
+}
+
+/// docs/security.md K2, for every endpoint that authenticates clients like the token
+/// endpoint: a client id (or an address) that failed too often within the minute is
+/// refused with `slow_down` (429, `Retry-After`) before its credentials are looked at.
+pub(crate) fn refuse_throttled_client(
+    state: &AppState,
+    client_id: &str,
+    ip: &str,
+) -> Result<(), OAuthError> {
+    match state
+        .client_auth_throttle
+        .check(client_id, ip, state.clock.now())
+    {
+        None => Ok(()),
+        Some(wait) => Err(OAuthError {
+            retry_after: Some(wait),
+            ..OAuthError::new(
+                ErrorCode::SlowDown,
+                "Too many failed client authentications. Retry later.",
+            )
+        }),
+    }
+}
+
+/// Counts an `invalid_client` answer against the client id and address (K2); returns it.
+pub(crate) fn count_failed_client(
+    state: &AppState,
+    client_id: &str,
+    ip: &str,
+    e: OAuthError,
+) -> OAuthError {
+    state
+        .client_auth_throttle
+        .record_failure(client_id, ip, state.clock.now());
+    e
 }

@@ -17,6 +17,7 @@ crate::on_both_backends!(
     d10_open_registration_makes_public_code_flow_clients_without_admin,
     a2_a_public_localhost_client_completes_the_code_flow_on_any_port,
     open_registration_is_limited_to_10_per_ip_per_hour,
+    k4_open_registrations_at_once_still_stop_at_10,
     the_janitor_deletes_idle_openly_registered_clients,
 );
 
@@ -290,6 +291,19 @@ async fn open_registration_is_limited_to_10_per_ip_per_hour(backend: Backend) {
     app.clock.set(t0 + 3601);
     let a = register(&app, None, public_client("http://localhost/cb")).await;
     assert_eq!(a.status, 201, "{}", a.body);
+}
+
+/// Twenty registrations from one address at the same moment: exactly ten get a client
+/// (PostgreSQL's READ COMMITTED would let two see nine without the per-IP lock).
+async fn k4_open_registrations_at_once_still_stop_at_10(backend: Backend) {
+    let Some(app) = open_app(backend).await else {
+        return;
+    };
+    let calls = (0..20).map(|_| register(&app, None, public_client("http://localhost/cb")));
+    let answers = futures_util::future::join_all(calls).await;
+    let made = answers.iter().filter(|a| a.status == 201).count();
+    let refused = answers.iter().filter(|a| a.status == 429).count();
+    assert_eq!((made, refused), (10, 10));
 }
 
 async fn the_janitor_deletes_idle_openly_registered_clients(backend: Backend) {
