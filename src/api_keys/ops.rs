@@ -92,6 +92,7 @@ pub fn create(
         expiry,
         rate_limit_per_minute: input.rate_limit_per_minute,
         created_by: actor.user_id.clone(),
+        audited_as: Some(actor.label.clone()),
     };
     let s = ctx.settings;
     Ok(write_tx(conn, |conn| {

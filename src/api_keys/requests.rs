@@ -309,6 +309,8 @@ pub fn claim(
                 expiry: expires_at.map_or(Expiry::Never, Expiry::At),
                 rate_limit_per_minute: None,
                 created_by: Some(user.clone()),
+                // Made when the requester claims it; the approval is audited on its own.
+                audited_as: None,
             },
             &s.scopes,
             &s.key_prefix,

@@ -77,6 +77,9 @@ pub struct NewApiKey {
     pub rate_limit_per_minute: Option<i64>,
     /// `None`: made with the CLI (acts as an organization admin).
     pub created_by: Option<String>,
+    /// Who made it, for the audit log (`key:<id>`, `user:<id>`, `cli`); `None`: the
+    /// person in `created_by`, else `cli`.
+    pub audited_as: Option<String>,
 }
 
 /// The 201 body of key creation (docs/spec.md §5); `key` is the only place the plaintext appears.
@@ -171,9 +174,10 @@ pub fn create(
     diesel::insert_into(api_keys::table)
         .values(&row)
         .execute(conn)?;
-    let actor = match &new.created_by {
-        Some(u) => format!("user:{u}"),
-        None => "cli".to_string(),
+    let actor = match (&new.audited_as, &new.created_by) {
+        (Some(label), _) => label.clone(),
+        (None, Some(u)) => format!("user:{u}"),
+        (None, None) => "cli".to_string(),
     };
     crate::audit::record(
         conn,
@@ -377,6 +381,7 @@ pub fn roll(
             expiry,
             rate_limit_per_minute: old.rate_limit_per_minute,
             created_by: actor_user,
+            audited_as: Some(actor.to_string()),
         },
         catalogue,
         key_prefix,

@@ -190,7 +190,9 @@ pub fn waiting(
 }
 
 /// The person's decision on a waiting device authorization. True when it was still
-/// pending (a second decision, or one after expiry, changes nothing and is false).
+/// pending (a second decision, or one after expiry, changes nothing and is false). An
+/// approval is also remembered as the person's consent for the client
+/// (`consent::remember`), in the same transaction.
 pub fn decide(
     conn: &mut DbConnection,
     user_code: &str,
@@ -199,20 +201,51 @@ pub fn decide(
     approve: bool,
     now: Timestamp,
 ) -> Result<bool, AppError> {
-    let n = diesel::update(
-        device_codes::table
-            .filter(device_codes::user_code_hash.eq(sha256_hex(user_code)))
-            .filter(device_codes::status.eq(PENDING))
-            .filter(device_codes::expires_at.gt(now)),
-    )
-    .set((
-        device_codes::status.eq(if approve { APPROVED } else { DENIED }),
-        device_codes::user_id.eq(user_id),
-        device_codes::auth_time.eq(auth_time),
-    ))
-    .execute(conn)
-    .map_err(AppError::from_db)?;
-    Ok(n == 1)
+    let hash = sha256_hex(user_code);
+    crate::db::write_tx(conn, |conn| -> Result<bool, AppError> {
+        let n = diesel::update(
+            device_codes::table
+                .filter(device_codes::user_code_hash.eq(&hash))
+                .filter(device_codes::status.eq(PENDING))
+                .filter(device_codes::expires_at.gt(now)),
+        )
+        .set((
+            device_codes::status.eq(if approve { APPROVED } else { DENIED }),
+            device_codes::user_id.eq(user_id),
+            device_codes::auth_time.eq(auth_time),
+        ))
+        .execute(conn)?;
+        if n != 1 {
+            return Ok(false);
+        }
+        if approve {
+            // Remembered like the code flow's consent: the app shows on `/account/apps`,
+            // and withdrawing it there revokes the device's grant too (docs/spec.md §6).
+            let (client_id, scope, resource): (String, String, String) = device_codes::table
+                .filter(device_codes::user_code_hash.eq(&hash))
+                .select((
+                    device_codes::client_id,
+                    device_codes::scope,
+                    device_codes::resource,
+                ))
+                .first(conn)?;
+            let scope = ScopeSet::parse(&scope)
+                .map_err(|_| AppError::Internal("stored device scope".into()))?;
+            let org_id = crate::clients::store::find(conn, &client_id)?.and_then(|c| c.org_id);
+            crate::consent::remember(
+                conn,
+                user_id,
+                &client_id,
+                org_id.as_deref(),
+                &crate::consent::Remembered {
+                    scope,
+                    resources: resource::from_column(&resource),
+                },
+                now,
+            )?;
+        }
+        Ok(true)
+    })
 }
 
 #[derive(Queryable)]

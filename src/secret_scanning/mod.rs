@@ -2,8 +2,9 @@
 //! public code to `POST /api/v1/secret-scanning/verify`. [`keys`] checks the report's
 //! signature; [`report`] judges each token: one whose checksum fails is a false positive
 //! without any database lookup; one whose digest is an issued key is a true positive, and
-//! a live one is revoked at once when its organization's policy `revoke_leaked_keys` says
-//! so (the default). Every found key gets an `api_key.leaked` audit record with the URL
+//! a live secret key is revoked at once when its organization's policy
+//! `revoke_leaked_keys` says so (the default); a publishable key, public by design, never
+//! is. Every found key gets an `api_key.leaked` audit record with the URL
 //! and source of the leak; the organization's admins see it on their key page.
 
 pub mod keys;
@@ -11,7 +12,7 @@ pub mod keys;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api_keys::{format, store};
+use crate::api_keys::{KeyType, format, store};
 use crate::app::Ctx;
 use crate::db::{DbConnection, write_tx};
 use crate::error::OpError;
@@ -126,8 +127,12 @@ pub fn report(
                     };
                     let live =
                         row.revoked_at.is_none() && row.expires_at.is_none_or(|t| t > ctx.now);
-                    let revoke =
-                        live && crate::orgs::policy::load(conn, &row.org_id)?.revoke_leaked_keys;
+                    // A publishable key is public by design (it ships in web pages): found
+                    // in public code it is recorded, never revoked, or anyone could copy one
+                    // into a repository to have it killed.
+                    let revoke = live
+                        && row.key_type == KeyType::Secret
+                        && crate::orgs::policy::load(conn, &row.org_id)?.revoke_leaked_keys;
                     if revoke {
                         store::revoke(conn, &row.org_id, &row.id, ACTOR, ctx.now)?;
                     }

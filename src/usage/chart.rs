@@ -15,6 +15,15 @@ use crate::db::schema::api_keys;
 use crate::error::OpError;
 use crate::orgs::Actor;
 
+/// `1 request`, `2 requests`.
+fn plural(n: i64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// How many keys get a series of their own; the rest are summed as "Other keys".
 pub const MAX_SERIES: usize = 5;
 
@@ -313,7 +322,7 @@ pub fn build(
                 width: bar_w,
                 height: (y0 - y1).max(1),
                 colour: s.colour,
-                title: format!("{}: {} — {} requests", b.label, s.name, c),
+                title: format!("{}: {} — {}", b.label, s.name, plural(*c, "request")),
             });
             below += c;
         }
@@ -341,21 +350,17 @@ pub fn build(
     let busiest = buckets.iter().max_by_key(|b| b.total);
     let description = match busiest {
         Some(b) if total > 0 => format!(
-            "{total} requests in the {}, {} per {}; the busiest was {} with {}. {} keys made requests. The table below lists every value.",
+            "{} in the {}, {}; the busiest was {} with {}. {} made requests. The table below lists every value.",
+            plural(total, "request"),
             range.label(),
             if g == Granularity::Hour {
                 "hour by hour"
             } else {
                 "day by day"
             },
-            if g == Granularity::Hour {
-                "hour"
-            } else {
-                "day"
-            },
             b.label,
             b.total,
-            order.len(),
+            plural(order.len() as i64, "key"),
         ),
         _ => format!("No requests in the {}.", range.label()),
     };

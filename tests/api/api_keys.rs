@@ -48,6 +48,17 @@ async fn i1_i2_a_key_is_shown_once_and_stored_only_as_a_hash(backend: Backend) {
     assert_eq!(made.status, 201, "{}", made.body);
     assert_eq!(made.header("cache-control"), Some("no-store"), "I1");
     let key = made.body["key"].as_str().expect("key").to_string();
+    // The audit log names the key that made it (not `cli`, though that key was made with
+    // the CLI).
+    {
+        let mut conn = app.state.pool.get().expect("conn");
+        let log = tessera::audit::list_for_org(&mut conn, &org, 50).expect("audit");
+        let entry = log
+            .iter()
+            .find(|e| e.action == "api_key.created" && made.body["id"] == e.target_id.as_str())
+            .expect("api_key.created");
+        assert_eq!(entry.actor, format!("key:{}", admin.id));
+    }
     assert!(key.starts_with("tsr_sk_") && key.len() == 7 + 32 + 6);
     assert!(tessera::api_keys::format::check(&key, "tsr"));
     assert_eq!(made.body["last_six"], key[key.len() - 6..]);

@@ -17,6 +17,7 @@ crate::on_both_backends!(
     k5_wrong_user_codes_are_throttled_per_session_and_ip,
     device_authorization_refuses_bad_clients_and_parameters,
     the_device_grant_is_registrable_by_rfc_7591_and_the_api,
+    i9_a_device_shows_on_account_apps_and_withdrawing_it_revokes_its_tokens,
 );
 
 const DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -63,7 +64,16 @@ async fn decide(app: &TestApp, complete: &str, decision: &str) -> (u16, String) 
         "{}@example.com",
         tessera::crypto::random_base62(10).to_lowercase()
     );
-    let b = app.user(&email).await;
+    decide_as(app, &app.user(&email).await, complete, decision).await
+}
+
+/// [`decide`] as the person signed in on `b`.
+async fn decide_as(
+    app: &TestApp,
+    b: &reqwest::Client,
+    complete: &str,
+    decision: &str,
+) -> (u16, String) {
     let path = complete.strip_prefix(&app.state.issuer).expect("our URL");
     let r = b
         .get(format!("{}{path}", app.address))
@@ -90,6 +100,27 @@ async fn decide(app: &TestApp, complete: &str, decision: &str) -> (u16, String) 
     );
     assert!(html.contains("Example CLI"));
     assert!(html.contains(&code), "the consent page shows the code");
+    // J1: a doubled decision is refused, never resolved to one of its values; the code
+    // stays undecided.
+    let doubled = b
+        .post(format!("{}/device", app.address))
+        .form(&[
+            ("csrf_token", hidden(&html, "csrf_token")),
+            ("user_code", hidden(&html, "user_code")),
+            ("decision", "approve".into()),
+            ("decision", "deny".into()),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(doubled.status(), 400);
+    assert!(
+        doubled
+            .text()
+            .await
+            .expect("html")
+            .contains("Each field may appear once")
+    );
     let done = b
         .post(format!("{}/device", app.address))
         .form(&[
@@ -289,6 +320,46 @@ async fn c8_device_codes_issue_tokens_once_under_parallel_polls(backend: Backend
         assert_eq!(*s, 400);
         let code = e["error"].as_str().expect("error");
         assert!(code == "slow_down" || code == "invalid_grant", "{e}");
+    }
+}
+
+/// docs/spec.md §6: an approved device is an authorized app like any other: listed on
+/// `/account/apps`, and withdrawing it there revokes its access and refresh tokens.
+async fn i9_a_device_shows_on_account_apps_and_withdrawing_it_revokes_its_tokens(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rs = app.resource_server();
+    let client = cli_client(&app, "inference:read");
+    let (_, d) = start(&app, &client, "inference:read").await;
+    let b = app.user("device-apps@example.com").await;
+    let complete = d["verification_uri_complete"].as_str().expect("uri");
+    let (s, _) = decide_as(&app, &b, complete, "approve").await;
+    assert_eq!(s, 200);
+    let (s, tokens) = poll(&app, &client, d["device_code"].as_str().expect("dc")).await;
+    assert_eq!(s, 200, "{tokens}");
+    let page = b
+        .get(format!("{}/account/apps", app.address))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("Example CLI"), "{page}");
+    let r = b
+        .post(format!("{}/account/apps/{}/revoke", app.address, client.id))
+        .form(&[("csrf_token", hidden(&page, "csrf_token"))])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 303);
+    for t in ["access_token", "refresh_token"] {
+        assert_eq!(
+            app.introspect(&rs, tokens[t].as_str().expect("t")).await["active"],
+            false,
+            "withdrawing the device kills its {t}"
+        );
     }
 }
 

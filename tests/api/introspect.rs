@@ -120,6 +120,7 @@ async fn g3_each_credential_kind_introspects_with_its_facts(backend: Backend) {
             expiry: tessera::api_keys::store::Expiry::InDays(1),
             rate_limit_per_minute: None,
             created_by: None,
+            audited_as: None,
         },
         &app.state.settings.scopes,
         "tsr",

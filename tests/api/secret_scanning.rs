@@ -256,6 +256,22 @@ async fn i11_a_leaked_live_key_is_revoked_at_once_and_audited_with_its_url(backe
     // Reported again: still a true positive (it is ours), nothing more to revoke.
     let r = signed(&app, &signer, json!([leak(&leaked.key, url)])).await;
     assert_eq!(r.body[0]["label"], "true_positive");
+
+    // A publishable key is public by design: recorded, never revoked (else anyone could
+    // copy one into a public repository to have it killed).
+    let public = app.api_key(
+        &org,
+        KeySpec {
+            scopes: "inference:read",
+            key_type: tessera::api_keys::KeyType::Publishable,
+            ..Default::default()
+        },
+    );
+    let r = signed(&app, &signer, json!([leak(&public.key, url)])).await;
+    assert_eq!(r.body[0]["label"], "true_positive");
+    let rs = app.resource_server();
+    let v = app.verify(&rs, json!({"key": public.key})).await;
+    assert_eq!(v.body["code"], "VALID", "{}", v.body);
 }
 
 async fn i11_a_bad_checksum_is_a_false_positive_without_the_database(backend: Backend) {

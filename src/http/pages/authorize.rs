@@ -271,10 +271,7 @@ pub async fn authorize_post(
     if !csrf_ok(&req, &state, &fields, |t| session.csrf_ok(&purpose, t)) {
         return Ok(forbidden_form());
     }
-    let mut names: Vec<&str> = fields.0.iter().map(|(k, _)| k.as_str()).collect();
-    names.sort_unstable();
-    let repeated = names.windows(2).any(|w| w.first() == w.last());
-    let decision = match (repeated, fields.get("decision")) {
+    let decision = match (fields.repeated(), fields.get("decision")) {
         (false, Some("approve")) => Ok(true),
         (false, Some("deny")) => Ok(false),
         _ => Err("invalid_request"),

@@ -139,6 +139,15 @@ pub async fn device_post(
             .insert(actix_web::http::header::RETRY_AFTER, wait.into());
         return Ok(resp);
     }
+    if fields.repeated() {
+        return Ok(entry(
+            StatusCode::BAD_REQUEST,
+            &session,
+            &email,
+            &typed,
+            Some("Each field may appear once: send one user_code and one decision."),
+        ));
+    }
     let decision = match fields.get("decision") {
         None => None,
         Some("approve") => Some(true),

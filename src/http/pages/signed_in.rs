@@ -118,6 +118,14 @@ impl Fields {
             .map(|(_, v)| v.clone())
             .collect()
     }
+    /// Whether some field name appears more than once: forms whose fields are all single
+    /// (consent, device decisions) refuse such a body rather than pick one of the values
+    /// (docs/security.md D3).
+    pub fn repeated(&self) -> bool {
+        let mut names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        names.windows(2).any(|w| w.first() == w.last())
+    }
 }
 
 /// The 403 of a form that failed its CSRF check.

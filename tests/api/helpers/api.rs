@@ -98,6 +98,7 @@ impl TestApp {
                 expiry: spec.expiry,
                 rate_limit_per_minute: spec.limit,
                 created_by: spec.created_by.map(str::to_string),
+                audited_as: None,
             },
             &self.state.settings.scopes,
             "tsr",
