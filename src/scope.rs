@@ -82,6 +82,14 @@ impl ScopeSet {
     pub fn is_subset(&self, other: &ScopeSet) -> bool {
         self.0.is_subset(&other.0)
     }
+    /// Whether a client registered for `registered` may ask for these scopes: each is
+    /// registered, or is `offline_access`, which docs/spec.md §2 (OIDC Core §11) accepts
+    /// from any client.
+    pub fn allowed_by(&self, registered: &ScopeSet) -> bool {
+        self.0
+            .iter()
+            .all(|s| s.0 == OFFLINE_ACCESS || registered.0.contains(s))
+    }
     pub fn all_read(&self) -> bool {
         self.0.iter().all(Scope::is_read)
     }
@@ -134,6 +142,9 @@ impl fmt::Display for ScopeSet {
 /// The scopes this server knows, each with the description shown on the consent page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalogue(BTreeMap<String, String>);
+
+/// OIDC Core §11: asks for a refresh token; accepted from any client (docs/spec.md §2).
+pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// The OpenID Connect scopes (docs/spec.md §9, OpenID Connect Core §3.1.2.1, §5.4,
 /// §11), with their consent descriptions: always in the catalogue; a configured

@@ -293,7 +293,7 @@ impl Registrar<'_> {
             Some(s) => {
                 let requested = ScopeSet::parse(&s).map_err(|_| RegistrarError::Unspecified)?;
                 if requested.is_empty()
-                    || !requested.is_subset(&allowed)
+                    || !requested.allowed_by(&allowed)
                     || self.catalogue.check(&requested).is_err()
                 {
                     return Err(RegistrarError::Unspecified);

@@ -198,7 +198,7 @@ pub(super) fn granted_scope(
         .map_err(|_| AppError::Internal("stored scope is malformed".into()))?;
     match requested {
         None => Ok(registered),
-        Some(req) if req.is_subset(&registered) && settings.scopes.check(&req).is_ok() => Ok(req),
+        Some(req) if req.allowed_by(&registered) && settings.scopes.check(&req).is_ok() => Ok(req),
         Some(_) => Err(OAuthError::new(
             ErrorCode::InvalidScope,
             "The requested scope is not allowed for this client.",

@@ -12,7 +12,44 @@ crate::on_both_backends!(
     prompt_login_and_max_age_sign_in_again_and_auth_time_follows,
     login_hint_prefills_the_email_and_prompt_consent_asks_again,
     id_token_hint_of_someone_else_signs_in_again_and_a_forged_one_is_refused,
+    offline_access_is_accepted_from_a_client_not_registered_for_it,
 );
+
+/// docs/spec.md §2 (OIDC Core §11): `offline_access` is accepted from any client, registered
+/// for it or not, at authorize and at the token endpoint; other unregistered scopes are not.
+async fn offline_access_is_accepted_from_a_client_not_registered_for_it(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client("inference:read");
+    let b = app.user("offline@example.com").await;
+    let (code, verifier) = app.code(&b, &client, "inference:read offline_access").await;
+    let (status, tokens) = json(app.exchange(&client, &code, &verifier).await).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["scope"], "inference:read offline_access");
+    assert!(tokens["refresh_token"].is_string());
+    let (machine, secret) = app.machine_client("inference:read");
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&machine, &secret)),
+            "grant_type=client_credentials&scope=inference:read+offline_access",
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&machine, &secret)),
+            "grant_type=client_credentials&scope=inference:read+inference:write",
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        400,
+        "other unregistered scopes stay invalid_scope"
+    );
+}
 
 /// The authorization request's parameters with a fresh PKCE challenge, plus `extra`.
 fn params<'a>(
