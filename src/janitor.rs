@@ -279,6 +279,9 @@ pub const STEPS: &[Step] = &[
 /// back into the database file is done here and not by the commit of a request that happens
 /// to cross the auto-checkpoint threshold (docs/security.md R12).
 pub fn run_step(conn: &mut DbConnection, index: usize, cutoffs: &Cutoffs) -> QueryResult<Batch> {
+    // In the same queue as the requests' writes (`db::sqlite_gate`), so a batch never
+    // races a waiting request for the lock.
+    let _turn = crate::db::sqlite_gate(conn)?;
     let batch = match STEPS.get(index) {
         Some(step) => (step.run)(conn, cutoffs)?,
         None => Batch::default(),

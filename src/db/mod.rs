@@ -372,42 +372,21 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, DbSetupError> {
     }
 }
 
-/// SQLite transactions of [`write_tx`] in this process that wait for or hold the write lock.
-static SQLITE_WRITERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// How many [`write_tx`] transactions of this process are waiting for or holding SQLite's
-/// write lock right now (any database file). The janitor lets them through before each
-/// batch (docs/security.md R12): SQLite has no queue for its lock, and a writer sleeping in
-/// the busy handler (up to 100 ms a sleep) keeps missing short gaps between batches.
-pub fn sqlite_writers() -> usize {
-    SQLITE_WRITERS.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// Counts one SQLite writer in [`SQLITE_WRITERS`] while it lives.
-struct SqliteWriter;
-
-impl SqliteWriter {
-    fn enter() -> Self {
-        SQLITE_WRITERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Self
-    }
-}
-
-impl Drop for SqliteWriter {
-    fn drop(&mut self) {
-        SQLITE_WRITERS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
+mod writers;
+use writers::SqliteWriter;
+pub use writers::{SqliteGate, sqlite_gate, sqlite_writers};
 
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is
 /// taken up front and a concurrent writer waits on `busy_timeout` instead of failing with an
-/// un-retryable SQLITE_BUSY on lock upgrade. Commits before returning `Ok`.
+/// un-retryable SQLITE_BUSY on lock upgrade, after this process's earlier writers
+/// ([`sqlite_gate`]). Commits before returning `Ok`.
 pub fn write_tx<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
     let _writer = matches!(conn, DbConnection::Sqlite(_)).then(SqliteWriter::enter);
+    let _turn = sqlite_gate(conn)?;
     match conn {
         DbConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
