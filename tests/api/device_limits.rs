@@ -4,7 +4,6 @@
 
 use serde_json::Value;
 use tessera::clients::{GrantType, NewClient};
-use tessera::clock::Clock;
 use tessera::oauth::device::MAX_WAITING_PER_CLIENT;
 use tessera::scope::ScopeSet;
 

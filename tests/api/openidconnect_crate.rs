@@ -78,6 +78,7 @@ async fn login(app: &TestApp, provider: &CoreProviderMetadata, alg: &str) {
     let http = http_client();
     let tokens = client
         .exchange_code(AuthorizationCode::new(code))
+        .expect("a token endpoint was discovered")
         .set_pkce_verifier(verifier)
         .request_async(&http)
         .await
@@ -95,7 +96,7 @@ async fn login(app: &TestApp, provider: &CoreProviderMetadata, alg: &str) {
         .claims(&verifier, &nonce)
         .unwrap_or_else(|e| panic!("{alg}: the crate validates the ID token: {e:?}"));
     assert_eq!(
-        id_token.signing_alg().expect("alg"),
+        id_token.signing_alg().expect("alg").clone(),
         expected_alg,
         "signed with the client's id_token_signed_response_alg"
     );
