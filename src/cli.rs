@@ -382,6 +382,13 @@ pub enum ClientCommand {
         /// no fragment, owned by one resource server only
         #[arg(long = "resource", requires = "resource_server")]
         resources: Vec<String>,
+        /// An RP-Initiated Logout post_logout_redirect_uri (repeat for several); the rules
+        /// of --redirect-uri
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// The algorithm of the client's ID tokens: RS256, ES256 or EdDSA [default: RS256]
+        #[arg(long)]
+        id_token_signed_response_alg: Option<String>,
         /// Owning organization
         #[arg(long)]
         org: Option<String>,

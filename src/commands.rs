@@ -312,6 +312,8 @@ fn client_create(settings: &Settings, cmd: ClientCommand) -> Result<Value, Comma
         scope,
         resource_server,
         resources,
+        post_logout_redirect_uris,
+        id_token_signed_response_alg,
         org,
     } = cmd
     else {
@@ -336,6 +338,8 @@ fn client_create(settings: &Settings, cmd: ClientCommand) -> Result<Value, Comma
         scope,
         org_id: org.clone(),
         resources: Some(resources),
+        post_logout_redirect_uris: Some(post_logout_redirect_uris),
+        id_token_signed_response_alg,
         ..Default::default()
     };
     let ctx = Ctx::offline(settings, SystemClock.now());

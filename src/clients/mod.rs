@@ -8,6 +8,7 @@ pub mod registration;
 pub mod store;
 
 use crate::scope::{Catalogue, MANAGEMENT_SCOPE, ScopeSet};
+use crate::tokens::keys::SigningAlg;
 
 /// The grants tessera implements (RFC 6749 §4.1, §6, §4.4).
 #[derive(
@@ -77,6 +78,12 @@ pub struct NewClient {
     /// RFC 8707 resource URIs (resource servers only; docs/spec.md §8). `None`: none on
     /// creation, unchanged on update.
     pub resources: Option<Vec<String>>,
+    /// RP-Initiated Logout 1.0 §3 `post_logout_redirect_uris`, validated like redirect
+    /// URIs. `None`: none on creation, unchanged on update.
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// OpenID Connect Dynamic Client Registration 1.0 §2 `id_token_signed_response_alg`
+    /// (`RS256`, `ES256` or `EdDSA`). `None`: RS256 on creation, unchanged on update.
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 /// A registration that passed every rule.
@@ -94,6 +101,43 @@ pub struct ValidClient {
     pub created_by: Option<String>,
     /// Sorted, de-duplicated resource URIs.
     pub resources: Vec<String>,
+    /// De-duplicated, in the order given.
+    pub post_logout_redirect_uris: Vec<String>,
+    pub id_token_signed_response_alg: SigningAlg,
+}
+
+/// Parses `id_token_signed_response_alg` (docs/spec.md §9): one of
+/// [`crate::tokens::keys::ID_TOKEN_ALGS`]; anything else is invalid client metadata
+/// naming the field and the valid values.
+pub fn parse_id_token_alg(value: &str) -> Result<SigningAlg, ClientError> {
+    SigningAlg::parse(value)
+        .filter(|a| crate::tokens::keys::ID_TOKEN_ALGS.contains(a))
+        .ok_or_else(|| {
+            meta(format!(
+                "id_token_signed_response_alg {value:?} is not supported. Valid values: RS256, ES256, EdDSA."
+            ))
+        })
+}
+
+/// Validates and de-duplicates `post_logout_redirect_uris` (RP-Initiated Logout 1.0 §3)
+/// with the rules of redirect URIs (docs/spec.md §3); at most 20.
+fn post_logout_uris(uris: Vec<String>, public: bool) -> Result<Vec<String>, ClientError> {
+    if uris.len() > 20 {
+        return Err(meta("post_logout_redirect_uris: at most 20."));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for uri in uris {
+        redirect_uri::validate(&uri, public).map_err(|e| match e {
+            ClientError::InvalidRedirectUri { uri, reason } => {
+                meta(format!("post_logout_redirect_uris: {uri:?}: {reason}"))
+            }
+            other => other,
+        })?;
+        if !out.contains(&uri) {
+            out.push(uri);
+        }
+    }
+    Ok(out)
 }
 
 /// The message for a grant type tessera does not implement, naming it and the valid ones.
@@ -216,8 +260,18 @@ impl NewClient {
         if !resources.is_empty() && !self.resource_server {
             return Err(meta("resources: only a resource server has resource URIs."));
         }
+        let post_logout_redirect_uris = post_logout_uris(
+            self.post_logout_redirect_uris.unwrap_or_default(),
+            self.public,
+        )?;
+        let id_token_signed_response_alg = match self.id_token_signed_response_alg.as_deref() {
+            None => SigningAlg::RS256,
+            Some(a) => parse_id_token_alg(a)?,
+        };
         Ok(ValidClient {
             resources,
+            post_logout_redirect_uris,
+            id_token_signed_response_alg,
             name,
             redirect_uris,
             public: self.public,

@@ -47,6 +47,12 @@ pub struct ClientInput {
     /// unchanged.
     #[serde(default)]
     pub resources: Option<Vec<String>>,
+    /// RP-Initiated Logout 1.0 §3 (docs/spec.md §9). Omitted on update: unchanged.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// `RS256` (default), `ES256` or `EdDSA` (docs/spec.md §9). Omitted on update: unchanged.
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 impl ClientInput {
@@ -75,6 +81,8 @@ impl ClientInput {
             client_uri: self.client_uri.clone().filter(|s| !s.is_empty()),
             created_by: actor.user_id.clone(),
             resources: self.resources.clone(),
+            post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
+            id_token_signed_response_alg: self.id_token_signed_response_alg.clone(),
         })
     }
 }
@@ -207,6 +215,12 @@ pub(super) fn update_row(
     new.created_by = current.created_by.clone();
     if new.resources.is_none() {
         new.resources = Some(current.resource_list());
+    }
+    if new.post_logout_redirect_uris.is_none() {
+        new.post_logout_redirect_uris = Some(current.post_logout_redirect_uri_list());
+    }
+    if new.id_token_signed_response_alg.is_none() {
+        new.id_token_signed_response_alg = Some(current.id_token_signed_response_alg.clone());
     }
     let valid = new.validate(&ctx.settings.scopes)?;
     check_grantable(actor, &valid)?;

@@ -45,6 +45,13 @@ pub struct Metadata {
     /// on update: unchanged.
     #[serde(default)]
     pub resources: Option<Vec<String>>,
+    /// RP-Initiated Logout 1.0 §3 (docs/spec.md §9), validated like `redirect_uris`.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// OpenID Connect Dynamic Client Registration 1.0 §2: `RS256` (default), `ES256` or
+    /// `EdDSA`; anything else is `invalid_client_metadata`.
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<String>,
     /// RFC 7592 §2.2: present on update.
     #[serde(default)]
     pub client_id: Option<String>,
@@ -99,6 +106,8 @@ impl Metadata {
             client_uri: self.client_uri.clone(),
             created_by: None,
             resources: self.resources.clone(),
+            post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
+            id_token_signed_response_alg: self.id_token_signed_response_alg.clone(),
         })
     }
 }

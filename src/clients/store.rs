@@ -7,6 +7,7 @@ use super::{ClientError, GrantType, ValidClient};
 use crate::clock::Timestamp;
 use crate::db::DbConnection;
 use crate::db::schema::{client_secrets, clients};
+use crate::tokens::keys::SigningAlg;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = clients)]
@@ -33,9 +34,22 @@ pub struct ClientRow {
     /// RFC 8707 resource URIs of a resource server, space-separated (ownership is
     /// decided by `client_resources`, docs/spec.md §8).
     pub resources: String,
+    /// RP-Initiated Logout 1.0 §3: JSON array of strings.
+    pub post_logout_redirect_uris: String,
+    /// `RS256`, `ES256` or `EdDSA` (docs/spec.md §9).
+    pub id_token_signed_response_alg: String,
 }
 
 impl ClientRow {
+    /// The registered post-logout redirect URIs (RP-Initiated Logout 1.0 §3).
+    pub fn post_logout_redirect_uri_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.post_logout_redirect_uris).unwrap_or_default()
+    }
+    /// The algorithm of this client's ID tokens (docs/spec.md §9); RS256 for a value
+    /// this version does not know.
+    pub fn id_token_alg(&self) -> SigningAlg {
+        SigningAlg::parse(&self.id_token_signed_response_alg).unwrap_or(SigningAlg::RS256)
+    }
     /// The name people see: the client's name, or its id when it registered without one
     /// (RFC 7591 §2: `client_name` is optional; the server may show the client id).
     pub fn display_name(&self) -> &str {
@@ -99,6 +113,9 @@ pub fn insert(
         updated_at: now,
         registration_scope_ceiling: None,
         resources: crate::oauth::resource::to_column(&client.resources),
+        post_logout_redirect_uris: serde_json::to_string(&client.post_logout_redirect_uris)
+            .unwrap_or_else(|_| "[]".into()),
+        id_token_signed_response_alg: client.id_token_signed_response_alg.as_str().into(),
     };
     diesel::insert_into(clients::table)
         .values(&row)
@@ -232,6 +249,10 @@ pub fn update(
             clients::logo_uri.eq(&client.logo_uri),
             clients::client_uri.eq(&client.client_uri),
             clients::resources.eq(crate::oauth::resource::to_column(&client.resources)),
+            clients::post_logout_redirect_uris
+                .eq(serde_json::to_string(&client.post_logout_redirect_uris)
+                    .unwrap_or_else(|_| "[]".into())),
+            clients::id_token_signed_response_alg.eq(client.id_token_signed_response_alg.as_str()),
             clients::updated_at.eq(now),
         ))
         .execute(conn)?;
@@ -334,6 +355,10 @@ pub struct ClientMetadata {
     pub resource_server: bool,
     /// RFC 8707 resource URIs of a resource server (docs/spec.md §8); empty otherwise.
     pub resources: Vec<String>,
+    /// RP-Initiated Logout 1.0 §3 (docs/spec.md §9).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// OpenID Connect Dynamic Client Registration 1.0 §2: `RS256`, `ES256` or `EdDSA`.
+    pub id_token_signed_response_alg: String,
 }
 
 /// The registered metadata of a client (docs/spec.md §5).
@@ -360,5 +385,7 @@ pub fn metadata(row: &ClientRow) -> ClientMetadata {
         client_id_issued_at: row.created_at,
         resource_server: row.is_resource_server,
         resources: row.resource_list(),
+        post_logout_redirect_uris: row.post_logout_redirect_uri_list(),
+        id_token_signed_response_alg: row.id_token_signed_response_alg.clone(),
     }
 }

@@ -49,6 +49,8 @@ diesel::table! {
         updated_at -> BigInt,
         registration_scope_ceiling -> Nullable<Text>,
         resources -> Text,
+        post_logout_redirect_uris -> Text,
+        id_token_signed_response_alg -> Text,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod device;
 pub mod endpoint;
 pub mod errors;
 pub mod gateway;
+pub mod logout;
 pub mod metrics;
 pub mod oauth;
 pub mod oidc;
@@ -126,6 +127,9 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
         at("/.well-known/openid-configuration", Plain)
             .get(oidc::openid_configuration_get)
             .cross_origin(),
+        at(logout::END_SESSION_PATH, Plain)
+            .get(logout::end_session_get)
+            .post(logout::end_session_post),
         at("/oauth/userinfo", OAuth)
             .get(oidc::userinfo)
             .post(oidc::userinfo)

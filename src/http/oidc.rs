@@ -39,8 +39,17 @@ pub fn extend_metadata(issuer: &str, m: &mut Map<String, Value>) {
     );
     m.insert("subject_types_supported".into(), json!(["public"]));
     m.insert(
+        "end_session_endpoint".into(),
+        json!(format!("{issuer}{}", crate::http::logout::END_SESSION_PATH)),
+    );
+    m.insert(
         "id_token_signing_alg_values_supported".into(),
-        json!(["RS256"]),
+        json!(
+            crate::tokens::keys::ID_TOKEN_ALGS
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+        ),
     );
     m.insert("claims_supported".into(), json!(CLAIMS_SUPPORTED));
     m.insert("claims_parameter_supported".into(), json!(false));

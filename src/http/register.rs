@@ -91,6 +91,11 @@ pub struct RegistrationResponse {
     /// RFC 8707 resource URIs of a resource server; absent when it has none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+    /// RP-Initiated Logout 1.0 §3 (docs/spec.md §9); absent when none are registered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// `RS256`, `ES256` or `EdDSA` (docs/spec.md §9).
+    pub id_token_signed_response_alg: String,
     /// Epoch seconds.
     pub client_id_issued_at: i64,
     /// Where RFC 7592 reads, updates and deletes this registration.
@@ -236,6 +241,8 @@ fn answer(
         client_uri: m.client_uri,
         resource_server: m.resource_server,
         resources: m.resources,
+        post_logout_redirect_uris: m.post_logout_redirect_uris,
+        id_token_signed_response_alg: m.id_token_signed_response_alg,
         client_id_issued_at: m.client_id_issued_at,
         client_secret_expires_at: secret.as_ref().map(|_| 0),
         client_secret: secret,

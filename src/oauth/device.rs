@@ -29,6 +29,12 @@ pub const INTERVAL_SECONDS: i64 = 5;
 /// RFC 8628 §3.5: what a `slow_down` adds to the interval, seconds.
 pub const SLOW_DOWN_STEP_SECONDS: i64 = 5;
 
+/// The most device codes of one client that may wait for a person at once (undecided and
+/// unexpired); beyond it the device authorization endpoint answers 429 `slow_down` with
+/// `Retry-After` (docs/spec.md §9). Bounds the rows one client, public ones included,
+/// can make.
+pub const MAX_WAITING_PER_CLIENT: i64 = 1000;
+
 const PENDING: &str = "pending";
 const APPROVED: &str = "approved";
 const DENIED: &str = "denied";
@@ -102,6 +108,20 @@ pub fn authorize(
             ErrorCode::InvalidTarget,
             "The resource is unknown.",
         ));
+    }
+    let waiting: i64 = device_codes::table
+        .filter(device_codes::client_id.eq(&client.id))
+        .filter(device_codes::status.eq(PENDING))
+        .filter(device_codes::expires_at.gt(ctx.now))
+        .count()
+        .get_result(conn)?;
+    if waiting >= MAX_WAITING_PER_CLIENT {
+        let mut e = OAuthError::new(
+            ErrorCode::SlowDown,
+            "Too many device codes of this client are waiting; try again later.",
+        );
+        e.retry_after = Some(60);
+        return Err(e);
     }
     let device_code = random_token();
     let ttl = ctx.settings.device_code_ttl_seconds;

@@ -484,7 +484,7 @@ pub(super) fn with_id_token(
         nonce: openid.nonce,
         auth_time: openid.auth_time,
         lifetime: ctx.settings.access_token_ttl_seconds,
-        alg: crate::tokens::keys::SigningAlg::RS256,
+        alg: client.id_token_alg(),
         profile,
     };
     response.id_token =

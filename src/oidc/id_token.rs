@@ -119,7 +119,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn at_hash_matches_the_openid_connect_core_example() {
+    fn l3_at_hash_matches_the_openid_connect_core_example() {
         // OpenID Connect Core Appendix A.4: the at_hash of this access token, RS256.
         assert_eq!(
             at_hash(

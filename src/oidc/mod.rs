@@ -3,6 +3,7 @@
 
 pub mod claims;
 pub mod id_token;
+pub mod logout;
 pub mod prompt;
 
 /// The scope that makes an OAuth request an OpenID Connect one (OpenID Connect Core §3.1.2.1).

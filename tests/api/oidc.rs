@@ -13,7 +13,7 @@ use crate::helpers::{Backend, TestApp, hidden, spawn_app};
 
 crate::on_both_backends!(
     discovery_is_the_rfc_8414_document_with_the_openid_fields,
-    id_tokens_carry_the_core_claims_and_refreshes_keep_auth_time,
+    l1_l3_id_tokens_carry_the_core_claims_and_refreshes_keep_auth_time,
     f6_id_token_keys_rotate_on_the_access_keys_staging,
     i4_i7_userinfo_answers_claims_by_scope_and_rfc_6750_errors,
     profile_releases_the_display_name_set_at_signup_and_on_the_home_page,
@@ -132,7 +132,7 @@ async fn discovery_is_the_rfc_8414_document_with_the_openid_fields(backend: Back
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
 }
 
-async fn id_tokens_carry_the_core_claims_and_refreshes_keep_auth_time(backend: Backend) {
+async fn l1_l3_id_tokens_carry_the_core_claims_and_refreshes_keep_auth_time(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };

@@ -8,8 +8,8 @@ use crate::helpers::{Backend, TestApp, hidden, spawn_app};
 use crate::oidc::verify_id_token;
 
 crate::on_both_backends!(
-    prompt_none_answers_login_required_and_consent_required_by_redirect,
-    prompt_login_and_max_age_sign_in_again_and_auth_time_follows,
+    l4_prompt_none_answers_login_required_and_consent_required_by_redirect,
+    l5_prompt_login_and_max_age_sign_in_again_and_auth_time_follows,
     login_hint_prefills_the_email_and_prompt_consent_asks_again,
     id_token_hint_of_someone_else_signs_in_again_and_a_forged_one_is_refused,
     offline_access_is_accepted_from_a_client_not_registered_for_it,
@@ -88,7 +88,7 @@ fn assert_refused(app: &TestApp, r: &reqwest::Response, error: &str) {
     assert!(query_param(&to, "code").is_none());
 }
 
-async fn prompt_none_answers_login_required_and_consent_required_by_redirect(backend: Backend) {
+async fn l4_prompt_none_answers_login_required_and_consent_required_by_redirect(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -196,7 +196,7 @@ async fn sign_in_again(
     location(&r)
 }
 
-async fn prompt_login_and_max_age_sign_in_again_and_auth_time_follows(backend: Backend) {
+async fn l5_prompt_login_and_max_age_sign_in_again_and_auth_time_follows(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };

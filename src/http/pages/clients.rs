@@ -142,6 +142,8 @@ impl ClientForm {
             client_uri: Some(form.client_uri.trim().to_string()).filter(|s| !s.is_empty()),
             created_by: v.actor.user_id.clone(),
             resources: None,
+            post_logout_redirect_uris: None,
+            id_token_signed_response_alg: None,
         };
         (form, Ok(new))
     }

@@ -98,7 +98,7 @@ pub async fn device_get(
         return Ok(see_other(&format!("/login?{login}")));
     };
     let email = email_of(&state, &session).await?;
-    let shown: String = typed.chars().take(20).collect();
+    let shown: String = typed.trim().chars().take(20).collect();
     Ok(entry(StatusCode::OK, &session, &email, &shown, None))
 }
 
@@ -118,12 +118,10 @@ pub async fn device_post(
         return Ok(forbidden_form());
     }
     let email = email_of(&state, &session).await?;
-    let typed: String = fields
-        .get("user_code")
-        .unwrap_or("")
-        .chars()
-        .take(20)
-        .collect();
+    let raw = fields.get("user_code").unwrap_or("");
+    // Shown back trimmed (a pasted code often brings spaces along); read in full, so
+    // spaces around or inside a right code never make it a failure.
+    let typed: String = raw.trim().chars().take(20).collect();
     let ip = crate::http::oauth::peer_ip(&req);
     let now = state.clock.now();
     let throttle = &state.device_code_throttle;
@@ -162,7 +160,9 @@ pub async fn device_post(
             ));
         }
     };
-    let code = device::normalize_user_code(&typed);
+    let code = (raw.len() <= 200)
+        .then(|| device::normalize_user_code(raw))
+        .flatten();
     let st = state.clone();
     let user_id = session.user_id.clone();
     let auth_time = session.created_at;

@@ -138,10 +138,10 @@ pub fn forbidden_form() -> HttpResponse {
 }
 
 /// The fields of a posted form. Only an `application/x-www-form-urlencoded` body has fields:
-/// no body, an empty one, a body without `Content-Type` or of another type (or one over the
-/// payload limit) yields no fields at all, so a form handler sees no `csrf_token` and answers
-/// the same 403 as for a wrong one ([`csrf_ok`], docs/security.md H1). Never fails: every
-/// page form goes through it, so no body shape reaches actix's own 400 or 415.
+/// no body, an empty one, a body without `Content-Type` or of another type yields no fields
+/// at all, so a form handler sees no `csrf_token` and answers the same 403 as for a wrong
+/// one ([`csrf_ok`], docs/security.md H1). It fails only for a body over the payload limit
+/// (actix's default, 256 KiB): a 413 page. No body shape reaches actix's own 400 or 415.
 pub struct FormBody(pub Fields);
 
 fn is_form(req: &HttpRequest) -> bool {
@@ -158,7 +158,24 @@ impl FromRequest for FormBody {
         let form = is_form(req);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let body = bytes.await.unwrap_or_default();
+            let body = match bytes.await {
+                Ok(b) => b,
+                // Bad input is a 4xx that says what is wrong: a body over the payload
+                // limit is 413, not the 403 of a missing token.
+                Err(e)
+                    if matches!(
+                        e.as_error::<actix_web::error::PayloadError>(),
+                        Some(actix_web::error::PayloadError::Overflow)
+                    ) =>
+                {
+                    return Err(early(error_page(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "Form too large",
+                        "This form is larger than the server accepts.",
+                    )));
+                }
+                Err(_) => web::Bytes::new(),
+            };
             if !form {
                 return Ok(FormBody(Fields::default()));
             }
