@@ -13,6 +13,7 @@ pub mod consent;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod fetch;
 pub mod gateway;
 pub mod http;
 pub mod introspection;
