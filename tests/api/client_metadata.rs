@@ -467,7 +467,8 @@ async fn k6_without_the_flag_loopback_and_private_addresses_are_never_fetched(ba
         format!("https://127.0.0.1:{port}/oauth/client.json"),
         format!("https://localhost:{port}/oauth/client.json"),
         format!("https://[::1]:{port}/oauth/client.json"),
-        format!("https://[::ffff:127.0.0.1]:{port}/oauth/client.json"),
+        // IPv4-mapped, in the normal form a document URL must have.
+        format!("https://[::ffff:7f00:1]:{port}/oauth/client.json"),
         format!("https://[64:ff9b::7f00:1]:{port}/oauth/client.json"),
         "https://10.0.0.8/client.json".to_string(),
         "https://192.168.1.1/client.json".to_string(),
