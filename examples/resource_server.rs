@@ -531,6 +531,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
+    // reqwest's rustls backend asks for the process's provider (tessera's HTTP fetcher
+    // enables it in the same build).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cfg = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {

@@ -39,6 +39,9 @@ pub struct AppState {
     pub gateway_orgs: crate::gateway::ClientOrgs,
     /// Verified against when an email is unknown, so both failures cost the same (H6).
     pub dummy_password_hash: String,
+    /// The guarded fetcher of client-supplied URLs and its cache (docs/spec.md §8,
+    /// docs/security.md K6).
+    pub fetcher: crate::fetch::Fetcher,
 }
 
 impl AppState {

@@ -168,6 +168,12 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_OPEN_REGISTRATION_IDLE_DAYS", help_heading = SETTINGS,
           default_value = "30")]
     pub open_registration_idle_days: Option<i64>,
+    /// Development and tests only: client ID metadata documents (and other client-supplied
+    /// URLs) may be fetched from loopback addresses, over http too; private and link-local
+    /// addresses stay refused (docs/spec.md §8). Logs a warning at start
+    #[arg(long, global = true, env = "TESSERA_CLIENT_METADATA_ALLOW_LOOPBACK", help_heading = SETTINGS,
+          default_value = "false", num_args = 0..=1, default_missing_value = "true")]
+    pub client_metadata_allow_loopback: Option<bool>,
     /// `[scopes]` in tessera.toml only: name = "description shown on consent"; replaces
     /// the default catalogue.
     #[arg(skip)]

@@ -60,6 +60,9 @@ pub struct Settings {
     pub registration: crate::clients::open_registration::RegistrationMode,
     /// Days an openly registered client may obtain no token before the janitor deletes it.
     pub open_registration_idle_days: i64,
+    /// `--client-metadata-allow-loopback`: the guarded fetcher may reach loopback addresses
+    /// (development and tests only; docs/spec.md §8).
+    pub client_metadata_allow_loopback: bool,
     /// `--secret-scanning-keys`, read at start (docs/spec.md §10).
     pub secret_scanning: std::sync::Arc<crate::secret_scanning::ScanKeys>,
 }
@@ -305,6 +308,10 @@ impl Settings {
             open_registration_idle_days: positive(
                 "open_registration_idle_days",
                 given("open_registration_idle_days", a.open_registration_idle_days)?,
+            )?,
+            client_metadata_allow_loopback: given(
+                "client_metadata_allow_loopback",
+                a.client_metadata_allow_loopback,
             )?,
             secret_scanning,
         })

@@ -13,6 +13,7 @@ pub mod consent;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod fetch;
 pub mod gateway;
 pub mod http;
 pub mod introspection;
@@ -31,10 +32,13 @@ pub mod tokens;
 pub mod usage;
 pub mod users;
 
-/// Selects aws-lc-rs as jsonwebtoken's crypto backend. Call once at start-up, before any
-/// JWT is encoded or decoded; later calls are no-ops.
+/// Selects aws-lc-rs as jsonwebtoken's crypto backend and as the process's rustls
+/// provider (reqwest, which `fetch` uses, asks rustls for the process default whenever a
+/// client is built). Call once at start-up, before any JWT is encoded or decoded and any
+/// HTTP client is built; later calls are no-ops.
 pub fn install_crypto_provider() {
     let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
         &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
     );
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }

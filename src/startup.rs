@@ -79,7 +79,13 @@ impl Application {
         if issuer.starts_with("http://") && !addr.ip().is_loopback() {
             tracing::warn!(%issuer, "the issuer is plain http on a non-loopback address: put tessera behind TLS and set --issuer https://...");
         }
+        if settings.client_metadata_allow_loopback {
+            tracing::warn!(
+                "--client-metadata-allow-loopback is set: client documents may be fetched from loopback addresses, over http too; for development and tests only"
+            );
+        }
         let state = web::Data::new(AppState {
+            fetcher: crate::fetch::Fetcher::new(settings.client_metadata_allow_loopback),
             issuer,
             audience,
             pool,

@@ -1,6 +1,7 @@
 //! OAuth clients: grant types, redirect-URI rules (RFC 6749 §3.1.2, RFC 8252 §7, BCP
 //! §2.1/§4.1.3), registration, and storage.
 
+pub mod metadata_document;
 pub mod open_registration;
 pub mod ops;
 pub mod redirect_uri;

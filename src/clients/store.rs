@@ -86,13 +86,30 @@ pub fn insert(
     key_prefix: &str,
     now: Timestamp,
 ) -> Result<(ClientRow, Option<String>), ClientError> {
+    insert_with_id(
+        conn,
+        &crate::crypto::new_id("cli_"),
+        client,
+        key_prefix,
+        now,
+    )
+}
+
+/// [`insert`] with a given id (a metadata document client's URL, docs/spec.md §8).
+pub fn insert_with_id(
+    conn: &mut DbConnection,
+    id: &str,
+    client: &ValidClient,
+    key_prefix: &str,
+    now: Timestamp,
+) -> Result<(ClientRow, Option<String>), ClientError> {
     if let Some(org) = &client.org_id
         && crate::orgs::store::find(conn, org)?.is_none()
     {
         return Err(ClientError::OrgNotFound(org.clone()));
     }
     let row = ClientRow {
-        id: crate::crypto::new_id("cli_"),
+        id: id.to_string(),
         org_id: client.org_id.clone(),
         name: client.name.clone(),
         is_public: client.public,

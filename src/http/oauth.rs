@@ -96,6 +96,11 @@ pub async fn token_post(
     let ip = peer_ip(&req);
     let client_id = presented.client_id().to_string();
     refuse_throttled_client(&state, &client_id, &ip)?;
+    // docs/spec.md §8: a metadata document client is checked against its (cached)
+    // document before every grant, so a withdrawn or changed document takes effect.
+    let document = crate::http::client_metadata::resolve(&state, Some(&client_id))
+        .await
+        .map_err(|r| r.oauth_error())?;
     // docs/spec.md §7: a client that authenticated with this secret within the cache TTL
     // gets its client_credentials token without the database.
     let cached = token::client_credentials_cached(
@@ -111,6 +116,9 @@ pub async fn token_post(
         None => {
             let st = state.clone();
             with_db(&state, move |conn| {
+                if let Some((url, client)) = &document {
+                    crate::clients::metadata_document::upsert(conn, &st.ctx(), url, client)?;
+                }
                 let cache = Some(&st.api_keys.clients);
                 token::exchange(conn, st.issuing(), cache, &presented, request, &resources)
             })

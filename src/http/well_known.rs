@@ -40,6 +40,8 @@ pub fn metadata(state: &AppState) -> Value {
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "registration_endpoint": format!("{issuer}/oauth/register"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        // docs/spec.md §8: a client_id may be the https URL of its metadata document.
+        "client_id_metadata_document_supported": true,
     });
     if let Some(o) = m.as_object_mut() {
         crate::http::oidc::extend_metadata(issuer, o);

@@ -40,6 +40,14 @@ impl AuthorizeQuery {
             form: StrictForm::parse(query.as_bytes()).ok(),
         }
     }
+    /// The `client_id`, when it was sent exactly once.
+    pub fn client_id_param(&self) -> Option<&str> {
+        let form = self.form.as_ref()?;
+        if form.is_repeated("client_id") {
+            return None;
+        }
+        form.get("client_id")
+    }
     fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         self.form.as_ref()?.get(name).map(Cow::Borrowed)
     }

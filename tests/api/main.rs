@@ -23,6 +23,8 @@ mod challenges;
 mod change_feed;
 mod checklist;
 mod cli;
+mod client_metadata;
+mod client_metadata_browser;
 mod clients;
 mod cors;
 mod device;

@@ -18,6 +18,7 @@ pub struct AppLine {
     pub client_uri: String,
     pub scopes: String,
     pub granted: String,
+    pub revoke_path: String,
     pub csrf: String,
 }
 
@@ -47,7 +48,13 @@ pub async fn apps_get(
     let apps = apps
         .into_iter()
         .map(|a| AppLine {
-            csrf: session.csrf_token(&format!("/account/apps/{}/revoke", a.client_id)),
+            // A metadata document client's id is a URL: the path carries it
+            // percent-encoded (the route decodes it, docs/spec.md §8).
+            revoke_path: format!(
+                "/account/apps/{}/revoke",
+                url::form_urlencoded::byte_serialize(a.client_id.as_bytes()).collect::<String>()
+            ),
+            csrf: String::new(),
             name: if a.client_name.is_empty() {
                 a.client_id.clone()
             } else {
@@ -57,6 +64,10 @@ pub async fn apps_get(
             client_uri: a.client_uri.unwrap_or_default(),
             scopes: a.scope,
             granted: when(a.updated_at),
+        })
+        .map(|mut line: AppLine| {
+            line.csrf = session.csrf_token(&line.revoke_path);
+            line
         })
         .collect();
     Ok(page(

@@ -29,6 +29,11 @@ struct ConsentPage<'a> {
     /// RFC 8707: the resources the app wants to reach with this grant.
     resources: &'a [String],
     redirect_host: &'a str,
+    /// docs/spec.md §8: a metadata document client or an openly registered one: nobody
+    /// vetted it, and the page says so.
+    unverified: bool,
+    /// A metadata document client's host, the one thing that identifies it.
+    client_host: Option<String>,
     csrf_token: &'a str,
     request_id: &'a str,
 }
@@ -126,11 +131,31 @@ pub async fn authorize_get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let query = req.query_string().to_string();
+    // docs/spec.md §8: a client_id that is a URL names a metadata document, fetched here
+    // (outside the database call); its refusal is an error page, never a redirect.
+    let document = match crate::http::client_metadata::resolve(
+        &state,
+        AuthorizeQuery::parse(&query).client_id_param(),
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(refusal) => {
+            return Ok(error_page(
+                StatusCode::BAD_REQUEST,
+                "This authorization request cannot be processed",
+                &refusal.message(),
+            ));
+        }
+    };
     let session = current_session(&req, &state).await?;
     let st = state.clone();
     let outcome = with_db(
         &state,
         move |conn| -> Result<Result<(ValidRequest, Answer), AuthorizeError>, AppError> {
+            if let Some((url, client)) = &document {
+                crate::clients::metadata_document::upsert(conn, &st.ctx(), url, client)?;
+            }
             let valid = match authorize::validate(
                 conn,
                 &st.settings.scopes,
@@ -228,6 +253,14 @@ pub async fn authorize_get(
                 .and_then(|u| u.host_str().map(str::to_string))
                 .unwrap_or_default();
             let token = session.csrf_token(&format!("consent:{}", pending.id));
+            let row = valid.client.clone();
+            let unverified = with_db(&state, move |conn| {
+                crate::clients::metadata_document::unverified(conn, &row).map_err(AppError::from_db)
+            })
+            .await?;
+            let client_host = crate::clients::metadata_document::looks_like_url(&valid.client.id)
+                .then(|| crate::clients::metadata_document::host_of(&valid.client.id))
+                .flatten();
             Ok(page(
                 StatusCode::OK,
                 &ConsentPage {
@@ -238,6 +271,8 @@ pub async fn authorize_get(
                     scopes: scope_lines(&state, &valid.scope),
                     resources: &valid.resources,
                     redirect_host: &host,
+                    unverified,
+                    client_host,
                     csrf_token: &token,
                     request_id: &pending.id,
                 },
