@@ -46,6 +46,7 @@ mod open_registration;
 mod openid_client;
 mod ops;
 mod org_policy;
+mod redis_limits;
 mod resource_server;
 mod resources;
 mod secret_scanning;
