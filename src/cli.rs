@@ -113,6 +113,10 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_CHANGE_POLL_INTERVAL_MS", help_heading = SETTINGS,
           default_value = "100")]
     pub change_poll_interval_ms: Option<u64>,
+    /// Where rate-limit windows are counted: redis://HOST:PORT makes limits exact across
+    /// instances [default: in process, shared through the database]
+    #[arg(long, global = true, env = "TESSERA_RATE_LIMIT_STORE", help_heading = SETTINGS)]
+    pub rate_limit_store: Option<String>,
     /// Prefix of API keys, e.g. tsr → tsr_sk_...
     #[arg(long, global = true, env = "TESSERA_KEY_PREFIX", help_heading = SETTINGS,
           default_value = "tsr")]

@@ -39,6 +39,9 @@ pub struct Settings {
     pub cache_ttl_ms: u64,
     /// Period of the change poll (docs/spec.md §12), ms; at least 10.
     pub change_poll_interval_ms: u64,
+    /// `--rate-limit-store`: a `redis://HOST:PORT` URL, or `None` to count in process
+    /// (docs/spec.md §12).
+    pub rate_limit_store: Option<String>,
     pub key_prefix: String,
     pub workers: usize,
     pub shutdown_timeout_seconds: u64,
@@ -223,6 +226,10 @@ impl Settings {
         if change_poll_interval_ms < 10 {
             return Err(invalid("change_poll_interval_ms", "must be at least 10"));
         }
+        if let Some(url) = &a.rate_limit_store {
+            crate::api_keys::redis_limits::RedisLimits::new(url)
+                .map_err(|m| invalid("rate_limit_store", m))?;
+        }
         let db_timeout_ms = given("db_timeout_ms", a.db_timeout_ms)?;
         if db_timeout_ms < 100 {
             return Err(invalid("db_timeout_ms", "must be at least 100"));
@@ -289,6 +296,7 @@ impl Settings {
             jwt_leeway_seconds,
             cache_ttl_ms: given("cache_ttl_ms", a.cache_ttl_ms)?,
             change_poll_interval_ms,
+            rate_limit_store: a.rate_limit_store,
             key_prefix,
             workers,
             shutdown_timeout_seconds: given(

@@ -157,13 +157,18 @@ pub fn jti_revoked(conn: &mut DbConnection, jti: &str) -> QueryResult<bool> {
         .map(|r| r.is_some())
 }
 
-/// Introspects `token`. Database errors are returned, never turned into an answer.
-pub fn introspect(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {
+/// Introspects `token`. Database errors (and an unreachable rate-limit store) are
+/// returned, never turned into an answer.
+pub fn introspect(
+    conn: &mut DbConnection,
+    ctx: Context<'_>,
+    token: &str,
+) -> Result<Value, crate::error::AppError> {
     if token.matches('.').count() == 2 {
-        return access_token(conn, ctx, token);
+        return Ok(access_token(conn, ctx, token)?);
     }
     if token.starts_with(&format!("{}_rt_", ctx.key_prefix)) {
-        return refresh_token(conn, ctx, token);
+        return Ok(refresh_token(conn, ctx, token)?);
     }
     if key_format::parse(token, ctx.key_prefix).is_ok() {
         return api_key(conn, ctx, token);
@@ -225,7 +230,11 @@ fn refresh_token(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> Quer
     }))
 }
 
-fn api_key(conn: &mut DbConnection, ctx: Context<'_>, token: &str) -> QueryResult<Value> {
+fn api_key(
+    conn: &mut DbConnection,
+    ctx: Context<'_>,
+    token: &str,
+) -> Result<Value, crate::error::AppError> {
     use crate::api_keys::verify::{self, Counting};
     let v = verify::check(
         conn,

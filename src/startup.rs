@@ -101,9 +101,15 @@ impl Application {
                     .map(|n| n.get())
                     .unwrap_or(2),
             ),
-            api_keys: crate::api_keys::verify::KeyRuntime::new(Duration::from_millis(
-                settings.cache_ttl_ms,
-            )),
+            api_keys: crate::api_keys::verify::KeyRuntime::new(
+                Duration::from_millis(settings.cache_ttl_ms),
+                settings
+                    .rate_limit_store
+                    .as_deref()
+                    .map(crate::api_keys::redis_limits::RedisLimits::new)
+                    .transpose()
+                    .map_err(|m| StartupError::Io(std::io::Error::other(m)))?,
+            ),
             live_tokens: crate::tokens::cache::LiveTokens::new(Duration::from_millis(
                 settings.cache_ttl_ms,
             )),
@@ -187,19 +193,25 @@ impl Application {
             }
             crate::db::DatabaseUrl::Sqlite(_) => None,
         };
-        let flusher = actix_web::rt::spawn(async move {
+        let poller = actix_web::rt::spawn(async move {
             let mut tick = actix_web::rt::time::interval(period);
-            let mut flush = actix_web::rt::time::interval(FLUSH_INTERVAL);
             let mut since = st.clock.now();
             loop {
                 tokio::select! {
                     _ = tick.tick() => since = poll_credential_changes(&st, since).await,
                     () = wake.notified() => since = poll_credential_changes(&st, since).await,
-                    _ = flush.tick() => {
-                        flush_key_usage(&st).await;
-                        st.metrics.upkeep();
-                    }
                 }
+            }
+        });
+        // A task of its own: a slow change poll never delays the shared counts.
+        let st = self.state.clone();
+        let flusher = actix_web::rt::spawn(async move {
+            let mut flush = actix_web::rt::time::interval(FLUSH_INTERVAL);
+            flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                flush.tick().await;
+                flush_key_usage(&st).await;
+                st.metrics.upkeep();
             }
         });
         let st = self.state.clone();
@@ -216,6 +228,7 @@ impl Application {
         });
         let result = self.server.await;
         reload.abort();
+        poller.abort();
         flusher.abort();
         janitor.abort();
         // Whatever was counted after the last tick is written before the process exits.
@@ -226,8 +239,9 @@ impl Application {
 
 /// How often an instance writes its rate-limit counts and reads the others' back (with its
 /// usage counts and `last_used_at`): a count reaches the other instances within two
-/// periods, one second, which bounds the overshoot across instances (docs/spec.md §12).
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// periods plus the time of the writes and reads, well within one second, which bounds
+/// the overshoot across instances (docs/spec.md §12).
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Writes the in-memory key usage and rate-limit counts (see `api_keys::verify::flush`).
 pub async fn flush_key_usage(state: &web::Data<AppState>) {

@@ -6,6 +6,7 @@ pub mod format;
 pub mod hygiene;
 pub mod ops;
 pub mod ratelimit;
+pub mod redis_limits;
 pub mod requests;
 pub mod store;
 pub mod verify;

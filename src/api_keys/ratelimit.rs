@@ -11,7 +11,7 @@
 //! nothing (from neither budget). Like every fixed window, a client can spend L at the end
 //! of one window and L at the start of the next; the documented tolerance across N
 //! instances is what the other instances admitted in the last second (each writes its
-//! counts and reads the total back every `startup::FLUSH_INTERVAL`, half a second).
+//! counts and reads the total back every `startup::FLUSH_INTERVAL`, a quarter of a second).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -16,6 +16,7 @@ use crate::clock::Timestamp;
 use crate::config::PlanLimits;
 use crate::db::DbConnection;
 use crate::db::schema::{api_keys, organizations, rate_limit_windows};
+use crate::error::AppError;
 use crate::orgs::Plan;
 use crate::scope::ScopeSet;
 
@@ -163,12 +164,19 @@ pub struct KeyRuntime {
     pub cache: KeyCache,
     pub clients: CredentialCache,
     pub health: Health,
+    /// `--rate-limit-store redis://…`: windows counted in Redis instead of `limiter`
+    /// (docs/spec.md §12).
+    pub store: Option<super::redis_limits::RedisLimits>,
 }
 
 impl KeyRuntime {
     /// `cache_ttl`: how long a looked-up key or resource-server credential is reused
-    /// (`--cache-ttl-ms`; zero disables both caches).
-    pub fn new(cache_ttl: std::time::Duration) -> Self {
+    /// (`--cache-ttl-ms`; zero disables both caches). `store`: the Redis rate-limit store,
+    /// if configured.
+    pub fn new(
+        cache_ttl: std::time::Duration,
+        store: Option<super::redis_limits::RedisLimits>,
+    ) -> Self {
         Self {
             limiter: RateLimiter::default(),
             usage: UsageTracker::default(),
@@ -176,6 +184,31 @@ impl KeyRuntime {
             cache: KeyCache::new(cache_ttl),
             clients: CredentialCache::new(cache_ttl),
             health: Health::default(),
+            store,
+        }
+    }
+
+    /// Spends `cost` from the key's window and its organization's (docs/spec.md §5, §10),
+    /// in Redis when configured, else in process. Errors: 503 when Redis is unreachable.
+    pub fn spend(
+        &self,
+        key: &KeyRecord,
+        cost: i64,
+        now: Timestamp,
+    ) -> Result<(bool, RateState), AppError> {
+        match &self.store {
+            Some(s) => s.spend(&key.id, key.limit, key.org_budget(), cost, now),
+            None => Ok(self
+                .limiter
+                .spend(&key.id, key.limit, key.org_budget(), cost, now)),
+        }
+    }
+
+    /// The key's state without spending. Errors: as [`Self::spend`].
+    pub fn peek(&self, key: &KeyRecord, now: Timestamp) -> Result<RateState, AppError> {
+        match &self.store {
+            Some(s) => s.peek(&key.id, key.limit, key.org_budget(), now),
+            None => Ok(self.limiter.peek(&key.id, key.limit, key.org_budget(), now)),
         }
     }
 
@@ -206,9 +239,10 @@ pub fn resolve(rt: &KeyRuntime, prefix: &str, presented: &str) -> Resolved {
     }
 }
 
-/// [`check`] as far as it goes without the database: the verdict for a malformed or a
-/// cached key, or `Err(digest)` to look up ([`check_digest`]), so a miss does not parse and
-/// hash the key twice.
+/// [`check`] as far as it goes without the database: `Ok(Ok(_))` the verdict for a
+/// malformed or a cached key, or `Ok(Err(digest))` to look up ([`check_digest`]), so a miss
+/// does not parse and hash the key twice. Errors: 503 when the rate-limit store is
+/// unreachable.
 pub fn check_cached(
     rt: &KeyRuntime,
     prefix: &str,
@@ -216,12 +250,12 @@ pub fn check_cached(
     required: &ScopeSet,
     counting: Counting,
     now: Timestamp,
-) -> Result<Verification, String> {
-    match resolve(rt, prefix, presented) {
+) -> Result<Result<Verification, String>, AppError> {
+    Ok(match resolve(rt, prefix, presented) {
         Resolved::Malformed => Ok(Verification::not_found()),
-        Resolved::Hit(key) => Ok(decide(rt, key, required, counting, now)),
+        Resolved::Hit(key) => Ok(decide(rt, key, required, counting, now)?),
         Resolved::Miss(hash) => Err(hash),
-    }
+    })
 }
 
 /// The rest of [`check`] for a well-formed key that was not cached: one indexed lookup.
@@ -233,7 +267,7 @@ pub fn check_digest(
     required: &ScopeSet,
     counting: Counting,
     now: Timestamp,
-) -> QueryResult<Verification> {
+) -> Result<Verification, AppError> {
     let Some(key) = lookup(conn, hash, plans)? else {
         return Ok(Verification::not_found());
     };
@@ -241,7 +275,7 @@ pub fn check_digest(
     if key.revoked_at.is_none() {
         rt.cache.put(hash, &key);
     }
-    Ok(decide(rt, key, required, counting, now))
+    decide(rt, key, required, counting, now)
 }
 
 /// Whether a check spends the key's budget, and how much.
@@ -260,7 +294,8 @@ pub const MAX_COST: i64 = 1000;
 
 /// Checks `presented` and, if it is good and `counting` says so, spends its cost.
 /// Order: unknown, revoked, expired, missing scope, then the rate limit. Only a request
-/// that would otherwise be valid is counted.
+/// that would otherwise be valid is counted. Errors: the database's, and 503 when the
+/// rate-limit store is unreachable.
 #[allow(clippy::too_many_arguments)]
 pub fn check(
     conn: &mut DbConnection,
@@ -271,41 +306,37 @@ pub fn check(
     required: &ScopeSet,
     counting: Counting,
     now: Timestamp,
-) -> QueryResult<Verification> {
-    match check_cached(rt, prefix, presented, required, counting, now) {
+) -> Result<Verification, AppError> {
+    match check_cached(rt, prefix, presented, required, counting, now)? {
         Ok(v) => Ok(v),
         Err(hash) => check_digest(conn, rt, plans, &hash, required, counting, now),
     }
 }
 
-/// The decision once the key is known.
+/// The decision once the key is known. Errors: 503 when the rate-limit store is
+/// unreachable (never a verdict in the caller's favour).
 pub fn decide(
     rt: &KeyRuntime,
     key: Arc<KeyRecord>,
     required: &ScopeSet,
     counting: Counting,
     now: Timestamp,
-) -> Verification {
-    let peek = |code| {
-        let rate = rt.limiter.peek(&key.id, key.limit, key.org_budget(), now);
-        (code, Some(rate))
-    };
+) -> Result<Verification, AppError> {
+    let peek = |code| -> Result<_, AppError> { Ok((code, Some(rt.peek(&key, now)?))) };
     let (code, rate) = if key.revoked_at.is_some_and(|r| r <= now) {
         (Code::Revoked, None)
     } else if key.expires_at.is_some_and(|e| e <= now) {
         (Code::Expired, None)
     } else if !required.is_subset(&key.scopes) {
-        peek(Code::InsufficientScope)
+        peek(Code::InsufficientScope)?
     } else if counting == Counting::Peek {
-        peek(Code::Valid)
+        peek(Code::Valid)?
     } else {
         let cost = match counting {
             Counting::Cost(c) => c,
             Counting::Count | Counting::Peek => 1,
         };
-        let (admitted, rate) = rt
-            .limiter
-            .spend(&key.id, key.limit, key.org_budget(), cost, now);
+        let (admitted, rate) = rt.spend(&key, cost, now)?;
         if admitted {
             rt.usage.touch(&key.id, now);
             (Code::Valid, Some(rate))
@@ -318,11 +349,11 @@ pub fn decide(
     if counting != Counting::Peek {
         rt.hourly.record(&key.org_id, &key.id, code, now);
     }
-    Verification {
+    Ok(Verification {
         code,
         rate,
         key: Some(key),
-    }
+    })
 }
 
 /// Writes batched `last_used_at` times and this instance's request counts, then reads the
@@ -355,12 +386,14 @@ pub fn flush(conn: &mut DbConnection, rt: &KeyRuntime, now: Timestamp) -> QueryR
         .execute(conn)?;
         Ok(())
     });
-    if let Err(e) = written {
+    if let Err(e) = &written {
         // Nothing is lost: both batches go back and the next flush retries them.
+        tracing::debug!(error = %e, "rate-limit counts not written; retrying next flush");
         rt.usage.restore(used);
         rt.limiter.restore_unflushed(&counts);
-        return Err(e);
     }
+    // The others' counts are read back even when ours could not be written, so this
+    // instance's view of them is never older than one flush period.
     let start = super::ratelimit::window_start(now);
     for chunk in rt.limiter.active_keys(now).chunks(500) {
         let totals: Vec<(String, i64)> = rate_limit_windows::table
@@ -372,28 +405,41 @@ pub fn flush(conn: &mut DbConnection, rt: &KeyRuntime, now: Timestamp) -> QueryR
             rt.limiter.set_shared_total(&id, start, total);
         }
     }
-    Ok(())
+    written
 }
 
 /// Adds `delta` to a key's shared window count. Update first; insert when the row is not
-/// there yet (inside the caller's write transaction, so on SQLite nobody races us; on
-/// PostgreSQL a concurrent insert makes ours fail and the transaction retries next flush).
+/// there yet, in a savepoint: when another instance inserted the same window at the same
+/// moment (PostgreSQL; on SQLite the caller's write transaction keeps others out), only
+/// the savepoint is rolled back and the update is made again, so the rest of the batch
+/// is not lost and the count is not delayed by a flush period.
 fn add_count(conn: &mut DbConnection, id: &str, start: Timestamp, delta: i64) -> QueryResult<()> {
-    let updated = diesel::update(
-        rate_limit_windows::table
-            .filter(rate_limit_windows::key_id.eq(id))
-            .filter(rate_limit_windows::window_start.eq(start)),
-    )
-    .set(rate_limit_windows::count.eq(rate_limit_windows::count + delta))
-    .execute(conn)?;
-    if updated == 0 {
+    let update = |conn: &mut DbConnection| {
+        diesel::update(
+            rate_limit_windows::table
+                .filter(rate_limit_windows::key_id.eq(id))
+                .filter(rate_limit_windows::window_start.eq(start)),
+        )
+        .set(rate_limit_windows::count.eq(rate_limit_windows::count + delta))
+        .execute(conn)
+    };
+    if update(conn)? > 0 {
+        return Ok(());
+    }
+    let inserted = conn.transaction(|conn| {
         diesel::insert_into(rate_limit_windows::table)
             .values((
                 rate_limit_windows::key_id.eq(id),
                 rate_limit_windows::window_start.eq(start),
                 rate_limit_windows::count.eq(delta),
             ))
-            .execute(conn)?;
+            .execute(conn)
+    });
+    match inserted {
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => update(conn).map(|_| ()),
+        other => other.map(|_| ()),
     }
-    Ok(())
 }

@@ -192,7 +192,7 @@ async fn api_key(
 ) -> Result<HttpResponse, AppError> {
     let counting = Counting::Cost(cost);
     let prefix = &state.settings.key_prefix;
-    let v = match verify::check_cached(&state.api_keys, prefix, &token, &scopes, counting, now) {
+    let v = match verify::check_cached(&state.api_keys, prefix, &token, &scopes, counting, now)? {
         Ok(v) => v,
         Err(hash) => {
             let st = state.clone();
@@ -207,7 +207,6 @@ async fn api_key(
                     counting,
                     now,
                 )
-                .map_err(AppError::from)
             })
             .await?
         }

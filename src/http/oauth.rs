@@ -198,7 +198,7 @@ pub async fn introspect_post(
                 &ScopeSet::default(),
                 Counting::Peek,
                 now,
-            ) {
+            )? {
                 Ok(v) if v.key.is_some() => {
                     let answer = introspection::api_key_answer(&state.issuer, v);
                     let answer = introspection::for_caller(answer, resources);

@@ -97,6 +97,7 @@ pub fn resolve_accepting(
                 .unwrap_or(first);
             let required = ScopeSet::parse(wanted).unwrap_or_default();
             verify::decide(&st.api_keys, key, &required, Counting::Count, now)
+                .map_err(|e| (BearerError::from(e), None))?
         }
     };
     let rate = v.rate;

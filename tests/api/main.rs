@@ -53,6 +53,7 @@ mod openid_client;
 mod openidconnect_crate;
 mod ops;
 mod org_policy;
+mod redis_limits;
 mod resource_server;
 mod resources;
 mod secret_scanning;

@@ -13,7 +13,6 @@ use crate::api_keys::KeyType;
 use crate::api_keys::ratelimit::RateState;
 use crate::api_keys::verify::{self, Code, Counting};
 use crate::app::AppState;
-use crate::error::AppError;
 use crate::http::errors::ErrorBody;
 use crate::http::with_db;
 use crate::oauth::client_auth;
@@ -180,7 +179,7 @@ pub async fn verify_post(
     let fast = if cached_caller {
         Some(verify::check_cached(
             rt, prefix, &input.key, &required, counting, now,
-        ))
+        )?)
     } else {
         None
     };
@@ -201,8 +200,7 @@ pub async fn verify_post(
                         &required,
                         counting,
                         now,
-                    )
-                    .map_err(AppError::from)?);
+                    )?);
                 };
                 Ok(verify::check_digest(
                     conn,
@@ -212,8 +210,7 @@ pub async fn verify_post(
                     &required,
                     counting,
                     now,
-                )
-                .map_err(AppError::from)?)
+                )?)
             })
             .await
         }

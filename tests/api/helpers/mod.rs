@@ -8,6 +8,7 @@ pub mod browser;
 pub mod oauth;
 pub mod pages;
 pub mod postgres;
+pub mod redis;
 
 use std::path::PathBuf;
 use std::sync::Arc;
