@@ -39,6 +39,9 @@ pub struct AppState {
     pub gateway_orgs: crate::gateway::ClientOrgs,
     /// Verified against when an email is unknown, so both failures cost the same (H6).
     pub dummy_password_hash: String,
+    /// SQLite's writer thread for the token endpoint's grant transactions (group commit,
+    /// docs/architecture.md §6.1); `None` on PostgreSQL.
+    pub group_commit: Option<crate::db::group_commit::GroupCommit>,
 }
 
 impl AppState {
@@ -50,6 +53,7 @@ impl AppState {
             audience: &self.audience,
             keys: &self.keys,
             now: self.clock.now(),
+            group_commit: self.group_commit.as_ref(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! per-connection SQLite settings, the embedded migrations and the transaction helper.
 //! Feature stores (`*/store.rs`) write each query once against [`DbConnection`].
 
+pub mod group_commit;
 pub mod schema;
 
 use std::time::Duration;
@@ -384,10 +385,10 @@ pub fn sqlite_writers() -> usize {
 }
 
 /// Counts one SQLite writer in [`SQLITE_WRITERS`] while it lives.
-struct SqliteWriter;
+pub(crate) struct SqliteWriter;
 
 impl SqliteWriter {
-    fn enter() -> Self {
+    pub(crate) fn enter() -> Self {
         SQLITE_WRITERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Self
     }
