@@ -13,7 +13,6 @@ use crate::clients::store::ClientRow;
 use crate::clock::Timestamp;
 use crate::config::Settings;
 use crate::db::DbConnection;
-use crate::db::group_commit::GroupCommit;
 use crate::error::{AppError, ErrorCode, OAuthError};
 use crate::scope::ScopeSet;
 use crate::tokens::jwt::{AccessTokenRequest, issue_access_token};
@@ -61,7 +60,7 @@ pub struct Issuing<'a> {
     pub keys: &'a Keystore,
     pub now: Timestamp,
     /// SQLite's group-commit writer for the grant transactions (`None`: `write_tx`).
-    pub group_commit: Option<&'a GroupCommit>,
+    pub group_commit: Option<&'a crate::db::group_commit::GroupCommit>,
 }
 
 /// RFC 6749 §5.1.
@@ -267,7 +266,7 @@ pub fn exchange(
                 });
             let client_id = client.id.clone();
             let now = ctx.now;
-            let (r, refresh_token) = commit_grant(ctx.group_commit, conn, move |conn| {
+            let (r, refresh_token) = super::commit_grant(ctx.group_commit, conn, move |conn| {
                 let r = codes::redeem(
                     conn,
                     &code,
@@ -331,7 +330,7 @@ pub fn exchange(
             );
             let client_id = client.id.clone();
             let now = ctx.now;
-            let r = commit_grant(ctx.group_commit, conn, move |conn| {
+            let r = super::commit_grant(ctx.group_commit, conn, move |conn| {
                 refresh::rotate(
                     conn,
                     &prefix,
@@ -404,27 +403,6 @@ where
 {
     crate::db::write_tx(conn, |conn| match f(conn) {
         Ok(response) => Ok(Ok(response)),
-        Err(Refusal::Refuse(e)) => Ok(Err(e)),
-        Err(Refusal::Abort(e)) => Err(e),
-    })?
-}
-
-/// The write of a code redemption or refresh rotation: [`commit_refusals`]' rules (protocol
-/// refusals commit, failures roll back) as an owned job, run by SQLite's group-commit writer
-/// when there is one (`db::group_commit`, docs/architecture.md §6.1: committed together
-/// with concurrent grants, answered only after the `COMMIT`), else by `write_tx` on `conn`.
-/// The tokens are signed by the caller after it returns: no signing inside the write lock.
-fn commit_grant<T, F>(
-    group: Option<&GroupCommit>,
-    conn: &mut DbConnection,
-    f: F,
-) -> Result<T, OAuthError>
-where
-    F: FnOnce(&mut DbConnection) -> Result<T, Refusal> + Send + 'static,
-    T: Send + 'static,
-{
-    crate::db::group_commit::write(group, conn, move |conn| match f(conn) {
-        Ok(value) => Ok(Ok(value)),
         Err(Refusal::Refuse(e)) => Ok(Err(e)),
         Err(Refusal::Abort(e)) => Err(e),
     })?
