@@ -42,6 +42,9 @@ pub struct AppState {
     /// The guarded fetcher of client-supplied URLs and its cache (docs/spec.md §8,
     /// docs/security.md K6).
     pub fetcher: crate::fetch::Fetcher,
+    /// SQLite's writer thread for the token endpoint's grant transactions (group commit,
+    /// docs/architecture.md §6.1); `None` on PostgreSQL.
+    pub group_commit: Option<crate::db::group_commit::GroupCommit>,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             audience: &self.audience,
             keys: &self.keys,
             now: self.clock.now(),
+            group_commit: self.group_commit.as_ref(),
         }
     }
 

@@ -58,6 +58,9 @@ impl Revocation {
     }
 }
 const JANITOR_DELETED: &str = "tessera_janitor_deleted_rows_total";
+const GROUP_COMMIT_BATCH: &str = "tessera_group_commit_batch_size";
+/// Buckets of [`GROUP_COMMIT_BATCH`]: jobs per transaction, up to `db::group_commit::MAX_BATCH`.
+const BATCH_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -106,6 +109,12 @@ impl Default for Metrics {
         // empty bucket list, which BUCKETS is not.
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(DURATION.to_string()), &BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(GROUP_COMMIT_BATCH.to_string()),
+                    &BATCH_BUCKETS,
+                )
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let (tokens_issued, verifications, revocations, rate_limited, login_failures) =
@@ -246,6 +255,19 @@ impl Metrics {
         with_local_recorder(&self.recorder, || {
             metrics::counter!(JANITOR_DELETED, "table" => table).increment(rows);
         });
+    }
+
+    /// The histogram of jobs per group-commit transaction (`tessera_group_commit_batch_size`,
+    /// docs/architecture.md §6.1), recorded by the SQLite writer thread.
+    pub fn group_commit_batch(&self) -> Histogram {
+        with_local_recorder(&self.recorder, || {
+            describe_histogram!(
+                GROUP_COMMIT_BATCH,
+                Unit::Count,
+                "Write transactions committed together in one SQLite transaction (group commit)."
+            );
+            metrics::histogram!(GROUP_COMMIT_BATCH)
+        })
     }
 
     /// The Prometheus text exposition of the request series.

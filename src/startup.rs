@@ -49,6 +49,24 @@ pub fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
     )?)
 }
 
+/// SQLite's group-commit writer (docs/architecture.md §6.1) on a one-connection pool of its
+/// own, its batch sizes recorded in `metrics`; `None` on PostgreSQL.
+fn start_group_commit(
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<Option<db::group_commit::GroupCommit>, StartupError> {
+    if !settings.database_url.is_sqlite() {
+        return Ok(None);
+    }
+    let timeout = std::time::Duration::from_millis(settings.db_timeout_ms);
+    let pool = db::build_pool(&settings.database_url, 1, timeout)?;
+    let batch = metrics.group_commit_batch();
+    let on_batch = Box::new(move |n: usize| batch.record(n as f64));
+    Ok(Some(db::group_commit::GroupCommit::start(
+        pool, timeout, on_batch,
+    )?))
+}
+
 pub struct Application {
     server: Server,
     port: u16,
@@ -84,6 +102,8 @@ impl Application {
                 "--client-metadata-allow-loopback is set: client documents may be fetched from loopback addresses, over http too; for development and tests only"
             );
         }
+        let metrics = Metrics::default();
+        let group_commit = start_group_commit(&settings, &metrics)?;
         let state = web::Data::new(AppState {
             fetcher: crate::fetch::Fetcher::new(settings.client_metadata_allow_loopback),
             issuer,
@@ -91,7 +111,8 @@ impl Application {
             pool,
             clock,
             keys: Arc::new(keys),
-            metrics: Metrics::default(),
+            metrics,
+            group_commit,
             login_throttle: crate::throttle::FailureThrottle::new(10, 100),
             client_auth_throttle: crate::throttle::FailureThrottle::new(20, 200),
             introspection_throttle: crate::throttle::FailureThrottle::new(300, 3000),

@@ -2,6 +2,7 @@
 //! per-connection SQLite settings, the embedded migrations and the transaction helper.
 //! Feature stores (`*/store.rs`) write each query once against [`DbConnection`].
 
+pub mod group_commit;
 pub mod schema;
 
 use std::time::Duration;
@@ -373,7 +374,7 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, DbSetupError> {
 }
 
 mod writers;
-use writers::SqliteWriter;
+pub(crate) use writers::SqliteWriter;
 pub use writers::{SqliteGate, sqlite_gate, sqlite_writers};
 
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is

@@ -17,10 +17,10 @@ pub fn sqlite_writers() -> usize {
 }
 
 /// Counts one SQLite writer in [`SQLITE_WRITERS`] while it lives.
-pub(super) struct SqliteWriter;
+pub(crate) struct SqliteWriter;
 
 impl SqliteWriter {
-    pub(super) fn enter() -> Self {
+    pub(crate) fn enter() -> Self {
         SQLITE_WRITERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Self
     }

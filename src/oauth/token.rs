@@ -59,6 +59,8 @@ pub struct Issuing<'a> {
     pub audience: &'a str,
     pub keys: &'a Keystore,
     pub now: Timestamp,
+    /// SQLite's group-commit writer for the grant transactions (`None`: `write_tx`).
+    pub group_commit: Option<&'a crate::db::group_commit::GroupCommit>,
 }
 
 /// RFC 6749 §5.1.
@@ -253,60 +255,62 @@ pub fn exchange(
             require_grant(&client, GrantType::AuthorizationCode)?;
             let audiences =
                 grant_audiences(conn, ctx, Credential::Code(&code), &client.id, resources)?;
-            commit_refusals(conn, |conn| {
+            let refresh = client
+                .grant_type_list()
+                .contains(&GrantType::RefreshToken)
+                .then(|| {
+                    (
+                        ctx.settings.key_prefix.clone(),
+                        refresh_policy(ctx.settings),
+                    )
+                });
+            let client_id = client.id.clone();
+            let now = ctx.now;
+            let (r, refresh_token) = super::commit_grant(ctx.group_commit, conn, move |conn| {
                 let r = codes::redeem(
                     conn,
                     &code,
-                    &client.id,
+                    &client_id,
                     redirect_uri.as_deref(),
                     &code_verifier,
-                    ctx.now,
+                    now,
                 )
                 .map_err(Refusal::from)?;
-                let refresh_token = if client.grant_type_list().contains(&GrantType::RefreshToken) {
-                    let scope = r.scope.to_string();
-                    let family = refresh::Family {
-                        grant_id: &r.grant_id,
-                        client_id: &client.id,
-                        user_id: Some(&r.user_id),
-                        scope: &scope,
-                        absolute_expires_at: 0,
-                    };
-                    Some(
-                        refresh::issue_first(
-                            conn,
-                            &ctx.settings.key_prefix,
-                            family,
-                            refresh_policy(ctx.settings),
-                            ctx.now,
+                let refresh_token = match refresh {
+                    Some((prefix, policy)) => {
+                        let scope = r.scope.to_string();
+                        let family = refresh::Family {
+                            grant_id: &r.grant_id,
+                            client_id: &client_id,
+                            user_id: Some(&r.user_id),
+                            scope: &scope,
+                            absolute_expires_at: 0,
+                        };
+                        Some(
+                            refresh::issue_first(conn, &prefix, family, policy, now)
+                                .map_err(|e| Refusal::Abort(e.into()))?,
                         )
-                        .map_err(|e| Refusal::Abort(e.into()))?,
-                    )
-                } else {
-                    None
+                    }
+                    None => None,
                 };
-                let audiences = match &audiences {
-                    Some(a) => a.clone(),
-                    None => vec![ctx.audience.to_string()],
-                };
-                let openid = OpenId {
-                    nonce: r.nonce.as_deref(),
-                    auth_time: r.auth_time,
-                };
-                let scope = r.scope.clone();
-                let response = respond(
-                    ctx,
-                    &client,
-                    &r.user_id,
-                    r.scope,
-                    refresh_token,
-                    Some(&r.grant_id),
-                    &audiences,
-                )
-                .map_err(Refusal::Abort)?;
-                with_id_token(conn, ctx, &client, &r.user_id, &scope, openid, response)
-                    .map_err(Refusal::Abort)
-            })
+                Ok((r, refresh_token))
+            })?;
+            let audiences = audiences.unwrap_or_else(|| vec![ctx.audience.to_string()]);
+            let openid = OpenId {
+                nonce: r.nonce.as_deref(),
+                auth_time: r.auth_time,
+            };
+            let scope = r.scope.clone();
+            let response = respond(
+                ctx,
+                &client,
+                &r.user_id,
+                r.scope,
+                refresh_token,
+                Some(&r.grant_id),
+                &audiences,
+            )?;
+            with_id_token(conn, ctx, &client, &r.user_id, &scope, openid, response)
         }
         TokenRequest::RefreshToken {
             refresh_token,
@@ -320,47 +324,47 @@ pub fn exchange(
                 &client.id,
                 resources,
             )?;
-            commit_refusals(conn, |conn| {
-                let policy = refresh_policy(ctx.settings);
-                let r = refresh::rotate(
+            let (prefix, policy) = (
+                ctx.settings.key_prefix.clone(),
+                refresh_policy(ctx.settings),
+            );
+            let client_id = client.id.clone();
+            let now = ctx.now;
+            let r = super::commit_grant(ctx.group_commit, conn, move |conn| {
+                refresh::rotate(
                     conn,
-                    &ctx.settings.key_prefix,
+                    &prefix,
                     &refresh_token,
-                    &client.id,
+                    &client_id,
                     scope,
                     policy,
-                    ctx.now,
+                    now,
                 )
-                .map_err(Refusal::from)?;
-                let subject = r.user_id.clone().unwrap_or_else(|| client.id.clone());
-                let audiences = match &audiences {
-                    Some(a) => a.clone(),
-                    None => vec![ctx.audience.to_string()],
-                };
-                let scope = r.scope.clone();
-                let response = respond(
-                    ctx,
-                    &client,
-                    &subject,
-                    r.scope,
-                    Some(r.refresh_token),
-                    Some(&r.grant_id),
-                    &audiences,
-                )
-                .map_err(Refusal::Abort)?;
-                match &r.user_id {
-                    // OpenID Connect Core §12.2: the original `auth_time`, no `nonce`.
-                    Some(user_id) => {
-                        let openid = OpenId {
-                            nonce: None,
-                            auth_time: crate::oidc::claims::grant_auth_time(conn, &r.grant_id)?,
-                        };
-                        with_id_token(conn, ctx, &client, user_id, &scope, openid, response)
-                            .map_err(Refusal::Abort)
-                    }
-                    None => Ok(response),
+                .map_err(Refusal::from)
+            })?;
+            let subject = r.user_id.clone().unwrap_or_else(|| client.id.clone());
+            let audiences = audiences.unwrap_or_else(|| vec![ctx.audience.to_string()]);
+            let scope = r.scope.clone();
+            let response = respond(
+                ctx,
+                &client,
+                &subject,
+                r.scope,
+                Some(r.refresh_token),
+                Some(&r.grant_id),
+                &audiences,
+            )?;
+            match &r.user_id {
+                // OpenID Connect Core §12.2: the original `auth_time`, no `nonce`.
+                Some(user_id) => {
+                    let openid = OpenId {
+                        nonce: None,
+                        auth_time: crate::oidc::claims::grant_auth_time(conn, &r.grant_id)?,
+                    };
+                    with_id_token(conn, ctx, &client, user_id, &scope, openid, response)
                 }
-            })
+                None => Ok(response),
+            }
         }
     }
 }
