@@ -166,6 +166,8 @@ pub fn validate(
         client_uri: doc.client_uri,
         created_by: None,
         resources: None,
+        post_logout_redirect_uris: None,
+        id_token_signed_response_alg: None,
     };
     new.validate(catalogue).map_err(|e| invalid(&e.to_string()))
 }

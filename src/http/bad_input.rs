@@ -103,7 +103,8 @@ pub async fn refuse_nul_in_url(
     let text = message(part);
     let resp = if path.starts_with("/api/v1/") {
         ApiError::invalid(text).error_response()
-    } else if path.starts_with("/oauth/") {
+    } else if path.starts_with("/oauth/") && path != "/oauth/end_session" {
+        // The logout endpoint answers a person's browser: its errors are pages (§9).
         HttpResponse::BadRequest()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(ErrorJson::new("invalid_request", &text))

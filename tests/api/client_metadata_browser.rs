@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::client_metadata::{DocServer, app_with, authorize_params};
 use crate::helpers::Backend;
 use crate::helpers::oauth::pkce;
+use crate::resources::{MCP, resource_server_with};
 
 /// The consent page of a metadata document client in Chromium: the "not verified" notice
 /// with the client's host, nothing wider than a 1280 px or a 390 px window. Screenshots go
@@ -22,6 +23,9 @@ async fn br_the_consent_page_marks_a_metadata_document_client_at_1280_and_390_px
     let Some(br) = crate::helpers::browser::start().await else {
         return;
     };
+    // The request names a resource: it must be registered, or authorize redirects back to
+    // the client with invalid_target instead of showing the consent page.
+    let _mcp = resource_server_with(&app, &[MCP]);
     let docs = DocServer::start();
     let client_id = docs.document(
         "/a/rather/long/path/to/the/client-metadata-document.json",

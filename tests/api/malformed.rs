@@ -311,7 +311,9 @@ async fn run(ctx: &Ctx<'_>, c: &Case) -> Result<(), String> {
         format!("{}{path}?{query}", ctx.app.address)
     };
     let api = template.starts_with("/api/v1");
-    let authorize = *template == "/oauth/authorize";
+    // Both answer a person's browser: their errors are pages (RP-Initiated Logout 1.0 §2
+    // leaves a bad logout request to the OP's page, docs/spec.md §9).
+    let authorize = matches!(*template, "/oauth/authorize" | "/oauth/end_session");
     let oauth = template.starts_with("/oauth/") && !authorize;
     // `/gateway/check` answers a proxy in the RFC 6750 JSON shape (docs/spec.md §11).
     let gateway = template.starts_with("/gateway/");
@@ -405,7 +407,7 @@ async fn run(ctx: &Ctx<'_>, c: &Case) -> Result<(), String> {
     if gateway && content_type.starts_with("text/html") {
         return Ok(());
     }
-    let oauth = (oauth && routed) || (authorize && status == 405) || gateway;
+    let oauth = (oauth && routed) || (*template == "/oauth/authorize" && status == 405) || gateway;
     if api {
         let body: Value = serde_json::from_str(&text).unwrap_or_default();
         if !body["error"]["type"].is_string() || !body["error"]["message"].is_string() {
