@@ -36,12 +36,24 @@ fn cap(app: &TestApp, full: bool) {
         .map(|_| app.state.pool.get().expect("a pooled connection"))
         .collect();
     for conn in &mut held {
-        let sql = if full {
-            "PRAGMA max_page_count = 1"
-        } else {
-            "PRAGMA max_page_count = 1073741823"
-        };
-        diesel::sql_query(sql).execute(&mut **conn).expect("pragma");
+        diesel::sql_query(sql_for(full))
+            .execute(&mut **conn)
+            .expect("pragma");
+    }
+    // SQLite's group-commit writer (code redemption, refresh rotation) has a connection of
+    // its own: the pragma is per connection, so it is capped through the writer too.
+    if let Some(group) = app.state.group_commit.as_ref() {
+        group
+            .run(move |conn| diesel::sql_query(sql_for(full)).execute(conn))
+            .expect("pragma on the writer");
+    }
+}
+
+fn sql_for(full: bool) -> &'static str {
+    if full {
+        "PRAGMA max_page_count = 1"
+    } else {
+        "PRAGMA max_page_count = 1073741823"
     }
 }
 
