@@ -382,6 +382,10 @@ pub enum ClientCommand {
         /// no fragment, owned by one resource server only
         #[arg(long = "resource", requires = "resource_server")]
         resources: Vec<String>,
+        /// A JSON file holding the client's public JWK set (RFC 7517 §5): the client
+        /// authenticates with private_key_jwt (RFC 7523 §2.2) and gets no secret
+        #[arg(long, conflicts_with = "public")]
+        jwks_file: Option<std::path::PathBuf>,
         /// Owning organization
         #[arg(long)]
         org: Option<String>,

@@ -312,6 +312,7 @@ fn client_create(settings: &Settings, cmd: ClientCommand) -> Result<Value, Comma
         scope,
         resource_server,
         resources,
+        jwks_file,
         org,
     } = cmd
     else {
@@ -327,6 +328,15 @@ fn client_create(settings: &Settings, cmd: ClientCommand) -> Result<Value, Comma
             ScopeSet::parse_many([s]).map_err(|e| CommandError::Usage(format!("--scope: {e}")))
         })
         .transpose()?;
+    let jwks = jwks_file
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| CommandError::Usage(format!("--jwks-file {}: {e}", path.display())))?;
+            serde_json::from_str::<Value>(&text).map_err(|e| {
+                CommandError::Usage(format!("--jwks-file {}: not JSON: {e}", path.display()))
+            })
+        })
+        .transpose()?;
     let new = NewClient {
         name,
         redirect_uris,
@@ -336,6 +346,7 @@ fn client_create(settings: &Settings, cmd: ClientCommand) -> Result<Value, Comma
         scope,
         org_id: org.clone(),
         resources: Some(resources),
+        jwks,
         ..Default::default()
     };
     let ctx = Ctx::offline(settings, SystemClock.now());

@@ -1,6 +1,7 @@
 //! OAuth clients: grant types, redirect-URI rules (RFC 6749 §3.1.2, RFC 8252 §7, BCP
 //! §2.1/§4.1.3), registration, and storage.
 
+pub mod jwks;
 pub mod open_registration;
 pub mod ops;
 pub mod redirect_uri;
@@ -77,6 +78,10 @@ pub struct NewClient {
     /// RFC 8707 resource URIs (resource servers only; docs/spec.md §8). `None`: none on
     /// creation, unchanged on update.
     pub resources: Option<Vec<String>>,
+    /// RFC 7517 JWK set of a `private_key_jwt` client (RFC 7523 §2.2; docs/spec.md §8),
+    /// which then has no secret. `None`: a secret (or none, public) on creation,
+    /// unchanged on update.
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// A registration that passed every rule.
@@ -94,6 +99,8 @@ pub struct ValidClient {
     pub created_by: Option<String>,
     /// Sorted, de-duplicated resource URIs.
     pub resources: Vec<String>,
+    /// The canonical JSON of a `private_key_jwt` client's JWK set ([`jwks::validate`]).
+    pub jwks: Option<String>,
 }
 
 /// The message for a grant type tessera does not implement, naming it and the valid ones.
@@ -216,8 +223,18 @@ impl NewClient {
         if !resources.is_empty() && !self.resource_server {
             return Err(meta("resources: only a resource server has resource URIs."));
         }
+        let jwks = match &self.jwks {
+            Some(_) if self.public => {
+                return Err(meta(
+                    "jwks: a public client has no keys (token_endpoint_auth_method none).",
+                ));
+            }
+            Some(set) => Some(jwks::validate(set)?),
+            None => None,
+        };
         Ok(ValidClient {
             resources,
+            jwks,
             name,
             redirect_uris,
             public: self.public,

@@ -47,6 +47,15 @@ pub struct ClientInput {
     /// unchanged.
     #[serde(default)]
     pub resources: Option<Vec<String>>,
+    /// RFC 7517 JWK set: the client authenticates with `private_key_jwt` (RFC 7523 §2.2)
+    /// and gets no secret (confidential clients only; docs/spec.md §8). Omitted on
+    /// update: unchanged.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+    /// Not supported yet: a JWK set is registered inline, in `jwks`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
 }
 
 impl ClientInput {
@@ -57,6 +66,9 @@ impl ClientInput {
             "public" => true,
             _ => return Err(OpError::invalid("type must be confidential or public.")),
         };
+        if self.jwks_uri.is_some() {
+            return Err(OpError::invalid(super::jwks::JWKS_URI_NOT_YET));
+        }
         let grant_types = self
             .grant_types
             .as_deref()
@@ -75,6 +87,7 @@ impl ClientInput {
             client_uri: self.client_uri.clone().filter(|s| !s.is_empty()),
             created_by: actor.user_id.clone(),
             resources: self.resources.clone(),
+            jwks: self.jwks.clone(),
         })
     }
 }
@@ -207,6 +220,17 @@ pub(super) fn update_row(
     new.created_by = current.created_by.clone();
     if new.resources.is_none() {
         new.resources = Some(current.resource_list());
+    }
+    // The authentication method never changes: a client with keys keeps keys (a new set
+    // replaces them), a client with a secret never gets keys.
+    match (&new.jwks, &current.jwks) {
+        (Some(_), None) => {
+            return Err(OpError::invalid(
+                "jwks: the client authenticates with a secret; its method cannot change.",
+            ));
+        }
+        (None, Some(stored)) => new.jwks = serde_json::from_str(stored).ok(),
+        _ => {}
     }
     let valid = new.validate(&ctx.settings.scopes)?;
     check_grantable(actor, &valid)?;

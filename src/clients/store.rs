@@ -33,9 +33,28 @@ pub struct ClientRow {
     /// RFC 8707 resource URIs of a resource server, space-separated (ownership is
     /// decided by `client_resources`, docs/spec.md §8).
     pub resources: String,
+    /// The JWK set of a `private_key_jwt` client, canonical JSON (`clients::jwks`).
+    pub jwks: Option<String>,
+    /// Where a `private_key_jwt` client publishes its JWK set (docs/spec.md §8).
+    pub jwks_uri: Option<String>,
 }
 
 impl ClientRow {
+    /// Whether the client authenticates with `private_key_jwt` (RFC 7523 §2.2): it
+    /// registered keys, and has no secret.
+    pub fn uses_private_key_jwt(&self) -> bool {
+        !self.is_public && (self.jwks.is_some() || self.jwks_uri.is_some())
+    }
+    /// RFC 7591 §2 `token_endpoint_auth_method`.
+    pub fn auth_method(&self) -> &'static str {
+        if self.is_public {
+            "none"
+        } else if self.uses_private_key_jwt() {
+            "private_key_jwt"
+        } else {
+            "client_secret_basic"
+        }
+    }
     /// The name people see: the client's name, or its id when it registered without one
     /// (RFC 7591 §2: `client_name` is optional; the server may show the client id).
     pub fn display_name(&self) -> &str {
@@ -99,12 +118,14 @@ pub fn insert(
         updated_at: now,
         registration_scope_ceiling: None,
         resources: crate::oauth::resource::to_column(&client.resources),
+        jwks: client.jwks.clone(),
+        jwks_uri: None,
     };
     diesel::insert_into(clients::table)
         .values(&row)
         .execute(conn)?;
     crate::oauth::resource::set_for_client(conn, &row.id, &client.resources)?;
-    let secret = if client.public {
+    let secret = if client.public || client.jwks.is_some() {
         None
     } else {
         let secret = new_secret(key_prefix);
@@ -232,6 +253,7 @@ pub fn update(
             clients::logo_uri.eq(&client.logo_uri),
             clients::client_uri.eq(&client.client_uri),
             clients::resources.eq(crate::oauth::resource::to_column(&client.resources)),
+            clients::jwks.eq(&client.jwks),
             clients::updated_at.eq(now),
         ))
         .execute(conn)?;
@@ -321,8 +343,13 @@ pub struct ClientMetadata {
     pub grant_types: Vec<&'static str>,
     /// `["code"]` when the client may use the authorization code grant, else empty.
     pub response_types: Vec<&'static str>,
-    /// `none` (public) or `client_secret_basic` (confidential).
+    /// `none` (public), `private_key_jwt` (a client with keys, RFC 7523 §2.2) or
+    /// `client_secret_basic` (confidential).
     pub token_endpoint_auth_method: &'static str,
+    /// The JWK set of a `private_key_jwt` client (RFC 7591 §2); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
     /// Space-separated scopes the client may ask for.
     pub scope: String,
     pub logo_uri: Option<String>,
@@ -349,11 +376,11 @@ pub fn metadata(row: &ClientRow) -> ClientMetadata {
         } else {
             vec![]
         },
-        token_endpoint_auth_method: if row.is_public {
-            "none"
-        } else {
-            "client_secret_basic"
-        },
+        token_endpoint_auth_method: row.auth_method(),
+        jwks: row
+            .jwks
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok()),
         scope: row.scope.clone(),
         logo_uri: row.logo_uri.clone(),
         client_uri: row.client_uri.clone(),

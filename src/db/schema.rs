@@ -49,6 +49,16 @@ diesel::table! {
         updated_at -> BigInt,
         registration_scope_ceiling -> Nullable<Text>,
         resources -> Text,
+        jwks -> Nullable<Text>,
+        jwks_uri -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    client_assertion_jtis (jti_hash) {
+        jti_hash -> Text,
+        client_id -> Text,
+        expires_at -> BigInt,
     }
 }
 
@@ -293,6 +303,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     authorization_codes,
     refresh_tokens,
     revoked_jtis,
+    client_assertion_jtis,
     api_keys,
     rate_limit_windows,
     key_usage,

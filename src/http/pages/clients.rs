@@ -142,6 +142,7 @@ impl ClientForm {
             client_uri: Some(form.client_uri.trim().to_string()).filter(|s| !s.is_empty()),
             created_by: v.actor.user_id.clone(),
             resources: None,
+            jwks: None,
         };
         (form, Ok(new))
     }
