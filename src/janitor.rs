@@ -28,7 +28,7 @@
 //!   issued has expired;
 //! - revoked `jti` entries once the token is past `exp` plus the JWT leeway (F7): no
 //!   verifier accepts it any more; likewise used client-assertion `jti`s (RFC 7523,
-//!   docs/security.md D14): an assertion past `exp` plus the leeway is refused anyway;
+//!   docs/security.md D13): an assertion past `exp` plus the leeway is refused anyway;
 //! - sessions, pending authorization requests and device codes (RFC 8628) past `expires_at`;
 //! - API-key usage counts (docs/spec.md §10) older than `--usage-retention-days`, one UTC
 //!   hour per step;

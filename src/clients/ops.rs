@@ -370,6 +370,11 @@ fn rotate_row(
     if row.is_public {
         return Err(OpError::invalid("A public client has no secret."));
     }
+    if row.uses_private_key_jwt() {
+        return Err(OpError::invalid(
+            "A private_key_jwt client has no secret: it registers keys (jwks) instead.",
+        ));
+    }
     let now = ctx.now;
     let rotated = write_tx(conn, |conn| -> Result<_, OpError> {
         let (secret, old_end) =

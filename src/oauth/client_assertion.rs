@@ -1,5 +1,5 @@
 //! `private_key_jwt` client authentication (RFC 7523 §2.2 and §3, RFC 7521 §4.2, OIDC
-//! Core §9; docs/spec.md §8, docs/security.md D14): the client sends
+//! Core §9; docs/spec.md §8, docs/security.md D13): the client sends
 //! `client_assertion_type` = [`ASSERTION_TYPE`] and `client_assertion`, a JWT signed by
 //! one of the keys it registered (`clients::jwks`). Nothing in the assertion chooses how it
 //! is checked: no `jku`, `jwk`, `x5u` or `x5c` is used (RFC 8725 §3.10), the algorithm is

@@ -239,7 +239,9 @@ pub fn authenticate_remembered(
     };
     match p {
         Presented::None { .. } if client.is_public => Ok(client),
-        Presented::Basic { secret, .. } | Presented::Post { secret, .. } if !client.is_public => {
+        Presented::Basic { secret, .. } | Presented::Post { secret, .. }
+            if !client.is_public && !client.uses_private_key_jwt() =>
+        {
             let Some(secret_expires_at) = store::matching_secret(conn, &client.id, secret, now)?
             else {
                 return Err(fail());
