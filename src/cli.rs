@@ -399,6 +399,10 @@ pub enum ClientCommand {
         /// The algorithm of the client's ID tokens: RS256, ES256 or EdDSA [default: RS256]
         #[arg(long)]
         id_token_signed_response_alg: Option<String>,
+        /// A JSON file holding the client's public JWK set (RFC 7517 §5): the client
+        /// authenticates with private_key_jwt (RFC 7523 §2.2) and gets no secret
+        #[arg(long, conflicts_with = "public")]
+        jwks_file: Option<std::path::PathBuf>,
         /// Owning organization
         #[arg(long)]
         org: Option<String>,

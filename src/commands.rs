@@ -314,6 +314,7 @@ fn client_create(settings: &Settings, cmd: ClientCommand) -> Result<Value, Comma
         resources,
         post_logout_redirect_uris,
         id_token_signed_response_alg,
+        jwks_file,
         org,
     } = cmd
     else {
@@ -329,6 +330,15 @@ fn client_create(settings: &Settings, cmd: ClientCommand) -> Result<Value, Comma
             ScopeSet::parse_many([s]).map_err(|e| CommandError::Usage(format!("--scope: {e}")))
         })
         .transpose()?;
+    let jwks = jwks_file
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| CommandError::Usage(format!("--jwks-file {}: {e}", path.display())))?;
+            serde_json::from_str::<Value>(&text).map_err(|e| {
+                CommandError::Usage(format!("--jwks-file {}: not JSON: {e}", path.display()))
+            })
+        })
+        .transpose()?;
     let new = NewClient {
         name,
         redirect_uris,
@@ -340,6 +350,7 @@ fn client_create(settings: &Settings, cmd: ClientCommand) -> Result<Value, Comma
         resources: Some(resources),
         post_logout_redirect_uris: Some(post_logout_redirect_uris),
         id_token_signed_response_alg,
+        jwks,
         ..Default::default()
     };
     let ctx = Ctx::offline(settings, SystemClock.now());

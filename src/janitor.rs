@@ -27,7 +27,8 @@
 //! - grants with no code and no refresh token left, once every access token they could have
 //!   issued has expired;
 //! - revoked `jti` entries once the token is past `exp` plus the JWT leeway (F7): no
-//!   verifier accepts it any more;
+//!   verifier accepts it any more; likewise used client-assertion `jti`s (RFC 7523,
+//!   docs/security.md D13): an assertion past `exp` plus the leeway is refused anyway;
 //! - sessions, pending authorization requests and device codes (RFC 8628) past `expires_at`;
 //! - API-key usage counts (docs/spec.md §10) older than `--usage-retention-days`, one UTC
 //!   hour per step;
@@ -44,7 +45,8 @@ use crate::clock::Timestamp;
 use crate::config::Settings;
 use crate::db::DbConnection;
 use crate::db::schema::{
-    authorization_codes, grants, pending_authorizations, refresh_tokens, revoked_jtis, sessions,
+    authorization_codes, client_assertion_jtis, grants, pending_authorizations, refresh_tokens,
+    revoked_jtis, sessions,
 };
 
 /// Rows deleted per statement.
@@ -222,6 +224,13 @@ pub const STEPS: &[Step] = &[
     Step {
         table: "revoked_jtis",
         run: dead_rows!(revoked_jtis.jti, |c| revoked_jtis::expires_at.le(c.jti)),
+    },
+    // Used client-assertion jtis, once the assertion is past `exp` + leeway.
+    Step {
+        table: "client_assertion_jtis",
+        run: dead_rows!(client_assertion_jtis.jti_hash, |c| {
+            client_assertion_jtis::expires_at.le(c.jti)
+        }),
     },
     Step {
         table: "sessions",

@@ -168,6 +168,7 @@ pub fn validate(
         resources: None,
         post_logout_redirect_uris: None,
         id_token_signed_response_alg: None,
+        jwks: None,
     };
     new.validate(catalogue).map_err(|e| invalid(&e.to_string()))
 }

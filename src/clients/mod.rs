@@ -1,6 +1,7 @@
 //! OAuth clients: grant types, redirect-URI rules (RFC 6749 §3.1.2, RFC 8252 §7, BCP
 //! §2.1/§4.1.3), registration, and storage.
 
+pub mod jwks;
 pub mod metadata_document;
 pub mod open_registration;
 pub mod ops;
@@ -85,6 +86,10 @@ pub struct NewClient {
     /// OpenID Connect Dynamic Client Registration 1.0 §2 `id_token_signed_response_alg`
     /// (`RS256`, `ES256` or `EdDSA`). `None`: RS256 on creation, unchanged on update.
     pub id_token_signed_response_alg: Option<String>,
+    /// RFC 7517 JWK set of a `private_key_jwt` client (RFC 7523 §2.2; docs/spec.md §8),
+    /// which then has no secret. `None`: a secret (or none, public) on creation,
+    /// unchanged on update.
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// A registration that passed every rule.
@@ -105,6 +110,8 @@ pub struct ValidClient {
     /// De-duplicated, in the order given.
     pub post_logout_redirect_uris: Vec<String>,
     pub id_token_signed_response_alg: SigningAlg,
+    /// The canonical JSON of a `private_key_jwt` client's JWK set ([`jwks::validate`]).
+    pub jwks: Option<String>,
 }
 
 /// Parses `id_token_signed_response_alg` (docs/spec.md §9): one of
@@ -269,10 +276,20 @@ impl NewClient {
             None => SigningAlg::RS256,
             Some(a) => parse_id_token_alg(a)?,
         };
+        let jwks = match &self.jwks {
+            Some(_) if self.public => {
+                return Err(meta(
+                    "jwks: a public client has no keys (token_endpoint_auth_method none).",
+                ));
+            }
+            Some(set) => Some(jwks::validate(set)?),
+            None => None,
+        };
         Ok(ValidClient {
             resources,
             post_logout_redirect_uris,
             id_token_signed_response_alg,
+            jwks,
             name,
             redirect_uris,
             public: self.public,

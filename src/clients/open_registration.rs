@@ -1,7 +1,7 @@
 //! Open dynamic registration (docs/spec.md §8, `--registration open`): RFC 7591 without a
 //! credential, for MCP clients that have nothing pre-registered. Such a client is a
-//! platform client (no organization) that is public (`none`; `private_key_jwt`, which
-//! docs/spec.md §8 also allows, is not built yet), uses the code flow only
+//! platform client (no organization) that is public (`none`) or uses `private_key_jwt`
+//! (RFC 7523 §2.2, with `jwks`), uses the code flow only
 //! (`authorization_code`, `refresh_token`),
 //! never has `admin`, and is no resource server. One IP registers at most
 //! [`PER_IP_PER_HOUR`] clients an hour (then 429 with `Retry-After`); the janitor deletes
@@ -62,14 +62,14 @@ impl From<diesel::result::Error> for Refused {
 }
 
 /// The rules an openly registered client keeps, on registration and on every RFC 7592
-/// update: `none` authentication (`private_key_jwt` is not built yet), the code flow
+/// update: `none` or `private_key_jwt` authentication (with `jwks`), the code flow
 /// only, no resource server. The scope is held below `admin` by [`cap`].
 pub fn check(meta: &Metadata, new: &NewClient) -> Result<(), OpError> {
     let method = meta.token_endpoint_auth_method.as_deref();
-    if method != Some("none") {
+    if !matches!(method, Some("none" | "private_key_jwt")) {
         return Err(OpError::invalid(
             "token_endpoint_auth_method: a client registered without a credential must be \
-             public (none).",
+             public (none) or use private_key_jwt.",
         ));
     }
     if new.resource_server || new.resources.as_ref().is_some_and(|r| !r.is_empty()) {

@@ -53,6 +53,15 @@ pub struct ClientInput {
     /// `RS256` (default), `ES256` or `EdDSA` (docs/spec.md §9). Omitted on update: unchanged.
     #[serde(default)]
     pub id_token_signed_response_alg: Option<String>,
+    /// RFC 7517 JWK set: the client authenticates with `private_key_jwt` (RFC 7523 §2.2)
+    /// and gets no secret (confidential clients only; docs/spec.md §8). Omitted on
+    /// update: unchanged.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+    /// Not supported yet: a JWK set is registered inline, in `jwks`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
 }
 
 impl ClientInput {
@@ -63,6 +72,9 @@ impl ClientInput {
             "public" => true,
             _ => return Err(OpError::invalid("type must be confidential or public.")),
         };
+        if self.jwks_uri.is_some() {
+            return Err(OpError::invalid(super::jwks::JWKS_URI_NOT_YET));
+        }
         let grant_types = self
             .grant_types
             .as_deref()
@@ -83,6 +95,7 @@ impl ClientInput {
             resources: self.resources.clone(),
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             id_token_signed_response_alg: self.id_token_signed_response_alg.clone(),
+            jwks: self.jwks.clone(),
         })
     }
 }
@@ -222,6 +235,17 @@ pub(super) fn update_row(
     if new.id_token_signed_response_alg.is_none() {
         new.id_token_signed_response_alg = Some(current.id_token_signed_response_alg.clone());
     }
+    // The authentication method never changes: a client with keys keeps keys (a new set
+    // replaces them), a client with a secret never gets keys.
+    match (&new.jwks, &current.jwks) {
+        (Some(_), None) => {
+            return Err(OpError::invalid(
+                "jwks: the client authenticates with a secret; its method cannot change.",
+            ));
+        }
+        (None, Some(stored)) => new.jwks = serde_json::from_str(stored).ok(),
+        _ => {}
+    }
     let valid = new.validate(&ctx.settings.scopes)?;
     check_grantable(actor, &valid)?;
     let now = ctx.now;
@@ -359,6 +383,11 @@ fn rotate_row(
 ) -> Result<(String, i64), OpError> {
     if row.is_public {
         return Err(OpError::invalid("A public client has no secret."));
+    }
+    if row.uses_private_key_jwt() {
+        return Err(OpError::invalid(
+            "A private_key_jwt client has no secret: it registers keys (jwks) instead.",
+        ));
     }
     let now = ctx.now;
     let rotated = write_tx(conn, |conn| -> Result<_, OpError> {

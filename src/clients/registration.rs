@@ -52,6 +52,14 @@ pub struct Metadata {
     /// `EdDSA`; anything else is `invalid_client_metadata`.
     #[serde(default)]
     pub id_token_signed_response_alg: Option<String>,
+    /// RFC 7591 §2 JWK set of a `private_key_jwt` client (RFC 7523 §2.2): public
+    /// signing keys (ES256, RS256, EdDSA); validated by `clients::jwks::validate`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// RFC 7591 §2; not supported yet (docs/spec.md §8): send `jwks`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
     /// RFC 7592 §2.2: present on update.
     #[serde(default)]
     pub client_id: Option<String>,
@@ -60,16 +68,42 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    /// Whether the client is public (`none`), else confidential.
+    /// Whether the client is public (`none`), else confidential (a secret, or
+    /// `private_key_jwt` with `jwks`, RFC 7523 §2.2).
     pub fn public(&self) -> Result<bool, OpError> {
+        let keys = self.private_key_jwt()?;
         match self.token_endpoint_auth_method.as_deref() {
-            None | Some("client_secret_basic") | Some("client_secret_post") => Ok(false),
-            Some("none") => Ok(true),
+            None | Some("client_secret_basic") | Some("client_secret_post") if !keys => Ok(false),
+            Some("private_key_jwt") => Ok(false),
+            Some("none") if !keys => Ok(true),
+            Some(m @ ("none" | "client_secret_basic" | "client_secret_post")) => {
+                Err(OpError::invalid(format!(
+                    "jwks: a client using {m} has no keys; jwks needs token_endpoint_auth_method private_key_jwt."
+                )))
+            }
+            None => Err(OpError::invalid(
+                "token_endpoint_auth_method: a client with jwks must say private_key_jwt.",
+            )),
             Some(other) => Err(OpError::invalid(format!(
                 "token_endpoint_auth_method {other} is not supported. Valid methods: \
-                 client_secret_basic, client_secret_post, none."
+                 client_secret_basic, client_secret_post, none, private_key_jwt."
             ))),
         }
+    }
+
+    /// Whether the metadata registers keys (`jwks`); `private_key_jwt` needs them, and
+    /// `jwks_uri` is refused until it is built.
+    pub fn private_key_jwt(&self) -> Result<bool, OpError> {
+        if self.jwks_uri.is_some() {
+            return Err(OpError::invalid(super::jwks::JWKS_URI_NOT_YET));
+        }
+        let keys = self.jwks.is_some();
+        if self.token_endpoint_auth_method.as_deref() == Some("private_key_jwt") && !keys {
+            return Err(OpError::invalid(
+                "jwks: token_endpoint_auth_method private_key_jwt needs the client's public keys in jwks.",
+            ));
+        }
+        Ok(keys)
     }
 
     pub(super) fn to_new(&self) -> Result<NewClient, OpError> {
@@ -108,6 +142,7 @@ impl Metadata {
             resources: self.resources.clone(),
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             id_token_signed_response_alg: self.id_token_signed_response_alg.clone(),
+            jwks: self.jwks.clone(),
         })
     }
 }
@@ -232,10 +267,13 @@ pub fn update(
             "resource_server cannot change after registration.",
         ));
     }
-    if meta.public()? != current.is_public {
-        return Err(OpError::invalid(
-            "token_endpoint_auth_method cannot change between none and a secret.",
-        ));
+    if meta.public()? != current.is_public
+        || meta.private_key_jwt()? != current.uses_private_key_jwt()
+    {
+        return Err(OpError::invalid(format!(
+            "token_endpoint_auth_method cannot change after registration: it is {}.",
+            current.auth_method()
+        )));
     }
     if let Some(secret) = &meta.client_secret
         && !store::secret_matches(conn, &current.id, secret, ctx.now)?

@@ -38,6 +38,10 @@ pub struct ClientRow {
     pub post_logout_redirect_uris: String,
     /// `RS256`, `ES256` or `EdDSA` (docs/spec.md §9).
     pub id_token_signed_response_alg: String,
+    /// The JWK set of a `private_key_jwt` client, canonical JSON (`clients::jwks`).
+    pub jwks: Option<String>,
+    /// Where a `private_key_jwt` client publishes its JWK set (docs/spec.md §8).
+    pub jwks_uri: Option<String>,
 }
 
 impl ClientRow {
@@ -49,6 +53,21 @@ impl ClientRow {
     /// this version does not know.
     pub fn id_token_alg(&self) -> SigningAlg {
         SigningAlg::parse(&self.id_token_signed_response_alg).unwrap_or(SigningAlg::RS256)
+    }
+    /// Whether the client authenticates with `private_key_jwt` (RFC 7523 §2.2): it
+    /// registered keys, and has no secret.
+    pub fn uses_private_key_jwt(&self) -> bool {
+        !self.is_public && (self.jwks.is_some() || self.jwks_uri.is_some())
+    }
+    /// RFC 7591 §2 `token_endpoint_auth_method`.
+    pub fn auth_method(&self) -> &'static str {
+        if self.is_public {
+            "none"
+        } else if self.uses_private_key_jwt() {
+            "private_key_jwt"
+        } else {
+            "client_secret_basic"
+        }
     }
     /// The name people see: the client's name, or its id when it registered without one
     /// (RFC 7591 §2: `client_name` is optional; the server may show the client id).
@@ -133,12 +152,14 @@ pub fn insert_with_id(
         post_logout_redirect_uris: serde_json::to_string(&client.post_logout_redirect_uris)
             .unwrap_or_else(|_| "[]".into()),
         id_token_signed_response_alg: client.id_token_signed_response_alg.as_str().into(),
+        jwks: client.jwks.clone(),
+        jwks_uri: None,
     };
     diesel::insert_into(clients::table)
         .values(&row)
         .execute(conn)?;
     crate::oauth::resource::set_for_client(conn, &row.id, &client.resources)?;
-    let secret = if client.public {
+    let secret = if client.public || client.jwks.is_some() {
         None
     } else {
         let secret = new_secret(key_prefix);
@@ -270,6 +291,7 @@ pub fn update(
                 .eq(serde_json::to_string(&client.post_logout_redirect_uris)
                     .unwrap_or_else(|_| "[]".into())),
             clients::id_token_signed_response_alg.eq(client.id_token_signed_response_alg.as_str()),
+            clients::jwks.eq(&client.jwks),
             clients::updated_at.eq(now),
         ))
         .execute(conn)?;
@@ -359,8 +381,13 @@ pub struct ClientMetadata {
     pub grant_types: Vec<&'static str>,
     /// `["code"]` when the client may use the authorization code grant, else empty.
     pub response_types: Vec<&'static str>,
-    /// `none` (public) or `client_secret_basic` (confidential).
+    /// `none` (public), `private_key_jwt` (a client with keys, RFC 7523 §2.2) or
+    /// `client_secret_basic` (confidential).
     pub token_endpoint_auth_method: &'static str,
+    /// The JWK set of a `private_key_jwt` client (RFC 7591 §2); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
     /// Space-separated scopes the client may ask for.
     pub scope: String,
     pub logo_uri: Option<String>,
@@ -391,11 +418,11 @@ pub fn metadata(row: &ClientRow) -> ClientMetadata {
         } else {
             vec![]
         },
-        token_endpoint_auth_method: if row.is_public {
-            "none"
-        } else {
-            "client_secret_basic"
-        },
+        token_endpoint_auth_method: row.auth_method(),
+        jwks: row
+            .jwks
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok()),
         scope: row.scope.clone(),
         logo_uri: row.logo_uri.clone(),
         client_uri: row.client_uri.clone(),

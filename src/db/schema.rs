@@ -51,6 +51,16 @@ diesel::table! {
         resources -> Text,
         post_logout_redirect_uris -> Text,
         id_token_signed_response_alg -> Text,
+        jwks -> Nullable<Text>,
+        jwks_uri -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    client_assertion_jtis (jti_hash) {
+        jti_hash -> Text,
+        client_id -> Text,
+        expires_at -> BigInt,
     }
 }
 
@@ -295,6 +305,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     authorization_codes,
     refresh_tokens,
     revoked_jtis,
+    client_assertion_jtis,
     api_keys,
     rate_limit_windows,
     key_usage,

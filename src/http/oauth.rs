@@ -216,16 +216,19 @@ pub async fn introspect_post(
         move |conn| -> Result<serde_json::Value, OAuthError> {
             let resources = match cached_caller {
                 Some(r) => r,
-                None => {
-                    client_auth::authenticate_resource_server(conn, &st.api_keys, &presented, now)?
-                        .ok_or_else(|| OAuthError {
-                            forbidden: true,
-                            ..OAuthError::new(
-                                ErrorCode::UnauthorizedClient,
-                                "Only resource servers may introspect tokens.",
-                            )
-                        })?
-                }
+                None => client_auth::authenticate_resource_server(
+                    conn,
+                    &st.api_keys,
+                    &presented,
+                    crate::oauth::client_assertion::Expect::at(&st.issuer, &st.settings, now),
+                )?
+                .ok_or_else(|| OAuthError {
+                    forbidden: true,
+                    ..OAuthError::new(
+                        ErrorCode::UnauthorizedClient,
+                        "Only resource servers may introspect tokens.",
+                    )
+                })?,
             };
             let keys = st.keys.snapshot();
             let ctx = introspection_ctx(&st, &keys, now);

@@ -85,6 +85,10 @@ pub struct RegistrationResponse {
     pub logo_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_uri: Option<String>,
+    /// The JWK set of a `private_key_jwt` client (RFC 7591 §2); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
     /// Present (`true`) for a resource server only (docs/spec.md §8).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub resource_server: bool,
@@ -236,6 +240,7 @@ fn answer(
         grant_types: m.grant_types,
         response_types: m.response_types,
         token_endpoint_auth_method: m.token_endpoint_auth_method,
+        jwks: m.jwks,
         scope: m.scope,
         logo_uri: m.logo_uri,
         client_uri: m.client_uri,

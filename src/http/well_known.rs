@@ -7,6 +7,15 @@ use crate::app::AppState;
 use crate::error::AppError;
 use crate::http::with_db;
 
+/// The client authentication methods of the token and revocation endpoints (RFC 6749
+/// §2.3; `private_key_jwt`: RFC 7523 §2.2, docs/spec.md §8).
+pub const AUTH_METHODS: [&str; 4] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
+
 /// The metadata document. It lists exactly what works: endpoints join it in the same
 /// change that makes them work (docs/security.md G8).
 pub fn metadata(state: &AppState) -> Value {
@@ -32,14 +41,17 @@ pub fn metadata(state: &AppState) -> Value {
             crate::clients::DEVICE_CODE_GRANT,
         ],
         "device_authorization_endpoint": format!("{issuer}/oauth/device_authorization"),
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": crate::oauth::client_assertion::SIGNING_ALGS,
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": crate::oauth::client_assertion::SIGNING_ALGS,
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "registration_endpoint": format!("{issuer}/oauth/register"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": crate::oauth::client_assertion::SIGNING_ALGS,
         // docs/spec.md §8: a client_id may be the https URL of its metadata document.
         "client_id_metadata_document_supported": true,
     });

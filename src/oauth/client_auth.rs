@@ -1,14 +1,17 @@
 //! Client authentication at the token endpoint (RFC 6749 §2.3): `client_secret_basic`
-//! (credentials form-urlencoded before base64, §2.3.1), `client_secret_post`, or `none`
-//! for public clients; exactly one method per request (§2.3). Secrets are compared as
-//! SHA-256 digests in constant time: no slow hash on this path (docs/security.md §4 policy 6).
+//! (credentials form-urlencoded before base64, §2.3.1), `client_secret_post`,
+//! `private_key_jwt` (RFC 7523 §2.2, [`super::client_assertion`]), or `none` for public
+//! clients; exactly one method per request (§2.3). Secrets are compared as SHA-256 digests
+//! in constant time: no slow hash on this path (docs/security.md §4 policy 6). The same
+//! functions authenticate clients at the device authorization, introspection and
+//! revocation endpoints.
 
 use base64::Engine;
 
+use super::client_assertion::{self, ASSERTION_TYPE, Expect};
 use super::form::StrictForm;
 use crate::api_keys::cache::{AuthenticatedClient, CredentialCache, Resources};
 use crate::clients::store::{self, ClientRow};
-use crate::clock::Timestamp;
 use crate::db::DbConnection;
 use crate::error::OAuthError;
 
@@ -27,6 +30,12 @@ pub enum Presented {
     None {
         client_id: String,
     },
+    /// RFC 7523 §2.2 `private_key_jwt`: `client_assertion` (of type [`ASSERTION_TYPE`]);
+    /// `client_id` from the body, or else the one the assertion names.
+    Assertion {
+        client_id: String,
+        assertion: String,
+    },
 }
 
 impl std::fmt::Debug for Presented {
@@ -35,6 +44,7 @@ impl std::fmt::Debug for Presented {
             Self::Basic { client_id, .. } => ("basic", client_id),
             Self::Post { client_id, .. } => ("post", client_id),
             Self::None { client_id } => ("none", client_id),
+            Self::Assertion { client_id, .. } => ("private_key_jwt", client_id),
         };
         write!(f, "Presented({method}, {id})")
     }
@@ -45,13 +55,14 @@ impl Presented {
         match self {
             Self::Basic { client_id, .. }
             | Self::Post { client_id, .. }
-            | Self::None { client_id } => client_id,
+            | Self::None { client_id }
+            | Self::Assertion { client_id, .. } => client_id,
         }
     }
     pub fn secret(&self) -> Option<&str> {
         match self {
             Self::Basic { secret, .. } | Self::Post { secret, .. } => Some(secret),
-            Self::None { .. } => None,
+            Self::None { .. } | Self::Assertion { .. } => None,
         }
     }
 }
@@ -74,9 +85,9 @@ pub fn authenticate_resource_server(
     conn: &mut DbConnection,
     rt: &crate::api_keys::verify::KeyRuntime,
     p: &Presented,
-    now: Timestamp,
+    at: Expect<'_>,
 ) -> Result<Option<Resources>, OAuthError> {
-    let client = authenticate(conn, p, now)?;
+    let client = authenticate(conn, p, at)?;
     if !client.is_resource_server {
         return Ok(None);
     }
@@ -127,6 +138,14 @@ pub fn presented(authorization: Option<&str>, form: &StrictForm) -> Result<Prese
     }
     let body_id = form.get("client_id");
     let body_secret = form.get("client_secret");
+    if form.contains_any(&["client_assertion", "client_assertion_type"]) {
+        if authorization.is_some() || body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "Use exactly one client authentication method.",
+            ));
+        }
+        return assertion(form, body_id);
+    }
     if let Some(header) = authorization {
         if body_secret.is_some() {
             return Err(OAuthError::invalid_request(
@@ -162,13 +181,41 @@ pub fn presented(authorization: Option<&str>, form: &StrictForm) -> Result<Prese
     }
 }
 
-/// Checks the presented credentials against the client's registration.
+/// RFC 7523 §2.2: `client_assertion_type` must be [`ASSERTION_TYPE`] and
+/// `client_assertion` present; the client is `client_id` when sent, else the one the
+/// assertion names (checked when the assertion is verified).
+fn assertion(form: &StrictForm, body_id: Option<&str>) -> Result<Presented, OAuthError> {
+    if form.get("client_assertion_type") != Some(ASSERTION_TYPE) {
+        return Err(OAuthError::invalid_request(
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+        ));
+    }
+    let assertion = form
+        .get("client_assertion")
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("client_assertion is missing."))?;
+    if form.is_unprintable("client_assertion") {
+        return Err(OAuthError::invalid_client());
+    }
+    let client_id = match body_id {
+        Some(id) => id.to_string(),
+        None => client_assertion::unverified_client_id(assertion)
+            .ok_or_else(OAuthError::invalid_client)?,
+    };
+    Ok(Presented::Assertion {
+        client_id,
+        assertion: assertion.to_string(),
+    })
+}
+
+/// Checks the presented credentials against the client's registration; `at` is what a
+/// client assertion is checked against (issuer, leeway, now).
 pub fn authenticate(
     conn: &mut DbConnection,
     p: &Presented,
-    now: Timestamp,
+    at: Expect<'_>,
 ) -> Result<ClientRow, OAuthError> {
-    authenticate_remembered(conn, None, p, now)
+    authenticate_remembered(conn, None, p, at)
 }
 
 /// [`authenticate`], and when a secret authenticated the client and `cache` is given,
@@ -178,8 +225,9 @@ pub fn authenticate_remembered(
     conn: &mut DbConnection,
     cache: Option<&CredentialCache>,
     p: &Presented,
-    now: Timestamp,
+    at: Expect<'_>,
 ) -> Result<ClientRow, OAuthError> {
+    let now = at.now;
     let fail = OAuthError::invalid_client;
     let Some(client) = store::find(conn, p.client_id())? else {
         // Same work as a real check, so timing does not tell unknown ids apart.
@@ -191,7 +239,9 @@ pub fn authenticate_remembered(
     };
     match p {
         Presented::None { .. } if client.is_public => Ok(client),
-        Presented::Basic { secret, .. } | Presented::Post { secret, .. } if !client.is_public => {
+        Presented::Basic { secret, .. } | Presented::Post { secret, .. }
+            if !client.is_public && !client.uses_private_key_jwt() =>
+        {
             let Some(secret_expires_at) = store::matching_secret(conn, &client.id, secret, now)?
             else {
                 return Err(fail());
@@ -205,6 +255,10 @@ pub fn authenticate_remembered(
                     },
                 );
             }
+            Ok(client)
+        }
+        Presented::Assertion { assertion, .. } if client.uses_private_key_jwt() => {
+            client_assertion::verify(conn, &client, assertion, at)?;
             Ok(client)
         }
         _ => Err(fail()),

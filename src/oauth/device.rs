@@ -100,7 +100,7 @@ pub fn authorize(
     scope: Option<ScopeSet>,
     resources: &[String],
 ) -> Result<DeviceAuthorization, OAuthError> {
-    let client = client_auth::authenticate(conn, presented, ctx.now)?;
+    let client = client_auth::authenticate(conn, presented, ctx.assertion())?;
     token::require_grant(&client, GrantType::DeviceCode)?;
     let scope = token::granted_scope(&client, scope, ctx.settings)?;
     if !resource::all_known(conn, ctx.issuer, ctx.audience, resources)? {

@@ -8,6 +8,7 @@
 //! What remains of that grant is a few lines, written here.
 
 pub mod authorize;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod codes;
 pub mod device;

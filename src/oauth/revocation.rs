@@ -92,7 +92,11 @@ pub fn revoke_for_client(
     token: &str,
 ) -> Result<(), OAuthError> {
     let ctx = st.ctx();
-    let client = super::client_auth::authenticate(conn, presented, ctx.now)?;
+    let client = super::client_auth::authenticate(
+        conn,
+        presented,
+        super::client_assertion::Expect::at(&st.issuer, &st.settings, ctx.now),
+    )?;
     let keys = st.keys.snapshot();
     let expect = Expect {
         issuer: &st.issuer,

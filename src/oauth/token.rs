@@ -63,6 +63,13 @@ pub struct Issuing<'a> {
     pub group_commit: Option<&'a crate::db::group_commit::GroupCommit>,
 }
 
+impl Issuing<'_> {
+    /// What a client assertion is checked against (RFC 7523 §3).
+    pub fn assertion(&self) -> super::client_assertion::Expect<'_> {
+        super::client_assertion::Expect::at(self.issuer, self.settings, self.now)
+    }
+}
+
 /// RFC 6749 §5.1.
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
@@ -81,6 +88,8 @@ pub struct TokenResponse {
 /// (RFC 6749 §2.3.1, §3.2; docs/security.md D7).
 pub const SENSITIVE_PARAMS: &[&str] = &[
     "client_secret",
+    "client_assertion",
+    "client_assertion_type",
     "code",
     "code_verifier",
     "refresh_token",
@@ -237,7 +246,7 @@ pub fn exchange(
     request: TokenRequest,
     resources: &[String],
 ) -> Result<TokenResponse, OAuthError> {
-    let client = client_auth::authenticate_remembered(conn, cache, presented, ctx.now)?;
+    let client = client_auth::authenticate_remembered(conn, cache, presented, ctx.assertion())?;
     match request {
         TokenRequest::ClientCredentials { scope } => {
             let audiences = resource::audiences(conn, ctx.issuer, ctx.audience, resources, &[])?;

@@ -1132,9 +1132,9 @@ async fn d3_rfc7591_every_registration_error_is_oauth_json(backend: Backend) {
             "Unsupported grant type: implicit. Valid grant types: authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code.",
         ),
         (
-            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}),
+            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "tls_client_auth"}),
             "invalid_client_metadata",
-            "token_endpoint_auth_method private_key_jwt is not supported. Valid methods: client_secret_basic, client_secret_post, none.",
+            "token_endpoint_auth_method tls_client_auth is not supported. Valid methods: client_secret_basic, client_secret_post, none, private_key_jwt.",
         ),
         (
             json!({"redirect_uris": [REDIRECT], "response_types": ["token"]}),

@@ -27,14 +27,20 @@ fn rp_dir() -> PathBuf {
 
 /// The node binary and the installed packages, or why not.
 fn node_ready() -> Result<(), String> {
+    node_package_ready(&rp_dir(), "openid-client")
+}
+
+/// The node binary, and `package` installed in `dir` (by `npm ci` from its lockfile), or why
+/// not (tests/api/mcp.rs uses it too).
+pub fn node_package_ready(dir: &std::path::Path, package: &str) -> Result<(), String> {
     match Command::new("node").arg("--version").output() {
         Ok(o) if o.status.success() => {}
         _ => return Err("node is not installed".into()),
     }
-    if !rp_dir().join("node_modules/openid-client").is_dir() {
+    if !dir.join("node_modules").join(package).is_dir() {
         return Err(format!(
             "run `npm ci` in {} (the committed package-lock.json)",
-            rp_dir().display()
+            dir.display()
         ));
     }
     Ok(())

@@ -104,7 +104,12 @@ fn authenticate_verifier(
     presented: &client_auth::Presented,
     now: i64,
 ) -> Result<(), ApiError> {
-    match client_auth::authenticate_resource_server(conn, &st.api_keys, presented, now) {
+    match client_auth::authenticate_resource_server(
+        conn,
+        &st.api_keys,
+        presented,
+        crate::oauth::client_assertion::Expect::at(&st.issuer, &st.settings, now),
+    ) {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(ApiError::forbidden(
             "Only resource servers may verify keys.",

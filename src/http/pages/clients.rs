@@ -144,6 +144,7 @@ impl ClientForm {
             resources: None,
             post_logout_redirect_uris: None,
             id_token_signed_response_alg: None,
+            jwks: None,
         };
         (form, Ok(new))
     }
