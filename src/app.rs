@@ -39,6 +39,8 @@ pub struct AppState {
     pub gateway_orgs: crate::gateway::ClientOrgs,
     /// Verified against when an email is unknown, so both failures cost the same (H6).
     pub dummy_password_hash: String,
+    /// New secrets waiting for their one-time page (post/redirect/get, docs/spec.md §6).
+    pub shown_once: crate::shown_once::ShownOnce,
 }
 
 impl AppState {

@@ -206,12 +206,43 @@ impl Cli {
         Self::try_parse_with_sources_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
     }
 
+    /// The clap command with the settings listed once: under `tessera --help` and
+    /// `tessera serve --help`. Every other subcommand still accepts them (they are global)
+    /// but hides them from its help, which ends with a pointer to `tessera --help` instead.
+    pub fn command_with_help() -> clap::Command {
+        let command = Self::command();
+        let settings: Vec<clap::Arg> = command
+            .get_arguments()
+            .filter(|a| a.get_help_heading() == Some(SETTINGS))
+            .cloned()
+            .collect();
+        let names: Vec<String> = command
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .filter(|n| n != "serve")
+            .collect();
+        names.iter().fold(command, |command, name| {
+            command.mut_subcommand(name, |sub| {
+                // An argument the subcommand already has is not propagated again (clap's
+                // `_propagate_global_args`), so these hidden copies stand in for the
+                // visible ones, and nested subcommands inherit them hidden.
+                settings
+                    .iter()
+                    .fold(sub, |sub, arg| sub.arg(arg.clone().hide(true)))
+                    .after_help(
+                        "Settings (--database-url, --keys-dir, --config, …) are accepted here too; \
+                         `tessera --help` lists them.",
+                    )
+            })
+        })
+    }
+
     pub fn try_parse_with_sources_from<I, T>(args: I) -> Result<(Self, Explicit), clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let mut command = Self::command();
+        let mut command = Self::command_with_help();
         let matches = command.try_get_matches_from_mut(args)?;
         let cli = Self::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
         // Global settings given after a subcommand are propagated here with their source.
@@ -277,8 +308,11 @@ pub enum RoleArg {
 pub enum OrgCommand {
     /// Create an organization; prints {"org_id": ...}
     Create {
+        /// The organization's name, shown on its pages
         #[arg(long)]
         name: String,
+        /// The plan, which sets the rate limit of keys without their own (free 100, pro 1000
+        /// requests per minute)
         #[arg(long, value_enum, default_value = "free")]
         plan: PlanArg,
     },
@@ -322,13 +356,14 @@ pub enum UserCommand {
     /// Create a user; prints {"user_id": ..., "org_id": ...}. Without --org a new
     /// organization is made with the user as its admin.
     Create {
+        /// The account's email address, used to sign in
         #[arg(long)]
         email: String,
         /// Read the password from the first line of standard input (required: passwords
         /// are never taken from arguments, which other users can see)
         #[arg(long, required = true)]
         password_stdin: bool,
-        /// Add the user to this existing organization
+        /// Add the user to this existing organization (org_...)
         #[arg(long)]
         org: Option<String>,
         /// Role in --org [default: member; admin for a new organization]
@@ -346,6 +381,7 @@ pub enum UserCommand {
     /// Set a user's password and end all their login sessions; prints {"user_id": ...,
     /// "sessions_ended": N}
     SetPassword {
+        /// The account's email address
         #[arg(long)]
         email: String,
         /// Read the new password from the first line of standard input (required: passwords
@@ -359,6 +395,7 @@ pub enum UserCommand {
 pub enum ClientCommand {
     /// Register an OAuth client; prints {"client_id": ..., "client_secret": ...}
     Create {
+        /// The client's name, shown on the consent page
         #[arg(long)]
         name: String,
         /// An allowed redirect URI (repeat for several); https, or http on a loopback IP
@@ -382,7 +419,9 @@ pub enum ClientCommand {
         /// no fragment, owned by one resource server only
         #[arg(long = "resource", requires = "resource_server")]
         resources: Vec<String>,
-        /// Owning organization
+        /// The organization that owns the client (org_...); its admins can then rotate
+        /// and delete it on the pages and over /api/v1 [default: none, a platform client
+        /// only the CLI manages]
         #[arg(long)]
         org: Option<String>,
     },
@@ -414,8 +453,10 @@ pub enum ClientCommand {
 pub enum ApiKeyCommand {
     /// Create an API key; prints the key once, with its settings
     Create {
+        /// The organization the key belongs to (org_...)
         #[arg(long)]
         org: String,
+        /// A name for the key, shown in lists
         #[arg(long)]
         name: String,
         /// Scopes (repeat, or several in one value separated by spaces)
@@ -437,10 +478,14 @@ pub enum ApiKeyCommand {
     /// Check a key's format and checksum offline (no database): prints {"valid": true,
     /// "type": "secret"|"publishable", "prefix": ...} and exits 0, or {"valid": false,
     /// "reason": ...} and exits 1. The prefix comes from --key-prefix.
-    Check { key: String },
+    Check {
+        /// The key to check (tsr_sk_... or tsr_pk_...)
+        key: String,
+    },
     /// List an organization's live keys (never the key itself); prints {"data": [...]} with
     /// the fields of GET /api/v1/api-keys
     List {
+        /// The organization (org_...)
         #[arg(long)]
         org: String,
     },
@@ -461,6 +506,7 @@ pub enum KeyRequestCommand {
     /// List an organization's key requests, newest first; prints {"data": [...]} with the
     /// fields of GET /api/v1/key-requests
     List {
+        /// The organization (org_...)
         #[arg(long)]
         org: String,
     },
@@ -568,6 +614,68 @@ mod tests {
             );
         }
         assert_eq!(readme.len(), help.len(), "one README row per setting");
+    }
+
+    /// Every command of the tree, with its path (`tessera org create`).
+    fn all_commands(command: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        for sub in command.get_subcommands() {
+            let path = format!("{path} {}", sub.get_name());
+            out.push((path.clone(), sub.clone()));
+            all_commands(sub, path, out);
+        }
+    }
+
+    #[test]
+    fn help_describes_every_flag_and_lists_settings_only_under_tessera_and_serve() {
+        let mut root = Cli::command_with_help();
+        root.build();
+        let mut commands = Vec::new();
+        all_commands(&root, "tessera".into(), &mut commands);
+        assert!(commands.len() > 20, "{}", commands.len());
+        for (path, mut command) in commands {
+            if path.ends_with(" help") || path.contains(" help ") {
+                continue;
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" || arg.is_hide_set() {
+                    continue;
+                }
+                assert!(
+                    arg.get_help().is_some(),
+                    "`{path} --help` does not describe {id}"
+                );
+            }
+            let help = command.render_long_help().to_string();
+            let shows_settings = help.contains("--database-url");
+            if path == "tessera serve" {
+                assert!(shows_settings, "{path}: {help}");
+            } else {
+                assert!(!shows_settings, "{path} repeats the settings: {help}");
+                assert!(
+                    help.contains("`tessera --help` lists them"),
+                    "{path}: {help}"
+                );
+            }
+        }
+        let help = root.render_long_help().to_string();
+        assert!(help.contains("--database-url") && help.contains("--log-format"));
+    }
+
+    #[test]
+    fn settings_still_work_after_any_subcommand() {
+        let (cli, explicit) = Cli::try_parse_with_sources_from([
+            "tessera",
+            "org",
+            "list",
+            "--database-url",
+            "sqlite://x.db",
+            "--keys-dir",
+            "k",
+        ])
+        .expect("parses");
+        assert_eq!(cli.settings.database_url.as_deref(), Some("sqlite://x.db"));
+        assert!(explicit.contains("database_url") && explicit.contains("keys_dir"));
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod cli;
 mod clients;
 mod cors;
 mod device;
+mod first_hour;
 mod fuzz_smoke;
 mod gateway;
 mod gateway_envoy;
