@@ -222,18 +222,7 @@ impl Cli {
             .filter(|n| n != "serve")
             .collect();
         names.iter().fold(command, |command, name| {
-            command.mut_subcommand(name, |sub| {
-                // An argument the subcommand already has is not propagated again (clap's
-                // `_propagate_global_args`), so these hidden copies stand in for the
-                // visible ones, and nested subcommands inherit them hidden.
-                settings
-                    .iter()
-                    .fold(sub, |sub, arg| sub.arg(arg.clone().hide(true)))
-                    .after_help(
-                        "Settings (--database-url, --keys-dir, --config, …) are accepted here too; \
-                         `tessera --help` lists them.",
-                    )
-            })
+            command.mut_subcommand(name, |sub| hide_settings(sub, &settings))
         })
     }
 
@@ -258,6 +247,27 @@ impl Cli {
             .collect();
         Ok((cli, explicit))
     }
+}
+
+/// Gives `command` and every subcommand below it hidden copies of the global `settings`
+/// and a pointer to `tessera --help`. An argument a subcommand already has is not
+/// propagated again (clap's `_propagate_global_args`), so the hidden copies stand in for
+/// the visible ones: still accepted, no longer listed.
+fn hide_settings(command: clap::Command, settings: &[clap::Arg]) -> clap::Command {
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let command = settings
+        .iter()
+        .fold(command, |c, arg| c.arg(arg.clone().hide(true)))
+        .after_help(
+            "Settings (--database-url, --keys-dir, --config, …) are accepted here too; \
+             `tessera --help` lists them.",
+        );
+    names.iter().fold(command, |c, name| {
+        c.mut_subcommand(name, |sub| hide_settings(sub, settings))
+    })
 }
 
 impl SettingsArgs {
@@ -647,7 +657,7 @@ mod tests {
                 );
             }
             let help = command.render_long_help().to_string();
-            let shows_settings = help.contains("--database-url");
+            let shows_settings = help.contains("--database-url <");
             if path == "tessera serve" {
                 assert!(shows_settings, "{path}: {help}");
             } else {

@@ -199,14 +199,14 @@ fn help_lists_the_settings_once_and_describes_admin_flags() {
             "{cmd:?} points to them: {help}"
         );
         assert!(help.contains("--name <NAME>"), "{help}");
-        let name_line = help
+        // The description follows the flag, on its line or the next.
+        let after = help.split("--name <NAME>").nth(1).expect("flag");
+        let description = after
             .lines()
-            .find(|l| l.contains("--name <NAME>"))
-            .expect("line");
-        assert!(
-            name_line.trim() != "--name <NAME>",
-            "--name is described: {help}"
-        );
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .expect("text");
+        assert!(!description.starts_with('-'), "--name is described: {help}");
     }
     let serve = tessera(&["serve", "--help"]);
     let serve = String::from_utf8_lossy(&serve.stdout).to_string();
@@ -393,7 +393,10 @@ async fn br_one_time_key_page_reload_and_error_pages_at_1280_and_390_px() {
         .await
         .expect("the new key is shown");
     let url = c.current_url().await.expect("url");
-    assert!(url.query().is_some_and(|q| q.starts_with("shown=")), "{url}");
+    assert!(
+        url.query().is_some_and(|q| q.starts_with("shown=")),
+        "{url}"
+    );
     for width in [1280u32, 390] {
         c.set_window_size(width, 900).await.expect("size");
         assert_eq!(overflow(c).await, 0, "the new-key page at {width} px");
@@ -404,7 +407,10 @@ async fn br_one_time_key_page_reload_and_error_pages_at_1280_and_390_px() {
         .for_element(Locator::Id("already-shown"))
         .await
         .expect("a reload says the key was already shown");
-    assert!(c.find(Locator::Id("new-key-value")).await.is_err(), "no key on reload");
+    assert!(
+        c.find(Locator::Id("new-key-value")).await.is_err(),
+        "no key on reload"
+    );
     let org = app.org_of("first@example.com");
     let keys = {
         let mut conn = app.state.pool.get().expect("conn");
