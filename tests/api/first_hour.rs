@@ -200,7 +200,8 @@ fn help_lists_the_settings_once_and_describes_admin_flags() {
         );
         assert!(help.contains("--name <NAME>"), "{help}");
         // The description follows the flag, on its line or the next.
-        let after = help.split("--name <NAME>").nth(1).expect("flag");
+        let options = help.split("Options:").nth(1).expect("options");
+        let after = options.split("--name <NAME>").nth(1).expect("flag");
         let description = after
             .lines()
             .map(str::trim)
