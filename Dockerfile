@@ -8,6 +8,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY templates ./templates
+COPY static ./static
 COPY keys/README.md ./keys/README.md
 RUN cargo build --release --locked --bin tessera
 

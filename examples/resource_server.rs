@@ -162,6 +162,30 @@ fn unavailable() -> Refusal {
     )
 }
 
+/// tessera answered 401 or 403 to this server's own client credentials (introspection or key
+/// verification): a configuration mistake of this server, not an outage. Logged on stderr,
+/// naming the endpoint, status and client id, and answered 500: the caller cannot fix it and
+/// retrying will not help.
+fn refused_credentials(endpoint: &str, status: u16, client_id: &str) -> Refusal {
+    eprintln!(
+        "resource_server: ERROR: tessera refused this server's own credentials: {endpoint} answered \
+         {status} for RS_CLIENT_ID={client_id}. Check RS_CLIENT_ID and RS_CLIENT_SECRET, and that \
+         the client was created with --resource-server."
+    );
+    let message = "This API is misconfigured: the authorization server refused its credentials.";
+    Refusal(error(StatusCode::INTERNAL_SERVER_ERROR).json(body("api_error", message)))
+}
+
+/// An answer from tessera to this server's own credentials that is not a success: a
+/// refusal of those credentials (401, 403) or tessera being unavailable (anything else).
+fn tessera_failed(endpoint: &str, status: u16, client_id: &str) -> Refusal {
+    if status == 401 || status == 403 {
+        refused_credentials(endpoint, status, client_id)
+    } else {
+        unavailable()
+    }
+}
+
 #[expect(
     clippy::disallowed_methods,
     reason = "a separate program: it reads its own clock, not tessera's clock.rs"
@@ -344,7 +368,12 @@ impl Guard {
             .await
             .map_err(|_| unavailable())?;
         if !r.status().is_success() {
-            return Err(unavailable());
+            let status = r.status().as_u16();
+            return Err(tessera_failed(
+                "/oauth/introspect",
+                status,
+                &self.cfg.client_id,
+            ));
         }
         let v: Value = r.json().await.map_err(|_| unavailable())?;
         let answer = (v.get("active") == Some(&Value::Bool(true))).then(|| Caller {
@@ -388,7 +417,12 @@ impl Guard {
             .await
             .map_err(|_| unavailable())?;
         if r.status().as_u16() != 200 {
-            return Err(unavailable());
+            let status = r.status().as_u16();
+            return Err(tessera_failed(
+                "/api/v1/keys/verify",
+                status,
+                &self.cfg.client_id,
+            ));
         }
         let rate: RateHeaders = [
             "x-ratelimit-limit",

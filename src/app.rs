@@ -45,6 +45,8 @@ pub struct AppState {
     /// SQLite's writer thread for the token endpoint's grant transactions (group commit,
     /// docs/architecture.md §6.1); `None` on PostgreSQL.
     pub group_commit: Option<crate::db::group_commit::GroupCommit>,
+    /// New secrets waiting for their one-time page (post/redirect/get, docs/spec.md §6).
+    pub shown_once: crate::shown_once::ShownOnce,
 }
 
 impl AppState {

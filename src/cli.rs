@@ -216,12 +216,32 @@ impl Cli {
         Self::try_parse_with_sources_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
     }
 
+    /// The clap command with the settings listed once: under `tessera --help` and
+    /// `tessera serve --help`. Every other subcommand still accepts them (they are global)
+    /// but hides them from its help, which ends with a pointer to `tessera --help` instead.
+    pub fn command_with_help() -> clap::Command {
+        let command = Self::command();
+        let settings: Vec<clap::Arg> = command
+            .get_arguments()
+            .filter(|a| a.get_help_heading() == Some(SETTINGS))
+            .cloned()
+            .collect();
+        let names: Vec<String> = command
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .filter(|n| n != "serve")
+            .collect();
+        names.iter().fold(command, |command, name| {
+            command.mut_subcommand(name, |sub| hide_settings(sub, &settings))
+        })
+    }
+
     pub fn try_parse_with_sources_from<I, T>(args: I) -> Result<(Self, Explicit), clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let mut command = Self::command();
+        let mut command = Self::command_with_help();
         let matches = command.try_get_matches_from_mut(args)?;
         let cli = Self::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
         // Global settings given after a subcommand are propagated here with their source.
@@ -237,6 +257,27 @@ impl Cli {
             .collect();
         Ok((cli, explicit))
     }
+}
+
+/// Gives `command` and every subcommand below it hidden copies of the global `settings`
+/// and a pointer to `tessera --help`. An argument a subcommand already has is not
+/// propagated again (clap's `_propagate_global_args`), so the hidden copies stand in for
+/// the visible ones: still accepted, no longer listed.
+fn hide_settings(command: clap::Command, settings: &[clap::Arg]) -> clap::Command {
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let command = settings
+        .iter()
+        .fold(command, |c, arg| c.arg(arg.clone().hide(true)))
+        .after_help(
+            "Settings (--database-url, --keys-dir, --config, …) are accepted here too; \
+             `tessera --help` lists them.",
+        );
+    names.iter().fold(command, |c, name| {
+        c.mut_subcommand(name, |sub| hide_settings(sub, settings))
+    })
 }
 
 impl SettingsArgs {
@@ -287,8 +328,11 @@ pub enum RoleArg {
 pub enum OrgCommand {
     /// Create an organization; prints {"org_id": ...}
     Create {
+        /// The organization's name, shown on its pages
         #[arg(long)]
         name: String,
+        /// The plan, which sets the rate limit of keys without their own (free 100, pro 1000
+        /// requests per minute)
         #[arg(long, value_enum, default_value = "free")]
         plan: PlanArg,
     },
@@ -332,13 +376,14 @@ pub enum UserCommand {
     /// Create a user; prints {"user_id": ..., "org_id": ...}. Without --org a new
     /// organization is made with the user as its admin.
     Create {
+        /// The account's email address, used to sign in
         #[arg(long)]
         email: String,
         /// Read the password from the first line of standard input (required: passwords
         /// are never taken from arguments, which other users can see)
         #[arg(long, required = true)]
         password_stdin: bool,
-        /// Add the user to this existing organization
+        /// Add the user to this existing organization (org_...)
         #[arg(long)]
         org: Option<String>,
         /// Role in --org [default: member; admin for a new organization]
@@ -356,6 +401,7 @@ pub enum UserCommand {
     /// Set a user's password and end all their login sessions; prints {"user_id": ...,
     /// "sessions_ended": N}
     SetPassword {
+        /// The account's email address
         #[arg(long)]
         email: String,
         /// Read the new password from the first line of standard input (required: passwords
@@ -369,6 +415,7 @@ pub enum UserCommand {
 pub enum ClientCommand {
     /// Register an OAuth client; prints {"client_id": ..., "client_secret": ...}
     Create {
+        /// The client's name, shown on the consent page
         #[arg(long)]
         name: String,
         /// An allowed redirect URI (repeat for several); https, or http on a loopback IP
@@ -403,7 +450,9 @@ pub enum ClientCommand {
         /// authenticates with private_key_jwt (RFC 7523 §2.2) and gets no secret
         #[arg(long, conflicts_with = "public")]
         jwks_file: Option<std::path::PathBuf>,
-        /// Owning organization
+        /// The organization that owns the client (org_...); its admins can then rotate
+        /// and delete it on the pages and over /api/v1 [default: none, a platform client
+        /// only the CLI manages]
         #[arg(long)]
         org: Option<String>,
     },
@@ -435,8 +484,10 @@ pub enum ClientCommand {
 pub enum ApiKeyCommand {
     /// Create an API key; prints the key once, with its settings
     Create {
+        /// The organization the key belongs to (org_...)
         #[arg(long)]
         org: String,
+        /// A name for the key, shown in lists
         #[arg(long)]
         name: String,
         /// Scopes (repeat, or several in one value separated by spaces)
@@ -458,10 +509,14 @@ pub enum ApiKeyCommand {
     /// Check a key's format and checksum offline (no database): prints {"valid": true,
     /// "type": "secret"|"publishable", "prefix": ...} and exits 0, or {"valid": false,
     /// "reason": ...} and exits 1. The prefix comes from --key-prefix.
-    Check { key: String },
+    Check {
+        /// The key to check (tsr_sk_... or tsr_pk_...)
+        key: String,
+    },
     /// List an organization's live keys (never the key itself); prints {"data": [...]} with
     /// the fields of GET /api/v1/api-keys
     List {
+        /// The organization (org_...)
         #[arg(long)]
         org: String,
     },
@@ -482,6 +537,7 @@ pub enum KeyRequestCommand {
     /// List an organization's key requests, newest first; prints {"data": [...]} with the
     /// fields of GET /api/v1/key-requests
     List {
+        /// The organization (org_...)
         #[arg(long)]
         org: String,
     },
@@ -506,109 +562,5 @@ pub enum KeysCommand {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `(flag, env var, default)` of every setting, read from what `tessera --help` prints.
-    fn help_rows() -> Vec<(String, String, String)> {
-        let help = Cli::command().render_long_help().to_string();
-        let (_, section) = help
-            .split_once(&format!("\n{SETTINGS}:\n"))
-            .expect("the settings heading");
-        let mut blocks: Vec<(String, String)> = Vec::new();
-        for line in section.lines() {
-            if !line.is_empty() && !line.starts_with(' ') {
-                break; // the next heading
-            }
-            let text = line.trim_start();
-            if text.starts_with("--") && line.len() - text.len() < 10 {
-                let flag = text.split_whitespace().next().expect("flag");
-                blocks.push((flag.to_string(), String::new()));
-            } else if let Some((_, body)) = blocks.last_mut() {
-                body.push_str(text);
-                body.push('\n');
-            }
-        }
-        let between = |text: &str, open: &str, close: char| {
-            let (_, rest) = text.split_once(open)?;
-            Some(rest.split(close).next()?.to_string())
-        };
-        blocks
-            .into_iter()
-            .map(|(flag, body)| {
-                let env = between(&body, "[env: ", '=').expect("every setting has a variable");
-                let default = between(&body, "[default: ", ']')
-                    .unwrap_or_else(|| panic!("{flag}: no [default: …] in --help"));
-                (flag, env, default)
-            })
-            .collect()
-    }
-
-    // `(flag, env var, default)` of every row of the README's configuration table.
-    fn readme_rows() -> Vec<(String, String, String)> {
-        let readme = include_str!("../README.md");
-        let (_, section) = readme
-            .split_once("\n## Configuration\n")
-            .expect("README has a configuration section");
-        let section = section.split("\n## ").next().expect("section");
-        section
-            .lines()
-            .filter(|l| l.starts_with("| `-"))
-            .map(|l| {
-                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-                assert_eq!(cells.len(), 5, "three columns: {l}");
-                let unquote = |s: &str| s.replace('`', "");
-                (unquote(cells[1]), unquote(cells[2]), unquote(cells[3]))
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_readme_configuration_table_matches_help() {
-        let help = help_rows();
-        let readme = readme_rows();
-        assert!(help.len() >= 21, "settings in --help: {help:?}");
-        for (flag, env, default) in &help {
-            let row = readme
-                .iter()
-                .find(|(f, _, _)| f == flag)
-                .unwrap_or_else(|| panic!("README's configuration table lacks {flag}"));
-            assert_eq!(&row.1, env, "README's variable for {flag}");
-            // The README may add a remark after the default: `60` (at most 600).
-            let rest = row.2.strip_prefix(default.as_str());
-            assert!(
-                rest.is_some_and(|r| !r.starts_with(|c: char| c.is_alphanumeric())),
-                "README's default for {flag} is {:?}, --help says {default:?}",
-                row.2
-            );
-        }
-        for (flag, _, _) in &readme {
-            assert!(
-                help.iter().any(|(f, _, _)| f == flag),
-                "README lists {flag}, which is not a setting in --help"
-            );
-        }
-        assert_eq!(readme.len(), help.len(), "one README row per setting");
-    }
-
-    #[test]
-    fn every_flag_variable_and_file_key_has_one_name() {
-        let command = Cli::command();
-        let table = toml::to_string(&SettingsArgs::defaults().expect("defaults")).expect("toml");
-        for arg in command.get_arguments() {
-            if arg.get_help_heading() != Some(SETTINGS) {
-                continue;
-            }
-            let id = arg.get_id().as_str();
-            assert_eq!(arg.get_long(), Some(id.replace('_', "-").as_str()));
-            let env = arg.get_env().and_then(|e| e.to_str()).expect("env");
-            assert_eq!(env, format!("TESSERA_{}", id.to_uppercase()));
-            if !arg.get_default_values().is_empty() {
-                assert!(
-                    table.contains(&format!("{id} = ")),
-                    "{id} is not a file key"
-                );
-            }
-        }
-    }
-}
+#[path = "cli_tests.rs"]
+mod tests;

@@ -275,12 +275,26 @@ impl Settings {
             ));
         }
 
+        let keys_dir = given("keys_dir", a.keys_dir)?;
+        // A file where the directory should be: say so here, naming the setting, instead
+        // of an I/O error about a key file inside it later.
+        if keys_dir.exists() && !keys_dir.is_dir() {
+            return Err(invalid(
+                "keys_dir",
+                format!(
+                    "{} is a file, not a directory: --keys-dir (TESSERA_KEYS_DIR) names the \
+                     directory that holds the signing keys, one <kid>.pem each",
+                    keys_dir.display()
+                ),
+            ));
+        }
+
         Ok(Self {
             bind,
             database_url,
             issuer,
             audience,
-            keys_dir: given("keys_dir", a.keys_dir)?,
+            keys_dir,
             signing_alg: given("signing_alg", a.signing_alg)?,
             key_rotation_delay_seconds,
             jwks_max_age_seconds: given("jwks_max_age_seconds", a.jwks_max_age_seconds)?,
@@ -414,6 +428,24 @@ mod tests {
     fn merge(args: &[&str], file: Option<SettingsArgs>) -> Result<Settings, ConfigError> {
         let (a, explicit) = argv(args);
         Settings::from_args(layered(&a, &explicit, file)?)
+    }
+
+    #[test]
+    fn keys_dir_naming_a_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, "x").expect("write");
+        let path = file.to_str().expect("utf-8");
+        let err = merge(&["--keys-dir", path], None).expect_err("a file is refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("keys_dir") && text.contains("is a file, not a directory"),
+            "{text}"
+        );
+        assert!(text.contains(path), "{text}");
+        let missing = dir.path().join("new");
+        let ok = merge(&["--keys-dir", missing.to_str().expect("utf-8")], None);
+        assert!(ok.is_ok(), "a directory still to be made is fine");
     }
 
     #[test]

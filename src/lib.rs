@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod app;
 pub mod audit;
+pub mod banner;
 pub mod change_feed;
 pub mod cli;
 pub mod clients;
@@ -25,6 +26,7 @@ pub mod orgs;
 pub mod scope;
 pub mod secret_scanning;
 pub mod sessions;
+pub mod shown_once;
 pub mod startup;
 pub mod telemetry;
 pub mod throttle;

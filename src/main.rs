@@ -59,24 +59,33 @@ fn serve(settings: Settings) -> ExitCode {
     let result = system.block_on(async move {
         let app = Application::build(settings, Arc::new(SystemClock))?;
         let state = app.state();
-        let host = state.settings.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
-        let host = if host == "0.0.0.0" || host == "[::]" { "127.0.0.1" } else { host };
+        let host = state
+            .settings
+            .bind
+            .rsplit_once(':')
+            .map_or("127.0.0.1", |(h, _)| h);
+        let host = if host == "0.0.0.0" || host == "[::]" {
+            "127.0.0.1"
+        } else {
+            host
+        };
         let url = format!("http://{host}:{}", app.port());
         // The banner is for a person; a closed stdout (a supervisor that stopped reading)
         // must not take the server down, so write errors are ignored instead of panicking.
-        let banner = format!(
-            "tessera is listening on {url} (issuer {issuer})\n  metadata: {issuer}/.well-known/oauth-authorization-server\n  \
-             create the first account: echo 'a-long-password' | tessera user create --email you@example.com --password-stdin\n  \
-             (or with cargo: cargo run --release -- user create --email you@example.com --password-stdin)\n",
-            issuer = state.issuer
-        );
+        let accounts = state
+            .conn()
+            .ok()
+            .and_then(|mut conn| tessera::users::store::count(&mut conn).ok());
+        let banner = tessera::banner::text(&url, &state.issuer, accounts);
         {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(banner.as_bytes());
             let _ = out.flush();
         }
-        app.run_until_stopped().await.map_err(tessera::startup::StartupError::from)
+        app.run_until_stopped()
+            .await
+            .map_err(tessera::startup::StartupError::from)
     });
     match result {
         Ok(()) => {

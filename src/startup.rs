@@ -67,6 +67,31 @@ fn start_group_commit(
     )?))
 }
 
+/// Logs what the gateway configuration will refuse without saying so (docs/spec.md §11):
+/// routes without an audience, and an audience no resource server registered.
+fn gateway_warnings(state: &AppState) {
+    let gateway = &state.settings.gateway;
+    for warning in gateway.start_warnings() {
+        tracing::warn!("{warning}");
+    }
+    let Some(audience) = gateway.audience.as_deref() else {
+        return;
+    };
+    let registered = state
+        .pool
+        .get()
+        .ok()
+        .and_then(|mut conn| crate::gateway::is_registered_resource(&mut conn, audience).ok());
+    if registered == Some(false) {
+        tracing::warn!(
+            %audience,
+            "[gateway] audience is not a registered resource: no client can ask for tokens for it \
+             (resource=...), so /gateway/check accepts API keys only until a resource server \
+             registers it (tessera client create --resource-server --resource URI)"
+        );
+    }
+}
+
 pub struct Application {
     server: Server,
     port: u16,
@@ -135,6 +160,7 @@ impl Application {
                 settings.cache_ttl_ms,
             )),
             gateway_orgs: crate::gateway::ClientOrgs::default(),
+            shown_once: crate::shown_once::ShownOnce::default(),
             dummy_password_hash: crate::users::hash_password(&crate::crypto::random_token())
                 .map_err(|e| StartupError::Io(std::io::Error::other(e.to_string())))?,
             settings,
@@ -142,6 +168,7 @@ impl Application {
         state.api_keys.health.poll_every(Duration::from_millis(
             state.settings.change_poll_interval_ms,
         ));
+        gateway_warnings(&state);
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

@@ -74,12 +74,62 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// `[gateway] audience` is the resource URI (RFC 8707) of the API behind the gateway, the
+/// `aud` that access tokens must name: an absolute URL without a fragment, as every
+/// registered resource (docs/spec.md §8, §11).
+fn check_audience(a: &str) -> Result<(), String> {
+    if a.trim().is_empty() {
+        return Err("gateway.audience must not be empty".into());
+    }
+    match url::Url::parse(a) {
+        Ok(u) if u.fragment().is_none() && !u.cannot_be_a_base() => Ok(()),
+        Ok(_) => Err(format!(
+            "gateway.audience {a:?} must be an absolute URL without a fragment, the resource \
+             URI of the API behind the gateway (as registered with --resource)"
+        )),
+        Err(e) => Err(format!(
+            "gateway.audience {a:?} is not a URL ({e}): it must be the resource URI of the API \
+             behind the gateway, as registered with --resource, e.g. https://api.example/inference"
+        )),
+    }
+}
+
+/// True when `uri` is a resource some resource server registered (`client_resources`).
+pub fn is_registered_resource(
+    conn: &mut crate::db::DbConnection,
+    uri: &str,
+) -> diesel::QueryResult<bool> {
+    use crate::db::schema::client_resources;
+    use diesel::prelude::*;
+    let found: i64 = client_resources::table
+        .filter(client_resources::uri.eq(uri))
+        .count()
+        .get_result(conn)?;
+    Ok(found > 0)
+}
+
 impl Gateway {
+    /// The warnings `serve` logs at start about this configuration: routes without an
+    /// audience (every access token refused: only API keys pass).
+    pub fn start_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.routes.is_empty() && self.audience.is_none() {
+            out.push(
+                "[gateway] has routes but no audience: /gateway/check refuses every access \
+                 token (401) and accepts API keys only. Set [gateway] audience in tessera.toml \
+                 to the resource URI of the API (a resource registered with --resource) to \
+                 accept access tokens issued for it."
+                    .to_string(),
+            );
+        }
+        out
+    }
+
     /// Validates `[gateway]`; the error names the route (`gateway.routes[N]`, from 1) and
     /// what is wrong with it.
     pub fn new(s: GatewaySettings, catalogue: &Catalogue) -> Result<Self, String> {
-        if s.audience.as_deref().is_some_and(|a| a.trim().is_empty()) {
-            return Err("gateway.audience must not be empty".into());
+        if let Some(a) = s.audience.as_deref() {
+            check_audience(a)?;
         }
         let routes = s
             .routes
@@ -346,5 +396,27 @@ scopes = ["inference:read"]
             "[gateway]\n[[gateway.routes]]\npath = \"/ok\"\n[[gateway.routes]]\npath = \"bad\"\n";
         assert!(gateway(two).expect_err("bad").contains("gateway.routes[2]"));
         assert!(gateway("[gateway]\naudience = \"\"").is_err());
+        let err = gateway("[gateway]\naudience = \"inference\"").expect_err("not a URL");
+        assert!(
+            err.contains("gateway.audience") && err.contains("not a URL"),
+            "{err}"
+        );
+        let err = gateway("[gateway]\naudience = \"https://api.example/x#f\"").expect_err("#");
+        assert!(err.contains("without a fragment"), "{err}");
+        assert!(gateway("[gateway]\naudience = \"https://api.example/inference\"").is_ok());
+    }
+
+    #[test]
+    fn routes_without_an_audience_are_warned_about() {
+        let routes = "[[gateway.routes]]\npath = \"/v1/*\"\n";
+        let bare = gateway(&format!("[gateway]\n{routes}")).expect("ok");
+        let warnings = bare.start_warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("no audience") && warnings[0].contains("API keys only"));
+        let with = gateway(&format!(
+            "[gateway]\naudience = \"https://api.example\"\n{routes}"
+        ));
+        assert!(with.expect("ok").start_warnings().is_empty());
+        assert!(Gateway::default().start_warnings().is_empty());
     }
 }

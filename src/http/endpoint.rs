@@ -211,11 +211,31 @@ pub async fn api_not_found() -> HttpResponse {
     ))
 }
 
-/// 404 for any other path that names no endpoint: a plain page.
-pub async fn page_not_found() -> HttpResponse {
+/// 404 for any other path that names no endpoint. Paths of the OAuth and metadata
+/// endpoints (`/oauth/…`, `/.well-known/…`), which programs call, and requests that accept
+/// JSON but not HTML get OAuth-style JSON (`{"error": "not_found", "error_description"}`);
+/// everyone else, browsers included, a page with a way back to the start page.
+pub async fn page_not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    let path = req.path();
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let wants_json = accept.contains("json") && !accept.contains("html");
+    if path.starts_with("/oauth/") || path.starts_with("/.well-known/") || wants_json {
+        return HttpResponse::NotFound()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({
+                "error": "not_found",
+                "error_description": "No such endpoint. The endpoints are listed in \
+                    /.well-known/oauth-authorization-server.",
+            }));
+    }
     super::pages::error_page(
         StatusCode::NOT_FOUND,
         "Page not found",
-        "There is no page at this address.",
+        "There is no page at this address. Check the address, or start again from the \
+         start page.",
     )
 }

@@ -54,6 +54,8 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
         at("/", Plain).get(pages::accounts::home_get),
         at("/static/tessera.css", Plain).get(pages::stylesheet_get),
         at("/static/copy.js", Plain).get(pages::copy_script_get),
+        at("/static/favicon.svg", Plain).get(pages::favicon_get),
+        at("/favicon.ico", Plain).get(pages::favicon_get),
         at("/settings/api-keys", Plain)
             .get(pages::keys::api_keys_get)
             .post(pages::keys::api_keys_post),

@@ -208,8 +208,12 @@ pub struct ValidRequest {
 
 #[derive(Debug)]
 pub enum AuthorizeError {
-    /// Answer with an HTML error page and no redirect.
-    Page(&'static str),
+    /// Answer with an HTML error page and no redirect: the OAuth error code shown on it
+    /// (`invalid_client`, `invalid_redirect_uri`, `invalid_request`) and the message.
+    Page {
+        error: &'static str,
+        message: &'static str,
+    },
     /// Send the browser back to the client with this error URL (`iss` still to add).
     Redirect(Url),
     App(AppError),
@@ -251,6 +255,9 @@ struct Registrar<'a> {
     catalogue: &'a Catalogue,
     client: RefCell<Option<ClientRow>>,
     failure: RefCell<Option<AppError>>,
+    /// Why `bound_redirect` refused: the client is unknown (`invalid_client`) or the
+    /// redirect URI is not one it registered (`invalid_redirect_uri`).
+    unbound: RefCell<&'static str>,
 }
 
 impl Registrar<'_> {
@@ -258,12 +265,16 @@ impl Registrar<'_> {
         let found = store::find(&mut self.conn.borrow_mut(), &bound.client_id);
         let client = match found {
             Ok(Some(c)) => c,
-            Ok(None) => return Err(RegistrarError::Unspecified),
+            Ok(None) => {
+                *self.unbound.borrow_mut() = "invalid_client";
+                return Err(RegistrarError::Unspecified);
+            }
             Err(e) => {
                 *self.failure.borrow_mut() = Some(AppError::from_db(e));
                 return Err(RegistrarError::PrimitiveError);
             }
         };
+        *self.unbound.borrow_mut() = "invalid_redirect_uri";
         let registered = client.redirect_uri_list();
         let chosen = match &bound.redirect_uri {
             Some(requested) => {
@@ -353,6 +364,7 @@ pub fn validate(
         catalogue,
         client: RefCell::new(None),
         failure: RefCell::new(None),
+        unbound: RefCell::new("invalid_request"),
     };
     let mut machine = Authorization::new(req);
     let mut input = Input::None;
@@ -390,9 +402,14 @@ pub fn validate(
                         ));
                     }
                     Err(RegistrarError::Unspecified) => {
-                        return Err(AuthorizeError::Page(
-                            "The application or its redirect URI is not registered.",
-                        ));
+                        let error = *registrar.unbound.borrow();
+                        let message = if error == "invalid_client" {
+                            "No application is registered with this client_id."
+                        } else {
+                            "The redirect_uri is missing or is not one the application registered \
+                             (it must match a registered URI exactly)."
+                        };
+                        return Err(AuthorizeError::Page { error, message });
                     }
                 }
             }
@@ -405,7 +422,12 @@ pub fn validate(
                         AuthorizationErrorType::InvalidRequest,
                     ));
                 }
-                (Err(()), None) => return Err(AuthorizeError::Page("The request is malformed.")),
+                (Err(()), None) => {
+                    return Err(AuthorizeError::Page {
+                        error: "invalid_request",
+                        message: "The request is malformed.",
+                    });
+                }
             },
             Output::Negotiate {
                 bound_client,
@@ -504,9 +526,11 @@ pub fn validate(
                 });
             }
             Output::Err(OxError::Ignore) => {
-                return Err(AuthorizeError::Page(
-                    "The request is malformed or names no registered application.",
-                ));
+                return Err(AuthorizeError::Page {
+                    error: "invalid_request",
+                    message: "The request is malformed: client_id or redirect_uri is missing, \
+                              repeated or not valid, or the query is not valid form encoding.",
+                });
             }
             Output::Err(OxError::Redirect(url)) => {
                 return Err(AuthorizeError::Redirect(url.into()));

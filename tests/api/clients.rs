@@ -635,7 +635,7 @@ async fn audit_page_is_for_admins_and_records_client_events(backend: Backend) {
         .send()
         .await
         .expect("post");
-    assert_eq!(r.status(), 201);
+    assert_eq!(r.status(), 303);
     let r = admin
         .get(format!("{}/settings/audit", app.address))
         .send()
@@ -752,9 +752,10 @@ async fn developer_pages_register_edit_rotate_and_delete(backend: Backend) {
         .send()
         .await
         .expect("post");
-    assert_eq!(r.status(), 201);
-    assert_eq!(r.headers()["cache-control"], "no-store");
-    let html = r.text().await.expect("html");
+    // Post/redirect/get (docs/spec.md §6): the secret is on the page the 303 leads to.
+    let (location, status, cache, html) = app.follow(&b, r).await;
+    assert_eq!(status, 200);
+    assert_eq!(cache, "no-store");
     assert!(!html.contains(evil), "H5: the list escapes the name");
     let secret = {
         let at = html.find("tsr_cs_").expect("the secret is shown once");
@@ -765,6 +766,14 @@ async fn developer_pages_register_edit_rotate_and_delete(backend: Backend) {
         html[at..at + 26].to_string()
     };
     assert!(id.starts_with("cli_"), "{id}");
+    // A reload of that page shows no secret and registers no second client.
+    let (_, again) = get(format!("{}{location}", app.address)).await;
+    assert!(!again.contains("tsr_cs_") && again.contains(r#"id="already-shown""#));
+    assert_eq!(
+        again.matches("data-client-id=").count(),
+        1,
+        "exactly one client"
+    );
     // The list afterwards never shows the secret.
     let (_, html) = get(format!("{}/developer/clients", app.address)).await;
     assert!(!html.contains(&secret));
@@ -798,9 +807,19 @@ async fn developer_pages_register_edit_rotate_and_delete(backend: Backend) {
         .send()
         .await
         .expect("post");
-    assert_eq!(r.status(), 201);
-    assert_eq!(r.headers()["cache-control"], "no-store");
-    assert!(r.text().await.expect("html").contains("tsr_cs_"));
+    let (location, status, cache, html) = app.follow(&b, r).await;
+    assert_eq!((status, cache.as_str()), (200, "no-store"));
+    let rotated = {
+        let at = html.find("tsr_cs_").expect("the new secret is shown once");
+        html[at..at + 7 + 43].to_string()
+    };
+    assert_ne!(rotated, secret);
+    let (_, again) = get(format!("{}{location}", app.address)).await;
+    assert!(
+        !again.contains("tsr_cs_"),
+        "a reload rotates nothing and shows no secret"
+    );
+    assert!(again.contains("already shown"));
     // Delete, confirming.
     let (status, html) = get(format!("{}/developer/clients/{id}/delete", app.address)).await;
     assert_eq!(status, 200);

@@ -29,6 +29,7 @@ mod clients;
 mod cors;
 mod device;
 mod device_limits;
+mod first_hour;
 mod fuzz_smoke;
 mod gateway;
 mod gateway_envoy;

@@ -17,6 +17,7 @@ crate::on_both_backends!(
     the_example_inference_api_accepts_and_refuses_what_it_should,
     rate_limit_headers_belong_to_live_keys_only,
     f4_g2_with_a_resource_uri_the_example_takes_only_tokens_for_it_and_publishes_rfc_9728_metadata,
+    refused_own_credentials_are_a_500_naming_them_not_an_outage,
 );
 
 /// Boots the example on port 0 against `app`; returns its base URL.
@@ -32,8 +33,18 @@ pub fn start_example_on(
     listener: std::net::TcpListener,
     resource: Option<String>,
 ) -> String {
+    start_example_for(app.address.clone(), rs, listener, resource)
+}
+
+/// Boots the example on `listener` against the tessera at `tessera_url`.
+fn start_example_for(
+    tessera_url: String,
+    rs: &(String, String),
+    listener: std::net::TcpListener,
+    resource: Option<String>,
+) -> String {
     let guard = actix_web::web::Data::new(example::Guard::new(example::Config {
-        tessera_url: app.address.clone(),
+        tessera_url,
         client_id: rs.0.clone(),
         client_secret: rs.1.clone(),
         resource,
@@ -393,4 +404,42 @@ async fn f4_g2_with_a_resource_uri_the_example_takes_only_tokens_for_it_and_publ
         [200, 401, 401],
         "only a token whose aud is this resource is accepted"
     );
+}
+
+/// Issue 18: tessera refusing the example's own client credentials (a wrong
+/// RS_CLIENT_SECRET) is a configuration mistake, answered 500 "misconfigured" (and logged),
+/// never 503 "cannot be reached"; a tessera that is really down stays 503.
+async fn refused_own_credentials_are_a_500_naming_them_not_an_outage(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rs = app.resource_server();
+    let wrong = (rs.0.clone(), format!("{}x", rs.1));
+    let base = start_example(&app, &wrong);
+    let org = app.org(Plan::Free);
+    let key = app.api_key(
+        &org,
+        KeySpec {
+            scopes: "inference:read",
+            ..Default::default()
+        },
+    );
+    let a = call(&base, false, Some(&key.key)).await;
+    assert_eq!(a.status, 500, "key verification refused: {:?}", a.body);
+    let message = a.body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("refused its credentials"), "{message}");
+    let client = app.web_client("inference:read");
+    let tokens = app.user_tokens(&client, "inference:read").await;
+    let at = tokens["access_token"].as_str().expect("at");
+    let a = call(&base, false, Some(at)).await;
+    assert_eq!(a.status, 500, "introspection refused: {:?}", a.body);
+
+    // The right credentials against an address where nothing listens: 503, retry.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nowhere = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = start_example_for(nowhere, &rs, listener, None);
+    let a = call(&base, false, Some(&key.key)).await;
+    assert_eq!(a.status, 503, "{:?}", a.body);
 }

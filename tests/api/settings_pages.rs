@@ -69,12 +69,37 @@ async fn i1_the_page_shows_a_new_key_once_then_only_its_last_six(backend: Backen
         &[("scope", "inference:read"), ("scope", "inference:write")],
     )
     .await;
-    assert_eq!(r.status(), 201);
-    assert_eq!(r.headers()["cache-control"], "no-store", "I1");
-    let html = r.text().await.expect("html");
+    // Post/redirect/get (docs/spec.md §6): the key is on the page the 303 leads to.
+    let (location, status, cache, html) = app.follow(&b, r).await;
+    assert_eq!(status, 200);
+    assert_eq!(cache, "no-store", "I1");
     let key = key_in(&html).expect("the new key is on the page");
     assert!(html.contains("will not be shown again"));
     assert!(html.contains(r#"id="copy""#));
+    // Reloading that page shows it no more, and makes no second key.
+    let (status, again) = app.page(&b, &location).await;
+    assert_eq!(status, 200);
+    assert!(key_in(&again).is_none(), "I1: a reload never shows a key");
+    assert!(again.contains(r#"id="already-shown""#));
+    // Another session (same account) cannot take someone else's slot either.
+    let other = app.browser();
+    let r = crate::helpers::login(
+        &app,
+        &other,
+        "ada@example.com",
+        crate::helpers::oauth::PASSWORD,
+        "/",
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (_, theirs) = app.page(&other, &location).await;
+    assert!(key_in(&theirs).is_none());
+    let org = app.org_of("ada@example.com");
+    let keys = {
+        let mut conn = app.state.pool.get().expect("conn");
+        tessera::api_keys::store::list(&mut conn, &org).expect("keys")
+    };
+    assert_eq!(keys.len(), 1, "exactly one key exists");
 
     // It works, with the scopes ticked.
     let rs = app.resource_server();
@@ -141,8 +166,8 @@ async fn i1_the_page_shows_a_new_key_once_then_only_its_last_six(backend: Backen
             ],
         )
         .await;
-    assert_eq!(r.status(), 201);
-    let html = r.text().await.expect("html");
+    let (_, status, _, html) = app.follow(&b, r).await;
+    assert_eq!(status, 200);
     assert!(html.contains("2999-01-01 00:00:00 UTC"));
 }
 
@@ -292,7 +317,7 @@ async fn i5_members_see_keys_but_only_admins_revoke_after_confirming(backend: Ba
             ],
         )
         .await;
-    assert_eq!(r.status(), 201, "a member grants any other catalogue scope");
+    assert_eq!(r.status(), 303, "a member grants any other catalogue scope");
     let (_, html) = app.page(&member, "/settings/api-keys").await;
     assert!(!html.contains("forged"), "the refused key was not made");
     assert!(html.contains("writer"));
@@ -407,7 +432,7 @@ async fn h5_a_key_name_renders_as_text(backend: Backend) {
     let b = app.user("ada@example.com").await;
     let evil = "<img src=x onerror=alert(1)>";
     let r = create_key(&app, &b, evil, &[("scope", "inference:read")]).await;
-    assert_eq!(r.status(), 201);
+    assert_eq!(r.status(), 303);
     let (_, html) = app.page(&b, "/settings/api-keys").await;
     assert!(!html.contains(evil), "H5: never raw");
     assert!(html.contains("&#60;img src=x onerror=alert(1)&#62;") || html.contains("&lt;img"));

@@ -3,7 +3,7 @@
 //! every response to the client), docs/spec.md §3 and §6.
 
 use super::signed_in::{FormBody, csrf_ok, forbidden_form};
-use super::{current_session, error_page, page, see_other};
+use super::{current_session, error_page, oauth_error_page, page, see_other};
 use crate::app::AppState;
 use crate::consent::decision::{self, Decided, Next};
 use crate::error::AppError;
@@ -207,11 +207,12 @@ pub async fn authorize_get(
     .await?;
     let (valid, next) = match outcome {
         Ok(v) => v,
-        Err(AuthorizeError::Page(msg)) => {
-            return Ok(error_page(
+        Err(AuthorizeError::Page { error, message }) => {
+            return Ok(oauth_error_page(
                 StatusCode::BAD_REQUEST,
+                error,
                 "This authorization request cannot be processed",
-                msg,
+                message,
             ));
         }
         Err(AuthorizeError::Redirect(url)) => {

@@ -3,7 +3,7 @@
 //! signed-in user in their current organization.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::signed_in::{CsrfForm, Fields, SignedIn};
@@ -17,6 +17,7 @@ use crate::http::errors::shown;
 use crate::http::with_db;
 use crate::orgs::Role;
 use crate::scope::{MANAGEMENT_SCOPE, ScopesInput};
+use crate::shown_once::Shown;
 
 pub struct Choice {
     pub value: String,
@@ -168,6 +169,8 @@ struct ClientsPage<'a> {
     error: Option<String>,
     /// Just registered: (client id, secret if confidential).
     created: Option<(String, Option<String>)>,
+    /// The one-time page was opened again (a reload): the secret is not shown again.
+    already_shown: bool,
 }
 
 async fn render_list(
@@ -177,6 +180,7 @@ async fn render_list(
     form: ClientForm,
     error: Option<String>,
     created: Option<(String, Option<String>)>,
+    already_shown: bool,
 ) -> Result<HttpResponse, AppError> {
     let actor = v.actor.clone();
     let rows = with_db(state, move |conn| ops::list(conn, &actor))
@@ -207,27 +211,44 @@ async fn render_list(
             csrf: v.csrf("/developer/clients"),
             error,
             created,
+            already_shown,
         },
     ))
 }
 
-/// `GET /developer/clients`
+/// `GET /developer/clients`, and `?shown=SLOT` after a registration: the new client's id
+/// and secret from its one-time slot (docs/spec.md §6; `shown_once`), or, on a reload, a
+/// note that the secret was already shown.
 pub async fn clients_get(
+    req: HttpRequest,
     v: SignedIn,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let (created, already_shown) = match super::query_param(&req, "shown") {
+        None => (None, false),
+        Some(slot) => match state
+            .shown_once
+            .take(&v.session.id_hash, &slot, state.clock.now())
+        {
+            Some(Shown::Client { client_id, secret }) => (Some((client_id, secret)), false),
+            _ => (None, true),
+        },
+    };
+    let form = ClientForm::blank(&state, v.actor.role);
     render_list(
         &state,
         &v,
         StatusCode::OK,
-        ClientForm::blank(&state, v.actor.role),
+        form,
         None,
-        None,
+        created,
+        already_shown,
     )
     .await
 }
 
-/// `POST /developer/clients`: registers a client; its secret is shown on this answer only.
+/// `POST /developer/clients`: registers a client and answers 303 to its one-time page
+/// (post/redirect/get: a reload never registers a second client).
 pub async fn clients_post(
     v: SignedIn,
     CsrfForm(f): CsrfForm,
@@ -237,26 +258,26 @@ pub async fn clients_post(
     let new = match new {
         Ok(n) => n,
         Err(m) => {
-            return render_list(&state, &v, StatusCode::BAD_REQUEST, form, Some(m), None).await;
+            let status = StatusCode::BAD_REQUEST;
+            return render_list(&state, &v, status, form, Some(m), None, false).await;
         }
     };
     let st = state.clone();
     let p = v.actor.clone();
     match with_db(&state, move |conn| ops::create(conn, &st.ctx(), &p, new)).await {
         Ok((row, secret)) => {
-            render_list(
-                &state,
-                &v,
-                StatusCode::CREATED,
-                ClientForm::blank(&state, v.actor.role),
-                None,
-                Some((row.id, secret)),
-            )
-            .await
+            let once = Shown::Client {
+                client_id: row.id,
+                secret,
+            };
+            let slot = state
+                .shown_once
+                .put(&v.session.id_hash, state.clock.now(), once);
+            Ok(see_other(&format!("/developer/clients?shown={slot}")))
         }
         Err(e) => {
             let (status, m) = shown(e)?;
-            render_list(&state, &v, status, form, Some(m), None).await
+            render_list(&state, &v, status, form, Some(m), None, false).await
         }
     }
 }
@@ -322,8 +343,11 @@ fn render_client(
     )
 }
 
-/// `GET /developer/clients/{id}`
+/// `GET /developer/clients/{id}`, and `?shown=SLOT` after a secret rotation: the new secret
+/// from its one-time slot (docs/spec.md §6; `shown_once`), or, on a reload, a note that it
+/// was already shown.
 pub async fn client_get(
+    req: HttpRequest,
     v: SignedIn,
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -332,14 +356,36 @@ pub async fn client_get(
     let Some(row) = load_client(&state, &v, &id).await? else {
         return Ok(no_such_client());
     };
+    let (rotated, notice) = match super::query_param(&req, "shown") {
+        None => (None, None),
+        Some(slot) => match state
+            .shown_once
+            .take(&v.session.id_hash, &slot, state.clock.now())
+        {
+            Some(Shown::ClientSecret {
+                client_id,
+                secret,
+                old_until,
+            }) if client_id == id => (Some((secret, old_until)), None),
+            _ => (
+                None,
+                Some(
+                    "The new secret was already shown, and is never shown again. If you did not \
+                     copy it, rotate the secret again."
+                        .to_string(),
+                ),
+            ),
+        },
+    };
+    let form = ClientForm::of(&state, &row, v.actor.role);
     Ok(render_client(
         &v,
         &id,
         StatusCode::OK,
-        ClientForm::of(&state, &row, v.actor.role),
+        form,
         None,
-        None,
-        None,
+        notice,
+        rotated,
     ))
 }
 
@@ -417,20 +463,15 @@ pub async fn secret_post(
     let form = ClientForm::of(&state, &row, v.actor.role);
     match result {
         Ok((secret, old_end)) => {
-            let mut resp = render_client(
-                &v,
-                &id,
-                StatusCode::CREATED,
-                form,
-                None,
-                None,
-                Some((secret, when(old_end))),
-            );
-            resp.headers_mut().insert(
-                actix_web::http::header::CACHE_CONTROL,
-                actix_web::http::header::HeaderValue::from_static("no-store"),
-            );
-            Ok(resp)
+            let once = Shown::ClientSecret {
+                client_id: id.clone(),
+                secret,
+                old_until: when(old_end),
+            };
+            let slot = state
+                .shown_once
+                .put(&v.session.id_hash, state.clock.now(), once);
+            Ok(see_other(&format!("/developer/clients/{id}?shown={slot}")))
         }
         Err(e) => {
             let (status, m) = shown(e)?;

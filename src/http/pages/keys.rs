@@ -3,7 +3,7 @@
 //! operations as `/api/v1/api-keys`.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::signed_in::{CsrfForm, Fields, SignedIn};
@@ -16,6 +16,7 @@ use crate::error::{AppError, OpError};
 use crate::http::errors::shown;
 use crate::http::with_db;
 use crate::scope::ScopesInput;
+use crate::shown_once::Shown;
 
 pub struct KeyLine {
     pub id: String,
@@ -68,6 +69,8 @@ struct KeysPage<'a> {
     pending_requests: i64,
     scopes: Vec<ScopeChoice>,
     created: Option<CreatedApiKey>,
+    /// The one-time page was opened again (a reload): the key is not shown a second time.
+    already_shown: bool,
     error: Option<String>,
     name: String,
 }
@@ -83,10 +86,15 @@ async fn render(
     state: &web::Data<AppState>,
     v: &SignedIn,
     status: StatusCode,
-    created: Option<CreatedApiKey>,
+    once: Once,
     error: Option<String>,
     filled: Filled,
 ) -> Result<HttpResponse, AppError> {
+    let already_shown = matches!(once, Once::AlreadyShown);
+    let created = match once {
+        Once::Key(k) => Some(k),
+        Once::Nothing | Once::AlreadyShown => None,
+    };
     let actor = v.actor.clone();
     let now = state.clock.now();
     let (rows, recent, leaks, may_create, pending_requests) =
@@ -160,18 +168,50 @@ async fn render(
             pending_requests,
             scopes,
             created,
+            already_shown,
             error,
             name: filled.name,
         },
     ))
 }
 
-/// `GET /settings/api-keys`
+/// What the page shows once: nothing, the new key, or that it was already shown.
+enum Once {
+    Nothing,
+    Key(CreatedApiKey),
+    AlreadyShown,
+}
+
+/// `GET /settings/api-keys`, and `?shown=SLOT` after a key was created: the new key, taken
+/// from its one-time slot (docs/spec.md §6; `shown_once`), or, when the slot is empty (a
+/// reload), a note that it was already shown.
 pub async fn api_keys_get(
+    req: HttpRequest,
     v: SignedIn,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    render(&state, &v, StatusCode::OK, None, None, Filled::default()).await
+    let Some(slot) = super::query_param(&req, "shown") else {
+        return render(
+            &state,
+            &v,
+            StatusCode::OK,
+            Once::Nothing,
+            None,
+            Filled::default(),
+        )
+        .await;
+    };
+    let now = state.clock.now();
+    match state.shown_once.take(&v.session.id_hash, &slot, now) {
+        Some(Shown::ApiKey(created)) => {
+            let once = Once::Key(created);
+            render(&state, &v, StatusCode::OK, once, None, Filled::default()).await
+        }
+        _ => {
+            let once = Once::AlreadyShown;
+            render(&state, &v, StatusCode::OK, once, None, Filled::default()).await
+        }
+    }
 }
 
 /// Reads the create form: name, type, expiration (preset days, a custom date, or never),
@@ -217,7 +257,8 @@ fn create_request(f: &Fields) -> Result<CreateKey, OpError> {
     })
 }
 
-/// `POST /settings/api-keys`: creates a key and shows it once, on this answer only.
+/// `POST /settings/api-keys`: creates a key and answers 303 to its one-time page
+/// (post/redirect/get: a reload never makes a second key).
 pub async fn api_keys_post(
     v: SignedIn,
     CsrfForm(f): CsrfForm,
@@ -240,19 +281,15 @@ pub async fn api_keys_post(
     };
     match result {
         Ok(created) => {
-            render(
-                &state,
-                &v,
-                StatusCode::CREATED,
-                Some(created),
-                None,
-                Filled::default(),
-            )
-            .await
+            let now = state.clock.now();
+            let slot = state
+                .shown_once
+                .put(&v.session.id_hash, now, Shown::ApiKey(created));
+            Ok(see_other(&format!("/settings/api-keys?shown={slot}")))
         }
         Err(e) => {
             let (status, m) = shown(e)?;
-            render(&state, &v, status, None, Some(m), filled).await
+            render(&state, &v, status, Once::Nothing, Some(m), filled).await
         }
     }
 }

@@ -53,11 +53,43 @@ impl IntoResponse for AppError {
 pub struct ErrorPage<'a> {
     pub heading: &'a str,
     pub message: &'a str,
+    /// The OAuth error code (RFC 6749 §4.1.2.1, RFC 7591 §3.2.2), shown so that a
+    /// developer can fix their request; `None` on pages that are not about one.
+    pub code: Option<&'a str>,
+    /// The status line shown with it, e.g. `404`.
+    pub status: u16,
 }
 
 /// An HTML error page with no `Location` header (docs/security.md A3).
 pub fn error_page(status: StatusCode, heading: &str, message: &str) -> HttpResponse {
-    page(status, &ErrorPage { heading, message })
+    page(
+        status,
+        &ErrorPage {
+            heading,
+            message,
+            code: None,
+            status: status.as_u16(),
+        },
+    )
+}
+
+/// An HTML error page that names the OAuth error `code` (`invalid_client`,
+/// `invalid_redirect_uri`, `invalid_request`) visibly, in an element with id `error-code`.
+pub fn oauth_error_page(
+    status: StatusCode,
+    code: &str,
+    heading: &str,
+    message: &str,
+) -> HttpResponse {
+    page(
+        status,
+        &ErrorPage {
+            heading,
+            message,
+            code: Some(code),
+            status: status.as_u16(),
+        },
+    )
 }
 
 /// A 303 See Other (never 307/308 after a credential POST, docs/security.md A9).
@@ -124,6 +156,23 @@ pub async fn stylesheet_get() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(include_str!("../../../static/tessera.css"))
+}
+
+/// The first value of query parameter `name`, if any.
+pub fn query_param(req: &actix_web::HttpRequest, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The icon browsers show in tabs and bookmarks: an SVG from `static/`, same-origin (CSP
+/// `img-src 'self'`), at `/static/favicon.svg` (linked from every page) and at
+/// `/favicon.ico`, where browsers look by default.
+pub async fn favicon_get() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(include_str!("../../../static/favicon.svg"))
 }
 
 /// A time as pages show it: `2026-11-25 06:48:29 UTC`.

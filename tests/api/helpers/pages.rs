@@ -52,4 +52,28 @@ impl TestApp {
         full.extend_from_slice(form);
         self.post_page(b, action, &full).await
     }
+
+    /// A form post's 303 answered by a GET of its `Location` with `b` (post/redirect/get):
+    /// the location, and the status, `Cache-Control` and body of the page.
+    pub async fn follow(
+        &self,
+        b: &reqwest::Client,
+        r: reqwest::Response,
+    ) -> (String, u16, String, String) {
+        assert_eq!(r.status(), 303, "post/redirect/get");
+        let location = r.headers()["location"].to_str().expect("ascii").to_string();
+        let page = b
+            .get(format!("{}{location}", self.address))
+            .send()
+            .await
+            .expect("get");
+        let status = page.status().as_u16();
+        let cache = page
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (location, status, cache, page.text().await.expect("html"))
+    }
 }
