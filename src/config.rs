@@ -60,6 +60,8 @@ pub struct Settings {
     pub registration: crate::clients::open_registration::RegistrationMode,
     /// Days an openly registered client may obtain no token before the janitor deletes it.
     pub open_registration_idle_days: i64,
+    /// Who may sign up on `/signup` (docs/spec.md §7).
+    pub signup: crate::users::SignupMode,
     /// `--secret-scanning-keys`, read at start (docs/spec.md §10).
     pub secret_scanning: std::sync::Arc<crate::secret_scanning::ScanKeys>,
 }
@@ -306,6 +308,7 @@ impl Settings {
                 "open_registration_idle_days",
                 given("open_registration_idle_days", a.open_registration_idle_days)?,
             )?,
+            signup: given("signup", a.signup)?,
             secret_scanning,
         })
     }
