@@ -3,6 +3,7 @@
 //! Precedence: flag > `TESSERA_*` environment variable > `tessera.toml` > default.
 //! `SettingsArgs` declares every setting once; config.rs merges and validates them.
 
+pub mod members;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -168,9 +169,7 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_OPEN_REGISTRATION_IDLE_DAYS", help_heading = SETTINGS,
           default_value = "30")]
     pub open_registration_idle_days: Option<i64>,
-    /// Who may create an account on `/signup`: `open` (anyone), `invite` (only through an
-    /// invitation link, as the invited email) or `closed` (only `tessera user create`;
-    /// docs/spec.md §7)
+    /// Who may sign up: `open`, `invite` (by invitation link) or `closed` (CLI only; spec §7)
     #[arg(long, global = true, env = "TESSERA_SIGNUP", help_heading = SETTINGS,
           default_value = "open")]
     pub signup: Option<crate::users::SignupMode>,
@@ -308,38 +307,8 @@ pub enum OrgCommand {
         #[arg(long, value_parser = parse_budget)]
         rate_limit_per_minute: Option<Budget>,
     },
-    /// Invite an email into an organization (docs/spec.md §5); prints {invitation_id,
-    /// email, role, expires_at, invitation_url}. The person joins only by accepting
-    Invite {
-        /// The organization's id (org_...)
-        org_id: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long, value_enum, default_value = "member")]
-        role: RoleArg,
-    },
-    /// List an organization's pending invitations; prints {"data": [...]}
-    Invitations {
-        /// The organization's id (org_...)
-        org_id: String,
-    },
-    /// Revoke a pending invitation: its link stops working
-    RevokeInvitation {
-        /// The organization's id (org_...)
-        org_id: String,
-        /// The invitation's id (inv_...)
-        invitation_id: String,
-    },
-    /// Remove a member (the last admin stays); with --revoke-keys, also revoke every key
-    /// they created in the organization. Prints {"removed": USER_ID, "revoked_keys": [...]}
-    RemoveMember {
-        /// The organization's id (org_...)
-        org_id: String,
-        /// The member's user id (usr_...)
-        user_id: String,
-        #[arg(long)]
-        revoke_keys: bool,
-    },
+    #[command(flatten)]
+    Members(members::MemberCommand),
 }
 
 /// `--rate-limit-per-minute`: a number, or `none` (docs/spec.md §10).

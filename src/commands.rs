@@ -101,10 +101,7 @@ pub fn org(settings: &Settings, cmd: OrgCommand) -> Result<Value, CommandError> 
     let now = SystemClock.now();
     let conn = &mut connect(settings)?;
     match cmd {
-        cmd @ (OrgCommand::Invite { .. }
-        | OrgCommand::Invitations { .. }
-        | OrgCommand::RevokeInvitation { .. }
-        | OrgCommand::RemoveMember { .. }) => invitations::run(settings, conn, now, cmd),
+        OrgCommand::Members(cmd) => invitations::run(settings, conn, now, cmd),
         OrgCommand::Create { name, plan } => {
             let plan = plan_of(plan);
             let org = write_tx(conn, |conn| -> Result<_, CommandError> {

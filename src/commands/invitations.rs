@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use super::{CommandError, data, naming, org_actor};
 use crate::app::Ctx;
-use crate::cli::{OrgCommand, RoleArg};
+use crate::cli::RoleArg;
+use crate::cli::members::MemberCommand;
 use crate::clock::Timestamp;
 use crate::config::Settings;
 use crate::db::DbConnection;
@@ -22,16 +23,16 @@ fn issuer(settings: &Settings) -> String {
         .unwrap_or_else(|| format!("http://{}", settings.bind))
 }
 
-/// Runs one of the four subcommands; any other `org` subcommand is a usage error.
+/// Runs one of the four subcommands.
 pub fn run(
     settings: &Settings,
     conn: &mut DbConnection,
     now: Timestamp,
-    cmd: OrgCommand,
+    cmd: MemberCommand,
 ) -> Result<Value, CommandError> {
     let ctx = Ctx::offline(settings, now);
     match cmd {
-        OrgCommand::Invite {
+        MemberCommand::Invite {
             org_id,
             email,
             role,
@@ -45,11 +46,11 @@ pub fn run(
             serde_json::to_value(invited.answer(&issuer(settings)))
                 .map_err(|e| CommandError::Usage(e.to_string()))
         }
-        OrgCommand::Invitations { org_id } => {
+        MemberCommand::Invitations { org_id } => {
             let actor = org_actor(conn, &org_id)?;
             data(invitations::list(conn, &ctx, &actor)?)
         }
-        OrgCommand::RevokeInvitation {
+        MemberCommand::RevokeInvitation {
             org_id,
             invitation_id,
         } => {
@@ -58,7 +59,7 @@ pub fn run(
                 .map_err(naming(&invitation_id))?;
             Ok(json!({"revoked": invitation_id}))
         }
-        OrgCommand::RemoveMember {
+        MemberCommand::RemoveMember {
             org_id,
             user_id,
             revoke_keys,
@@ -68,6 +69,5 @@ pub fn run(
                 .map_err(naming(&user_id))?;
             Ok(json!({"removed": user_id, "revoked_keys": revoked}))
         }
-        _ => Err(CommandError::Usage("not an invitation command".into())),
     }
 }

@@ -17,6 +17,7 @@ mod api_keys;
 mod authorize;
 mod bad_input;
 mod browser;
+mod browser_invitations;
 mod browser_usage;
 mod challenges;
 mod change_feed;
