@@ -422,7 +422,7 @@ async fn a_revocation_by_secret_scanning_is_logged_without_the_key() {
         .find(|l| l.contains("secret scanning: a leaked key was revoked"))
         .unwrap_or_else(|| panic!("no revocation line in {text}"));
     assert!(line.contains("WARN"), "{line}");
-    for want in [key_id.as_str(), org.as_str(), "source=content"] {
+    for want in [key_id.as_str(), org.as_str(), "source=\"content\""] {
         assert!(line.contains(want), "{want} in {line}");
     }
     assert!(!text.contains(&plain), "the key never reaches the log");

@@ -135,7 +135,9 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
         let e = e.into_inner();
         let what = match e.classify() {
             serde_json::error::Category::Data => match named_field(&e.to_string()) {
-                Some((kind, field)) if path == "." => format!("has {kind} field {field}"),
+                Some((kind, field)) if path == "." || path == field => {
+                    format!("has {kind} field {field}")
+                }
                 Some((kind, field)) => format!("has {kind} field {field} in {path}"),
                 None if path != "." => format!("has a field of the wrong type or value: {path}"),
                 None => "has a missing, unknown or mistyped field".into(),
