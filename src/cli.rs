@@ -3,6 +3,7 @@
 //! Precedence: flag > `TESSERA_*` environment variable > `tessera.toml` > default.
 //! `SettingsArgs` declares every setting once; config.rs merges and validates them.
 
+pub mod members;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -178,6 +179,10 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_CLIENT_METADATA_ALLOW_LOOPBACK", help_heading = SETTINGS,
           default_value = "false", num_args = 0..=1, default_missing_value = "true")]
     pub client_metadata_allow_loopback: Option<bool>,
+    /// Who may sign up: `open`, `invite` (by invitation link) or `closed` (CLI only; spec §7)
+    #[arg(long, global = true, env = "TESSERA_SIGNUP", help_heading = SETTINGS,
+          default_value = "open")]
+    pub signup: Option<crate::users::SignupMode>,
     /// `[scopes]` in tessera.toml only: name = "description shown on consent"; replaces
     /// the default catalogue.
     #[arg(skip)]
@@ -356,6 +361,8 @@ pub enum OrgCommand {
         #[arg(long, value_parser = parse_budget)]
         rate_limit_per_minute: Option<Budget>,
     },
+    #[command(flatten)]
+    Members(members::MemberCommand),
 }
 
 /// `--rate-limit-per-minute`: a number, or `none` (docs/spec.md §10).

@@ -4,6 +4,7 @@
 
 use std::io::BufRead;
 
+mod invitations;
 mod requests;
 
 use serde_json::{Value, json};
@@ -100,6 +101,7 @@ pub fn org(settings: &Settings, cmd: OrgCommand) -> Result<Value, CommandError> 
     let now = SystemClock.now();
     let conn = &mut connect(settings)?;
     match cmd {
+        OrgCommand::Members(cmd) => invitations::run(settings, conn, now, cmd),
         OrgCommand::Create { name, plan } => {
             let plan = plan_of(plan);
             let org = write_tx(conn, |conn| -> Result<_, CommandError> {

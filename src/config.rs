@@ -66,6 +66,8 @@ pub struct Settings {
     /// `--client-metadata-allow-loopback`: the guarded fetcher may reach loopback addresses
     /// (development and tests only; docs/spec.md §8).
     pub client_metadata_allow_loopback: bool,
+    /// Who may sign up on `/signup` (docs/spec.md §7).
+    pub signup: crate::users::SignupMode,
     /// `--secret-scanning-keys`, read at start (docs/spec.md §10).
     pub secret_scanning: std::sync::Arc<crate::secret_scanning::ScanKeys>,
 }
@@ -335,6 +337,7 @@ impl Settings {
                 "client_metadata_allow_loopback",
                 a.client_metadata_allow_loopback,
             )?,
+            signup: given("signup", a.signup)?,
             secret_scanning,
         })
     }

@@ -108,6 +108,10 @@ pub fn effective_limit(own: Option<i64>, plan: Plan, plans: &PlanLimits) -> i64 
     })
 }
 
+/// Read scopes a publishable key may not carry: they read the organization's own data
+/// (`analytics:read`: `GET /api/v1/usage`, docs/spec.md §10).
+pub const NOT_PUBLISHABLE: &[&str] = &["analytics:read"];
+
 /// Validates and inserts a key with its audit entry. Call inside a write transaction.
 pub fn create(
     conn: &mut DbConnection,
@@ -140,6 +144,15 @@ pub fn create(
         return Err(invalid(format!(
             "publishable keys may only carry read scopes (*:read), not {}.",
             write.join(" ")
+        )));
+    }
+    // docs/spec.md §5, §10: a publishable key ships in web pages; a scope that reads the
+    // organization's own data (its usage) would hand that to anyone.
+    if new.key_type == KeyType::Publishable
+        && let Some(private) = NOT_PUBLISHABLE.iter().find(|s| new.scopes.contains(s))
+    {
+        return Err(invalid(format!(
+            "scopes: publishable keys are public and may not carry {private} (it reads the organization's usage)."
         )));
     }
     if let Some(l) = new.rate_limit_per_minute
@@ -312,6 +325,22 @@ pub fn find_in_org(
         .select(ApiKeyRow::as_select())
         .first(conn)
         .optional()
+}
+
+/// The ids of the live (not revoked) keys `user_id` created in this organization
+/// (docs/spec.md §5, `revoke_keys`).
+pub fn live_ids_created_by(
+    conn: &mut DbConnection,
+    org_id: &str,
+    user_id: &str,
+) -> QueryResult<Vec<String>> {
+    api_keys::table
+        .filter(api_keys::org_id.eq(org_id))
+        .filter(api_keys::created_by.eq(user_id))
+        .filter(api_keys::revoked_at.is_null())
+        .order(api_keys::created_at.asc())
+        .select(api_keys::id)
+        .load(conn)
 }
 
 /// Revokes a key with its audit entry. Returns false when there was nothing to revoke.

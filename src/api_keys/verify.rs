@@ -345,9 +345,13 @@ pub fn decide(
         }
     };
     // Every counted answer (a bearer use, a verify with any cost) is one request in the
-    // usage (docs/spec.md §10); a peek is not.
+    // usage (docs/spec.md §10); a peek is not. A key refused for its scopes was still
+    // presented by someone who holds it: that is a use (`last_used_at`).
     if counting != Counting::Peek {
         rt.hourly.record(&key.org_id, &key.id, code, now);
+        if code == Code::InsufficientScope {
+            rt.usage.touch(&key.id, now);
+        }
     }
     Ok(Verification {
         code,

@@ -328,3 +328,24 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(open_registrations, clients);
 diesel::allow_tables_to_appear_in_same_query!(open_registrations, grants);
 diesel::allow_tables_to_appear_in_same_query!(open_registrations, refresh_tokens);
+
+// Invitations (docs/spec.md §5): an email invited into an organization with a role.
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        org_id -> Text,
+        email -> Text,
+        role -> Text,
+        token_hash -> Text,
+        invited_by -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        accepted_at -> Nullable<BigInt>,
+        accepted_by -> Nullable<Text>,
+        declined_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+diesel::joinable!(invitations -> organizations (org_id));
+diesel::allow_tables_to_appear_in_same_query!(invitations, organizations);
+diesel::allow_tables_to_appear_in_same_query!(invitations, users);

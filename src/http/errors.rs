@@ -91,6 +91,14 @@ impl ApiError {
             )
         }
     }
+    /// 403 for a credential that carries none of `accepted` (any one would do): the
+    /// message names them joined by "or" (`analytics:read or admin`); the RFC 6750 §3
+    /// challenge lists them space-separated.
+    pub fn insufficient_scope_any(accepted: &[&str]) -> Self {
+        let mut e = Self::insufficient_scope(&accepted.join(" "));
+        e.message = format!("The credential lacks the scope {}.", accepted.join(" or "));
+        e
+    }
     /// 429 with `Retry-After: wait` (seconds).
     pub fn rate_limited(rate: RateState, wait: i64) -> Self {
         Self {

@@ -80,6 +80,17 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
             .post(pages::members::members_post),
         at("/settings/members/{user_id}/role", Plain).post(pages::members::role_post),
         at("/settings/members/{user_id}/remove", Plain).post(pages::members::remove_post),
+        at(
+            "/settings/members/invitations/{invitation_id}/revoke",
+            Plain,
+        )
+        .post(pages::members::invitation_revoke_post),
+        at("/invitations", Plain)
+            .get(pages::invitations::invitations_get)
+            .post(pages::invitations::invitations_post),
+        at("/invitations/{token}", Plain)
+            .get(pages::invitations::link_get)
+            .post(pages::invitations::link_post),
         at("/developer/clients", Plain)
             .get(pages::clients::clients_get)
             .post(pages::clients::clients_post),
@@ -180,10 +191,13 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
         api_v1("/api/v1/clients/{client_id}/secret").post(api::clients::secret_post),
         api_v1("/api/v1/orgs/{org_id}/members")
             .get(api::members::list_get)
-            .post(api::members::add_post),
+            .post(api::invitations::invite_post),
         api_v1("/api/v1/orgs/{org_id}/members/{user_id}")
             .patch(api::members::role_patch)
             .delete(api::members::delete),
+        api_v1("/api/v1/orgs/{org_id}/invitations").get(api::invitations::list_get),
+        api_v1("/api/v1/orgs/{org_id}/invitations/{invitation_id}")
+            .delete(api::invitations::delete),
         api_v1("/api/v1/orgs/{org_id}")
             .get(api::orgs::org_get)
             .patch(api::orgs::org_patch),

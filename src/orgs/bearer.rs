@@ -90,11 +90,19 @@ pub fn resolve_accepting(
     let v = match peeked.key {
         None => peeked,
         Some(key) => {
+            // A publishable key never reads the organization's data, whatever an older
+            // row says (docs/spec.md §5; `store::NOT_PUBLISHABLE`): it is refused for lack
+            // of a scope it cannot have (`admin` is not a read scope).
+            let publishable = key.key_type == crate::api_keys::KeyType::Publishable;
+            let usable = |s: &&&str| {
+                key.scopes.contains(s)
+                    && !(publishable && crate::api_keys::store::NOT_PUBLISHABLE.contains(*s))
+            };
             let wanted = accepted
                 .iter()
-                .find(|s| key.scopes.contains(s))
+                .find(usable)
                 .copied()
-                .unwrap_or(first);
+                .unwrap_or(if publishable { MANAGEMENT_SCOPE } else { first });
             let required = ScopeSet::parse(wanted).unwrap_or_default();
             verify::decide(&st.api_keys, key, &required, Counting::Count, now)
                 .map_err(|e| (BearerError::from(e), None))?

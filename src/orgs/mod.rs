@@ -2,6 +2,7 @@
 
 pub mod actor;
 pub mod bearer;
+pub mod invitations;
 pub mod members;
 pub mod ops;
 pub mod policy;

@@ -164,7 +164,7 @@ impl ScanKeys {
                 *slot = Arc::new(keys);
             }
             Err(message) => {
-                tracing::warn!(%message, "secret scanning: the key file could not be re-read")
+                tracing::warn!("secret scanning: the key file could not be re-read: {message}")
             }
         }
     }

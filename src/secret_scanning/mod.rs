@@ -114,7 +114,7 @@ pub fn report(
     check_fields(matches)?;
     let mut verdicts = Vec::with_capacity(matches.len());
     for m in matches {
-        let mut revoked_id: Option<String> = None;
+        let mut revoked_id: Option<(String, String)> = None;
         let label = match format::parse(&m.token, &ctx.settings.key_prefix) {
             // Checksum, prefix or shape wrong: not ours, and no lookup.
             Err(_) => Label::FalsePositive,
@@ -157,13 +157,21 @@ pub fn report(
                         ctx.now,
                     )?;
                     if revoke {
-                        revoked_id = Some(row.id);
+                        revoked_id = Some((row.id, row.org_id));
                     }
                     Ok(Some(revoke))
                 })?;
-                if let (Some(true), Some(id)) = (found, revoked_id.take()) {
+                if let (Some(true), Some((id, org_id))) = (found, revoked_id.take()) {
                     // Committed: refused on this instance from the next request on.
                     ctx.key_revoked(&id);
+                    // docs/spec.md §7: ids and where it leaked, never the key.
+                    tracing::warn!(
+                        key_id = %id,
+                        org_id = %org_id,
+                        source = m.source.as_deref().unwrap_or(""),
+                        url = m.url.as_deref().unwrap_or(""),
+                        "secret scanning: a leaked key was revoked"
+                    );
                 }
                 match found {
                     None => Label::FalsePositive,

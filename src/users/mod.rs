@@ -6,6 +6,21 @@ pub mod store;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
+/// `--signup` (docs/spec.md §7): who may create an account on `/signup`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum SignupMode {
+    /// Anyone; every new account gets an organization of its own, as its admin.
+    Open,
+    /// Only through a pending invitation's link, with the invited email; the account gets
+    /// no organization of its own (it joins by accepting).
+    Invite,
+    /// Nobody: only the operator's `tessera user create`.
+    Closed,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
     #[error("an account with this email already exists")]
@@ -113,17 +128,24 @@ pub fn register_with_org(
 }
 
 /// Signup (docs/spec.md §6): a new user with an organization of their own, of which they
-/// are the admin, in one transaction. `Ok(Err(_))` is a refusal to show on the form
+/// are the admin (`with_org`; under `--signup invite` the account has none until it accepts
+/// its invitation), in one transaction. `Ok(Err(_))` is a refusal to show on the form
 /// (taken email, bad input); `Err` is a storage failure.
 pub fn signup(
     conn: &mut crate::db::DbConnection,
     email: &str,
     password_hash: String,
+    with_org: bool,
     now: crate::clock::Timestamp,
 ) -> Result<Result<String, UserError>, crate::error::AppError> {
     crate::db::write_tx(conn, |conn| {
-        match register_with_org(conn, email, password_hash, "signup", now) {
-            Ok((user_id, _org)) => Ok(Ok(user_id)),
+        let made = if with_org {
+            register_with_org(conn, email, password_hash, "signup", now).map(|(u, _)| u)
+        } else {
+            store::insert(conn, email, password_hash, now).map(|u| u.id)
+        };
+        match made {
+            Ok(user_id) => Ok(Ok(user_id)),
             Err(UserError::Db(e)) => Err(e.into()),
             Err(e) => Ok(Err(e)),
         }

@@ -147,7 +147,7 @@ async fn j4_a_nul_character_is_bad_input_on_every_endpoint(backend: Backend) {
     let clients_csrf = csrf_of(&get_html(format!("{a}/developer/clients")).await, "");
     let members_csrf = csrf_of(
         &get_html(format!("{a}/settings/members")).await,
-        r#"id="add-member""#,
+        r#"id="invite-member""#,
     );
     let anon = app.browser();
     let login_csrf = hidden(

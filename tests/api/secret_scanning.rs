@@ -17,6 +17,7 @@ crate::on_both_backends!(
     i10_reports_must_carry_a_valid_signature_of_a_published_key,
     i11_a_leaked_live_key_is_revoked_at_once_and_audited_with_its_url,
     i11_a_bad_checksum_is_a_false_positive_without_the_database,
+    a_mistyped_report_field_is_named,
 );
 
 /// A generated signing key and the key file that publishes it as `id`.
@@ -304,4 +305,129 @@ async fn i11_a_bad_checksum_is_a_false_positive_without_the_database(backend: Ba
         .api(Method::GET, "/api/v1/api-keys", &key.key, None)
         .await;
     assert_eq!(r.status, 200);
+}
+
+async fn a_mistyped_report_field_is_named(backend: Backend) {
+    let (signer, old) = (Signer::new("k2"), Signer::new("k1"));
+    let Some(app) = app_with_keys(backend, &signer, &old).await else {
+        return;
+    };
+    for (body, field) in [
+        (json!([{"token": 5, "type": "x"}]), "[0].token"),
+        (
+            json!([leak("tsr_sk_x", "u"), {"token": "t", "type": ["x"]}]),
+            "[1].type",
+        ),
+        (json!([{"token": "t", "type": "x", "url": 7}]), "[0].url"),
+        (json!({"token": "t"}), "The body"),
+    ] {
+        let r = signed(&app, &signer, body.clone()).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        let m = r.body["error"]["message"].as_str().expect("message");
+        assert!(m.contains(field), "{body}: {m}");
+    }
+}
+
+/// docs/spec.md §7, §10 on the real binary: a revocation by secret scanning is logged
+/// (key id, organization, source; never the key), and a key file that cannot be re-read is
+/// a warning that says why.
+#[actix_web::test]
+async fn a_revocation_by_secret_scanning_is_logged_without_the_key() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("dir");
+    let bin = env!("CARGO_BIN_EXE_tessera");
+    let run = |args: &[&str]| -> Value {
+        let out = Command::new(bin)
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    run(&["migrate"]);
+    let org = run(&["org", "create", "--name", "Acme"])["org_id"]
+        .as_str()
+        .expect("org")
+        .to_string();
+    let key = run(&[
+        "api-key",
+        "create",
+        "--org",
+        &org,
+        "--name",
+        "ci",
+        "--scope",
+        "inference:read",
+    ]);
+    let (plain, key_id) = (
+        key["key"].as_str().expect("key").to_string(),
+        key["id"].as_str().expect("id").to_string(),
+    );
+    let signer = Signer::new("k2");
+    let keys_file = dir.path().join("scan-keys.json");
+    let file =
+        json!({"public_keys": [{"key_identifier": "k2", "key": signer.pem(), "is_current": true}]});
+    std::fs::write(&keys_file, file.to_string()).expect("key file");
+    let log = dir.path().join("server.log");
+    let mut server = Command::new(bin)
+        .current_dir(dir.path())
+        .args(["--bind", "127.0.0.1:0", "--secret-scanning-keys"])
+        .arg(&keys_file)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("serve");
+    let first = BufReader::new(server.stdout.take().expect("stdout"))
+        .lines()
+        .next()
+        .expect("line")
+        .expect("utf8");
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("url")
+        .to_string();
+    let post = |body: String, id: &'static str, sig: String| {
+        let url = format!("{base}/api/v1/secret-scanning/verify");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("Content-Type", "application/json")
+                .header("Github-Public-Key-Identifier", id)
+                .header("Github-Public-Key-Signature", sig)
+                .body(body)
+                .send()
+                .await
+                .expect("report")
+                .status()
+                .as_u16()
+        }
+    };
+    let body = json!([leak(&plain, "https://github.com/o/r/blob/x/.env#L1")]).to_string();
+    assert_eq!(
+        post(body.clone(), "k2", signer.sign(body.as_bytes())).await,
+        200
+    );
+    // The file breaks; an unknown identifier makes the server read it again.
+    std::fs::write(&keys_file, "not json").expect("break");
+    assert_eq!(post("[]".into(), "k9", signer.sign(b"[]")).await, 401);
+    let _ = server.kill();
+    let _ = server.wait();
+    let text = std::fs::read_to_string(&log).expect("log");
+    let line = text
+        .lines()
+        .find(|l| l.contains("secret scanning: a leaked key was revoked"))
+        .unwrap_or_else(|| panic!("no revocation line in {text}"));
+    assert!(line.contains("WARN"), "{line}");
+    for want in [key_id.as_str(), org.as_str(), "source=\"content\""] {
+        assert!(line.contains(want), "{want} in {line}");
+    }
+    assert!(!text.contains(&plain), "the key never reaches the log");
+    assert!(
+        text.contains("secret scanning: the key file could not be re-read: not the JSON"),
+        "{text}"
+    );
 }

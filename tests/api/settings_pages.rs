@@ -375,7 +375,7 @@ async fn members_page_adds_and_promotes_and_the_org_picker_switches(backend: Bac
     let admin = app.user("admin@example.com").await;
     let _bob = app.user("bob@example.com").await;
     let (_, html) = app.page(&admin, "/settings/members").await;
-    let at = html.find(r#"id="add-member""#).expect("add form");
+    let at = html.find(r#"id="invite-member""#).expect("invite form");
     let csrf = hidden(&html[at..], "csrf_token");
     let r = app
         .post_page(
@@ -388,19 +388,23 @@ async fn members_page_adds_and_promotes_and_the_org_picker_switches(backend: Bac
             ],
         )
         .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 201);
     let html = r.text().await.expect("html");
-    assert!(html.contains("Member added."));
-    assert!(html.contains("bob@example.com"));
+    assert!(html.contains("Invited bob@example.com."));
     let r = app
         .post_page(
             &admin,
             "/settings/members",
-            &[("csrf_token", &csrf), ("email", "nobody@example.com")],
+            &[("csrf_token", &csrf), ("email", "not an address")],
         )
         .await;
-    assert_eq!(r.status(), 404);
-    assert!(r.text().await.expect("html").contains("must sign up first"));
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("email is not a valid address")
+    );
     // The last admin cannot demote themselves.
     let (_, html) = app.page(&admin, "/settings/members").await;
     let admin_id = {

@@ -156,7 +156,7 @@ pub async fn authenticate_accepting(
                 state.metrics.rate_limited();
             }
             let e = match e {
-                BearerError::InsufficientScope => ApiError::insufficient_scope(&accepted.join(" ")),
+                BearerError::InsufficientScope => ApiError::insufficient_scope_any(accepted),
                 e => ApiError::from(e),
             };
             Err(e.with_rate(rate))

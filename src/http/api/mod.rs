@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod clients;
+pub mod invitations;
 pub mod key_requests;
 pub mod keys;
 pub mod members;
@@ -127,10 +128,18 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     {
         return Err(ApiError::invalid(crate::http::bad_input::message(&field)));
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // The path names fields by our own names and array positions, never a value.
+        let path = e.path().to_string();
+        let e = e.into_inner();
         let what = match e.classify() {
             serde_json::error::Category::Data => match named_field(&e.to_string()) {
-                Some((kind, field)) => format!("has {kind} field {field}"),
+                Some((kind, field)) if path == "." || path == field => {
+                    format!("has {kind} field {field}")
+                }
+                Some((kind, field)) => format!("has {kind} field {field} in {path}"),
+                None if path != "." => format!("has a field of the wrong type or value: {path}"),
                 None => "has a missing, unknown or mistyped field".into(),
             },
             _ => "is not valid JSON".into(),

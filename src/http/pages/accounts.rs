@@ -27,6 +27,8 @@ struct CredentialsPage<'a> {
     return_to_encoded: String,
     email: &'a str,
     error: Option<&'a str>,
+    /// Whether the login form offers sign-up (not under `--signup closed`).
+    signup_offered: bool,
 }
 
 #[derive(Template)]
@@ -43,6 +45,8 @@ struct HomePage<'a> {
     /// The display name (docs/spec.md §9), "" when none is set.
     name: &'a str,
     name_csrf: &'a str,
+    /// Pending invitations the person may answer (docs/spec.md §5).
+    invitations: usize,
 }
 
 #[derive(Debug, Default)]
@@ -159,6 +163,7 @@ fn credentials_page(
         return_to_encoded: encode(return_to),
         email,
         error,
+        signup_offered: state.settings.signup != users::SignupMode::Closed,
     };
     with_pre_cookie(page(status, &tmpl), state, pre, set)
 }
@@ -311,7 +316,15 @@ pub async fn login_post(
         Some(user_id) => {
             state.login_throttle.record_success(&email, &ip);
             tracing::info!(%user_id, "login");
-            start_session(&req, &state, user_id, &return_to).await
+            // Pending invitations are the first thing to see (docs/spec.md §5).
+            let landing = if return_to == "/"
+                && super::invitations::pending_count(&state, user_id.clone()).await? > 0
+            {
+                "/invitations".to_string()
+            } else {
+                return_to
+            };
+            start_session(&req, &state, user_id, &landing).await
         }
         None => {
             state.login_throttle.record_failure(&email, &ip, now);
@@ -331,18 +344,58 @@ pub async fn login_post(
     }
 }
 
+/// What `--signup` (docs/spec.md §7) allows for a sign-up returning to `return_to`:
+/// `Ok(None)` anyone, `Ok(Some(email))` only that email (a pending invitation's link under
+/// `invite`), `Err(message)` nobody.
+async fn signup_gate(
+    state: &web::Data<AppState>,
+    return_to: &str,
+) -> Result<Result<Option<String>, &'static str>, AppError> {
+    match state.settings.signup {
+        users::SignupMode::Open => Ok(Ok(None)),
+        users::SignupMode::Closed => Ok(Err(
+            "Sign-up is closed: an operator creates accounts (tessera user create).",
+        )),
+        users::SignupMode::Invite => {
+            let refused = "Sign-up is by invitation only: open the invitation link you were sent.";
+            let Some(token) = crate::orgs::invitations::token_in_path(return_to) else {
+                return Ok(Err(refused));
+            };
+            let (token, now) = (token.to_string(), state.clock.now());
+            let email = with_db(state, move |conn| {
+                crate::orgs::invitations::signup_email(conn, now, &token).map_err(AppError::from)
+            })
+            .await?;
+            Ok(email.map(Some).ok_or(refused))
+        }
+    }
+}
+
 pub async fn signup_get(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let q = ReturnTo::parse(req.query_string());
     let return_to = safe_return_to(q.return_to.as_deref());
+    let invited = match signup_gate(&state, &return_to).await? {
+        Ok(invited) => invited,
+        Err(refused) => {
+            return Ok(login_page(
+                &req,
+                &state,
+                StatusCode::FORBIDDEN,
+                &return_to,
+                "",
+                Some(refused),
+            ));
+        }
+    };
     Ok(signup_page(
         &req,
         &state,
         StatusCode::OK,
         &return_to,
-        "",
+        invited.as_deref().unwrap_or(""),
         None,
     ))
 }
@@ -377,10 +430,28 @@ pub async fn signup_post(
             Some(&bad),
         ));
     }
+    let invited = match signup_gate(&state, &return_to).await? {
+        Ok(invited) => invited,
+        Err(refused) => {
+            return Ok(login_page(
+                &req,
+                &state,
+                StatusCode::FORBIDDEN,
+                &return_to,
+                "",
+                Some(refused),
+            ));
+        }
+    };
     let email = match users::normalize_email(&form.email) {
         Ok(e) => e,
         Err(e) => return Ok(bad(&e.to_string())),
     };
+    if let Some(invited) = invited.filter(|i| *i != email) {
+        return Ok(bad(&format!(
+            "email: this invitation is for {invited}; sign up with that address."
+        )));
+    }
     if let Err(e) = users::validate_password(&form.password) {
         return Ok(bad(&e.to_string()));
     }
@@ -402,8 +473,9 @@ pub async fn signup_post(
             .map_err(|e| AppError::Internal(e.to_string().into()))?
     };
     let now = state.clock.now();
+    let with_org = state.settings.signup == users::SignupMode::Open;
     let created = with_db(&state, move |conn| -> Result<_, AppError> {
-        let created = users::signup(conn, &email, hash, now)?;
+        let created = users::signup(conn, &email, hash, with_org, now)?;
         if let (Ok(user_id), Some(name)) = (&created, &name) {
             crate::oidc::claims::set_name(conn, user_id, Some(name))?;
         }
@@ -476,6 +548,7 @@ pub async fn home_get(
     })
     .await?;
     let email = user.map(|u| u.email).unwrap_or_default();
+    let invitations = super::invitations::pending_count(&state, session.user_id.clone()).await?;
     Ok(page(
         StatusCode::OK,
         &HomePage {
@@ -483,6 +556,7 @@ pub async fn home_get(
             csrf_token: &session.csrf_token("logout"),
             name: name.as_deref().unwrap_or(""),
             name_csrf: &session.csrf_token("/account/name"),
+            invitations,
         },
     ))
 }

@@ -176,17 +176,11 @@ pub async fn key_requests_post(
         reason: f.get("reason").unwrap_or("").to_string(),
         checked: f.all("scope"),
     };
-    let st = state.clone();
-    let actor = v.actor.clone();
-    let result = match new_request(&f) {
-        Ok(input) => {
-            with_db(&state, move |conn| {
-                requests::create(conn, &st.ctx(), &actor, &input)
-            })
-            .await
-        }
-        Err(e) => Err(e),
-    };
+    let result = v
+        .run(&state, new_request(&f), |conn, ctx, actor, input| {
+            requests::create(conn, ctx, actor, &input)
+        })
+        .await;
     match result {
         Ok(made) => {
             let notice = format!(
@@ -216,12 +210,11 @@ async fn decide(
     approve: bool,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let st = state.clone();
-    let actor = v.actor.clone();
-    match with_db(&state, move |conn| {
-        requests::decide(conn, &st.ctx(), &actor, &id, approve)
-    })
-    .await
+    match v
+        .run(&state, Ok(id), move |conn, ctx, actor, id| {
+            requests::decide(conn, ctx, actor, &id, approve)
+        })
+        .await
     {
         Ok(_) => Ok(see_other(PATH)),
         Err(e) => {

@@ -268,17 +268,11 @@ pub async fn api_keys_post(
         name: f.get("name").unwrap_or("").to_string(),
         checked: f.all("scope"),
     };
-    let st = state.clone();
-    let actor = v.actor.clone();
-    let result = match create_request(&f) {
-        Ok(input) => {
-            with_db(&state, move |conn| {
-                ops::create(conn, &st.ctx(), &actor, &input)
-            })
-            .await
-        }
-        Err(e) => Err(e),
-    };
+    let result = v
+        .run(&state, create_request(&f), |conn, ctx, actor, input| {
+            ops::create(conn, ctx, actor, &input)
+        })
+        .await;
     match result {
         Ok(created) => {
             let now = state.clock.now();
@@ -343,12 +337,11 @@ pub async fn revoke_post(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let st = state.clone();
-    let actor = v.actor.clone();
-    match with_db(&state, move |conn| {
-        ops::revoke(conn, &st.ctx(), &actor, &id)
-    })
-    .await
+    match v
+        .run(&state, Ok(id), |conn, ctx, actor, id| {
+            ops::revoke(conn, ctx, actor, &id)
+        })
+        .await
     {
         Ok(()) => Ok(see_other("/settings/api-keys")),
         Err(e) => {

@@ -1,5 +1,8 @@
-//! `/settings/members` (docs/spec.md §6): list; admins add by email, change roles and
-//! remove. Calls `orgs::members`, the same operations as `/api/v1/orgs/{id}/members`.
+//! `/settings/members` (docs/spec.md §5, §6), the members part of the organization's
+//! settings: members and pending invitations; admins invite by email (the link is shown
+//! once), revoke invitations, change roles and remove members (optionally revoking their
+//! keys). Calls `orgs::members` and `orgs::invitations`, the same operations as
+//! `/api/v1/orgs/{id}/members` and `/api/v1/orgs/{id}/invitations`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -11,7 +14,8 @@ use crate::app::AppState;
 use crate::error::{AppError, OpError};
 use crate::http::errors::shown;
 use crate::http::with_db;
-use crate::orgs::members::{self, AddMember};
+use crate::orgs::invitations::{self, Invite};
+use crate::orgs::members;
 use crate::orgs::{Actor, Role};
 
 pub struct MemberLine {
@@ -23,6 +27,20 @@ pub struct MemberLine {
     pub csrf_remove: String,
 }
 
+pub struct InvitationLine {
+    pub id: String,
+    pub email: String,
+    pub role: String,
+    pub expires_at: String,
+    pub csrf_revoke: String,
+}
+
+/// The link of an invitation just made: shown once.
+pub struct NewLink {
+    pub email: String,
+    pub url: String,
+}
+
 #[derive(Template)]
 #[template(path = "settings_members.html")]
 struct MembersPage<'a> {
@@ -31,6 +49,8 @@ struct MembersPage<'a> {
     is_admin: bool,
     csrf_add: String,
     members: Vec<MemberLine>,
+    invitations: Vec<InvitationLine>,
+    new_link: Option<NewLink>,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -42,10 +62,41 @@ async fn render(
     error: Option<String>,
     notice: Option<String>,
 ) -> Result<HttpResponse, AppError> {
+    render_with(state, v, status, error, notice, None).await
+}
+
+async fn render_with(
+    state: &web::Data<AppState>,
+    v: &SignedIn,
+    status: StatusCode,
+    error: Option<String>,
+    notice: Option<String>,
+    new_link: Option<NewLink>,
+) -> Result<HttpResponse, AppError> {
     let actor = v.actor.clone();
-    let rows = with_db(state, move |conn| members::list(conn, &actor))
-        .await
-        .map_err(OpError::into_app)?;
+    let st = state.clone();
+    let (rows, pending) = with_db(state, move |conn| {
+        let ctx = st.ctx();
+        Ok::<_, OpError>((
+            members::list(conn, &actor)?,
+            invitations::list(conn, &ctx, &actor)?,
+        ))
+    })
+    .await
+    .map_err(OpError::into_app)?;
+    let invitations = pending
+        .into_iter()
+        .map(|i| InvitationLine {
+            csrf_revoke: v.csrf(&format!(
+                "/settings/members/invitations/{}/revoke",
+                i.invitation_id
+            )),
+            id: i.invitation_id,
+            email: i.email,
+            role: i.role.as_str().to_string(),
+            expires_at: i.expires_at,
+        })
+        .collect();
     let members = rows
         .into_iter()
         .map(|m| MemberLine {
@@ -65,6 +116,8 @@ async fn render(
             is_admin: v.actor.is_admin(),
             csrf_add: v.csrf("/settings/members"),
             members,
+            invitations,
+            new_link,
             error,
             notice,
         },
@@ -88,9 +141,12 @@ async fn change(
     + Send
     + 'static,
 ) -> Result<HttpResponse, AppError> {
-    let st = state.clone();
-    let actor = v.actor.clone();
-    match with_db(state, move |conn| f(conn, &st.ctx(), &actor)).await {
+    match v
+        .run(state, Ok(()), move |conn, ctx, actor, ()| {
+            f(conn, ctx, actor)
+        })
+        .await
+    {
         Ok(()) => render(state, v, StatusCode::OK, None, Some(done.to_string())).await,
         Err(e) => {
             let (status, m) = shown(e)?;
@@ -99,7 +155,7 @@ async fn change(
     }
 }
 
-/// `POST /settings/members`: adds an existing user by email (admins).
+/// `POST /settings/members` `email`, `role`: invites (admins); the link is shown once.
 pub async fn members_post(
     v: SignedIn,
     CsrfForm(f): CsrfForm,
@@ -115,13 +171,45 @@ pub async fn members_post(
         )
         .await;
     };
-    let input = AddMember {
+    let input = Invite {
         email: f.get("email").unwrap_or("").to_string(),
         role,
     };
-    change(&state, &v, "Member added.", move |conn, ctx, actor| {
-        members::add(conn, ctx, actor, &input).map(|_| ())
-    })
+    match v
+        .run(&state, Ok(input), |conn, ctx, actor, input| {
+            invitations::invite(conn, ctx, actor, &input)
+        })
+        .await
+    {
+        Ok(invited) => {
+            let link = NewLink {
+                email: invited.invitation.email.clone(),
+                url: invitations::link(&state.issuer, &invited.token),
+            };
+            let notice = Some(format!("Invited {}.", invited.invitation.email));
+            render_with(&state, &v, StatusCode::CREATED, None, notice, Some(link)).await
+        }
+        Err(e) => {
+            let (status, m) = shown(e)?;
+            render(&state, &v, status, Some(m), None).await
+        }
+    }
+}
+
+/// `POST /settings/members/invitations/{invitation_id}/revoke` (admins).
+pub async fn invitation_revoke_post(
+    v: SignedIn,
+    path: web::Path<String>,
+    _form: CsrfForm,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    change(
+        &state,
+        &v,
+        "Invitation revoked.",
+        move |conn, ctx, actor| invitations::revoke(conn, ctx, actor, &id),
+    )
     .await
 }
 
@@ -149,16 +237,23 @@ pub async fn role_post(
     .await
 }
 
-/// `POST /settings/members/{user_id}/remove` (admins).
+/// `POST /settings/members/{user_id}/remove` (admins), with the checkbox `revoke_keys`:
+/// also revoke every key the person created in the organization.
 pub async fn remove_post(
     v: SignedIn,
     path: web::Path<String>,
-    _form: CsrfForm,
+    CsrfForm(f): CsrfForm,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let user_id = path.into_inner();
-    change(&state, &v, "Member removed.", move |conn, ctx, actor| {
-        members::remove(conn, ctx, actor, &user_id)
+    let revoke_keys = f.get("revoke_keys").is_some();
+    let done = if revoke_keys {
+        "Member removed; their keys are revoked."
+    } else {
+        "Member removed."
+    };
+    change(&state, &v, done, move |conn, ctx, actor| {
+        members::remove(conn, ctx, actor, &user_id, revoke_keys).map(|_| ())
     })
     .await
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod authorize;
 pub mod clients;
 pub mod device;
+pub mod invitations;
 pub mod key_requests;
 pub mod keys;
 pub mod members;

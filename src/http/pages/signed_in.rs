@@ -12,7 +12,7 @@ use futures_util::future::LocalBoxFuture;
 
 use super::{current_session, error_page, same_origin, see_other};
 use crate::app::AppState;
-use crate::error::AppError;
+use crate::error::{AppError, OpError};
 use crate::http::with_db;
 use crate::orgs::Actor;
 use crate::sessions::Session;
@@ -31,6 +31,34 @@ impl SignedIn {
     /// The CSRF token of a form posted to `action` (a path).
     pub fn csrf(&self, action: &str) -> String {
         self.session.csrf_token(action)
+    }
+
+    /// The middle of every page POST (parse → run → render): runs operation `op` as this
+    /// viewer's actor with the form's parsed `input`, on the blocking pool with a pooled
+    /// connection and the context read there; a form that did not parse skips the
+    /// operation and comes back as its error. The page's counterpart of `Principal::run`.
+    pub async fn run<I, T, F>(
+        &self,
+        state: &web::Data<AppState>,
+        input: Result<I, OpError>,
+        op: F,
+    ) -> Result<T, OpError>
+    where
+        F: FnOnce(
+                &mut crate::db::DbConnection,
+                &crate::app::Ctx<'_>,
+                &Actor,
+                I,
+            ) -> Result<T, OpError>
+            + Send
+            + 'static,
+        I: Send + 'static,
+        T: Send + 'static,
+    {
+        let input = input?;
+        let st = state.clone();
+        let actor = self.actor.clone();
+        with_db(state, move |conn| op(conn, &st.ctx(), &actor, input)).await
     }
 }
 
@@ -69,7 +97,7 @@ async fn load(req: HttpRequest) -> Result<SignedIn, actix_web::Error> {
         return Err(early(error_page(
             StatusCode::FORBIDDEN,
             "No organization",
-            "Your account does not belong to any organization yet. Ask an admin to add you.",
+            "Your account does not belong to any organization yet. Ask an admin to invite you, then accept on /invitations.",
         )));
     };
     let actor = Actor {

@@ -1,0 +1,108 @@
+//! Headless Chromium: the invitation pages (docs/spec.md §5, §6): an admin invites on
+//! `/settings/members` (the link shown once), the invitee opens the link, accepts, and the
+//! members page then lists them; every page fits 1280 and 390 px without horizontal
+//! scrolling. Screenshots go to `$TESSERA_SCREENSHOTS` when it is set.
+
+use fantoccini::Locator;
+
+use crate::helpers::{Backend, browser, spawn_app};
+
+async fn overflow(c: &fantoccini::Client) -> i64 {
+    c.execute(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+        vec![],
+    )
+    .await
+    .expect("script")
+    .as_i64()
+    .expect("number")
+}
+
+async fn shoot(c: &fantoccini::Client, name: &str) {
+    if let Some(dir) = std::env::var_os("TESSERA_SCREENSHOTS") {
+        let png = c.screenshot().await.expect("screenshot");
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png)
+            .expect("write screenshot");
+    }
+}
+
+#[actix_web::test]
+async fn br_an_invitation_is_made_opened_and_accepted_in_chromium_at_1280_and_390_px() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let Some(br) = browser::start().await else {
+        return;
+    };
+    let Some(guest) = browser::start().await else {
+        return;
+    };
+    let c = &br.client;
+    browser::signup(c, &app.address, "ada@example.com").await;
+    browser::signup(&guest.client, &app.address, "bob@example.com").await;
+    c.goto(&format!("{}/settings/members", app.address))
+        .await
+        .expect("goto");
+    let form = c.find(Locator::Id("invite-member")).await.expect("form");
+    form.find(Locator::Css("input[name=email]"))
+        .await
+        .expect("email")
+        .send_keys("bob@example.com")
+        .await
+        .expect("type");
+    form.find(Locator::Css("button[type=submit]"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("invite");
+    let link = c
+        .wait()
+        .for_element(Locator::Id("invitation-url"))
+        .await
+        .expect("link shown")
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("a link");
+    assert!(link.contains("/invitations/"), "{link}");
+    for width in [1280u32, 390] {
+        c.set_window_size(width, 900).await.expect("size");
+        assert_eq!(overflow(c).await, 0, "members page at {width} px");
+        shoot(c, &format!("members-invited-{width}")).await;
+    }
+    let g = &guest.client;
+    g.goto(&link).await.expect("open link");
+    for width in [1280u32, 390] {
+        g.set_window_size(width, 900).await.expect("size");
+        assert_eq!(overflow(g).await, 0, "invitation page at {width} px");
+        shoot(g, &format!("invitation-{width}")).await;
+    }
+    g.find(Locator::Css("button.accept"))
+        .await
+        .expect("accept")
+        .click()
+        .await
+        .expect("click");
+    let notice = g
+        .wait()
+        .for_element(Locator::Id("notice"))
+        .await
+        .expect("notice")
+        .text()
+        .await
+        .expect("text");
+    assert!(notice.contains("You joined"), "{notice}");
+    shoot(g, "invitation-accepted-390").await;
+    c.goto(&format!("{}/settings/members", app.address))
+        .await
+        .expect("goto");
+    let members = c
+        .find(Locator::Id("members"))
+        .await
+        .expect("members")
+        .text()
+        .await
+        .expect("text");
+    assert!(members.contains("bob@example.com"), "{members}");
+}
