@@ -114,7 +114,9 @@ mod tests {
 
     #[test]
     fn r12_writers_take_turns_a_nested_write_passes_and_a_timed_out_wait_is_unavailable() {
-        let mut conn = sqlite(100);
+        // The queue is the process's: other tests' writers may hold it for a while, so
+        // the turns this test expects to get wait long; only the refused one waits 100 ms.
+        let mut conn = sqlite(30_000);
         let held = sqlite_gate(&mut conn).expect("first turn");
         // The same thread again (a write inside a write) does not wait for itself.
         drop(sqlite_gate(&mut conn).expect("nested turn"));
@@ -132,7 +134,7 @@ mod tests {
         // Released: the other thread gets its turn.
         drop(held);
         std::thread::spawn(|| {
-            let mut other = sqlite(100);
+            let mut other = sqlite(30_000);
             drop(sqlite_gate(&mut other).expect("turn after release"));
         })
         .join()
