@@ -12,8 +12,10 @@ pub enum MemberCommand {
     Invite {
         /// The organization's id (org_...)
         org_id: String,
+        /// The invitee's email address; only an account with this email can accept
         #[arg(long)]
         email: String,
+        /// The role the invitee gets on accepting
         #[arg(long, value_enum, default_value = "member")]
         role: RoleArg,
     },
@@ -36,6 +38,7 @@ pub enum MemberCommand {
         org_id: String,
         /// The member's user id (usr_...)
         user_id: String,
+        /// Also revoke every key the member created in this organization
         #[arg(long)]
         revoke_keys: bool,
     },
