@@ -434,8 +434,5 @@ async fn a_revocation_by_secret_scanning_is_logged_without_the_key() {
         assert!(line.contains(want), "{want} in {line}");
     }
     assert!(!text.contains(&plain), "the key never reaches the log");
-    assert!(
-        text.contains(reread),
-        "{text}"
-    );
+    assert!(text.contains(reread), "{text}");
 }
