@@ -26,7 +26,7 @@ crate::on_both_backends!(
 
 /// What the document server answers for one path.
 #[derive(Clone)]
-enum Reply {
+pub(crate) enum Reply {
     Raw(String),
     /// Waits this long before answering.
     Slow(Duration, String),
@@ -40,7 +40,7 @@ pub(crate) struct DocServer {
     hits: Arc<Mutex<usize>>,
 }
 
-fn ok_json(body: &str) -> String {
+pub(crate) fn ok_json(body: &str) -> String {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -104,11 +104,11 @@ impl DocServer {
         Self { base, routes, hits }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn set(&self, path: &str, reply: Reply) {
+    pub(crate) fn set(&self, path: &str, reply: Reply) {
         self.routes
             .lock()
             .expect("routes")
@@ -136,7 +136,7 @@ impl DocServer {
         url
     }
 
-    fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         *self.hits.lock().expect("hits")
     }
 }
