@@ -95,16 +95,16 @@ async fn d13_k6_a_jwks_uri_client_authenticates_and_follows_a_key_rotation(backe
     let (status, body) = token(&app, &a.sign(&claims(&app, &id))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(docs.hits(), 1, "one fetch, then the cache");
-    // Revocation and the device endpoint-free paths authenticate the same way.
+    // Revocation authenticates the same way.
     let access = body["access_token"].as_str().expect("at").to_string();
-    let (status, _) = post_signed(
-        &app,
-        "/oauth/revoke",
-        &a.sign(&claims(&app, &id)),
-        &[("token", &access)],
-    )
-    .await;
-    assert_eq!(status, 200);
+    let form = serde_urlencoded::to_string([
+        ("client_assertion_type", TYPE),
+        ("client_assertion", &a.sign(&claims(&app, &id))),
+        ("token", &access),
+    ])
+    .expect("form");
+    let r = app.post_form("/oauth/revoke", None, &form).await;
+    assert_eq!(r.status(), 200, "revocation");
 
     // Rotation: the uri now publishes only key b. An assertion with b's kid makes
     // tessera fetch the set again, once.
@@ -364,6 +364,7 @@ async fn a13_d13_a_metadata_document_client_authenticates_with_its_jwks_uri(back
     let Some(app) = app_with(backend, true, false).await else {
         return;
     };
+    crate::resources::resource_server_with(&app, &[crate::resources::MCP]);
     let docs = DocServer::start();
     let key = ClientKey::new("RS256");
     let jwks_uri = serve_keys(&docs, "/keys.json", &[&key]);
