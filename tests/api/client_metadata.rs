@@ -359,7 +359,7 @@ async fn a13_k6_documents_that_break_a_rule_are_refused_with_an_error_page(backe
         "/elsewhere.json",
         json!({"redirect_uris": ["https://other.example/cb"]}),
     );
-    assert_error_page(&app, &b, &url, "not registered").await;
+    assert_error_page(&app, &b, &url, "not one the application registered").await;
 
     // No redirect_uris, a secret-using method, client_credentials.
     let url = docs.document("/no-redirects.json", json!({"redirect_uris": null}));
