@@ -243,7 +243,11 @@ impl Load {
     }
 
     async fn login(&self, b: &reqwest::Client) -> Step<()> {
-        let (_, page, _) = self.send(b.get(self.url("/login"))).await?;
+        let (status, page, _) = self.send(b.get(self.url("/login"))).await?;
+        if (300..400).contains(&status) {
+            // Already signed in (a worker starting anew after a 503 keeps its cookies).
+            return Ok(());
+        }
         let csrf = hidden(&page, "csrf_token")?;
         let (status, text, _) = self
             .send(b.post(self.url("/login")).form(&[
