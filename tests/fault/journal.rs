@@ -252,6 +252,9 @@ pub struct Checker {
 /// A token is checked as active only with this much lifetime left.
 const EXPIRY_MARGIN: i64 = 30;
 
+/// At most this many older stale secrets of one client are asked about in one check.
+const STALE_PER_CHECK: usize = 10;
+
 /// Asks a running server about tokens, keys and secrets.
 pub struct Probe<'a> {
     /// One client per resource server, each from its own loopback address (127.0.0.2, ...).
@@ -267,8 +270,12 @@ pub fn loopback_clients(n: usize) -> Vec<reqwest::Client> {
     (0..n)
         .map(|i| {
             let ip = std::net::Ipv4Addr::new(127, 0, 0, 2 + i as u8);
+            // Idle connections are dropped well before the server's 5 s keep-alive ends
+            // them: reusing one at the moment the server closes it fails the request
+            // before it is sent (seen once in R2, where answers take 2 s).
             reqwest::Client::builder()
                 .local_address(std::net::IpAddr::V4(ip))
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
                 .build()
                 .expect("client")
         })
@@ -384,16 +391,26 @@ impl Checker {
         // Secrets: a rotated-away secret stops at once; the current one works.
         for (client, secrets) in &s.secrets {
             let last = secrets.len() - 1;
+            // Failed client authentications are throttled (docs/security.md K2: 20 a minute
+            // per client and address, 200 per address), so a check asks about at most
+            // `STALE_PER_CHECK` older stale secrets per client besides the newest five:
+            // those not asked about before, spread evenly over the rotation history. Later
+            // checks (R1 runs one per kill) cover the rest.
+            let unseen: Vec<usize> = (0..last.saturating_sub(5))
+                .filter(|&i| !self.stale_seen.contains(&secrets[i]))
+                .collect();
+            let step = unseen.len().div_ceil(STALE_PER_CHECK).max(1);
+            let sampled: HashSet<usize> = unseen.iter().copied().step_by(step).collect();
             for (i, secret) in secrets.iter().enumerate() {
                 let current = i == last;
                 if current && s.pending.contains_key(client) {
                     continue;
                 }
-                // A stale secret is checked by the first check after it was rotated away,
-                // then only among the newest five (failed client authentications are
-                // throttled: docs/security.md K2).
-                if !current && i + 5 < last && !self.stale_seen.insert(secret.clone()) {
-                    continue;
+                if !current && i + 5 < last {
+                    if !sampled.contains(&i) {
+                        continue;
+                    }
+                    self.stale_seen.insert(secret.clone());
                 }
                 n.secrets += 1;
                 let (status, body) = probe

@@ -58,6 +58,8 @@ fn client() -> reqwest::Client {
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(15))
+        // Below the server's 5 s keep-alive (see `journal::loopback_clients`).
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .expect("client")
 }

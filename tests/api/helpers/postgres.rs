@@ -14,6 +14,7 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 
 /// A running cluster. The shared one serves every test of the binary; fault tests take a
 /// [`private_cluster`] of their own to stop or freeze.
+#[derive(Clone)]
 pub struct Cluster {
     port: u16,
     data: String,
