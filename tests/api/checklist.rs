@@ -9,7 +9,9 @@
 //!    (` — why`); such a row must then have no test naming it (or the cell is stale), and the
 //!    coverage summary's "Not yet covered (n): …" must list exactly those rows, with the
 //!    "Rows" and "Covered" counts right.
-//! 3. Every test the document cites (`` `src/<file>.rs::tests::<fn>` ``,
+//! 3. The summary's "Covered, with a part of the row not yet proven (…) (n): …" lists
+//!    exactly the rows whose "Proving test(s)" cell says `Gap:`, and n is their number.
+//! 4. Every test the document cites (`` `src/<file>.rs::tests::<fn>` ``,
 //!    `` `tests/<dir>/<file>.rs::<fn>` ``) exists: that file defines a function of that name.
 //!
 //! The rules run on the real files in `every_row_of_docs_security_md_is_named_by_a_test`, and
@@ -136,21 +138,44 @@ fn cited_tests(doc: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The summary's "Not yet covered (n): X, Y." list, and its "Rows: n" and "Covered: **n of
-/// m**" numbers.
-fn summary(doc: &str) -> (BTreeSet<String>, Option<usize>, Option<(usize, usize)>) {
-    let mut listed = BTreeSet::new();
+/// What the coverage summary says.
+struct Summary {
+    /// The "Not yet covered (n): X, Y." list.
+    uncovered: BTreeSet<String>,
+    /// The "Covered, with a part of the row not yet proven (…) (n): X, Y." list and its n.
+    gaps: (BTreeSet<String>, Option<usize>),
+    /// "Rows: n".
+    total: Option<usize>,
+    /// "Covered: **n of m**".
+    covered: Option<(usize, usize)>,
+}
+
+/// The IDs listed after the `(n):` of a summary line, and that n.
+fn listed_ids(rest: &str) -> (BTreeSet<String>, Option<usize>) {
+    let Some((head, list)) = rest.rsplit_once("):") else {
+        return (BTreeSet::new(), None);
+    };
+    let n = head.rsplit_once('(').and_then(|(_, n)| n.parse().ok());
+    let ids = list
+        .split([',', '.', ' '])
+        .filter(|s| is_id(s))
+        .map(str::to_string)
+        .collect();
+    (ids, n)
+}
+
+fn summary(doc: &str) -> Summary {
+    let mut uncovered = BTreeSet::new();
+    let mut gaps = (BTreeSet::new(), None);
     let mut total = None;
     let mut covered = None;
     for line in doc.lines() {
         let line = line.trim_start_matches("- ");
         if let Some(rest) = line.strip_prefix("Not yet covered (") {
-            let list = rest.split_once("):").map_or("", |(_, l)| l);
-            listed.extend(
-                list.split([',', '.', ' '])
-                    .filter(|s| is_id(s))
-                    .map(str::to_string),
-            );
+            uncovered = listed_ids(&format!("({rest}")).0;
+        }
+        if let Some(rest) = line.strip_prefix("Covered, with a part of the row not yet proven") {
+            gaps = listed_ids(rest);
         }
         if let Some(rest) = line.strip_prefix("Rows: ") {
             total = rest.split_whitespace().next().and_then(|n| n.parse().ok());
@@ -164,7 +189,12 @@ fn summary(doc: &str) -> (BTreeSet<String>, Option<usize>, Option<(usize, usize)
             covered = n.zip(m);
         }
     }
-    (listed, total, covered)
+    Summary {
+        uncovered,
+        gaps,
+        total,
+        covered,
+    }
 }
 
 /// Applies rules 1–3; every violation, one line each.
@@ -209,7 +239,23 @@ fn violations(
             (Some(_), false) => {}
         }
     }
-    let (listed, total, covered) = summary(doc);
+    let Summary {
+        uncovered: listed,
+        gaps,
+        total,
+        covered,
+    } = summary(doc);
+    let with_gap: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r.proving.contains("Gap:"))
+        .map(|r| r.id.clone())
+        .collect();
+    if gaps.0 != with_gap || gaps.1 != Some(with_gap.len()) {
+        out.push(format!(
+            "the summary lists {:?} ({:?}) as covered with a gap; the rows that say `Gap:` are {with_gap:?}",
+            gaps.0, gaps.1
+        ));
+    }
     if listed != uncovered {
         out.push(format!(
             "the summary lists {listed:?} as not yet covered; the rows say {uncovered:?}"
@@ -281,13 +327,14 @@ const DOC: &str = "\
 - Rows: 3 (…).
 - Covered: **2 of 3** (…).
 - Not yet covered (1): B2.
+- Covered, with a part of the row not yet proven (see \"Gap\" in the row) (1): R3.
 
 | ID | Requirement | How | Expected | Proving test(s) |
 |---|---|---|---|---|
 | **A. Group** |||||
 | A1 | r | h | e | `tests/api/x.rs::a1_works` |
 | B2 | r | h | e | **not yet covered** — needs a browser. |
-| R3 | r | h | e | `src/y.rs::tests::r3_holds` |
+| R3 | r | h | e | `src/y.rs::tests::r3_holds`. Gap: not under load. |
 ";
 
 fn files(file: &str) -> Option<BTreeSet<String>> {
@@ -330,7 +377,16 @@ fn the_checklist_rules_pass_a_consistent_document_and_catch_each_fault() {
     assert!(!violations(&wrong, &tests(&["a1_works", "r3_holds"]), &files).is_empty());
     let miscounted = DOC.replace("**2 of 3**", "**3 of 3**");
     assert!(!violations(&miscounted, &tests(&["a1_works", "r3_holds"]), &files).is_empty());
-    // Rule 3: a cited test that does not exist.
+    // Rule 3: a gap the summary does not list, or a stale one it does.
+    let unlisted = DOC.replace("(1): R3.", "(0): .");
+    assert!(!violations(&unlisted, &tests(&["a1_works", "r3_holds"]), &files).is_empty());
+    let stale_gap = DOC.replace(". Gap: not under load.", ".");
+    let v = violations(&stale_gap, &tests(&["a1_works", "r3_holds"]), &files);
+    assert!(
+        v.len() == 1 && v[0].contains("as covered with a gap"),
+        "{v:?}"
+    );
+    // Rule 4: a cited test that does not exist.
     let stale = DOC.replace("a1_works`", "a1_gone`");
     let v = violations(&stale, &tests(&["a1_works", "r3_holds"]), &files);
     assert_eq!(v, ["cites tests/api/x.rs::a1_gone: no such function there"]);
