@@ -259,16 +259,24 @@ async fn check_password(
         .acquire()
         .await
         .map_err(|_| AppError::Internal("semaphore closed".into()))?;
+    let user = with_db(state, move |conn| {
+        users::store::find_by_email(conn, &email).map_err(AppError::from)
+    })
+    .await?;
+    // The hash is checked after the connection went back to the pool and outside the
+    // database deadline: argon2 is CPU work (tens of ms, far more on a loaded machine), and
+    // counted inside `with_db` it held a connection and, past 2 s, was answered as a
+    // database outage (503) — seen in R1 under load.
     let dummy = state.dummy_password_hash.clone();
-    with_db(state, move |conn| {
-        let user = users::store::find_by_email(conn, &email)?;
+    web::block(move || {
         let hash = user
             .as_ref()
             .map_or(dummy.as_str(), |u| u.password_hash.as_str());
         let ok = users::verify_password(&password, hash);
-        Ok(user.filter(|_| ok).map(|u| u.id))
+        user.filter(|_| ok).map(|u| u.id)
     })
     .await
+    .map_err(|e| AppError::Internal(format!("blocking task failed: {e}").into()))
 }
 
 pub async fn login_post(
