@@ -179,6 +179,12 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_CLIENT_METADATA_ALLOW_LOOPBACK", help_heading = SETTINGS,
           default_value = "false", num_args = 0..=1, default_missing_value = "true")]
     pub client_metadata_allow_loopback: Option<bool>,
+    /// A PEM file of CA certificates trusted beside the system's for outgoing https (client
+    /// ID metadata documents, `jwks_uri`): a private PKI or a TLS-inspecting proxy. The
+    /// system's roots come from the usual places, or `SSL_CERT_FILE`/`SSL_CERT_DIR`
+    /// [default: none]
+    #[arg(long, global = true, env = "TESSERA_EXTRA_CA_CERTS", help_heading = SETTINGS)]
+    pub extra_ca_certs: Option<PathBuf>,
     /// Who may sign up: `open`, `invite` (by invitation link) or `closed` (CLI only; spec §7)
     #[arg(long, global = true, env = "TESSERA_SIGNUP", help_heading = SETTINGS,
           default_value = "open")]

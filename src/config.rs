@@ -66,6 +66,8 @@ pub struct Settings {
     /// `--client-metadata-allow-loopback`: the guarded fetcher may reach loopback addresses
     /// (development and tests only; docs/spec.md §8).
     pub client_metadata_allow_loopback: bool,
+    /// `--extra-ca-certs`, read at start: roots the guarded fetcher trusts beside the system's.
+    pub extra_ca_certs: crate::fetch::roots::ExtraRoots,
     /// Who may sign up on `/signup` (docs/spec.md §7).
     pub signup: crate::users::SignupMode,
     /// `--secret-scanning-keys`, read at start (docs/spec.md §10).
@@ -269,6 +271,12 @@ impl Settings {
             None => crate::secret_scanning::ScanKeys::none(),
         });
 
+        let extra_ca_certs = match &a.extra_ca_certs {
+            Some(path) => crate::fetch::roots::ExtraRoots::load(path)
+                .map_err(|m| invalid("extra_ca_certs", m))?,
+            None => crate::fetch::roots::ExtraRoots::default(),
+        };
+
         let bind = given("bind", a.bind)?;
         if bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
@@ -337,6 +345,7 @@ impl Settings {
                 "client_metadata_allow_loopback",
                 a.client_metadata_allow_loopback,
             )?,
+            extra_ca_certs,
             signup: given("signup", a.signup)?,
             secret_scanning,
         })

@@ -130,7 +130,10 @@ impl Application {
         let metrics = Metrics::default();
         let group_commit = start_group_commit(&settings, &metrics)?;
         let state = web::Data::new(AppState {
-            fetcher: crate::fetch::Fetcher::new(settings.client_metadata_allow_loopback),
+            fetcher: crate::fetch::Fetcher::with_roots(
+                settings.client_metadata_allow_loopback,
+                &settings.extra_ca_certs,
+            ),
             issuer,
             audience,
             pool,

@@ -15,6 +15,7 @@
 //! `Cache-Control: max-age`, clamped to [`MIN_TTL`]..[`MAX_TTL`]; failures are not cached.
 
 pub mod address;
+pub mod roots;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -127,7 +128,8 @@ impl moka::Expiry<String, Arc<Fetched>> for TtlOf {
     }
 }
 
-/// The fetcher: the policy, the TLS configuration (system roots) and the cache. One per
+/// The fetcher: the policy, the TLS configuration (system roots and `--extra-ca-certs`) and
+/// the cache. One per
 /// server, in `AppState`.
 pub struct Fetcher {
     allow_loopback: bool,
@@ -152,28 +154,6 @@ impl reqwest::dns::Resolve for NoResolution {
     fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         Box::pin(async { Err("only the checked addresses are used".into()) })
     }
-}
-
-/// The rustls configuration: aws-lc-rs, the system's root certificates, HTTP/1.1. `None`
-/// only if the provider offers no TLS version (then every fetch fails with
-/// [`FetchError::Connect`]).
-fn tls_config() -> Option<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        // Loopback http still works; https fails certificate verification (Connect).
-        tracing::warn!(
-            "no system root certificate loaded: https fetches of client documents will fail"
-        );
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .ok()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Some(config)
 }
 
 /// `max-age` of a `Cache-Control` value, clamped to [`MIN_TTL`]..[`MAX_TTL`] (absent or
@@ -211,10 +191,16 @@ fn is_json(content_type: &str) -> bool {
 impl Fetcher {
     /// A fetcher; `allow_loopback` is `--client-metadata-allow-loopback` (development and
     /// tests: loopback addresses allowed, over `http` too).
+    /// A fetcher trusting the system's roots only.
     pub fn new(allow_loopback: bool) -> Self {
+        Self::with_roots(allow_loopback, &roots::ExtraRoots::default())
+    }
+
+    /// A fetcher trusting the system's roots and `extra` (`--extra-ca-certs`).
+    pub fn with_roots(allow_loopback: bool, extra: &roots::ExtraRoots) -> Self {
         Self {
             allow_loopback,
-            tls: tls_config(),
+            tls: roots::tls_config(extra),
             cache: moka::sync::Cache::builder()
                 .max_capacity(CACHE_ENTRIES)
                 .expire_after(TtlOf)

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tessera::clients::open_registration::RegistrationMode;
 
 use crate::helpers::oauth::{REDIRECT, json as json_of, pkce, query_param};
+use crate::helpers::test_ca::TestCa;
 use crate::helpers::{Backend, TestApp, TestDb, hidden, spawn_app_with};
 use crate::resources::{MCP, claims, resource_server_with};
 
@@ -22,6 +23,7 @@ crate::on_both_backends!(
     k6_without_the_flag_loopback_and_private_addresses_are_never_fetched,
     k6_a_document_slower_than_5_seconds_is_refused,
     openly_registered_clients_are_marked_not_verified_on_consent,
+    k6_an_https_document_is_fetched_only_from_a_trusted_certificate,
 );
 
 /// What the document server answers for one path.
@@ -47,56 +49,84 @@ pub(crate) fn ok_json(body: &str) -> String {
     )
 }
 
+/// Answers one request on `sock` from `routes`, counting it in `hits`.
+async fn answer<S>(mut sock: S, routes: Arc<Mutex<HashMap<String, Reply>>>, hits: Arc<Mutex<usize>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let Ok(n) = sock.read(&mut buf).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    *hits.lock().expect("hits") += 1;
+    let head = String::from_utf8_lossy(&got).to_string();
+    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+    let reply = routes.lock().expect("routes").get(&path).cloned();
+    let text = match reply {
+        Some(Reply::Raw(t)) => t,
+        Some(Reply::Slow(d, t)) => {
+            tokio::time::sleep(d).await;
+            t
+        }
+        None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(),
+    };
+    let _ = sock.write_all(text.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
 impl DocServer {
+    /// Plain http on a loopback port.
     pub(crate) fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// https on a loopback port, presenting `tls`'s certificate (for `127.0.0.1`).
+    pub(crate) fn start_tls(tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         std_listener.set_nonblocking(true).expect("nonblocking");
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let base = format!(
-            "http://127.0.0.1:{}",
+            "{scheme}://127.0.0.1:{}",
             std_listener.local_addr().expect("addr").port()
         );
         let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
         let hits: Arc<Mutex<usize>> = Arc::default();
         let (r, h) = (routes.clone(), hits.clone());
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
                 loop {
-                    let Ok((mut sock, _)) = listener.accept().await else {
+                    let Ok((sock, _)) = listener.accept().await else {
                         return;
                     };
                     let (r, h) = (r.clone(), h.clone());
+                    let acceptor = acceptor.clone();
                     tokio::spawn(async move {
-                        let mut buf = vec![0u8; 4096];
-                        let mut got = Vec::new();
-                        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                            let Ok(n) = sock.read(&mut buf).await else {
-                                return;
-                            };
-                            if n == 0 {
-                                return;
+                        match acceptor {
+                            None => answer(sock, r, h).await,
+                            Some(a) => {
+                                if let Ok(tls) = a.accept(sock).await {
+                                    answer(tls, r, h).await;
+                                }
                             }
-                            got.extend_from_slice(&buf[..n]);
                         }
-                        *h.lock().expect("hits") += 1;
-                        let head = String::from_utf8_lossy(&got).to_string();
-                        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
-                        let reply = r.lock().expect("routes").get(&path).cloned();
-                        let text = match reply {
-                            Some(Reply::Raw(t)) => t,
-                            Some(Reply::Slow(d, t)) => {
-                                tokio::time::sleep(d).await;
-                                t
-                            }
-                            None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(),
-                        };
-                        let _ = sock.write_all(text.as_bytes()).await;
-                        let _ = sock.shutdown().await;
                     });
                 }
             });
@@ -155,6 +185,18 @@ pub(crate) async fn app_with(
     Some(spawn_app_with(db, settings).await)
 }
 
+/// A server that fetches from loopback (`--client-metadata-allow-loopback`) and trusts
+/// `ca` beside the system's roots (`--extra-ca-certs`).
+pub(crate) async fn app_trusting(backend: Backend, ca: &TestCa) -> Option<TestApp> {
+    let db = TestDb::create(backend)?;
+    let mut settings = db.settings();
+    settings.client_metadata_allow_loopback = true;
+    settings.extra_ca_certs =
+        tessera::fetch::roots::ExtraRoots::load(&ca.ca_pem).expect("the test CA");
+    assert_eq!(settings.extra_ca_certs.len(), 1);
+    Some(spawn_app_with(db, settings).await)
+}
+
 pub(crate) fn authorize_params<'a>(
     client_id: &'a str,
     challenge: &'a str,
@@ -192,6 +234,45 @@ async fn assert_error_page(app: &TestApp, b: &reqwest::Client, client_id: &str, 
         html.contains(needle),
         "{client_id}: {needle:?} not in {html}"
     );
+}
+
+/// docs/spec.md §8, docs/security.md K6: an https document is fetched only when its
+/// certificate chains to a trusted root: a private CA is refused (nothing is served: the
+/// handshake fails) until `--extra-ca-certs` names it.
+async fn k6_an_https_document_is_fetched_only_from_a_trusted_certificate(backend: Backend) {
+    let Some(ca) = TestCa::or_skip() else {
+        return;
+    };
+    let docs = DocServer::start_tls(ca.server_config());
+    let url = docs.document("/tls/client.json", json!({}));
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let Some(untrusting) = app_with(backend, true, false).await else {
+        return;
+    };
+    let b = untrusting.user("tls@example.com").await;
+    assert_error_page(&untrusting, &b, &url, "connection or TLS failure").await;
+    assert_eq!(
+        docs.hits(),
+        0,
+        "no request got through an untrusted handshake"
+    );
+
+    let Some(trusting) = app_trusting(backend, &ca).await else {
+        return;
+    };
+    resource_server_with(&trusting, &[MCP]);
+    let b = trusting.user("tls@example.com").await;
+    let (_, challenge) = pkce();
+    let r = trusting
+        .authorize_get(&b, &authorize_params(&url, &challenge))
+        .await;
+    let status = r.status();
+    let location = format!("{:?}", r.headers().get("location"));
+    let html = r.text().await.expect("html");
+    assert_eq!(status, 200, "{location} {html}");
+    assert!(html.contains("Example MCP client"), "{html}");
+    assert_eq!(docs.hits(), 1, "fetched once, over TLS");
 }
 
 async fn a13_k6_a_metadata_document_client_completes_the_code_flow_with_a_resource(

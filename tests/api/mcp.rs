@@ -5,8 +5,10 @@
 //! itself (RFC 7591, public), sends the browser to `/oauth/authorize` with PKCE and
 //! `resource`; this test signs in and approves on the pages; the SDK exchanges the code and
 //! calls the resource server, which accepts the token (its `aud` is that resource). A second
-//! scenario does the same with a client ID metadata document the test serves instead of
-//! registration (tessera under `--client-metadata-allow-loopback`, registration closed). The
+//! scenario does the same with a client ID metadata document the test serves over https
+//! (a test CA that tessera trusts through `--extra-ca-certs`; loopback allowed by
+//! `--client-metadata-allow-loopback`; registration closed), through the SDK's own
+//! `clientMetadataUrl` path. The
 //! script is `tests/mcp-sdk/mcp.mjs`, its packages come from the committed lockfile
 //! (`npm ci` there; `.ci/run` does it). Without node or the packages it prints SKIPPED (a
 //! failure with `TESSERA_REQUIRE_ALL=1`).
@@ -173,21 +175,21 @@ async fn mcp_sdk_client_registers_authorizes_and_calls_the_resource_server(backe
 
 /// docs/spec.md §8, docs/security.md A13: an MCP client with nothing registered (and
 /// registration closed to it: `--registration authenticated`) uses a client ID metadata
-/// document the test serves on loopback.
+/// document the test serves over https on loopback, through the SDK's `clientMetadataUrl`.
 async fn a13_mcp_sdk_client_uses_a_client_id_metadata_document(backend: Backend) {
     if let Err(why) = node_package_ready(&sdk_dir(), "@modelcontextprotocol/sdk") {
         unavailable("the MCP TypeScript SDK (node)", &why);
         return;
     }
-    let Some(db) = TestDb::create(backend) else {
+    let Some(ca) = crate::helpers::test_ca::TestCa::or_skip() else {
         return;
     };
-    let mut settings = db.settings();
-    settings.client_metadata_allow_loopback = true;
-    let app = spawn_app_with(db, settings).await;
+    let Some(app) = crate::client_metadata::app_trusting(backend, &ca).await else {
+        return;
+    };
     let (resource, base) = example_server(&app);
     let redirect = "http://localhost:33419/callback";
-    let docs = DocServer::start();
+    let docs = DocServer::start_tls(ca.server_config());
     let client_id = docs.document(
         "/mcp/client.json",
         serde_json::json!({"client_name": "MCP SDK via metadata document", "redirect_uris": [redirect]}),
@@ -197,7 +199,14 @@ async fn a13_mcp_sdk_client_uses_a_client_id_metadata_document(backend: Backend)
         first["cimd_supported"], true,
         "the SDK's discovery saw client_id_metadata_document_supported"
     );
+    assert!(client_id.starts_with("https://"), "{client_id}");
     assert_eq!(done["client"]["client_id"], client_id.as_str(), "{done}");
+    // What the SDK saves on its metadata-document path (not on registration's).
+    assert_eq!(
+        done["client"]["issuer"],
+        app.state.issuer.as_str(),
+        "{done}"
+    );
     assert!(docs.hits() >= 1, "tessera fetched the document");
     // Nothing was registered: the only client rows are the resource server and the
     // document's.

@@ -4,12 +4,10 @@
 // 1. Calls the resource server without a token: 401 with `resource_metadata` (RFC 9728 §5.1).
 // 2. `auth()` with an in-memory OAuthClientProvider: protected-resource metadata, the
 //    authorization server's RFC 8414 metadata, then the client ID: open registration
-//    (RFC 7591, `none`), or, given a client ID URL, a client ID metadata document. The
-//    SDK (1.32.2) uses its own metadata-document path (`clientMetadataUrl`) for https URLs
-//    only; the test serves the document over http on loopback (tessera trusts only the
-//    system's CAs, and allows loopback http with --client-metadata-allow-loopback), so an
-//    http URL is handed to the SDK as the provider's stored client information, and the SDK
-//    then registers nothing. Then PKCE and `resource` (RFC 8707). Prints
+//    (RFC 7591, `none`), or, given a client ID URL (https), the SDK's own client ID
+//    metadata document path (`clientMetadataUrl`, used when the metadata says
+//    `client_id_metadata_document_supported`): it registers nothing and saves
+//    {client_id: URL, issuer}. Then PKCE and `resource` (RFC 8707). Prints
 //    {"authorization_url": ..., "cimd_supported": ...} on one line.
 // 3. Reads the callback URL (after login and consent, done by the Rust test) from stdin,
 //    and `auth()` again with the code: the token exchange.
@@ -25,12 +23,9 @@ const [serverUrl, redirectUrl, clientIdUrl] = process.argv.slice(2);
 class MemoryProvider {
   constructor() {
     this.stored = {};
-    if (clientIdUrl && !clientIdUrl.startsWith("https://")) {
-      this.stored.client = { client_id: clientIdUrl };
-    }
   }
   get clientMetadataUrl() {
-    return clientIdUrl && clientIdUrl.startsWith("https://") ? clientIdUrl : undefined;
+    return clientIdUrl || undefined;
   }
   saveDiscoveryState(state) {
     this.stored.discovery = state;

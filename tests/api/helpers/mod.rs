@@ -9,6 +9,7 @@ pub mod oauth;
 pub mod pages;
 pub mod postgres;
 pub mod redis;
+pub mod test_ca;
 
 use std::path::PathBuf;
 use std::sync::Arc;
