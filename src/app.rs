@@ -25,6 +25,9 @@ pub struct AppState {
     pub login_throttle: crate::throttle::FailureThrottle,
     /// Failed client authentications at the token endpoint (docs/security.md K2).
     pub client_auth_throttle: crate::throttle::FailureThrottle,
+    /// Fetches of client ID metadata documents not in the fetcher's cache, per URL and
+    /// address (docs/spec.md §8): `http::client_metadata::resolve`.
+    pub document_fetches: crate::throttle::FailureThrottle,
     /// Inactive introspection answers per caller (docs/security.md G4: token scanning).
     pub introspection_throttle: crate::throttle::FailureThrottle,
     /// Wrong user codes at `/device` per session and per IP (docs/security.md K5).

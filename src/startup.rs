@@ -143,6 +143,10 @@ impl Application {
             group_commit,
             login_throttle: crate::throttle::FailureThrottle::new(10, 100),
             client_auth_throttle: crate::throttle::FailureThrottle::new(20, 200),
+            document_fetches: crate::throttle::FailureThrottle::new(
+                crate::http::client_metadata::FETCHES_PER_URL_PER_MINUTE,
+                crate::http::client_metadata::FETCHES_PER_IP_PER_MINUTE,
+            ),
             introspection_throttle: crate::throttle::FailureThrottle::new(300, 3000),
             device_code_throttle: crate::throttle::FailureThrottle::new(5, 50),
             password_slots: tokio::sync::Semaphore::new(

@@ -207,24 +207,33 @@ fn same(row: &ClientRow, client: &ValidClient) -> bool {
 
 /// Creates or updates the row of the metadata document client `url` from its validated
 /// document, with `client.created` / `client.updated` in the audit log (actor
-/// `client-metadata`); a row that already matches is left alone. Returns the row.
+/// `client-metadata`); a row that already matches is left alone. Returns the row, or
+/// `Err(seconds to wait)` when the row is new and `ip` already made
+/// `open_registration::PER_IP_PER_HOUR` clients without a credential within the hour
+/// (docs/spec.md §8: a flood of client IDs from one address); a new row counts toward that
+/// limit and is deleted by the janitor once idle, like an openly registered client.
 pub fn upsert(
     conn: &mut DbConnection,
     ctx: &Ctx<'_>,
     url: &str,
     client: &ValidClient,
-) -> Result<ClientRow, AppError> {
+    ip: &str,
+) -> Result<Result<ClientRow, i64>, AppError> {
     let attempt = |conn: &mut DbConnection| {
         write_tx(
             conn,
-            |conn| -> Result<(ClientRow, bool), super::ClientError> {
+            |conn| -> Result<Result<(ClientRow, bool), i64>, super::ClientError> {
                 let (action, changed) = match store::find(conn, url)? {
-                    Some(row) if same(&row, client) => return Ok((row, false)),
+                    Some(row) if same(&row, client) => return Ok(Ok((row, false))),
                     Some(_) => {
                         store::update(conn, url, client, ctx.now)?;
                         ("client.updated", true)
                     }
                     None => {
+                        let limit = super::open_registration::over_limit(conn, ip, ctx.now)?;
+                        if let Some(retry_after) = limit {
+                            return Ok(Err(retry_after));
+                        }
                         store::insert_with_id(
                             conn,
                             url,
@@ -232,6 +241,7 @@ pub fn upsert(
                             &ctx.settings.key_prefix,
                             ctx.now,
                         )?;
+                        super::open_registration::record(conn, url, ip, ctx.now)?;
                         ("client.created", false)
                     }
                 };
@@ -248,7 +258,7 @@ pub fn upsert(
                     ctx.now,
                 )?;
                 let row = store::find(conn, url)?.ok_or(diesel::result::Error::NotFound)?;
-                Ok((row, changed))
+                Ok(Ok((row, changed)))
             },
         )
     };
@@ -261,12 +271,13 @@ pub fn upsert(
         other => other,
     };
     match outcome {
-        Ok((row, changed)) => {
+        Ok(Ok((row, changed))) => {
             if changed {
                 ctx.client_changed(url);
             }
-            Ok(row)
+            Ok(Ok(row))
         }
+        Ok(Err(retry_after)) => Ok(Err(retry_after)),
         Err(super::ClientError::Db(e)) => Err(AppError::from_db(e)),
         Err(e) => Err(AppError::Internal(
             format!("metadata document client: {e}").into(),

@@ -118,35 +118,11 @@ pub fn register(
     let now = ctx.now;
     let prefix = &ctx.settings.key_prefix;
     write_tx(conn, |conn| -> Result<_, Refused> {
-        // Registrations from one address take turns: on PostgreSQL (READ COMMITTED) two at
-        // once would otherwise both count nine and make eleven. SQLite's write
-        // transaction already runs one at a time.
-        if matches!(conn, DbConnection::Postgres(_)) {
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind::<diesel::sql_types::Text, _>(ip)
-                .execute(conn)?;
-        }
-        let recent: Vec<Timestamp> = open_registrations::table
-            .filter(open_registrations::ip.eq(ip))
-            .filter(open_registrations::created_at.gt(now - WINDOW_SECONDS))
-            .order(open_registrations::created_at.desc())
-            .limit(PER_IP_PER_HOUR)
-            .select(open_registrations::created_at)
-            .load(conn)?;
-        if recent.len() as i64 >= PER_IP_PER_HOUR {
-            let oldest = recent.iter().copied().min().unwrap_or(now);
-            return Err(Refused::TooMany {
-                retry_after: (oldest + WINDOW_SECONDS - now).max(1),
-            });
+        if let Some(retry_after) = over_limit(conn, ip, now)? {
+            return Err(Refused::TooMany { retry_after });
         }
         let (row, secret) = store::insert(conn, &valid, prefix, now).map_err(OpError::from)?;
-        diesel::insert_into(open_registrations::table)
-            .values((
-                open_registrations::client_id.eq(&row.id),
-                open_registrations::ip.eq(ip),
-                open_registrations::created_at.eq(now),
-            ))
-            .execute(conn)?;
+        record(conn, &row.id, ip, now)?;
         let token = store::new_registration_token(conn, &row.id, prefix, &ceiling)?;
         crate::audit::record(
             conn,
@@ -166,6 +142,49 @@ pub fn register(
             registration_access_token: token,
         })
     })
+}
+
+/// Inside a write transaction: `Some(seconds to wait)` when `ip` made [`PER_IP_PER_HOUR`]
+/// clients without a credential in the last [`WINDOW_SECONDS`] (open registrations and
+/// first uses of client ID metadata documents together). On PostgreSQL it first takes a
+/// transaction lock on `ip`, so two at once take turns (under READ COMMITTED both would
+/// count nine and make eleven); SQLite's write transaction already runs one at a time.
+pub fn over_limit(conn: &mut DbConnection, ip: &str, now: Timestamp) -> QueryResult<Option<i64>> {
+    if matches!(conn, DbConnection::Postgres(_)) {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind::<diesel::sql_types::Text, _>(ip)
+            .execute(conn)?;
+    }
+    let recent: Vec<Timestamp> = open_registrations::table
+        .filter(open_registrations::ip.eq(ip))
+        .filter(open_registrations::created_at.gt(now - WINDOW_SECONDS))
+        .order(open_registrations::created_at.desc())
+        .limit(PER_IP_PER_HOUR)
+        .select(open_registrations::created_at)
+        .load(conn)?;
+    if (recent.len() as i64) < PER_IP_PER_HOUR {
+        return Ok(None);
+    }
+    let oldest = recent.iter().copied().min().unwrap_or(now);
+    Ok(Some((oldest + WINDOW_SECONDS - now).max(1)))
+}
+
+/// Records that `ip` made the client `client_id` without a credential: it counts toward
+/// [`over_limit`], and the janitor deletes the client once idle ([`prune_idle`]).
+pub fn record(
+    conn: &mut DbConnection,
+    client_id: &str,
+    ip: &str,
+    now: Timestamp,
+) -> QueryResult<()> {
+    diesel::insert_into(open_registrations::table)
+        .values((
+            open_registrations::client_id.eq(client_id),
+            open_registrations::ip.eq(ip),
+            open_registrations::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Janitor step (docs/spec.md §8): deletes up to `batch` openly registered clients made

@@ -233,6 +233,11 @@ impl Fetcher {
     }
 
     /// Drops `url` from the cache.
+    /// Whether a fetched document for `url` is in the cache (a lookup costs no fetch).
+    pub fn is_cached(&self, url: &str) -> bool {
+        self.cache.contains_key(url)
+    }
+
     pub fn forget(&self, url: &str) {
         self.cache.invalidate(url);
     }

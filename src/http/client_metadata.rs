@@ -11,6 +11,12 @@ use crate::clients::ValidClient;
 use crate::clients::metadata_document as document;
 use crate::error::{ErrorCode, OAuthError};
 
+/// docs/spec.md §8: one address may make tessera fetch at most this many client ID
+/// metadata documents that are not cached, per minute …
+pub const FETCHES_PER_IP_PER_MINUTE: u32 = 30;
+/// … and the same uncached (or invalid, so never cached) document at most this often.
+pub const FETCHES_PER_URL_PER_MINUTE: u32 = 10;
+
 /// Why a metadata document client was refused. [`Refusal::message`] names the problem for
 /// the error page; [`Refusal::description`] is the fixed text for an OAuth error body.
 #[derive(Debug)]
@@ -21,6 +27,8 @@ pub enum Refusal {
     Fetch(crate::fetch::FetchError),
     /// The document breaks a rule of docs/spec.md §8.
     Invalid(String),
+    /// This address asked for too many new client IDs: retry after this many seconds (429).
+    TooMany { retry_after: i64 },
 }
 
 impl Refusal {
@@ -35,6 +43,18 @@ impl Refusal {
                 e.description()
             ),
             Self::Invalid(msg) => msg.clone(),
+            Self::TooMany { retry_after } => format!(
+                "Too many new applications were used from your network. Retry in {} minute(s).",
+                (retry_after + 59) / 60
+            ),
+        }
+    }
+
+    /// The HTTP status of the refusal: 429 for [`Refusal::TooMany`], else 400.
+    pub fn status(&self) -> actix_web::http::StatusCode {
+        match self {
+            Self::TooMany { .. } => actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            _ => actix_web::http::StatusCode::BAD_REQUEST,
         }
     }
 
@@ -44,23 +64,46 @@ impl Refusal {
             Self::NotADocumentUrl => "The client_id is not a valid client metadata document URL.",
             Self::Fetch(e) => e.description(),
             Self::Invalid(_) => "The client metadata document is invalid.",
+            Self::TooMany { retry_after } => return too_many(*retry_after),
         };
         OAuthError::new(ErrorCode::InvalidClient, description)
+    }
+}
+
+/// The token endpoint's answer to an address over the limits of docs/spec.md §8: 429
+/// `slow_down` with `Retry-After` (as for K2's throttle).
+pub fn too_many(retry_after: i64) -> OAuthError {
+    OAuthError {
+        retry_after: Some(retry_after),
+        ..OAuthError::new(
+            ErrorCode::SlowDown,
+            "Too many new client IDs from this address. Retry later.",
+        )
     }
 }
 
 /// `Ok(None)` when `client_id` is an ordinary client id; `Ok(Some((url, client)))` for a
 /// metadata document client whose document was fetched (or found in the cache) and is
 /// valid; `Err` when it looks like a URL but cannot be used.
+/// A document not in the cache is fetched only within [`FETCHES_PER_IP_PER_MINUTE`] and
+/// [`FETCHES_PER_URL_PER_MINUTE`] for `ip` (else [`Refusal::TooMany`], before any fetch).
 pub async fn resolve(
     state: &AppState,
     client_id: Option<&str>,
+    ip: &str,
 ) -> Result<Option<(String, ValidClient)>, Refusal> {
     let Some(id) = client_id.filter(|id| document::looks_like_url(id)) else {
         return Ok(None);
     };
     if !document::is_document_url(id, state.settings.client_metadata_allow_loopback) {
         return Err(Refusal::NotADocumentUrl);
+    }
+    if !state.fetcher.is_cached(id) {
+        let now = state.clock.now();
+        if let Some(retry_after) = state.document_fetches.check(id, ip, now) {
+            return Err(Refusal::TooMany { retry_after });
+        }
+        state.document_fetches.record_failure(id, ip, now);
     }
     let fetched = state
         .fetcher

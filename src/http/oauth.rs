@@ -98,7 +98,7 @@ pub async fn token_post(
     refuse_throttled_client(&state, &client_id, &ip)?;
     // docs/spec.md §8: a metadata document client is checked against its (cached)
     // document before every grant, so a withdrawn or changed document takes effect.
-    let document = crate::http::client_metadata::resolve(&state, Some(&client_id))
+    let document = crate::http::client_metadata::resolve(&state, Some(&client_id), &ip)
         .await
         .map_err(|r| r.oauth_error())?;
     // docs/spec.md §8: a client with a `jwks_uri` has its key set fetched first.
@@ -120,9 +120,18 @@ pub async fn token_post(
         Some(answer) => answer,
         None => {
             let st = state.clone();
+            let ip = ip.clone();
             with_db(&state, move |conn| {
-                if let Some((url, client)) = &document {
-                    crate::clients::metadata_document::upsert(conn, &st.ctx(), url, client)?;
+                if let Some((url, client)) = &document
+                    && let Err(retry_after) = crate::clients::metadata_document::upsert(
+                        conn,
+                        &st.ctx(),
+                        url,
+                        client,
+                        &ip,
+                    )?
+                {
+                    return Err(crate::http::client_metadata::too_many(retry_after));
                 }
                 let cache = Some(&st.api_keys.clients);
                 token::exchange(conn, st.issuing(), cache, &presented, request, &resources)

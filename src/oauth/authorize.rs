@@ -216,6 +216,11 @@ pub enum AuthorizeError {
     },
     /// Send the browser back to the client with this error URL (`iss` still to add).
     Redirect(Url),
+    /// docs/spec.md §8: the address made too many new clients without a credential; a 429
+    /// page (no redirect: the client is not verified), retry after this many seconds.
+    TooMany {
+        retry_after: i64,
+    },
     App(AppError),
 }
 

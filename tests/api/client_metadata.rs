@@ -24,6 +24,7 @@ crate::on_both_backends!(
     k6_a_document_slower_than_5_seconds_is_refused,
     openly_registered_clients_are_marked_not_verified_on_consent,
     k6_an_https_document_is_fetched_only_from_a_trusted_certificate,
+    k4_a13_a_flood_of_new_client_ids_from_one_address_is_limited_and_swept,
 );
 
 /// What the document server answers for one path.
@@ -587,6 +588,99 @@ async fn k6_without_the_flag_loopback_and_private_addresses_are_never_fetched(ba
             .is_some_and(|d| d.contains("non-public address")),
         "{body}"
     );
+}
+
+/// docs/spec.md §8, docs/security.md K4/A13: one address can make tessera create at most
+/// 10 new clients an hour from metadata documents (the open-registration budget), and
+/// fetch at most 30 uncached documents a minute; what it made is swept like an idle
+/// open registration.
+async fn k4_a13_a_flood_of_new_client_ids_from_one_address_is_limited_and_swept(backend: Backend) {
+    let Some(app) = app_with(backend, true, false).await else {
+        return;
+    };
+    resource_server_with(&app, &[MCP]);
+    let docs = DocServer::start();
+    let b = app.user("flood@example.com").await;
+    let t0 = tessera::clock::Clock::now(app.clock.as_ref());
+    let (_, challenge) = pkce();
+    let authorize = |url: String| {
+        let (app, b, challenge) = (&app, &b, challenge.clone());
+        async move {
+            let r = app
+                .authorize_get(b, &authorize_params(&url, &challenge))
+                .await;
+            let status = r.status().as_u16();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i64>().ok());
+            (status, retry, r.text().await.expect("html"))
+        }
+    };
+    let doc = |i: usize| docs.document(&format!("/flood/{i}.json"), json!({}));
+    for i in 0..10 {
+        let (status, _, html) = authorize(doc(i)).await;
+        assert_eq!(status, 200, "client {i}: {html}");
+    }
+    // The 11th new client ID within the hour: 429, no row.
+    let (status, retry, html) = authorize(doc(10)).await;
+    assert_eq!(status, 429, "{html}");
+    assert_eq!(retry, Some(3600));
+    assert!(html.contains("Too many new applications"), "{html}");
+    // At the token endpoint too: 429 slow_down.
+    let (status, body) = token(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &doc(11)),
+            ("code", "nothing"),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("slow_down")),
+        "{body}"
+    );
+    // A client that exists goes on working.
+    let (status, _, html) = authorize(docs.url("/flood/0.json")).await;
+    assert_eq!(status, 200, "{html}");
+    // 12 uncached fetches so far; 18 more are fetched (and refused by the hourly limit),
+    // then the 31st within the minute is refused before fetching.
+    for i in 12..30 {
+        let (status, _, _) = authorize(doc(i)).await;
+        assert_eq!(status, 429, "client {i}");
+    }
+    let hits = docs.hits();
+    let (status, retry, _) = authorize(doc(30)).await;
+    assert_eq!(status, 429);
+    assert!(retry.is_some_and(|r| (1..=60).contains(&r)), "{retry:?}");
+    assert_eq!(docs.hits(), hits, "not fetched");
+    app.clock.set(t0 + 61);
+    let (status, _, _) = authorize(doc(31)).await;
+    assert_eq!(status, 429);
+    assert_eq!(docs.hits(), hits + 1, "fetched again after the minute");
+    app.clock.set(t0 + 3601);
+    let (status, _, html) = authorize(doc(32)).await;
+    assert_eq!(status, 200, "{html}");
+
+    use diesel::prelude::*;
+    use tessera::db::schema::clients;
+    let mut conn = app.state.pool.get().expect("conn");
+    let made: i64 = clients::table
+        .filter(clients::id.like(format!("{}/flood/%", docs.url(""))))
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(made, 11, "10 in the first hour, 1 in the next");
+    // None of them obtained a token: the janitor deletes them after the idle days.
+    let retention = tessera::janitor::Retention::from_settings(&app.state.settings);
+    let swept =
+        tessera::janitor::sweep(&mut conn, &retention, t0 + 3601 + 31 * 86_400).expect("sweep");
+    assert_eq!(swept.get("clients"), 11);
 }
 
 async fn k6_a_document_slower_than_5_seconds_is_refused(backend: Backend) {

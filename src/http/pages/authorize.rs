@@ -7,6 +7,7 @@ use super::{current_session, error_page, oauth_error_page, page, see_other};
 use crate::app::AppState;
 use crate::consent::decision::{self, Decided, Next};
 use crate::error::AppError;
+use crate::http::client_metadata::Refusal;
 use crate::http::with_db;
 use crate::oauth::authorize::{self, AuthorizeError, AuthorizeQuery, ValidRequest};
 use crate::oidc::id_token::verify_hint;
@@ -114,6 +115,25 @@ enum Answer {
 
 /// An OpenID Connect refusal by redirect to the verified redirect URI: `error`, `state`
 /// (`iss` is added where every redirect error gets it).
+/// The page for a client ID metadata document that cannot be used (docs/spec.md §8): 400
+/// naming the problem, or 429 with `Retry-After` when the address asked for too many new
+/// client IDs. Never a redirect: the redirect URI is not verified.
+fn document_refused(refusal: &Refusal) -> HttpResponse {
+    let mut response = error_page(
+        refusal.status(),
+        "This authorization request cannot be processed",
+        &refusal.message(),
+    );
+    if let Refusal::TooMany { retry_after } = refusal
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string())
+    {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, value);
+    }
+    response
+}
+
 fn refuse_to(valid: &ValidRequest, error: &str) -> Result<AuthorizeError, AppError> {
     let mut url = parse_url(&valid.redirect_uri)?;
     {
@@ -133,28 +153,27 @@ pub async fn authorize_get(
     let query = req.query_string().to_string();
     // docs/spec.md §8: a client_id that is a URL names a metadata document, fetched here
     // (outside the database call); its refusal is an error page, never a redirect.
+    let ip = crate::http::oauth::peer_ip(&req);
     let document = match crate::http::client_metadata::resolve(
         &state,
         AuthorizeQuery::parse(&query).client_id_param(),
+        &ip,
     )
     .await
     {
         Ok(d) => d,
-        Err(refusal) => {
-            return Ok(error_page(
-                StatusCode::BAD_REQUEST,
-                "This authorization request cannot be processed",
-                &refusal.message(),
-            ));
-        }
+        Err(refusal) => return Ok(document_refused(&refusal)),
     };
     let session = current_session(&req, &state).await?;
     let st = state.clone();
     let outcome = with_db(
         &state,
         move |conn| -> Result<Result<(ValidRequest, Answer), AuthorizeError>, AppError> {
-            if let Some((url, client)) = &document {
-                crate::clients::metadata_document::upsert(conn, &st.ctx(), url, client)?;
+            if let Some((url, client)) = &document
+                && let Err(retry_after) =
+                    crate::clients::metadata_document::upsert(conn, &st.ctx(), url, client, &ip)?
+            {
+                return Ok(Err(AuthorizeError::TooMany { retry_after }));
             }
             let valid = match authorize::validate(
                 conn,
@@ -218,6 +237,9 @@ pub async fn authorize_get(
         Err(AuthorizeError::Redirect(url)) => {
             let url = authorize::with_params(url, &[("iss", state.issuer.as_str())]);
             return Ok(to_client(StatusCode::FOUND, &url));
+        }
+        Err(AuthorizeError::TooMany { retry_after }) => {
+            return Ok(document_refused(&Refusal::TooMany { retry_after }));
         }
         Err(AuthorizeError::App(e)) => return Err(e),
     };
