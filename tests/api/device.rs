@@ -59,7 +59,7 @@ async fn poll(app: &TestApp, client: &WebClient, device_code: &str) -> (u16, Val
 
 /// Signs a fresh person in, opens `verification_uri_complete`, and answers the consent
 /// page with `decision`. Returns the final page.
-async fn decide(app: &TestApp, complete: &str, decision: &str) -> (u16, String) {
+pub(crate) async fn decide(app: &TestApp, complete: &str, decision: &str) -> (u16, String) {
     let email = format!(
         "{}@example.com",
         tessera::crypto::random_base62(10).to_lowercase()

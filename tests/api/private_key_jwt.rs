@@ -29,6 +29,7 @@ crate::on_both_backends!(
     d13_bad_assertions_are_invalid_client,
     d13_k2_a_replayed_jti_fails_and_20_at_once_yield_one_token,
     d13_jwks_registration_is_validated_and_open_registration_accepts_private_key_jwt,
+    d13_a_device_flow_client_authenticates_with_assertions_at_both_endpoints,
 );
 
 const TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -484,4 +485,104 @@ async fn d13_jwks_registration_is_validated_and_open_registration_accepts_privat
     assert_eq!(a.status, 201, "{}", a.body);
     assert_eq!(a.body["token_endpoint_auth_method"], "private_key_jwt");
     assert!(a.body.get("client_secret").is_none());
+}
+
+/// docs/spec.md §8/§9, docs/security.md D13: a device-flow client with a registered key
+/// set authenticates with assertions at the device-authorization endpoint (RFC 8628 §3.1:
+/// as at the token endpoint) and when it polls; a replayed or foreign assertion is
+/// `invalid_client` at the device-authorization endpoint too.
+async fn d13_a_device_flow_client_authenticates_with_assertions_at_both_endpoints(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let key = ClientKey::new("EdDSA");
+    let (id, secret) = app.register(NewClient {
+        name: "Example CLI".into(),
+        grant_types: Some(vec![GrantType::DeviceCode, GrantType::RefreshToken]),
+        scope: Some(ScopeSet::parse("inference:read offline_access").expect("scope")),
+        jwks: Some(key.jwks()),
+        ..Default::default()
+    });
+    assert!(secret.is_none());
+    let start = |assertion: String| {
+        let form = serde_urlencoded::to_string([
+            ("client_id", id.as_str()),
+            ("scope", "inference:read offline_access"),
+            ("client_assertion_type", TYPE),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .expect("form");
+        let app = &app;
+        async move {
+            json_of(
+                app.post_form("/oauth/device_authorization", None, &form)
+                    .await,
+            )
+            .await
+        }
+    };
+    let poll = |device_code: String, assertion: String| {
+        let form = serde_urlencoded::to_string([
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device_code.as_str()),
+            ("client_assertion_type", TYPE),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .expect("form");
+        let app = &app;
+        async move { json_of(app.post_form("/oauth/token", None, &form).await).await }
+    };
+    // Without any credential: this client is confidential.
+    let (status, body) = json_of(
+        app.post_form(
+            "/oauth/device_authorization",
+            None,
+            &format!("client_id={id}&scope=inference:read"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    // A key it did not register.
+    let other = ClientKey::new("EdDSA");
+    let (status, body) = start(other.sign_with(json!({"kid": key.kid}), &claims(&app, &id))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    // A good assertion, then the same one again.
+    let assertion = key.sign(&claims(&app, &id));
+    let (status, d) = start(assertion.clone()).await;
+    assert_eq!(status, 200, "{d}");
+    let (status, body) = start(assertion).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "replayed jti: {body}"
+    );
+    let device_code = d["device_code"].as_str().expect("device_code").to_string();
+    let (status, body) = poll(device_code.clone(), key.sign(&claims(&app, &id))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("authorization_pending")),
+        "{body}"
+    );
+    // Approved by a person: the next poll, with a fresh assertion, gets the tokens.
+    let complete = d["verification_uri_complete"].as_str().expect("complete");
+    let (status, _) = crate::device::decide(&app, complete, "approve").await;
+    assert_eq!(status, 200);
+    app.clock.advance(6);
+    let (status, body) = poll(device_code, key.sign(&claims(&app, &id))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["access_token"].is_string() && body["refresh_token"].is_string(),
+        "{body}"
+    );
 }
