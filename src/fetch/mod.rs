@@ -301,6 +301,18 @@ impl Fetcher {
     async fn fetch_inner(&self, url: &str, max_bytes: usize) -> Result<Fetched, FetchError> {
         let parsed = self.parse_url(url)?;
         let addrs = self.checked_addresses(&parsed).await?;
+        self.fetch_from(parsed, &addrs, max_bytes).await
+    }
+
+    /// Fetches `parsed` connecting only to `addrs` (the addresses [`Fetcher::checked_addresses`]
+    /// allowed): the host name is never resolved again, so a DNS answer that changes after
+    /// the check (rebinding) cannot redirect the connection (docs/security.md K6).
+    async fn fetch_from(
+        &self,
+        parsed: Url,
+        addrs: &[SocketAddr],
+        max_bytes: usize,
+    ) -> Result<Fetched, FetchError> {
         let mut builder = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -309,7 +321,7 @@ impl Fetcher {
             .http1_only()
             .dns_resolver(Arc::new(NoResolution));
         if let Some(url::Host::Domain(name)) = parsed.host() {
-            builder = builder.resolve_to_addrs(name, &addrs);
+            builder = builder.resolve_to_addrs(name, addrs);
         }
         // Always given: reqwest would otherwise look for a process-wide rustls provider.
         let tls = self.tls.clone().ok_or(FetchError::Connect)?;
@@ -375,6 +387,8 @@ impl Fetcher {
     }
 }
 
+#[cfg(test)]
+mod rebinding;
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,7 +494,7 @@ mod tests {
     }
 
     /// A tiny HTTP/1.1 server on a loopback port answering each path with a canned response.
-    async fn serve(routes: Vec<(&'static str, String)>) -> String {
+    pub(super) async fn serve(routes: Vec<(&'static str, String)>) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -521,7 +535,7 @@ mod tests {
         format!("http://localhost:{}", addr.port())
     }
 
-    fn json_response(extra_headers: &str, body: &str) -> String {
+    pub(super) fn json_response(extra_headers: &str, body: &str) -> String {
         format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra_headers}Content-Length: {}\r\n\r\n{body}",
             body.len()
