@@ -95,3 +95,56 @@ pub fn set_password(
         })
     })
 }
+
+/// What a signed-in password change did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PasswordChanged {
+    /// Login sessions of other devices ended; the one the change was made from stays.
+    pub other_sessions_ended: usize,
+}
+
+/// A signed-in user changes their own password (docs/spec.md §6, `/account`): the caller
+/// checked the current password and hashed the new one (argon2id, outside the
+/// transaction). Ends every other login session of the user, keeps `keep_session` (the
+/// SHA-256 id hash of the session making the change), and records `user.password_changed`
+/// in each of the user's organizations (never the password or its hash).
+pub fn change_password(
+    conn: &mut DbConnection,
+    ctx: &Ctx<'_>,
+    user_id: &str,
+    keep_session: &str,
+    password_hash: &str,
+) -> Result<PasswordChanged, OpError> {
+    write_tx(conn, |conn| -> Result<_, OpError> {
+        let updated = super::store::set_password(conn, user_id, password_hash, ctx.now)?;
+        if updated == 0 {
+            return Err(OpError::NotFound("user"));
+        }
+        let ended = crate::sessions::delete_others(conn, user_id, keep_session)?;
+        let details = json!({"other_sessions_ended": ended});
+        let actor = format!("user:{user_id}");
+        let orgs = crate::orgs::store::orgs_of(conn, user_id)?;
+        let org_ids: Vec<Option<&str>> = if orgs.is_empty() {
+            vec![None]
+        } else {
+            orgs.iter().map(|o| Some(o.as_str())).collect()
+        };
+        for org_id in org_ids {
+            crate::audit::record(
+                conn,
+                &crate::audit::Event {
+                    org_id,
+                    actor: &actor,
+                    action: "user.password_changed",
+                    target_type: "user",
+                    target_id: user_id,
+                    details: details.clone(),
+                },
+                ctx.now,
+            )?;
+        }
+        Ok(PasswordChanged {
+            other_sessions_ended: ended,
+        })
+    })
+}

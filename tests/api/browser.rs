@@ -445,10 +445,17 @@ async fn br_register_a_client_authorize_it_and_revoke_it_from_account_apps() {
     c.goto(&format!("{}/account/apps", app.address))
         .await
         .expect("apps");
+    // Revoking is a two-step action: open the confirmation, then confirm.
     c.wait()
-        .for_element(Locator::Css("button.revoke-app"))
+        .for_element(Locator::Css("tr[data-client-id] details.confirm summary"))
         .await
         .expect("the app is listed")
+        .click()
+        .await
+        .expect("open the confirmation");
+    c.find(Locator::Css("button.revoke-app"))
+        .await
+        .expect("the confirm button")
         .click()
         .await
         .expect("revoke");

@@ -7,25 +7,6 @@ use fantoccini::Locator;
 
 use crate::helpers::{Backend, browser, spawn_app};
 
-async fn overflow(c: &fantoccini::Client) -> i64 {
-    c.execute(
-        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
-        vec![],
-    )
-    .await
-    .expect("script")
-    .as_i64()
-    .expect("number")
-}
-
-async fn shoot(c: &fantoccini::Client, name: &str) {
-    if let Some(dir) = std::env::var_os("TESSERA_SCREENSHOTS") {
-        let png = c.screenshot().await.expect("screenshot");
-        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png)
-            .expect("write screenshot");
-    }
-}
-
 #[actix_web::test]
 async fn br_an_invitation_is_made_opened_and_accepted_in_chromium_at_1280_and_390_px() {
     let Some(app) = spawn_app(Backend::Sqlite).await else {
@@ -43,6 +24,13 @@ async fn br_an_invitation_is_made_opened_and_accepted_in_chromium_at_1280_and_39
     c.goto(&format!("{}/settings/members", app.address))
         .await
         .expect("goto");
+    // The invite form sits in a disclosure under the page's title, closed at first.
+    c.find(Locator::Css("#invite-panel summary"))
+        .await
+        .expect("invite disclosure")
+        .click()
+        .await
+        .expect("open it");
     let form = c.find(Locator::Id("invite-member")).await.expect("form");
     form.find(Locator::Css("input[name=email]"))
         .await
@@ -67,16 +55,20 @@ async fn br_an_invitation_is_made_opened_and_accepted_in_chromium_at_1280_and_39
         .expect("a link");
     assert!(link.contains("/invitations/"), "{link}");
     for width in [1280u32, 390] {
-        c.set_window_size(width, 900).await.expect("size");
-        assert_eq!(overflow(c).await, 0, "members page at {width} px");
-        shoot(c, &format!("members-invited-{width}")).await;
+        browser::set_width(c, width).await;
+        assert_eq!(browser::overflow(c).await, 0, "members page at {width} px");
+        browser::shoot(c, &format!("members-invited-{width}")).await;
     }
     let g = &guest.client;
     g.goto(&link).await.expect("open link");
     for width in [1280u32, 390] {
-        g.set_window_size(width, 900).await.expect("size");
-        assert_eq!(overflow(g).await, 0, "invitation page at {width} px");
-        shoot(g, &format!("invitation-{width}")).await;
+        browser::set_width(g, width).await;
+        assert_eq!(
+            browser::overflow(g).await,
+            0,
+            "invitation page at {width} px"
+        );
+        browser::shoot(g, &format!("invitation-{width}")).await;
     }
     g.find(Locator::Css("button.accept"))
         .await
@@ -93,7 +85,7 @@ async fn br_an_invitation_is_made_opened_and_accepted_in_chromium_at_1280_and_39
         .await
         .expect("text");
     assert!(notice.contains("You joined"), "{notice}");
-    shoot(g, "invitation-accepted-390").await;
+    browser::shoot(g, "invitation-accepted-390").await;
     c.goto(&format!("{}/settings/members", app.address))
         .await
         .expect("goto");

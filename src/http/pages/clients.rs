@@ -161,7 +161,7 @@ pub struct ClientLine {
 #[derive(Template)]
 #[template(path = "developer_clients.html")]
 struct ClientsPage<'a> {
-    email: &'a str,
+    nav: super::layout::Nav,
     org_name: &'a str,
     clients: Vec<ClientLine>,
     form: ClientForm,
@@ -204,7 +204,7 @@ async fn render_list(
     Ok(page(
         status,
         &ClientsPage {
-            email: &v.email,
+            nav: v.nav("/developer/clients"),
             org_name: &v.org_name,
             clients,
             form,
@@ -285,7 +285,7 @@ pub async fn clients_post(
 #[derive(Template)]
 #[template(path = "developer_client.html")]
 struct ClientPage<'a> {
-    email: &'a str,
+    nav: super::layout::Nav,
     org_name: &'a str,
     client_id: &'a str,
     form: ClientForm,
@@ -329,7 +329,7 @@ fn render_client(
     page(
         status,
         &ClientPage {
-            email: &v.email,
+            nav: v.nav("/developer/clients"),
             org_name: &v.org_name,
             client_id: id,
             form,
@@ -504,6 +504,7 @@ pub async fn delete_get(
     Ok(page(
         StatusCode::OK,
         &ConfirmPage {
+            nav: Some(v.nav("/developer/clients")),
             heading: "Delete this client?",
             message: &message,
             action: &format!("/developer/clients/{id}/delete"),

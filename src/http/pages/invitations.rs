@@ -34,6 +34,8 @@ pub struct OfferLine {
 #[template(path = "invitations.html")]
 struct InvitationsPage<'a> {
     heading: &'a str,
+    /// The signed-in frame (templates/signed_in.html); `None` on an invitation link's page.
+    nav: Option<super::layout::Nav>,
     signed_in: bool,
     email: &'a str,
     /// URL-encoded path to come back to after signing in or up.
@@ -103,6 +105,7 @@ async fn render_list(
     .await?;
     Ok(InvitationsPage {
         heading: "Invitations",
+        nav: Some(super::layout::nav_for(state, session, "/invitations").await?),
         signed_in: true,
         email: &user.email,
         return_to: String::new(),
@@ -246,6 +249,7 @@ fn link_page(
 ) -> HttpResponse {
     InvitationsPage {
         heading: "Invitation",
+        nav: None,
         signed_in: true,
         email: &user.email,
         return_to: String::new(),
@@ -271,6 +275,7 @@ pub async fn link_get(
     let Some((session, user)) = viewer(&req, &state).await? else {
         return Ok(InvitationsPage {
             heading: "Invitation",
+            nav: None,
             signed_in: false,
             email: "",
             return_to: encode(&format!("/invitations/{token}")),

@@ -41,7 +41,7 @@ pub struct RequestLine {
 #[derive(Template)]
 #[template(path = "settings_key_requests.html")]
 struct RequestsPage<'a> {
-    email: &'a str,
+    nav: super::layout::Nav,
     org_name: &'a str,
     is_admin: bool,
     csrf_create: String,
@@ -104,7 +104,7 @@ async fn render(
         })
         .collect();
     let catalogue = &state.settings.scopes;
-    let scopes = grantable(catalogue, v.actor.role)
+    let mut scopes: Vec<ScopeChoice> = grantable(catalogue, v.actor.role)
         .into_iter()
         .map(|s| ScopeChoice {
             name: s.to_string(),
@@ -112,10 +112,12 @@ async fn render(
             checked: filled.checked.iter().any(|c| c == s),
         })
         .collect();
+    // `admin` last, with its warning (docs/spec.md §6).
+    scopes.sort_by_key(|s| s.name == "admin");
     Ok(page(
         shown_now.status,
         &RequestsPage {
-            email: &v.email,
+            nav: v.nav("/settings/key-requests"),
             org_name: &v.org_name,
             is_admin: v.actor.is_admin(),
             csrf_create: v.csrf(PATH),

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use super::layout::Nav;
 use super::signed_in::{CsrfForm, Fields, SignedIn};
 use super::{ConfirmPage, error_page, page, see_other, when};
 use crate::api_keys::KeyType;
@@ -54,13 +55,10 @@ pub struct ScopeChoice {
 #[derive(Template)]
 #[template(path = "settings_api_keys.html")]
 struct KeysPage<'a> {
-    email: &'a str,
+    nav: Nav,
     org_name: &'a str,
-    orgs: &'a [(String, String)],
-    org_id: &'a str,
     is_admin: bool,
     csrf_create: String,
-    csrf_org: String,
     keys: Vec<KeyLine>,
     leaks: Vec<LeakLine>,
     /// False when the policy sends members to key requests (docs/spec.md §10).
@@ -144,7 +142,7 @@ async fn render(
         })
         .collect();
     let catalogue = &state.settings.scopes;
-    let scopes = ops::grantable(catalogue, v.actor.role)
+    let mut scopes: Vec<ScopeChoice> = ops::grantable(catalogue, v.actor.role)
         .into_iter()
         .map(|s| ScopeChoice {
             name: s.to_string(),
@@ -152,16 +150,15 @@ async fn render(
             checked: filled.checked.iter().any(|c| c == s),
         })
         .collect();
+    // `admin` is never offered first: it comes last, with its warning (docs/spec.md §6).
+    scopes.sort_by_key(|s| s.name == "admin");
     Ok(page(
         status,
         &KeysPage {
-            email: &v.email,
+            nav: v.nav("/settings/api-keys"),
             org_name: &v.org_name,
-            orgs: &v.orgs,
-            org_id: &v.actor.org_id,
             is_admin: v.actor.is_admin(),
             csrf_create: v.csrf("/settings/api-keys"),
-            csrf_org: v.csrf("/settings/org"),
             keys,
             leaks,
             may_create,
@@ -319,6 +316,7 @@ pub async fn revoke_get(
     Ok(page(
         StatusCode::OK,
         &ConfirmPage {
+            nav: Some(v.nav("/settings/api-keys")),
             heading: "Revoke this API key?",
             message: &message,
             action: &action,

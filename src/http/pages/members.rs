@@ -44,7 +44,7 @@ pub struct NewLink {
 #[derive(Template)]
 #[template(path = "settings_members.html")]
 struct MembersPage<'a> {
-    email: &'a str,
+    nav: super::layout::Nav,
     org_name: &'a str,
     is_admin: bool,
     csrf_add: String,
@@ -111,7 +111,7 @@ async fn render_with(
     Ok(page(
         status,
         &MembersPage {
-            email: &v.email,
+            nav: v.nav("/settings/members"),
             org_name: &v.org_name,
             is_admin: v.actor.is_admin(),
             csrf_add: v.csrf("/settings/members"),

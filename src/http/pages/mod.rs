@@ -2,15 +2,18 @@
 //! module per page family, and the helpers they share. Handlers extract ([`signed_in`]),
 //! call one feature operation, and render.
 
+pub mod account;
 pub mod accounts;
 pub mod apps;
 pub mod audit;
 pub mod authorize;
 pub mod clients;
+pub mod dashboard;
 pub mod device;
 pub mod invitations;
 pub mod key_requests;
 pub mod keys;
+pub mod layout;
 pub mod members;
 pub mod organization;
 pub mod profile;
@@ -189,6 +192,8 @@ pub fn when(t: Timestamp) -> String {
 #[derive(Template)]
 #[template(path = "confirm.html")]
 pub struct ConfirmPage<'a> {
+    /// The signed-in frame (templates/signed_in.html).
+    pub nav: Option<layout::Nav>,
     pub heading: &'a str,
     pub message: &'a str,
     pub action: &'a str,
