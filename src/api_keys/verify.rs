@@ -167,6 +167,10 @@ pub struct KeyRuntime {
     /// `--rate-limit-store redis://…`: windows counted in Redis instead of `limiter`
     /// (docs/spec.md §12).
     pub store: Option<super::redis_limits::RedisLimits>,
+    /// Held for a whole [`flush`]: a flush that starts while another runs waits for it, so
+    /// when `flush` returns, every count recorded before the call is in the database (the
+    /// background flush and a shutdown or test flush never overlap).
+    flushing: parking_lot::Mutex<()>,
 }
 
 impl KeyRuntime {
@@ -185,6 +189,7 @@ impl KeyRuntime {
             clients: CredentialCache::new(cache_ttl),
             health: Health::default(),
             store,
+            flushing: parking_lot::Mutex::new(()),
         }
     }
 
@@ -361,9 +366,10 @@ pub fn decide(
 }
 
 /// Writes batched `last_used_at` times and this instance's request counts, then reads the
-/// shared counts back so every instance sees what the others admitted. Called about once a
-/// second by the server and at shutdown.
+/// shared counts back so every instance sees what the others admitted. Called every
+/// `FLUSH_INTERVAL` by the server and at shutdown; flushes run one at a time.
 pub fn flush(conn: &mut DbConnection, rt: &KeyRuntime, now: Timestamp) -> QueryResult<()> {
+    let _one_at_a_time = rt.flushing.lock();
     let used = rt.usage.take();
     let counts = rt.limiter.take_unflushed(now);
     let written = crate::db::write_tx(conn, |conn| -> QueryResult<()> {

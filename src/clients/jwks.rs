@@ -16,10 +16,6 @@ use super::ClientError;
 /// RFC 8414 §2). `none` and the HMAC algorithms are never accepted.
 pub const SIGNING_ALGS: [&str; 3] = ["ES256", "RS256", "EdDSA"];
 
-/// The refusal of a `jwks_uri` until fetching one is built (docs/spec.md §8).
-pub const JWKS_URI_NOT_YET: &str =
-    "jwks_uri is not supported yet: register the public keys inline, in jwks.";
-
 /// At most this many keys in one set.
 pub const MAX_KEYS: usize = 10;
 /// At most this many bytes of canonical JSON.

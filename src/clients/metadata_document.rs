@@ -39,6 +39,8 @@ struct Document {
     client_secret: Option<serde_json::Value>,
     resource_server: Option<bool>,
     resources: Option<serde_json::Value>,
+    jwks: Option<serde_json::Value>,
+    jwks_uri: Option<String>,
 }
 
 /// Whether `client_id` is meant as a metadata document URL: it starts with `https://` (or
@@ -94,14 +96,30 @@ pub fn validate(
         .redirect_uris
         .filter(|r| !r.is_empty())
         .ok_or_else(|| invalid("redirect_uris is required."))?;
-    match doc.token_endpoint_auth_method.as_deref() {
-        None | Some("none") => {}
-        Some(_) => {
+    if doc.jwks.is_some() {
+        return Err(invalid(
+            "jwks: a metadata document client publishes its keys at jwks_uri.",
+        ));
+    }
+    let jwks_uri = match (doc.token_endpoint_auth_method.as_deref(), doc.jwks_uri) {
+        (None | Some("none"), None) => None,
+        (Some("private_key_jwt"), Some(uri)) => Some(uri),
+        (Some("private_key_jwt"), None) => {
             return Err(invalid(
-                "token_endpoint_auth_method must be none (a metadata document client has no secret).",
+                "token_endpoint_auth_method private_key_jwt needs a jwks_uri.",
             ));
         }
-    }
+        (None | Some("none"), Some(_)) => {
+            return Err(invalid(
+                "jwks_uri needs token_endpoint_auth_method private_key_jwt.",
+            ));
+        }
+        (Some(_), _) => {
+            return Err(invalid(
+                "token_endpoint_auth_method must be none or private_key_jwt (a metadata document client has no secret).",
+            ));
+        }
+    };
     if doc.client_secret.is_some() {
         return Err(invalid("it must not carry a client_secret."));
     }
@@ -157,7 +175,7 @@ pub fn validate(
     let new = NewClient {
         name: doc.client_name.unwrap_or_default(),
         redirect_uris,
-        public: true,
+        public: jwks_uri.is_none(),
         resource_server: false,
         grant_types: Some(grant_types),
         scope: Some(scope),
@@ -169,6 +187,7 @@ pub fn validate(
         post_logout_redirect_uris: None,
         id_token_signed_response_alg: None,
         jwks: None,
+        jwks_uri,
     };
     new.validate(catalogue).map_err(|e| invalid(&e.to_string()))
 }
@@ -182,6 +201,8 @@ fn same(row: &ClientRow, client: &ValidClient) -> bool {
         && row.scope == client.scope.to_string()
         && row.logo_uri == client.logo_uri
         && row.client_uri == client.client_uri
+        && row.is_public == client.public
+        && row.jwks_uri == client.jwks_uri
 }
 
 /// Creates or updates the row of the metadata document client `url` from its validated
@@ -324,7 +345,37 @@ mod tests {
         )
         .expect("capped");
         assert_eq!(capped.scope.to_string(), "inference:read");
+        assert!(ok.public && ok.jwks_uri.is_none());
+        let signed = validate(
+            URL,
+            &doc(json!({"token_endpoint_auth_method": "private_key_jwt",
+                        "jwks_uri": "https://app.example/jwks.json"})),
+            &cat,
+        )
+        .expect("private_key_jwt with a jwks_uri");
+        assert!(!signed.public);
+        assert_eq!(
+            signed.jwks_uri.as_deref(),
+            Some("https://app.example/jwks.json")
+        );
         for (extra, fault) in [
+            (
+                json!({"token_endpoint_auth_method": "private_key_jwt"}),
+                "needs a jwks_uri",
+            ),
+            (
+                json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": []}}),
+                "jwks",
+            ),
+            (
+                json!({"jwks_uri": "https://app.example/jwks.json"}),
+                "jwks_uri needs",
+            ),
+            (
+                json!({"token_endpoint_auth_method": "private_key_jwt",
+                       "jwks_uri": "https://169.254.169.254/k"}),
+                "jwks_uri",
+            ),
             (
                 json!({"client_id": "https://app.example/oauth/other.json"}),
                 "client_id",

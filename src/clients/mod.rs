@@ -2,6 +2,7 @@
 //! §2.1/§4.1.3), registration, and storage.
 
 pub mod jwks;
+pub mod jwks_uri;
 pub mod metadata_document;
 pub mod open_registration;
 pub mod ops;
@@ -90,6 +91,10 @@ pub struct NewClient {
     /// which then has no secret. `None`: a secret (or none, public) on creation,
     /// unchanged on update.
     pub jwks: Option<serde_json::Value>,
+    /// RFC 7591 §2 `jwks_uri`: where a `private_key_jwt` client publishes its JWK set
+    /// (docs/spec.md §8; excludes `jwks`; [`jwks_uri::check`]). `None`: none on creation,
+    /// unchanged on update.
+    pub jwks_uri: Option<String>,
 }
 
 /// A registration that passed every rule.
@@ -112,6 +117,8 @@ pub struct ValidClient {
     pub id_token_signed_response_alg: SigningAlg,
     /// The canonical JSON of a `private_key_jwt` client's JWK set ([`jwks::validate`]).
     pub jwks: Option<String>,
+    /// Where a `private_key_jwt` client publishes its JWK set ([`jwks_uri::check`]).
+    pub jwks_uri: Option<String>,
 }
 
 /// Parses `id_token_signed_response_alg` (docs/spec.md §9): one of
@@ -194,6 +201,21 @@ pub fn outside(requested: &ScopeSet, allowed: &ScopeSet) -> Option<String> {
 }
 
 impl NewClient {
+    /// [`Self::validate`] under the server's settings: a `jwks_uri` is also held to the
+    /// address policy of `--client-metadata-allow-loopback` (docs/spec.md §8,
+    /// docs/security.md K6). Every registration path (pages, `/api/v1`, RFC 7591/7592,
+    /// the CLI) validates through here.
+    pub fn validate_for(
+        self,
+        settings: &crate::config::Settings,
+    ) -> Result<ValidClient, ClientError> {
+        let valid = self.validate(&settings.scopes)?;
+        if let Some(uri) = &valid.jwks_uri {
+            jwks_uri::check(uri, settings.client_metadata_allow_loopback)?;
+        }
+        Ok(valid)
+    }
+
     pub fn validate(self, catalogue: &Catalogue) -> Result<ValidClient, ClientError> {
         // RFC 7591 §2: client_name is optional; an unnamed client is shown by its id.
         let name = self.name.trim().to_string();
@@ -285,7 +307,26 @@ impl NewClient {
             Some(set) => Some(jwks::validate(set)?),
             None => None,
         };
+        let jwks_uri = match self.jwks_uri {
+            Some(_) if self.public => {
+                return Err(meta(
+                    "jwks_uri: a public client has no keys (token_endpoint_auth_method none).",
+                ));
+            }
+            Some(_) if jwks.is_some() => {
+                return Err(meta(
+                    "jwks_uri: jwks and jwks_uri exclude each other (RFC 7591 section 2).",
+                ));
+            }
+            Some(uri) => {
+                // The form; the address policy of the server is applied by `validate_for`.
+                jwks_uri::check(&uri, true)?;
+                Some(uri)
+            }
+            None => None,
+        };
         Ok(ValidClient {
+            jwks_uri,
             resources,
             post_logout_redirect_uris,
             id_token_signed_response_alg,

@@ -62,7 +62,7 @@ impl From<diesel::result::Error> for Refused {
 }
 
 /// The rules an openly registered client keeps, on registration and on every RFC 7592
-/// update: `none` or `private_key_jwt` authentication (with `jwks`), the code flow
+/// update: `none` or `private_key_jwt` authentication (with `jwks` or `jwks_uri`), the code flow
 /// only, no resource server. The scope is held below `admin` by [`cap`].
 pub fn check(meta: &Metadata, new: &NewClient) -> Result<(), OpError> {
     let method = meta.token_endpoint_auth_method.as_deref();
@@ -114,7 +114,7 @@ pub fn register(
     cap(&mut new, &ceiling, catalogue)?;
     new.org_id = None;
     new.created_by = None;
-    let valid = new.validate(catalogue).map_err(OpError::from)?;
+    let valid = new.validate_for(ctx.settings).map_err(OpError::from)?;
     let now = ctx.now;
     let prefix = &ctx.settings.key_prefix;
     write_tx(conn, |conn| -> Result<_, Refused> {

@@ -59,7 +59,8 @@ pub struct ClientInput {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<Value>,
-    /// Not supported yet: a JWK set is registered inline, in `jwks`.
+    /// RFC 7591 §2: where the client publishes its JWK set instead (`https`; excludes
+    /// `jwks`; docs/spec.md §8). Omitted on update: unchanged.
     #[serde(default)]
     pub jwks_uri: Option<String>,
 }
@@ -72,9 +73,6 @@ impl ClientInput {
             "public" => true,
             _ => return Err(OpError::invalid("type must be confidential or public.")),
         };
-        if self.jwks_uri.is_some() {
-            return Err(OpError::invalid(super::jwks::JWKS_URI_NOT_YET));
-        }
         let grant_types = self
             .grant_types
             .as_deref()
@@ -96,6 +94,7 @@ impl ClientInput {
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             id_token_signed_response_alg: self.id_token_signed_response_alg.clone(),
             jwks: self.jwks.clone(),
+            jwks_uri: self.jwks_uri.clone(),
         })
     }
 }
@@ -144,7 +143,7 @@ pub(super) fn create_with<T>(
 ) -> Result<(ClientRow, Option<String>, T), OpError> {
     new.org_id = Some(actor.org_id.clone());
     new.created_by = actor.user_id.clone();
-    let valid = new.validate(&ctx.settings.scopes)?;
+    let valid = new.validate_for(ctx.settings)?;
     check_grantable(actor, &valid)?;
     let now = ctx.now;
     write_tx(conn, |conn| -> Result<_, OpError> {
@@ -169,7 +168,7 @@ pub fn create_platform(
     ctx: &Ctx<'_>,
     new: NewClient,
 ) -> Result<(ClientRow, Option<String>), OpError> {
-    let valid = new.validate(&ctx.settings.scopes)?;
+    let valid = new.validate_for(ctx.settings)?;
     let now = ctx.now;
     write_tx(conn, |conn| -> Result<_, OpError> {
         let (row, secret) = store::insert(conn, &valid, &ctx.settings.key_prefix, now)?;
@@ -237,16 +236,24 @@ pub(super) fn update_row(
     }
     // The authentication method never changes: a client with keys keeps keys (a new set
     // replaces them), a client with a secret never gets keys.
-    match (&new.jwks, &current.jwks) {
-        (Some(_), None) => {
+    // `jwks` and `jwks_uri` are one method: either replaces the other.
+    let has_keys = current.jwks.is_some() || current.jwks_uri.is_some();
+    match (new.jwks.is_some() || new.jwks_uri.is_some(), has_keys) {
+        (true, false) => {
             return Err(OpError::invalid(
                 "jwks: the client authenticates with a secret; its method cannot change.",
             ));
         }
-        (None, Some(stored)) => new.jwks = serde_json::from_str(stored).ok(),
+        (false, true) => {
+            new.jwks = current
+                .jwks
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok());
+            new.jwks_uri = current.jwks_uri.clone();
+        }
         _ => {}
     }
-    let valid = new.validate(&ctx.settings.scopes)?;
+    let valid = new.validate_for(ctx.settings)?;
     check_grantable(actor, &valid)?;
     let now = ctx.now;
     let row = write_tx(conn, |conn| {

@@ -57,7 +57,8 @@ pub struct Metadata {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
-    /// RFC 7591 §2; not supported yet (docs/spec.md §8): send `jwks`.
+    /// RFC 7591 §2: where a `private_key_jwt` client publishes its JWK set (`https`,
+    /// fetched under the SSRF guard; excludes `jwks`; docs/spec.md §8).
     #[serde(default)]
     pub jwks_uri: Option<String>,
     /// RFC 7592 §2.2: present on update.
@@ -69,7 +70,7 @@ pub struct Metadata {
 
 impl Metadata {
     /// Whether the client is public (`none`), else confidential (a secret, or
-    /// `private_key_jwt` with `jwks`, RFC 7523 §2.2).
+    /// `private_key_jwt` with `jwks` or `jwks_uri`, RFC 7523 §2.2).
     pub fn public(&self) -> Result<bool, OpError> {
         let keys = self.private_key_jwt()?;
         match self.token_endpoint_auth_method.as_deref() {
@@ -78,11 +79,11 @@ impl Metadata {
             Some("none") if !keys => Ok(true),
             Some(m @ ("none" | "client_secret_basic" | "client_secret_post")) => {
                 Err(OpError::invalid(format!(
-                    "jwks: a client using {m} has no keys; jwks needs token_endpoint_auth_method private_key_jwt."
+                    "jwks: a client using {m} has no keys; jwks or jwks_uri needs token_endpoint_auth_method private_key_jwt."
                 )))
             }
             None => Err(OpError::invalid(
-                "token_endpoint_auth_method: a client with jwks must say private_key_jwt.",
+                "token_endpoint_auth_method: a client with jwks or jwks_uri must say private_key_jwt.",
             )),
             Some(other) => Err(OpError::invalid(format!(
                 "token_endpoint_auth_method {other} is not supported. Valid methods: \
@@ -91,16 +92,18 @@ impl Metadata {
         }
     }
 
-    /// Whether the metadata registers keys (`jwks`); `private_key_jwt` needs them, and
-    /// `jwks_uri` is refused until it is built.
+    /// Whether the metadata registers keys (`jwks` or `jwks_uri`, never both);
+    /// `private_key_jwt` needs them.
     pub fn private_key_jwt(&self) -> Result<bool, OpError> {
-        if self.jwks_uri.is_some() {
-            return Err(OpError::invalid(super::jwks::JWKS_URI_NOT_YET));
+        if self.jwks.is_some() && self.jwks_uri.is_some() {
+            return Err(OpError::invalid(
+                "jwks_uri: jwks and jwks_uri exclude each other (RFC 7591 section 2).",
+            ));
         }
-        let keys = self.jwks.is_some();
+        let keys = self.jwks.is_some() || self.jwks_uri.is_some();
         if self.token_endpoint_auth_method.as_deref() == Some("private_key_jwt") && !keys {
             return Err(OpError::invalid(
-                "jwks: token_endpoint_auth_method private_key_jwt needs the client's public keys in jwks.",
+                "jwks: token_endpoint_auth_method private_key_jwt needs the client's public keys in jwks or at jwks_uri.",
             ));
         }
         Ok(keys)
@@ -143,6 +146,7 @@ impl Metadata {
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             id_token_signed_response_alg: self.id_token_signed_response_alg.clone(),
             jwks: self.jwks.clone(),
+            jwks_uri: self.jwks_uri.clone(),
         })
     }
 }

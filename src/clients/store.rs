@@ -153,13 +153,13 @@ pub fn insert_with_id(
             .unwrap_or_else(|_| "[]".into()),
         id_token_signed_response_alg: client.id_token_signed_response_alg.as_str().into(),
         jwks: client.jwks.clone(),
-        jwks_uri: None,
+        jwks_uri: client.jwks_uri.clone(),
     };
     diesel::insert_into(clients::table)
         .values(&row)
         .execute(conn)?;
     crate::oauth::resource::set_for_client(conn, &row.id, &client.resources)?;
-    let secret = if client.public || client.jwks.is_some() {
+    let secret = if client.public || client.jwks.is_some() || client.jwks_uri.is_some() {
         None
     } else {
         let secret = new_secret(key_prefix);
@@ -292,6 +292,10 @@ pub fn update(
                     .unwrap_or_else(|_| "[]".into())),
             clients::id_token_signed_response_alg.eq(client.id_token_signed_response_alg.as_str()),
             clients::jwks.eq(&client.jwks),
+            clients::jwks_uri.eq(&client.jwks_uri),
+            // Unchanged for every client but a metadata document's, whose document
+            // decides (docs/spec.md §8); such a client never has a secret.
+            clients::is_public.eq(client.public),
             clients::updated_at.eq(now),
         ))
         .execute(conn)?;
@@ -388,6 +392,10 @@ pub struct ClientMetadata {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
+    /// Where a `private_key_jwt` client publishes its JWK set (RFC 7591 §2); absent
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     /// Space-separated scopes the client may ask for.
     pub scope: String,
     pub logo_uri: Option<String>,
@@ -419,6 +427,7 @@ pub fn metadata(row: &ClientRow) -> ClientMetadata {
             vec![]
         },
         token_endpoint_auth_method: row.auth_method(),
+        jwks_uri: row.jwks_uri.clone(),
         jwks: row
             .jwks
             .as_deref()

@@ -420,9 +420,11 @@ pub fn ping(conn: &mut DbConnection) -> diesel::QueryResult<()> {
 }
 
 /// True when a diesel error means "the database is not there" rather than "the query was
-/// wrong": callers answer 503 for these. A full disk or database (SQLITE_FULL, "database or
-/// disk is full"; an I/O error) is one: the write was rolled back and may succeed once space
-/// is freed (docs/security.md R3).
+/// wrong": callers answer 503 for these. A full disk or database is one: the write was
+/// rolled back and may succeed once space is freed (docs/security.md R3) — SQLite's
+/// SQLITE_FULL ("database or disk is full") or an I/O error, PostgreSQL's `53100
+/// disk_full` ("could not extend file …: No space left on device", or "… wrote only N of
+/// 8192 bytes"; diesel keeps no SQLSTATE, so the English messages are matched).
 pub fn is_unavailable(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     match e {
@@ -431,6 +433,8 @@ pub fn is_unavailable(e: &diesel::result::Error) -> bool {
             let m = info.message();
             m.contains("database is locked")
                 || m.contains("disk")
+                || m.contains("could not extend file")
+                || m.contains("No space left on device")
                 || m.contains("no such table")
                 || m.contains("readonly")
                 || m.contains("terminating connection")
@@ -458,6 +462,25 @@ mod tests {
             .expect_err("the database is full");
         assert!(e.to_string().contains("full"), "{e}");
         assert!(is_unavailable(&e), "{e}");
+    }
+
+    /// docs/security.md R3: PostgreSQL's disk_full errors (a table or index that cannot grow)
+    /// are an outage (503), not an internal error.
+    #[test]
+    fn r3_a_full_postgresql_disk_is_unavailable() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        for message in [
+            "could not extend file \"base/16384/16385\": No space left on device",
+            "could not extend file \"pg_tblspc/16390/PG_15_202209061/16391/16400\": wrote only 4096 of 8192 bytes at block 12",
+        ] {
+            let e = Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new(message.to_string()));
+            assert!(is_unavailable(&e), "{message}");
+        }
+        let wrong = Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("syntax error at or near \"SELEC\"".to_string()),
+        );
+        assert!(!is_unavailable(&wrong));
     }
 
     fn migration_names(dir: &str) -> Vec<String> {

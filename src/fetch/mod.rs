@@ -33,6 +33,8 @@ pub const MIN_TTL: Duration = Duration::from_secs(5 * 60);
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How many documents the cache holds at most.
 pub const CACHE_ENTRIES: u64 = 10_000;
+/// docs/spec.md §8: a cached document is fetched again early at most once a minute per URL.
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why a fetch failed. Each variant has a fixed description naming the problem
 /// ([`FetchError::description`]); an endpoint answers it with its own error code
@@ -131,6 +133,7 @@ pub struct Fetcher {
     allow_loopback: bool,
     tls: Option<rustls::ClientConfig>,
     cache: moka::sync::Cache<String, Arc<Fetched>>,
+    refetched: moka::sync::Cache<String, ()>,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -216,6 +219,10 @@ impl Fetcher {
                 .max_capacity(CACHE_ENTRIES)
                 .expire_after(TtlOf)
                 .build(),
+            refetched: moka::sync::Cache::builder()
+                .max_capacity(CACHE_ENTRIES)
+                .time_to_live(REFETCH_INTERVAL)
+                .build(),
         }
     }
 
@@ -228,6 +235,15 @@ impl Fetcher {
         let fetched = Arc::new(self.fetch_json(url, max_bytes).await?);
         self.cache.insert(url.to_string(), fetched.clone());
         Ok(fetched)
+    }
+
+    /// Whether `url` may be fetched again before its cache lifetime ends (a JWK set that
+    /// lacks an assertion's `kid`): true at most once per [`REFETCH_INTERVAL`] per URL.
+    pub fn may_refetch(&self, url: &str) -> bool {
+        self.refetched
+            .entry(url.to_string())
+            .or_insert(())
+            .is_fresh()
     }
 
     /// Drops `url` from the cache.

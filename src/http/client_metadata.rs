@@ -67,7 +67,23 @@ pub async fn resolve(
         .get_json(id, crate::fetch::METADATA_DOCUMENT_MAX_BYTES)
         .await
         .map_err(Refusal::Fetch)?;
-    match document::validate(id, &fetched.json, &state.settings.scopes) {
+    let checked = document::validate(id, &fetched.json, &state.settings.scopes).and_then(|c| {
+        // The document's `jwks_uri` is held to the server's address policy too.
+        match &c.jwks_uri {
+            Some(uri) => {
+                crate::clients::jwks_uri::check(uri, state.settings.client_metadata_allow_loopback)
+                    .map(|()| c)
+                    .map_err(|e| match e {
+                        crate::clients::ClientError::InvalidMetadata(m) => {
+                            format!("The client metadata document is invalid: {m}")
+                        }
+                        other => other.to_string(),
+                    })
+            }
+            None => Ok(c),
+        }
+    });
+    match checked {
         Ok(client) => Ok(Some((id.to_string(), client))),
         Err(msg) => {
             // An invalid document is not kept: the next request fetches it again.

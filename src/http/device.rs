@@ -41,6 +41,9 @@ pub async fn device_authorization_post(
     let ip = peer_ip(&req);
     let client_id = presented.client_id().to_string();
     refuse_throttled_client(&state, &client_id, &ip)?;
+    let presented = crate::http::client_keys::attach(&state, presented, None)
+        .await
+        .map_err(|e| count_failed_client(&state, &client_id, &ip, e))?;
     let st = state.clone();
     let result = with_db(&state, move |conn| {
         crate::oauth::device::authorize(conn, st.issuing(), &presented, scope, &resources)

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod bad_input;
+pub mod client_keys;
 pub mod client_metadata;
 pub mod cors;
 pub mod deadline;

@@ -101,6 +101,11 @@ pub async fn token_post(
     let document = crate::http::client_metadata::resolve(&state, Some(&client_id))
         .await
         .map_err(|r| r.oauth_error())?;
+    // docs/spec.md §8: a client with a `jwks_uri` has its key set fetched first.
+    let presented =
+        crate::http::client_keys::attach(&state, presented, document.as_ref().map(|d| &d.1))
+            .await
+            .map_err(|e| count_failed_client(&state, &client_id, &ip, e))?;
     // docs/spec.md §7: a client that authenticated with this secret within the cache TTL
     // gets its client_credentials token without the database.
     let cached = token::client_credentials_cached(
@@ -175,6 +180,12 @@ pub async fn introspect_post(
     // `Some(resources)`: a resource server authenticated recently, with its resource URIs
     // (docs/spec.md §8: it sees only tokens meant for one of them).
     let cached_caller = client_auth::resource_server_cached(&state.api_keys, &presented);
+    let presented = match cached_caller {
+        Some(_) => presented,
+        None => crate::http::client_keys::attach(&state, presented, None)
+            .await
+            .map_err(|e| count_failed_client(&state, &caller, &ip, e))?,
+    };
     // The hot path: for a recently authenticated resource server, whatever can be decided
     // without the database is decided here, and what is left (a JWT's revocation status,
     // an uncached key's row) goes on to the database without being checked twice.
@@ -308,6 +319,7 @@ pub async fn revoke_post(
     let form = read_form(&req, &body)?;
     let presented = client_auth::presented(authorization_header(&req), &form)?;
     let token = token_param(&form)?;
+    let presented = crate::http::client_keys::attach(&state, presented, None).await?;
     let st = state.clone();
     with_db(&state, move |conn| {
         crate::oauth::revocation::revoke_for_client(conn, &st, &presented, &token)

@@ -89,6 +89,10 @@ pub struct RegistrationResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
+    /// Where a `private_key_jwt` client publishes its JWK set (RFC 7591 §2); absent
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     /// Present (`true`) for a resource server only (docs/spec.md §8).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub resource_server: bool,
@@ -241,6 +245,7 @@ fn answer(
         response_types: m.response_types,
         token_endpoint_auth_method: m.token_endpoint_auth_method,
         jwks: m.jwks,
+        jwks_uri: m.jwks_uri,
         scope: m.scope,
         logo_uri: m.logo_uri,
         client_uri: m.client_uri,

@@ -30,6 +30,23 @@ const MAX_ASSERTION_BYTES: usize = 8192;
 /// Longest `jti` accepted, in characters.
 const MAX_JTI_CHARS: usize = 256;
 
+/// The JWK set fetched from a client's `jwks_uri` for one request (docs/spec.md §8): the
+/// HTTP layer fetches it before the database work (`crate::http::client_keys`), and
+/// [`verify`] uses it only for the client that registered exactly this `uri`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedKeys {
+    /// The `jwks_uri` it was fetched from.
+    pub uri: String,
+    /// Its canonical JSON (`clients::jwks_uri::keys_of`).
+    pub jwks: String,
+}
+
+/// The key an assertion's header asks for: its `alg` (one of [`SIGNING_ALGS`]) and `kid`,
+/// read without verifying anything; `None` for a header that does not parse.
+pub fn wanted_key(assertion: &str) -> Option<(Algorithm, Option<String>)> {
+    decode_header(assertion).ok().map(|h| (h.alg, h.kid))
+}
+
 /// What the assertion is checked against.
 #[derive(Debug, Clone, Copy)]
 pub struct Expect<'a> {
@@ -106,9 +123,10 @@ pub fn verify(
     conn: &mut DbConnection,
     client: &ClientRow,
     assertion: &str,
+    fetched: Option<&FetchedKeys>,
     expect: Expect<'_>,
 ) -> Result<(), OAuthError> {
-    let claims = verified_claims(client, assertion)?;
+    let claims = verified_claims(client, assertion, fetched)?;
     check_claims(client, &claims, expect)?;
     let jti = claims
         .jti
@@ -121,8 +139,12 @@ pub fn verify(
 }
 
 /// The header and signature checks: the claims of an assertion signed by one of the
-/// client's keys.
-fn verified_claims(client: &ClientRow, assertion: &str) -> Result<Claims, OAuthError> {
+/// client's keys (its `jwks`, or the set `fetched` from its `jwks_uri`).
+fn verified_claims(
+    client: &ClientRow,
+    assertion: &str,
+    fetched: Option<&FetchedKeys>,
+) -> Result<Claims, OAuthError> {
     if assertion.len() > MAX_ASSERTION_BYTES || assertion.split('.').count() != 3 {
         return Err(refused("The client assertion is not a signed JWT."));
     }
@@ -146,9 +168,12 @@ fn verified_claims(client: &ClientRow, assertion: &str) -> Result<Claims, OAuthE
             "The client assertion's alg must be ES256, RS256 or EdDSA.",
         ));
     }
-    let keys = client
-        .jwks
-        .as_deref()
+    let set = match (&client.jwks_uri, fetched) {
+        (Some(uri), Some(f)) if f.uri == *uri => Some(f.jwks.as_str()),
+        (Some(_), _) => None,
+        (None, _) => client.jwks.as_deref(),
+    };
+    let keys = set
         .and_then(KeySet::parse)
         .ok_or_else(|| refused("The client has no keys for private_key_jwt."))?;
     let mut v = Validation::new(alg);

@@ -8,7 +8,7 @@
 
 use base64::Engine;
 
-use super::client_assertion::{self, ASSERTION_TYPE, Expect};
+use super::client_assertion::{self, ASSERTION_TYPE, Expect, FetchedKeys};
 use super::form::StrictForm;
 use crate::api_keys::cache::{AuthenticatedClient, CredentialCache, Resources};
 use crate::clients::store::{self, ClientRow};
@@ -35,6 +35,9 @@ pub enum Presented {
     Assertion {
         client_id: String,
         assertion: String,
+        /// The client's JWK set fetched from its `jwks_uri` for this request (filled in by
+        /// `crate::http::client_keys`); `None` for a client with an inline `jwks`.
+        keys: Option<FetchedKeys>,
     },
 }
 
@@ -205,6 +208,7 @@ fn assertion(form: &StrictForm, body_id: Option<&str>) -> Result<Presented, OAut
     Ok(Presented::Assertion {
         client_id,
         assertion: assertion.to_string(),
+        keys: None,
     })
 }
 
@@ -257,8 +261,10 @@ pub fn authenticate_remembered(
             }
             Ok(client)
         }
-        Presented::Assertion { assertion, .. } if client.uses_private_key_jwt() => {
-            client_assertion::verify(conn, &client, assertion, at)?;
+        Presented::Assertion {
+            assertion, keys, ..
+        } if client.uses_private_key_jwt() => {
+            client_assertion::verify(conn, &client, assertion, keys.as_ref(), at)?;
             Ok(client)
         }
         _ => Err(fail()),

@@ -301,8 +301,11 @@ async fn br_api_key_page_create_see_once_reload_revoke() {
         .await
         .expect("reload");
     let source = c.source().await.expect("html");
-    assert!(!source.contains(&key));
-    assert!(source.contains(&key[key.len() - 6..]));
+    assert!(!source.contains(&key), "shown once only");
+    assert!(
+        source.contains(&key[key.len() - 6..]),
+        "the key's last six are listed after the reload: {source}"
+    );
 
     // Revoke, confirming.
     c.find(Locator::Css("a.revoke"))

@@ -26,7 +26,7 @@ crate::on_both_backends!(
 
 /// What the document server answers for one path.
 #[derive(Clone)]
-enum Reply {
+pub(crate) enum Reply {
     Raw(String),
     /// Waits this long before answering.
     Slow(Duration, String),
@@ -40,7 +40,7 @@ pub(crate) struct DocServer {
     hits: Arc<Mutex<usize>>,
 }
 
-fn ok_json(body: &str) -> String {
+pub(crate) fn ok_json(body: &str) -> String {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -104,11 +104,11 @@ impl DocServer {
         Self { base, routes, hits }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn set(&self, path: &str, reply: Reply) {
+    pub(crate) fn set(&self, path: &str, reply: Reply) {
         self.routes
             .lock()
             .expect("routes")
@@ -136,7 +136,7 @@ impl DocServer {
         url
     }
 
-    fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         *self.hits.lock().expect("hits")
     }
 }
@@ -359,7 +359,7 @@ async fn a13_k6_documents_that_break_a_rule_are_refused_with_an_error_page(backe
         "/elsewhere.json",
         json!({"redirect_uris": ["https://other.example/cb"]}),
     );
-    assert_error_page(&app, &b, &url, "not registered").await;
+    assert_error_page(&app, &b, &url, "not one the application registered").await;
 
     // No redirect_uris, a secret-using method, client_credentials.
     let url = docs.document("/no-redirects.json", json!({"redirect_uris": null}));

@@ -1091,12 +1091,12 @@ async fn d3_rfc7591_every_registration_error_is_oauth_json(backend: Backend) {
         (
             json_ct,
             b"[\"x\"]".to_vec(),
-            "missing, unknown or mistyped field",
+            "a field of the wrong type or value: [0]",
         ),
         (
             json_ct,
             br#"{"client_name": 5, "redirect_uris": []}"#.to_vec(),
-            "missing, unknown or mistyped field",
+            "a field of the wrong type or value: client_name",
         ),
         (
             Some("text/plain"),

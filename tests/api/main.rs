@@ -40,6 +40,7 @@ mod grants;
 mod introspect;
 mod invitations;
 mod issuance_cache;
+mod jwks_uri;
 mod key_hygiene;
 mod key_request_pages;
 mod key_requests;

@@ -4,7 +4,9 @@
 //! authorization server from the resource server's 401 and RFC 9728 metadata, registers
 //! itself (RFC 7591, public), sends the browser to `/oauth/authorize` with PKCE and
 //! `resource`; this test signs in and approves on the pages; the SDK exchanges the code and
-//! calls the resource server, which accepts the token (its `aud` is that resource). The
+//! calls the resource server, which accepts the token (its `aud` is that resource). A second
+//! scenario does the same with a client ID metadata document the test serves instead of
+//! registration (tessera under `--client-metadata-allow-loopback`, registration closed). The
 //! script is `tests/mcp-sdk/mcp.mjs`, its packages come from the committed lockfile
 //! (`npm ci` there; `.ci/run` does it). Without node or the packages it prints SKIPPED (a
 //! failure with `TESSERA_REQUIRE_ALL=1`).
@@ -16,13 +18,17 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 use tessera::clients::open_registration::RegistrationMode;
 
+use crate::client_metadata::DocServer;
 use crate::helpers::oauth::query_param;
 use crate::helpers::postgres::unavailable;
-use crate::helpers::{Backend, TestDb, hidden, spawn_app_with};
+use crate::helpers::{Backend, TestApp, TestDb, hidden, spawn_app_with};
 use crate::openid_client::node_package_ready;
 use crate::resource_server::start_example_on;
 
-crate::on_both_backends!(mcp_sdk_client_registers_authorizes_and_calls_the_resource_server,);
+crate::on_both_backends!(
+    mcp_sdk_client_registers_authorizes_and_calls_the_resource_server,
+    a13_mcp_sdk_client_uses_a_client_id_metadata_document,
+);
 
 fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp-sdk")
@@ -39,27 +45,22 @@ async fn read_line<R: BufRead + Send + 'static>(mut r: R) -> (R, String) {
     .expect("read")
 }
 
-async fn mcp_sdk_client_registers_authorizes_and_calls_the_resource_server(backend: Backend) {
-    if let Err(why) = node_package_ready(&sdk_dir(), "@modelcontextprotocol/sdk") {
-        unavailable("the MCP TypeScript SDK (node)", &why);
-        return;
-    }
-    let Some(db) = TestDb::create(backend) else {
-        return;
-    };
-    let mut settings = db.settings();
-    settings.registration = RegistrationMode::Open;
-    let app = spawn_app_with(db, settings).await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let resource = format!("http://{}", listener.local_addr().expect("addr"));
-    let rs = crate::resources::resource_server_with(&app, &[resource.as_str()]);
-    let base = start_example_on(&app, &rs, listener, Some(resource.clone()));
+/// Runs `tests/mcp-sdk/mcp.mjs` against `app` and the example resource server for
+/// `resource` (at `base`): signs in as a new user and approves on the consent page when the
+/// SDK sends the browser there. `client_id_url`: a client ID metadata document instead of
+/// open registration. Returns the script's final line (status, aud, client, discovery).
+async fn run_sdk(
+    app: &TestApp,
+    base: &str,
+    resource: &str,
+    redirect: &str,
+    client_id_url: Option<&str>,
+) -> (Value, Value) {
     let b = app.user("mcp-sdk@example.com").await;
-
-    // A localhost loopback redirect (RFC 8252 §7.3), as MCP clients use.
-    let redirect = "http://localhost:33418/callback";
+    let mut args = vec!["mcp.mjs", base, redirect];
+    args.extend(client_id_url);
     let mut child = Command::new("node")
-        .args(["mcp.mjs", base.as_str(), redirect])
+        .args(&args)
         .current_dir(sdk_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -86,7 +87,7 @@ async fn mcp_sdk_client_registers_authorizes_and_calls_the_resource_server(backe
     );
     assert_eq!(
         query_param(&auth_url, "resource").as_deref(),
-        Some(resource.as_str())
+        Some(resource)
     );
     assert_eq!(
         query_param(&auth_url, "code_challenge_method").as_deref(),
@@ -99,6 +100,9 @@ async fn mcp_sdk_client_registers_authorizes_and_calls_the_resource_server(backe
     let html = r.text().await.expect("html");
     let host = resource.trim_start_matches("http://");
     assert!(html.contains(host), "the consent page names the resource");
+    if client_id_url.is_some() {
+        assert!(html.contains("id=\"unverified\""), "not verified: {html}");
+    }
     let approve = b
         .post(format!("{}/oauth/authorize", app.address))
         .form(&[
@@ -128,7 +132,34 @@ async fn mcp_sdk_client_registers_authorizes_and_calls_the_resource_server(backe
     );
     let done: Value = serde_json::from_str(&result).expect("json");
     assert_eq!(done["status"], 200, "the resource server accepts: {done}");
-    assert_eq!(done["aud"], resource.as_str(), "{done}");
+    assert_eq!(done["aud"], resource, "{done}");
+    (first, done)
+}
+
+/// The example resource server for a resource URI of its own, on a loopback port.
+fn example_server(app: &TestApp) -> (String, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let resource = format!("http://{}", listener.local_addr().expect("addr"));
+    let rs = crate::resources::resource_server_with(app, &[resource.as_str()]);
+    let base = start_example_on(app, &rs, listener, Some(resource.clone()));
+    (resource, base)
+}
+
+async fn mcp_sdk_client_registers_authorizes_and_calls_the_resource_server(backend: Backend) {
+    if let Err(why) = node_package_ready(&sdk_dir(), "@modelcontextprotocol/sdk") {
+        unavailable("the MCP TypeScript SDK (node)", &why);
+        return;
+    }
+    let Some(db) = TestDb::create(backend) else {
+        return;
+    };
+    let mut settings = db.settings();
+    settings.registration = RegistrationMode::Open;
+    let app = spawn_app_with(db, settings).await;
+    let (resource, base) = example_server(&app);
+    // A localhost loopback redirect (RFC 8252 §7.3), as MCP clients use.
+    let redirect = "http://localhost:33418/callback";
+    let (_, done) = run_sdk(&app, &base, &resource, redirect, None).await;
     let client = &done["client"];
     assert_eq!(client["token_endpoint_auth_method"], "none", "{done}");
     assert!(client.get("client_secret").is_none(), "{done}");
@@ -138,4 +169,53 @@ async fn mcp_sdk_client_registers_authorizes_and_calls_the_resource_server(backe
             .is_some_and(|id| id.starts_with("cli_")),
         "{done}"
     );
+}
+
+/// docs/spec.md §8, docs/security.md A13: an MCP client with nothing registered (and
+/// registration closed to it: `--registration authenticated`) uses a client ID metadata
+/// document the test serves on loopback.
+async fn a13_mcp_sdk_client_uses_a_client_id_metadata_document(backend: Backend) {
+    if let Err(why) = node_package_ready(&sdk_dir(), "@modelcontextprotocol/sdk") {
+        unavailable("the MCP TypeScript SDK (node)", &why);
+        return;
+    }
+    let Some(db) = TestDb::create(backend) else {
+        return;
+    };
+    let mut settings = db.settings();
+    settings.client_metadata_allow_loopback = true;
+    let app = spawn_app_with(db, settings).await;
+    let (resource, base) = example_server(&app);
+    let redirect = "http://localhost:33419/callback";
+    let docs = DocServer::start();
+    let client_id = docs.document(
+        "/mcp/client.json",
+        serde_json::json!({"client_name": "MCP SDK via metadata document", "redirect_uris": [redirect]}),
+    );
+    let (first, done) = run_sdk(&app, &base, &resource, redirect, Some(&client_id)).await;
+    assert_eq!(
+        first["cimd_supported"], true,
+        "the SDK's discovery saw client_id_metadata_document_supported"
+    );
+    assert_eq!(done["client"]["client_id"], client_id.as_str(), "{done}");
+    assert!(docs.hits() >= 1, "tessera fetched the document");
+    // Nothing was registered: the only client rows are the resource server and the
+    // document's.
+    use diesel::prelude::*;
+    let mut conn = app.state.pool.get().expect("conn");
+    let ids: Vec<String> = tessera::db::schema::clients::table
+        .select(tessera::db::schema::clients::id)
+        .load(&mut conn)
+        .expect("clients");
+    assert!(ids.contains(&client_id), "{ids:?}");
+    assert!(
+        ids.iter()
+            .all(|id| id == &client_id || id.starts_with("cli_")),
+        "{ids:?}"
+    );
+    let open: i64 = tessera::db::schema::open_registrations::table
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(open, 0, "no registration happened");
 }

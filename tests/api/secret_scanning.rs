@@ -414,6 +414,14 @@ async fn a_revocation_by_secret_scanning_is_logged_without_the_key() {
     // The file breaks; an unknown identifier makes the server read it again.
     std::fs::write(&keys_file, "not json").expect("break");
     assert_eq!(post("[]".into(), "k9", signer.sign(b"[]")).await, 401);
+    // Logs reach stderr through a background writer: wait for the last line before the kill.
+    let reread = "secret scanning: the key file could not be re-read: not the JSON";
+    for _ in 0..100 {
+        if std::fs::read_to_string(&log).is_ok_and(|t| t.contains(reread)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let _ = server.kill();
     let _ = server.wait();
     let text = std::fs::read_to_string(&log).expect("log");
@@ -426,8 +434,5 @@ async fn a_revocation_by_secret_scanning_is_logged_without_the_key() {
         assert!(line.contains(want), "{want} in {line}");
     }
     assert!(!text.contains(&plain), "the key never reaches the log");
-    assert!(
-        text.contains("secret scanning: the key file could not be re-read: not the JSON"),
-        "{text}"
-    );
+    assert!(text.contains(reread), "{text}");
 }

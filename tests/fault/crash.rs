@@ -6,7 +6,6 @@
 //! Repeated: 2 kills per backend in `cargo test`, 20 with `TESSERA_FAULT_FULL=1`.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crate::helpers::Backend;
@@ -74,13 +73,7 @@ async fn r1_kill_9_under_mixed_load_loses_no_acknowledged_write(backend: Backend
     let mut total = Checked::default();
     for run in 1..=kills {
         let mut server = site.serve(&[]);
-        let load = Arc::new(Load {
-            address: server.address.clone(),
-            world: world.clone(),
-            journal: Arc::clone(&journal),
-            stop: Arc::new(AtomicBool::new(false)),
-            run,
-        });
+        let load = Arc::new(Load::new(&server.address, &world, &journal, run));
         let workers = tokio::spawn(Arc::clone(&load).run());
         let after = random_between(Duration::from_millis(1000), Duration::from_millis(3000));
         tokio::time::sleep(after).await;

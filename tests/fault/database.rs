@@ -3,7 +3,8 @@
 //! During the outage every auth decision is a clean 503 within the database deadline
 //! (`--db-timeout-ms`, 2 s by default) — never a 500, never "active" or "valid" for
 //! something the database would have to confirm, never a hung request — and the server
-//! recovers without a restart.
+//! recovers without a restart. Under the R1 load and with the R1 journal check:
+//! `outage_load.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -12,17 +13,21 @@ use tessera::api_keys::KeyType;
 
 use crate::helpers::api::KeySpec;
 use crate::helpers::{TestApp, TestDb, postgres, spawn_app_with};
-
-/// Longest any answer may take during an outage: the 2 s deadline plus scheduling slack.
-const OUTAGE_ANSWER_BOUND: Duration = Duration::from_millis(3500);
+use crate::load::OUTAGE_ANSWER_BOUND;
 
 /// A server on a database of `cluster`, with a resource server, a machine client, and an
-/// API key made after the given number of uses.
+/// organization for API keys.
 struct Subject {
     app: TestApp,
-    rs: (String, String),
-    machine: (String, String),
+    target: Target,
     org: String,
+}
+
+/// Where the probes go: a server, a resource server's and a machine client's credentials.
+pub struct Target {
+    pub address: String,
+    pub rs: (String, String),
+    pub machine: (String, String),
 }
 
 async fn subject(cluster: &postgres::Cluster) -> Subject {
@@ -34,20 +39,18 @@ async fn subject(cluster: &postgres::Cluster) -> Subject {
     let settings = db.settings();
     assert_eq!(settings.db_timeout_ms, 2000, "the documented default");
     let app = spawn_app_with(db, settings).await;
-    let rs = app.resource_server();
-    let machine = app.machine_client("inference:read");
+    let target = Target {
+        address: app.address.clone(),
+        rs: app.resource_server(),
+        machine: app.machine_client("inference:read"),
+    };
     let org = app.org(tessera::orgs::Plan::Free);
-    Subject {
-        app,
-        rs,
-        machine,
-        org,
-    }
+    Subject { app, target, org }
 }
 
-/// One of each request that needs the database; returns (what, status, elapsed).
-async fn probes(s: &Subject, key: &str) -> Vec<(&'static str, u16, Duration)> {
-    let app = &s.app;
+/// One of each request that needs the database, `key` an API key with `admin` scope;
+/// returns (what, status, elapsed).
+pub async fn probes(t: &Target, key: &str) -> Vec<(&'static str, u16, Duration)> {
     let timed = |what: &'static str, fut: reqwest::RequestBuilder| async move {
         let start = Instant::now();
         let status = fut
@@ -59,25 +62,25 @@ async fn probes(s: &Subject, key: &str) -> Vec<(&'static str, u16, Duration)> {
         (what, status, start.elapsed())
     };
     let http = reqwest::Client::new();
-    let url = |p: &str| format!("{}{p}", app.address);
+    let url = |p: &str| format!("{}{p}", t.address);
     let (a, b, c, d, e) = tokio::join!(
         timed("readyz", http.get(url("/readyz"))),
         timed(
             "verify",
             http.post(url("/api/v1/keys/verify"))
-                .basic_auth(&s.rs.0, Some(&s.rs.1))
+                .basic_auth(&t.rs.0, Some(&t.rs.1))
                 .json(&json!({"key": key})),
         ),
         timed(
             "introspect",
             http.post(url("/oauth/introspect"))
-                .basic_auth(&s.rs.0, Some(&s.rs.1))
+                .basic_auth(&t.rs.0, Some(&t.rs.1))
                 .form(&[("token", key)]),
         ),
         timed(
             "token",
             http.post(url("/oauth/token"))
-                .basic_auth(&s.machine.0, Some(&s.machine.1))
+                .basic_auth(&t.machine.0, Some(&t.machine.1))
                 .form(&[("grant_type", "client_credentials")]),
         ),
         timed("api", http.get(url("/api/v1/api-keys")).bearer_auth(key)),
@@ -99,10 +102,10 @@ fn new_key(s: &Subject) -> String {
 }
 
 /// Waits until every probe is answered 200 again (the server recovered by itself).
-async fn recovers(s: &Subject, key: &str) {
+pub async fn recovers(t: &Target, key: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let results = probes(s, key).await;
+        let results = probes(t, key).await;
         if results.iter().all(|(_, status, _)| *status == 200) {
             return;
         }
@@ -116,11 +119,11 @@ async fn recovers(s: &Subject, key: &str) {
 
 /// Cached answers (client, key, token liveness) may be reused for `--cache-ttl-ms` (1 s);
 /// past it, every decision needs the database.
-async fn past_cache_ttl() {
+pub async fn past_cache_ttl() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
 }
 
-fn assert_clean_outage(results: &[(&'static str, u16, Duration)]) {
+pub fn assert_clean_outage(results: &[(&'static str, u16, Duration)]) {
     for (what, status, elapsed) in results {
         assert_eq!(*status, 503, "{what} during the outage: {results:?}");
         assert!(
@@ -137,19 +140,19 @@ async fn r2_frozen_postgres_is_answered_503_within_the_deadline_and_recovers() {
     };
     let s = subject(&cluster).await;
     let key = new_key(&s);
-    recovers(&s, &key).await;
+    recovers(&s.target, &key).await;
 
     // A key never seen by this instance: nothing about it is cached.
     let unseen = new_key(&s);
     cluster.freeze();
     past_cache_ttl().await;
-    let during = probes(&s, &unseen).await;
+    let during = probes(&s.target, &unseen).await;
     // A second round finds every pooled connection stuck inside the frozen server.
-    let again = probes(&s, &unseen).await;
+    let again = probes(&s.target, &unseen).await;
     cluster.thaw();
     assert_clean_outage(&during);
     assert_clean_outage(&again);
-    recovers(&s, &unseen).await;
+    recovers(&s.target, &unseen).await;
 }
 
 #[actix_web::test]
@@ -159,13 +162,13 @@ async fn r2_stopped_postgres_is_answered_503_and_recovers_without_restart() {
     };
     let s = subject(&cluster).await;
     let key = new_key(&s);
-    recovers(&s, &key).await;
+    recovers(&s.target, &key).await;
 
     let unseen = new_key(&s);
     cluster.stop_immediate();
     past_cache_ttl().await;
-    let during = probes(&s, &unseen).await;
+    let during = probes(&s.target, &unseen).await;
     cluster.restart();
     assert_clean_outage(&during);
-    recovers(&s, &unseen).await;
+    recovers(&s.target, &unseen).await;
 }

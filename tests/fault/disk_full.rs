@@ -1,14 +1,13 @@
 //! R3: the database is full. SQLite is capped with `PRAGMA max_page_count` at its current
 //! size; the pragma holds per connection, so it is set on every pooled connection of the
-//! server (the pool is held whole while it is set). Every write that needs a page then
-//! fails with SQLITE_FULL: key creation, code redemption, refresh rotation and access-token
-//! revocation must answer 503 with `Retry-After` and no secret, commit nothing (the code
-//! and refresh token stay usable, the token stays active, no key row or audit record is
-//! left), while reads go on (introspection, key verification, stateless
-//! `client_credentials`). Raising the cap (space freed) recovers without a restart.
-//!
-//! PostgreSQL has no per-database size cap, and filling a disk needs a size-capped mount
-//! (root); docs/security.md R3 names that gap.
+//! server (the pool is held whole while it is set). PostgreSQL's tables live on a
+//! size-capped tmpfs that is filled up (`disk_full_pg.rs`). Every write that needs a page
+//! then fails (SQLITE_FULL; PostgreSQL's `disk_full`): key creation, code redemption,
+//! refresh rotation and access-token revocation must answer 503 with `Retry-After` and no
+//! secret, commit nothing (the code and refresh token stay usable, the token stays active,
+//! no key row or audit record is left), while reads go on (introspection, key verification,
+//! stateless `client_credentials`). Raising the cap or growing the mount (space freed)
+//! recovers without a restart.
 
 use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, RunQueryDsl};
@@ -16,9 +15,38 @@ use serde_json::{Value, json};
 use tessera::api_keys::KeyType;
 use tessera::orgs::Plan;
 
+use crate::disk_full_pg::Volume;
 use crate::helpers::api::{KeySpec, answer};
 use crate::helpers::oauth::WebClient;
 use crate::helpers::{Backend, TestApp, TestDb, spawn_app_with};
+
+crate::on_both_backends!(r3_a_full_database_answers_503_commits_nothing_serves_reads_and_recovers);
+
+/// How the database is made full, and given space again.
+enum Space {
+    /// SQLite: `PRAGMA max_page_count` on every pooled connection.
+    PageCap,
+    /// PostgreSQL: its tables on a size-capped tmpfs.
+    Tmpfs(Volume),
+}
+
+impl Space {
+    fn fill(&self, app: &TestApp) {
+        match self {
+            Self::PageCap => cap(app, true),
+            Self::Tmpfs(volume) => {
+                volume.fill();
+            }
+        }
+    }
+
+    fn free(&self, app: &TestApp) {
+        match self {
+            Self::PageCap => cap(app, false),
+            Self::Tmpfs(volume) => volume.free(),
+        }
+    }
+}
 
 #[derive(QueryableByName)]
 struct Count {
@@ -145,9 +173,13 @@ where
     panic!("{what}: never answered 503 in 200 attempts with the file capped");
 }
 
-#[actix_web::test]
-async fn r3_a_full_sqlite_database_answers_503_commits_nothing_serves_reads_and_recovers() {
-    let Some(db) = TestDb::create(Backend::Sqlite) else {
+async fn r3_a_full_database_answers_503_commits_nothing_serves_reads_and_recovers(
+    backend: Backend,
+) {
+    let Some((db, space)) = (match backend {
+        Backend::Sqlite => TestDb::create(backend).map(|db| (db, Space::PageCap)),
+        Backend::Postgres => crate::disk_full_pg::database().map(|(db, v)| (db, Space::Tmpfs(v))),
+    }) else {
         return;
     };
     let mut settings = db.settings();
@@ -199,7 +231,7 @@ async fn r3_a_full_sqlite_database_answers_503_commits_nothing_serves_reads_and_
         "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'api_key.created'",
     );
 
-    cap(&app, true);
+    space.fill(&app);
 
     // Key creation: 201 until the file is full, then 503.
     let api = format!("{}/api/v1/api-keys", app.address);
@@ -309,8 +341,10 @@ async fn r3_a_full_sqlite_database_answers_503_commits_nothing_serves_reads_and_
     assert_eq!(listed.status, 200, "listing keys reads only");
 
     // Nothing half-written: one key row and one audit record per 201, nothing for the 503.
-    let integrity = crate::process::sqlite_integrity(&app.db().dir.path().join("tessera.db"));
-    assert_eq!(integrity, "ok", "integrity_check and foreign_key_check");
+    if backend == Backend::Sqlite {
+        let integrity = crate::process::sqlite_integrity(&app.db().dir.path().join("tessera.db"));
+        assert_eq!(integrity, "ok", "integrity_check and foreign_key_check");
+    }
     assert_eq!(
         count(&app, "SELECT COUNT(*) AS n FROM api_keys"),
         keys_before + created as i64
@@ -328,7 +362,7 @@ async fn r3_a_full_sqlite_database_answers_503_commits_nothing_serves_reads_and_
     );
 
     // Space freed: everything that failed works, without a restart.
-    cap(&app, false);
+    space.free(&app);
     let k = app
         .api(
             reqwest::Method::POST,
@@ -363,6 +397,6 @@ async fn r3_a_full_sqlite_database_answers_503_commits_nothing_serves_reads_and_
     assert_eq!(s, 200);
     assert_eq!(app.introspect(&rs, &still_active).await["active"], false);
     eprintln!(
-        "R3: full after {created} keys, {redeemed} redemptions, {rotations} rotations, {revoked} revocations; every write after answered 503; recovered"
+        "R3 {backend:?}: full after {created} keys, {redeemed} redemptions, {rotations} rotations, {revoked} revocations; every write after answered 503; recovered"
     );
 }

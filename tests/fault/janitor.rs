@@ -10,7 +10,8 @@ use serde_json::json;
 use tessera::clock::Clock as _;
 use tessera::db::DbConnection;
 use tessera::db::schema::{
-    authorization_codes, grants, pending_authorizations, refresh_tokens, revoked_jtis, sessions,
+    authorization_codes, client_assertion_jtis, grants, pending_authorizations, refresh_tokens,
+    revoked_jtis, sessions,
 };
 use tessera::janitor::{Retention, SKEW_MARGIN_SECONDS, Swept};
 use tessera::oauth::codes::{self, NewCode};
@@ -115,6 +116,27 @@ fn insert_jti(conn: &mut DbConnection, jti: &str, expires_at: i64) {
         ))
         .execute(conn)
         .expect("jti");
+}
+
+/// A used `private_key_jwt` assertion id (D13), kept until its `exp` plus leeway.
+fn insert_assertion_jti(conn: &mut DbConnection, jti_hash: &str, client: &str, expires_at: i64) {
+    diesel::insert_into(client_assertion_jtis::table)
+        .values((
+            client_assertion_jtis::jti_hash.eq(jti_hash),
+            client_assertion_jtis::client_id.eq(client),
+            client_assertion_jtis::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .expect("assertion jti");
+}
+
+fn assertion_jti_exists(conn: &mut DbConnection, jti_hash: &str) -> bool {
+    client_assertion_jtis::table
+        .find(jti_hash)
+        .count()
+        .get_result::<i64>(conn)
+        .expect("query")
+        > 0
 }
 
 fn insert_session(conn: &mut DbConnection, id_hash: &str, user: &str, expires_at: i64) {
@@ -287,6 +309,8 @@ async fn r12_c1_e2_only_dead_rows_go_and_replays_are_still_caught_afterwards(bac
     let jc = cutoff - retention.jwt_leeway_seconds;
     insert_jti(&mut conn, "jti-dead", jc);
     insert_jti(&mut conn, "jti-live", jc + 1);
+    insert_assertion_jti(&mut conn, "assertion-dead", c, jc);
+    insert_assertion_jti(&mut conn, "assertion-live", c, jc + 1);
     insert_session(&mut conn, "session-dead", &user, cutoff);
     insert_session(&mut conn, "session-live", &user, cutoff + 1);
     insert_pending(&mut conn, "pending-dead", &user, c, cutoff);
@@ -297,6 +321,7 @@ async fn r12_c1_e2_only_dead_rows_go_and_replays_are_still_caught_afterwards(bac
         swept.by_table().collect::<Vec<_>>(),
         vec![
             ("authorization_codes", 2),
+            ("client_assertion_jtis", 1),
             // grt_dead, and the grant of the redeemed code that went.
             ("clients", 0),
             ("device_codes", 0),
@@ -327,6 +352,10 @@ async fn r12_c1_e2_only_dead_rows_go_and_replays_are_still_caught_afterwards(bac
         (
             jti_exists(&mut conn, "jti-dead"),
             "denylisted jti past exp+leeway",
+        ),
+        (
+            assertion_jti_exists(&mut conn, "assertion-dead"),
+            "used client assertion past exp+leeway",
         ),
         (session_exists(&mut conn, "session-dead"), "expired session"),
         (
@@ -359,6 +388,10 @@ async fn r12_c1_e2_only_dead_rows_go_and_replays_are_still_caught_afterwards(bac
         (rt_exists(&mut conn, &rt1), "its successor"),
         (grant_exists(&mut conn, "grt_live"), "young grant"),
         (jti_exists(&mut conn, "jti-live"), "jti inside exp+leeway"),
+        (
+            assertion_jti_exists(&mut conn, "assertion-live"),
+            "used client assertion inside exp+leeway",
+        ),
         (jti_exists(&mut conn, &live_jtis[0]), "jti revoked at t0"),
         (
             session_exists(&mut conn, "session-live"),

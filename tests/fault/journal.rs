@@ -120,6 +120,36 @@ impl Journal {
     }
 }
 
+/// What the journal says is revoked for good: API keys (the key strings), and tokens of
+/// revoked chains together with rotated-away refresh tokens (R2: never "valid" or "active"
+/// again, outage or not).
+pub struct Revoked {
+    pub keys: Vec<String>,
+    pub tokens: Vec<String>,
+}
+
+impl Journal {
+    pub fn revoked(&self) -> Revoked {
+        let s = fold(self.read());
+        let keys = s
+            .keys
+            .iter()
+            .filter(|(id, _)| s.revoked_keys.contains(id))
+            .map(|(_, key)| key.clone())
+            .collect();
+        let mut tokens = Vec::new();
+        for c in s.chains.values() {
+            if c.revoked {
+                tokens.extend(c.access.iter().map(|(at, _)| at.clone()));
+                tokens.extend(c.refresh.iter().cloned());
+            } else if let Some((_, rotated)) = c.refresh.split_last() {
+                tokens.extend(rotated.iter().cloned());
+            }
+        }
+        Revoked { keys, tokens }
+    }
+}
+
 #[derive(Default)]
 struct Chain {
     code: Option<(String, String)>,
@@ -231,19 +261,24 @@ pub struct Probe<'a> {
     pub world: &'a World,
 }
 
+/// `n` HTTP clients, the i-th sending from loopback address 127.0.0.(2 + i): one per
+/// resource server, so each has an address of its own for the throttles.
+pub fn loopback_clients(n: usize) -> Vec<reqwest::Client> {
+    (0..n)
+        .map(|i| {
+            let ip = std::net::Ipv4Addr::new(127, 0, 0, 2 + i as u8);
+            reqwest::Client::builder()
+                .local_address(std::net::IpAddr::V4(ip))
+                .build()
+                .expect("client")
+        })
+        .collect()
+}
+
 impl<'a> Probe<'a> {
     pub fn new(address: &'a str, world: &'a World) -> Self {
-        let http = (0..world.rs.len())
-            .map(|i| {
-                let ip = std::net::Ipv4Addr::new(127, 0, 0, 2 + i as u8);
-                reqwest::Client::builder()
-                    .local_address(std::net::IpAddr::V4(ip))
-                    .build()
-                    .expect("client")
-            })
-            .collect();
         Self {
-            http,
+            http: loopback_clients(world.rs.len()),
             next: std::cell::Cell::new(0),
             address,
             world,

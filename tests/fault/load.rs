@@ -4,16 +4,27 @@
 //! `/api/v1`, one worker each (two for the code flow). A worker stops at the first request
 //! the server does not answer (it was killed or is shutting down) or when told to; an
 //! answer that is neither the expected success nor a connection failure is a violation.
+//!
+//! With [`Load::through_outages`] (R2: the database stopped or frozen, the server alive) a
+//! worker instead treats the documented outage answer, 503, as "undecided": it drops what
+//! it was doing (the `Attempt` line already marks the write undecided, as a kill would) and
+//! starts anew; then any other 5xx, any answer slower than [`OUTAGE_ANSWER_BOUND`] and any
+//! request the server does not answer is a violation.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::helpers::now;
 use crate::journal::{Fact, Journal};
 use crate::process::{PASSWORD, REDIRECT, World};
+
+/// Longest any answer may take while the database is stopped or frozen: the 2 s
+/// `--db-timeout-ms` deadline plus scheduling slack on a loaded 2-core machine
+/// (docs/security.md R2).
+pub const OUTAGE_ANSWER_BOUND: Duration = Duration::from_millis(3500);
 
 pub struct Load {
     pub address: String,
@@ -22,11 +33,21 @@ pub struct Load {
     pub stop: Arc<AtomicBool>,
     /// Names chains uniquely across runs.
     pub run: u32,
+    /// R2 mode: 503 means "undecided, start anew"; see the module documentation.
+    outages: bool,
+    /// Numbers chains uniquely within a run (a worker restarted after a 503 goes on).
+    chains: AtomicU32,
+    /// Answers counted in R2 mode: all, 503s, and the slowest (ms).
+    pub answers: AtomicU64,
+    pub unavailable: AtomicU64,
+    pub slowest_ms: AtomicU64,
 }
 
-/// Why a worker stopped early: the server went away (expected), or it answered wrongly.
+/// Why a worker stopped early: the server went away (expected), it answered 503 in R2 mode
+/// (start anew), or it answered wrongly.
 enum Halt {
     Gone,
+    Unavailable,
     Wrong(String),
 }
 
@@ -39,31 +60,6 @@ fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(15))
         .build()
         .expect("client")
-}
-
-/// Sends; a transport error means the server is gone.
-async fn send(req: reqwest::RequestBuilder) -> Step<(u16, String, Option<String>)> {
-    let r = req.send().await.map_err(|_| Halt::Gone)?;
-    let status = r.status().as_u16();
-    let location = r
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let text = r.text().await.map_err(|_| Halt::Gone)?;
-    Ok((status, text, location))
-}
-
-/// Expects `status`; parses the JSON body.
-async fn expect_json(what: &str, req: reqwest::RequestBuilder, status: u16) -> Step<Value> {
-    let (got, text, _) = send(req).await?;
-    if got != status {
-        return Err(Halt::Wrong(format!("{what}: {got} {text}")));
-    }
-    if text.is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_str(&text).map_err(|_| Halt::Wrong(format!("{what}: not JSON: {text}")))
 }
 
 fn s(v: &Value, name: &str) -> Step<String> {
@@ -109,6 +105,97 @@ fn query_param(url: &str, name: &str) -> Option<String> {
 }
 
 impl Load {
+    /// A load that stops at the first request the server does not answer (R1, R6).
+    pub fn new(address: &str, world: &World, journal: &Arc<Journal>, run: u32) -> Self {
+        Self {
+            address: address.to_string(),
+            world: world.clone(),
+            journal: Arc::clone(journal),
+            stop: Arc::new(AtomicBool::new(false)),
+            run,
+            outages: false,
+            chains: AtomicU32::new(0),
+            answers: AtomicU64::new(0),
+            unavailable: AtomicU64::new(0),
+            slowest_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// A load that goes on through database outages until `stop` (R2): 503 is the only
+    /// allowed failure, within [`OUTAGE_ANSWER_BOUND`].
+    pub fn through_outages(address: &str, world: &World, journal: &Arc<Journal>, run: u32) -> Self {
+        Self {
+            outages: true,
+            ..Self::new(address, world, journal, run)
+        }
+    }
+
+    /// Sends. A transport error means the server is gone (R2 mode: a violation, the server
+    /// must stay up). R2 mode: 503 halts with [`Halt::Unavailable`], another 5xx or a slow
+    /// answer is a violation.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Step<(u16, String, Option<String>)> {
+        let start = Instant::now();
+        let described = req
+            .try_clone()
+            .and_then(|r| r.build().ok())
+            .map(|r| format!("{} {}", r.method(), r.url().path()))
+            .unwrap_or_default();
+        let gone = |e: reqwest::Error| {
+            if self.outages {
+                Halt::Wrong(format!(
+                    "{described}: no answer after {:?}: {e}",
+                    start.elapsed()
+                ))
+            } else {
+                Halt::Gone
+            }
+        };
+        let r = req.send().await.map_err(gone)?;
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = r.text().await.map_err(gone)?;
+        if self.outages {
+            let took = start.elapsed();
+            self.answers.fetch_add(1, Ordering::Relaxed);
+            self.slowest_ms
+                .fetch_max(took.as_millis() as u64, Ordering::Relaxed);
+            if took > OUTAGE_ANSWER_BOUND {
+                return Err(Halt::Wrong(format!(
+                    "{described}: answered {status} after {took:?}"
+                )));
+            }
+            if status == 503 {
+                self.unavailable.fetch_add(1, Ordering::Relaxed);
+                return Err(Halt::Unavailable);
+            }
+            if status >= 500 {
+                return Err(Halt::Wrong(format!("{described}: {status} {text}")));
+            }
+        }
+        Ok((status, text, location))
+    }
+
+    /// Expects `status`; parses the JSON body.
+    async fn expect_json(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+        status: u16,
+    ) -> Step<Value> {
+        let (got, text, _) = self.send(req).await?;
+        if got != status {
+            return Err(Halt::Wrong(format!("{what}: {got} {text}")));
+        }
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).map_err(|_| Halt::Wrong(format!("{what}: not JSON: {text}")))
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -135,26 +222,41 @@ impl Load {
         wrong
     }
 
+    /// Runs worker `n`; in R2 mode it starts anew after each 503 until `stop`.
     async fn worker(self: Arc<Self>, n: usize) -> Step<()> {
         let http = client();
-        match n {
-            0 | 1 => self.code_flow(&http, n).await,
-            2 => self.client_credentials(&http).await,
-            3 => self.keys(&http).await,
-            _ => self.secret_rotation(&http).await,
+        loop {
+            let done = match n {
+                0 | 1 => self.code_flow(&http, n).await,
+                2 => self.client_credentials(&http).await,
+                3 => self.keys(&http).await,
+                _ => self.secret_rotation(&http).await,
+            };
+            match done {
+                Err(Halt::Unavailable) if !self.stopped() => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(Halt::Unavailable) => return Ok(()),
+                other => return other,
+            }
         }
     }
 
     async fn login(&self, b: &reqwest::Client) -> Step<()> {
-        let (_, page, _) = send(b.get(self.url("/login"))).await?;
+        let (status, page, _) = self.send(b.get(self.url("/login"))).await?;
+        if (300..400).contains(&status) {
+            // Already signed in (a worker starting anew after a 503 keeps its cookies).
+            return Ok(());
+        }
         let csrf = hidden(&page, "csrf_token")?;
-        let (status, text, _) = send(b.post(self.url("/login")).form(&[
-            ("email", self.world.email.as_str()),
-            ("password", PASSWORD),
-            ("csrf_token", &csrf),
-            ("return_to", "/"),
-        ]))
-        .await?;
+        let (status, text, _) = self
+            .send(b.post(self.url("/login")).form(&[
+                ("email", self.world.email.as_str()),
+                ("password", PASSWORD),
+                ("csrf_token", &csrf),
+                ("return_to", "/"),
+            ]))
+            .await?;
         if status != 303 {
             return Err(Halt::Wrong(format!("login: {status} {text}")));
         }
@@ -175,17 +277,19 @@ impl Load {
             ("code_challenge_method", "S256"),
         ])
         .expect("query");
-        let (status, html, location) =
-            send(b.get(self.url(&format!("/oauth/authorize?{q}")))).await?;
+        let (status, html, location) = self
+            .send(b.get(self.url(&format!("/oauth/authorize?{q}"))))
+            .await?;
         let location = match status {
             302 => location,
             200 => {
-                let (status, text, location) = send(b.post(self.url("/oauth/authorize")).form(&[
-                    ("request", hidden(&html, "request")?),
-                    ("csrf_token", hidden(&html, "csrf_token")?),
-                    ("decision", "approve".into()),
-                ]))
-                .await?;
+                let (status, text, location) = self
+                    .send(b.post(self.url("/oauth/authorize")).form(&[
+                        ("request", hidden(&html, "request")?),
+                        ("csrf_token", hidden(&html, "csrf_token")?),
+                        ("decision", "approve".into()),
+                    ]))
+                    .await?;
                 if status != 303 {
                     return Err(Halt::Wrong(format!("consent: {status} {text}")));
                 }
@@ -212,23 +316,25 @@ impl Load {
         let mut i = 0;
         while !self.stopped() {
             i += 1;
-            let chain = format!("{}-{w}-{i}", self.run);
+            let n = self.chains.fetch_add(1, Ordering::Relaxed);
+            let chain = format!("{}-{w}-{n}", self.run);
             let (code, verifier) = self.code(http).await?;
             self.journal.attempt(&chain, "exchange");
-            let t = expect_json(
-                "exchange",
-                self.web_token(
-                    http,
-                    &[
-                        ("grant_type", "authorization_code"),
-                        ("code", &code),
-                        ("redirect_uri", REDIRECT),
-                        ("code_verifier", &verifier),
-                    ],
-                ),
-                200,
-            )
-            .await?;
+            let t = self
+                .expect_json(
+                    "exchange",
+                    self.web_token(
+                        http,
+                        &[
+                            ("grant_type", "authorization_code"),
+                            ("code", &code),
+                            ("redirect_uri", REDIRECT),
+                            ("code_verifier", &verifier),
+                        ],
+                    ),
+                    200,
+                )
+                .await?;
             let mut rt = s(&t, "refresh_token")?;
             self.journal.record(&Fact::Exchanged {
                 chain: chain.clone(),
@@ -243,15 +349,16 @@ impl Load {
                     return Ok(());
                 }
                 self.journal.attempt(&chain, "refresh");
-                let t = expect_json(
-                    "refresh",
-                    self.web_token(
-                        http,
-                        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-                    ),
-                    200,
-                )
-                .await?;
+                let t = self
+                    .expect_json(
+                        "refresh",
+                        self.web_token(
+                            http,
+                            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+                        ),
+                        200,
+                    )
+                    .await?;
                 rt = s(&t, "refresh_token")?;
                 self.journal.record(&Fact::Refreshed {
                     chain: chain.clone(),
@@ -262,7 +369,7 @@ impl Load {
             }
             if i % 3 == 0 {
                 self.journal.attempt(&chain, "revoke");
-                expect_json(
+                self.expect_json(
                     "revoke",
                     http.post(self.url("/oauth/revoke"))
                         .basic_auth(&self.world.web.0, Some(&self.world.web.1))
@@ -278,14 +385,15 @@ impl Load {
 
     async fn client_credentials(&self, http: &reqwest::Client) -> Step<()> {
         while !self.stopped() {
-            let t = expect_json(
-                "client_credentials",
-                http.post(self.url("/oauth/token"))
-                    .basic_auth(&self.world.machine.0, Some(&self.world.machine.1))
-                    .form(&[("grant_type", "client_credentials")]),
-                200,
-            )
-            .await?;
+            let t = self
+                .expect_json(
+                    "client_credentials",
+                    http.post(self.url("/oauth/token"))
+                        .basic_auth(&self.world.machine.0, Some(&self.world.machine.1))
+                        .form(&[("grant_type", "client_credentials")]),
+                    200,
+                )
+                .await?;
             self.journal.record(&Fact::CcToken {
                 access: s(&t, "access_token")?,
                 exp: exp_of(&t),
@@ -299,17 +407,18 @@ impl Load {
         let mut i = 0;
         while !self.stopped() {
             i += 1;
-            let k = expect_json(
-                "key create",
-                http.post(self.url("/api/v1/api-keys"))
-                    .bearer_auth(&self.world.admin_key)
-                    .json(
-                        &json!({"name": format!("k{i}"), "scopes": ["inference:read"],
+            let k = self
+                .expect_json(
+                    "key create",
+                    http.post(self.url("/api/v1/api-keys"))
+                        .bearer_auth(&self.world.admin_key)
+                        .json(
+                            &json!({"name": format!("k{i}"), "scopes": ["inference:read"],
                                   "type": "secret", "expires_in_days": null}),
-                    ),
-                201,
-            )
-            .await?;
+                        ),
+                    201,
+                )
+                .await?;
             let id = s(&k, "id")?;
             self.journal.record(&Fact::KeyCreated {
                 id: id.clone(),
@@ -317,7 +426,7 @@ impl Load {
             });
             if i % 2 == 0 {
                 self.journal.attempt(&id, "revoke");
-                expect_json(
+                self.expect_json(
                     "key revoke",
                     http.delete(self.url(&format!("/api/v1/api-keys/{id}")))
                         .bearer_auth(&self.world.admin_key),
@@ -335,27 +444,29 @@ impl Load {
         let client = self.world.rotating.0.clone();
         while !self.stopped() {
             self.journal.attempt(&client, "rotate");
-            let r = expect_json(
-                "secret rotation",
-                http.post(self.url(&format!("/api/v1/clients/{client}/secret")))
-                    .bearer_auth(&self.world.admin_key)
-                    .json(&json!({})),
-                201,
-            )
-            .await?;
+            let r = self
+                .expect_json(
+                    "secret rotation",
+                    http.post(self.url(&format!("/api/v1/clients/{client}/secret")))
+                        .bearer_auth(&self.world.admin_key)
+                        .json(&json!({})),
+                    201,
+                )
+                .await?;
             let secret = s(&r, "client_secret")?;
             self.journal.record(&Fact::Secret {
                 client: client.clone(),
                 secret: secret.clone(),
             });
-            let t = expect_json(
-                "client_credentials with the new secret",
-                http.post(self.url("/oauth/token"))
-                    .basic_auth(&client, Some(&secret))
-                    .form(&[("grant_type", "client_credentials")]),
-                200,
-            )
-            .await?;
+            let t = self
+                .expect_json(
+                    "client_credentials with the new secret",
+                    http.post(self.url("/oauth/token"))
+                        .basic_auth(&client, Some(&secret))
+                        .form(&[("grant_type", "client_credentials")]),
+                    200,
+                )
+                .await?;
             self.journal.record(&Fact::CcToken {
                 access: s(&t, "access_token")?,
                 exp: exp_of(&t),

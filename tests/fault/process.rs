@@ -29,7 +29,7 @@ pub struct Site {
     pub dir: tempfile::TempDir,
     pub url: String,
     /// The durable PostgreSQL cluster of this site (stopped by its watchdog at exit).
-    _cluster: Option<postgres::Cluster>,
+    cluster: Option<postgres::Cluster>,
     runs: u32,
 }
 
@@ -63,11 +63,17 @@ impl Site {
             backend,
             dir,
             url,
-            _cluster: cluster,
+            cluster,
             runs: 0,
         };
         site.cli(&["migrate"], None);
         Some(site)
+    }
+
+    /// The private PostgreSQL cluster of a [`Site::new`] PostgreSQL site (R2 stops and
+    /// freezes it).
+    pub fn cluster(&self) -> Option<&postgres::Cluster> {
+        self.cluster.as_ref()
     }
 
     pub fn keys_dir(&self) -> PathBuf {

@@ -5,7 +5,7 @@
 //! `--shutdown-timeout-seconds`, and after a restart the journal check of R1 passes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -87,14 +87,8 @@ async fn r6_sigterm_finishes_requests_in_flight_refuses_new_connections_and_exit
     let mut longest_exit = Duration::ZERO;
     for run in 1..=rounds {
         let mut server = site.serve(&["--shutdown-timeout-seconds", "5"]);
-        let stop = Arc::new(AtomicBool::new(false));
-        let load = Arc::new(Load {
-            address: server.address.clone(),
-            world: world.clone(),
-            journal: Arc::clone(&journal),
-            stop: Arc::clone(&stop),
-            run: 100 + run,
-        });
+        let load = Arc::new(Load::new(&server.address, &world, &journal, 100 + run));
+        let stop = Arc::clone(&load.stop);
         let workers = tokio::spawn(Arc::clone(&load).run());
         tokio::time::sleep(random_between(
             Duration::from_millis(500),

@@ -9,6 +9,11 @@ use tokio::net::TcpStream;
 
 use crate::helpers::{Backend, TestDb, spawn_app_with};
 
+crate::on_both_backends!(
+    r7_trickled_request_bodies_are_cut_at_the_request_timeout,
+    r7_slowloris_header_tricklers_are_closed_and_others_served,
+);
+
 /// Sends a request head announcing a body, then trickles the body a byte every 200 ms
 /// until the server answers or closes; returns what it read and how long it took.
 async fn trickle(port: u16, chunked: bool) -> (String, Duration) {
@@ -47,9 +52,8 @@ async fn trickle(port: u16, chunked: bool) -> (String, Duration) {
     (String::from_utf8_lossy(&got).into_owned(), start.elapsed())
 }
 
-#[actix_web::test]
-async fn r7_trickled_request_bodies_are_cut_at_the_request_timeout() {
-    let Some(db) = TestDb::create(Backend::Sqlite) else {
+async fn r7_trickled_request_bodies_are_cut_at_the_request_timeout(backend: Backend) {
+    let Some(db) = TestDb::create(backend) else {
         return;
     };
     let mut settings = db.settings();
@@ -145,9 +149,8 @@ async fn header_trickler(port: u16, until: Instant) -> u32 {
     closed
 }
 
-#[actix_web::test]
-async fn r7_slowloris_header_tricklers_are_closed_and_others_served() {
-    let Some(db) = TestDb::create(Backend::Sqlite) else {
+async fn r7_slowloris_header_tricklers_are_closed_and_others_served(backend: Backend) {
+    let Some(db) = TestDb::create(backend) else {
         return;
     };
     let mut settings = db.settings();
@@ -186,7 +189,7 @@ async fn r7_slowloris_header_tricklers_are_closed_and_others_served() {
     let p95 = latencies[latencies.len() * 95 / 100];
     let rss_after = rss_kib();
     eprintln!(
-        "R7: {} legitimate requests, p95 {p95:?}; 300 tricklers closed {closed} times in {duration:?}; RSS {rss_before} → {rss_after} KiB",
+        "R7 {backend:?}: {} legitimate requests, p95 {p95:?}; 300 tricklers closed {closed} times in {duration:?}; RSS {rss_before} → {rss_after} KiB",
         latencies.len()
     );
     assert!(p95 < Duration::from_secs(1), "legitimate p95 {p95:?}");

@@ -1,10 +1,16 @@
 // The MCP TypeScript SDK's client authorization against tessera (docs/spec.md §8), driven
-// by tests/api/mcp.rs. Usage: node mcp.mjs <resource server URL> <redirect URI>
+// by tests/api/mcp.rs. Usage: node mcp.mjs <resource server URL> <redirect URI> [client ID URL]
 //
 // 1. Calls the resource server without a token: 401 with `resource_metadata` (RFC 9728 §5.1).
 // 2. `auth()` with an in-memory OAuthClientProvider: protected-resource metadata, the
-//    authorization server's RFC 8414 metadata, open registration (RFC 7591, `none`), PKCE,
-//    `resource` (RFC 8707). Prints {"authorization_url": ...} on one line.
+//    authorization server's RFC 8414 metadata, then the client ID: open registration
+//    (RFC 7591, `none`), or, given a client ID URL, a client ID metadata document. The
+//    SDK (1.32.2) uses its own metadata-document path (`clientMetadataUrl`) for https URLs
+//    only; the test serves the document over http on loopback (tessera trusts only the
+//    system's CAs, and allows loopback http with --client-metadata-allow-loopback), so an
+//    http URL is handed to the SDK as the provider's stored client information, and the SDK
+//    then registers nothing. Then PKCE and `resource` (RFC 8707). Prints
+//    {"authorization_url": ..., "cimd_supported": ...} on one line.
 // 3. Reads the callback URL (after login and consent, done by the Rust test) from stdin,
 //    and `auth()` again with the code: the token exchange.
 // 4. Calls the resource server with the access token; prints the outcome on one line.
@@ -14,11 +20,20 @@ import {
   extractResourceMetadataUrl,
 } from "@modelcontextprotocol/sdk/client/auth.js";
 
-const [serverUrl, redirectUrl] = process.argv.slice(2);
+const [serverUrl, redirectUrl, clientIdUrl] = process.argv.slice(2);
 
 class MemoryProvider {
   constructor() {
     this.stored = {};
+    if (clientIdUrl && !clientIdUrl.startsWith("https://")) {
+      this.stored.client = { client_id: clientIdUrl };
+    }
+  }
+  get clientMetadataUrl() {
+    return clientIdUrl && clientIdUrl.startsWith("https://") ? clientIdUrl : undefined;
+  }
+  saveDiscoveryState(state) {
+    this.stored.discovery = state;
   }
   get redirectUrl() {
     return redirectUrl;
@@ -73,7 +88,13 @@ const started = await auth(provider, { serverUrl, resourceMetadataUrl });
 if (started !== "REDIRECT") {
   throw new Error(`auth() answered ${started}, not REDIRECT`);
 }
-console.log(JSON.stringify({ authorization_url: provider.stored.authorizationUrl }));
+console.log(
+  JSON.stringify({
+    authorization_url: provider.stored.authorizationUrl,
+    cimd_supported:
+      provider.stored.discovery?.authorizationServerMetadata?.client_id_metadata_document_supported ?? null,
+  }),
+);
 
 const lines = createInterface({ input: process.stdin });
 const callback = await new Promise((resolve) => lines.once("line", resolve));

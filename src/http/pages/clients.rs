@@ -146,6 +146,7 @@ impl ClientForm {
             post_logout_redirect_uris: None,
             id_token_signed_response_alg: None,
             jwks: None,
+            jwks_uri: None,
         };
         (form, Ok(new))
     }

@@ -222,6 +222,15 @@ impl Cluster {
         admin.replace("/postgres?", &format!("/{name}?"))
     }
 
+    /// Runs `sql` on the cluster's maintenance database as the superuser.
+    pub fn execute(&self, sql: &str) -> Result<(), String> {
+        let mut conn = PgConnection::establish(&self.admin_url()).map_err(|e| e.to_string())?;
+        diesel::sql_query(sql)
+            .execute(&mut conn)
+            .map(|_| ())
+            .map_err(|e| format!("{sql}: {e}"))
+    }
+
     /// The postmaster and every backend process of the cluster.
     fn pids(&self) -> Vec<String> {
         let pidfile = std::fs::read_to_string(format!("{}/postmaster.pid", self.data))
