@@ -53,11 +53,13 @@ pub struct PasswordSet {
     pub user_id: String,
     /// Login sessions ended: the person signs in again everywhere with the new password.
     pub sessions_ended: usize,
+    /// Grants of apps the person authorized, revoked with their refresh and access tokens.
+    pub grants_revoked: usize,
 }
 
 /// Sets the password of the account with this (normalized) email to `password_hash` (an
-/// argon2id hash; hash before calling, outside the transaction) and ends every login
-/// session of it. Audited as done by the CLI in each of the user's organizations.
+/// argon2id hash; hash before calling, outside the transaction), ends every login
+/// session of it and revokes every grant of it (the apps' refresh and access tokens). Audited as done by the CLI in each of the user's organizations.
 pub fn set_password(
     conn: &mut DbConnection,
     ctx: &Ctx<'_>,
@@ -68,8 +70,9 @@ pub fn set_password(
         let user = super::store::find_by_email(conn, email)?.ok_or(OpError::NotFound("user"))?;
         super::store::set_password(conn, &user.id, password_hash, ctx.now)?;
         let sessions_ended = crate::sessions::delete_for_user(conn, &user.id)?;
+        let grants_revoked = crate::oauth::codes::revoke_grants_of_user(conn, &user.id, ctx.now)?;
         let orgs = crate::orgs::store::orgs_of(conn, &user.id)?;
-        let details = json!({"sessions_ended": sessions_ended});
+        let details = json!({"sessions_ended": sessions_ended, "grants_revoked": grants_revoked});
         let org_ids: Vec<Option<&str>> = if orgs.is_empty() {
             vec![None]
         } else {
@@ -92,8 +95,10 @@ pub fn set_password(
         Ok(PasswordSet {
             user_id: user.id,
             sessions_ended,
+            grants_revoked,
         })
     })
+    .inspect(|_| ctx.tokens_changed())
 }
 
 /// What a signed-in password change did.
@@ -101,12 +106,17 @@ pub fn set_password(
 pub struct PasswordChanged {
     /// Login sessions of other devices ended; the one the change was made from stays.
     pub other_sessions_ended: usize,
+    /// Grants of apps the person authorized, revoked with their refresh and access tokens
+    /// (the consents stay: each app asks the person to sign in again, not to consent).
+    pub grants_revoked: usize,
 }
 
 /// A signed-in user changes their own password (docs/spec.md §6, `/account`): the caller
 /// checked the current password and hashed the new one (argon2id, outside the
 /// transaction). Ends every other login session of the user, keeps `keep_session` (the
-/// SHA-256 id hash of the session making the change), and records `user.password_changed`
+/// SHA-256 id hash of the session making the change), revokes every grant of the user
+/// (refresh and access tokens of the apps they authorized; docs/security.md E7), and
+/// records `user.password_changed`
 /// in each of the user's organizations (never the password or its hash).
 pub fn change_password(
     conn: &mut DbConnection,
@@ -121,7 +131,8 @@ pub fn change_password(
             return Err(OpError::NotFound("user"));
         }
         let ended = crate::sessions::delete_others(conn, user_id, keep_session)?;
-        let details = json!({"other_sessions_ended": ended});
+        let grants_revoked = crate::oauth::codes::revoke_grants_of_user(conn, user_id, ctx.now)?;
+        let details = json!({"other_sessions_ended": ended, "grants_revoked": grants_revoked});
         let actor = format!("user:{user_id}");
         let orgs = crate::orgs::store::orgs_of(conn, user_id)?;
         let org_ids: Vec<Option<&str>> = if orgs.is_empty() {
@@ -145,6 +156,8 @@ pub fn change_password(
         }
         Ok(PasswordChanged {
             other_sessions_ended: ended,
+            grants_revoked,
         })
     })
+    .inspect(|_| ctx.tokens_changed())
 }

@@ -5,10 +5,13 @@
 use crate::helpers::api::KeySpec;
 use crate::helpers::oauth::PASSWORD;
 use crate::helpers::{Backend, hidden, login, spawn_app};
+use tessera::clock::Clock;
 
 crate::on_both_backends!(
     a_password_change_needs_the_current_password_ends_other_sessions_and_is_audited,
     h1_the_password_form_needs_its_csrf_token,
+    e7_a_password_change_revokes_the_apps_refresh_and_access_tokens,
+    k1_wrong_current_passwords_are_throttled_like_logins,
     the_dashboard_shows_keys_clients_and_usage_and_the_org_page_its_id,
 );
 
@@ -214,4 +217,141 @@ async fn the_dashboard_shows_keys_clients_and_usage_and_the_org_page_its_id(back
         .expect("inference:read offered");
     assert!(read < admin, "admin is not offered first");
     assert!(html[admin..].contains("admin-warning"));
+}
+
+/// BCP §4.14.2 (docs/security.md E7): a password change revokes the person's grants — the
+/// refresh token, the access token and a code not yet redeemed stop working — and leaves
+/// another person's tokens of the same app alone.
+async fn e7_a_password_change_revokes_the_apps_refresh_and_access_tokens(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rs = app.resource_server();
+    let client = app.web_client("inference:read");
+    let b = app.user("ada@example.com").await;
+    let (code, verifier) = app.code(&b, &client, "inference:read").await;
+    let r = app.exchange(&client, &code, &verifier).await;
+    assert_eq!(r.status(), 200);
+    let mine: serde_json::Value = r.json().await.expect("json");
+    let (at, rt) = (
+        mine["access_token"].as_str().expect("at"),
+        mine["refresh_token"].as_str().expect("rt"),
+    );
+    let (unredeemed, unredeemed_verifier) = app.code(&b, &client, "inference:read").await;
+    let theirs = app.user_tokens(&client, "inference:read").await;
+    assert_eq!(app.introspect(&rs, at).await["active"], true);
+
+    let r = app
+        .submit(
+            &b,
+            "/account",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+
+    assert_eq!(app.introspect(&rs, at).await["active"], false, "the AT");
+    assert_eq!(app.introspect(&rs, rt).await["active"], false, "the RT");
+    let r = app.refresh(&client, rt).await;
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_grant");
+    let r = app
+        .exchange(&client, &unredeemed, &unredeemed_verifier)
+        .await;
+    assert_eq!(r.status(), 400, "a code of the revoked grant");
+    let userinfo = reqwest::Client::new()
+        .get(format!("{}/oauth/userinfo", app.address))
+        .bearer_auth(at)
+        .send()
+        .await
+        .expect("userinfo");
+    assert_eq!(userinfo.status(), 401, "the AT at userinfo");
+    // Another person's tokens of the same app live on.
+    for t in ["access_token", "refresh_token"] {
+        let token = theirs[t].as_str().expect("token");
+        assert_eq!(app.introspect(&rs, token).await["active"], true, "{t}");
+    }
+    // The audit record counts the grants (the two codes' grants: one redeemed, one not).
+    let org = app.org_of("ada@example.com");
+    let rows = {
+        let mut conn = app.state.pool.get().expect("conn");
+        let actor = tessera::orgs::Actor {
+            org_id: org,
+            user_id: None,
+            role: tessera::orgs::Role::Admin,
+            label: "cli".into(),
+        };
+        tessera::audit::for_org(&mut conn, &actor).expect("audit")
+    };
+    let entry = rows
+        .iter()
+        .find(|e| e.action == "user.password_changed")
+        .expect("an audit record");
+    assert!(
+        entry.details.contains("\"grants_revoked\":2"),
+        "{}",
+        entry.details
+    );
+    // The consent stays: the app can sign the person in again without asking anew.
+    let (_, apps) = app.page(&b, "/account/apps").await;
+    assert!(apps.contains("Example App"), "{apps}");
+}
+
+/// docs/security.md K1: guessing the current password on `/account` shares the login's
+/// throttle — after ten wrong ones in a minute, even the right one is 429 with
+/// `Retry-After`, and nothing changed.
+async fn k1_wrong_current_passwords_are_throttled_like_logins(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let b = app.user("ada@example.com").await;
+    // Start at a window boundary so the whole burst falls in one window.
+    app.clock.set(app.clock.now() - app.clock.now() % 60 + 60);
+    for i in 0..10 {
+        let r = app
+            .submit(
+                &b,
+                "/account",
+                "/account/password",
+                &[
+                    ("current_password", &format!("guess number {i}")),
+                    ("new_password", NEW_PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 400, "guess {i}");
+    }
+    let r = app
+        .submit(
+            &b,
+            "/account",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.text().await.expect("html").contains("Wait a minute"));
+    // The window passes: the right password works again.
+    app.clock.set(app.clock.now() + 61);
+    let r = app
+        .submit(
+            &b,
+            "/account",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
 }

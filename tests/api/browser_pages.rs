@@ -178,6 +178,18 @@ async fn br_every_signed_in_page_fits_1280_and_390_px_with_screenshots() {
     let (_org, key_id, client_id) = populate(&app, &ada).await;
     let c = &br.client;
     browser::login(c, &app.address, "ada@example.com").await;
+    // Ada has a pending invitation: signing in lands on /invitations (docs/spec.md §5),
+    // which offers the way on to the dashboard without answering.
+    c.wait()
+        .for_element(Locator::Id("invitations"))
+        .await
+        .expect("the pending invitations first");
+    c.find(Locator::Id("to-dashboard"))
+        .await
+        .expect("a way on to the dashboard")
+        .click()
+        .await
+        .expect("click");
     c.wait()
         .for_element(Locator::Id("dashboard"))
         .await
@@ -259,6 +271,11 @@ async fn br_every_signed_in_page_fits_1280_and_390_px_with_screenshots() {
                 "members-invite",
                 "/settings/members",
                 "#invite-panel summary",
+            ),
+            (
+                "members-remove-confirm",
+                "/settings/members",
+                "#members tbody tr:last-child details.confirm summary",
             ),
             (
                 "clients-register",

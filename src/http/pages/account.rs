@@ -1,6 +1,7 @@
 //! `/account` (docs/spec.md §6): the signed-in person's own settings — display name
 //! (`POST /account/name`, `profile.rs`) and password change (`POST /account/password`:
-//! the current password is required, the other devices' sessions end, and the change is
+//! the current password is required (guesses count against the login throttle), the other
+//! devices' sessions end, the apps' grants are revoked with their tokens, and the change is
 //! audited as `user.password_changed`). Needs a session, not an organization.
 
 use actix_web::http::StatusCode;
@@ -64,7 +65,9 @@ pub async fn account_get(
     };
     let notice = match query_param(&req, "done").as_deref() {
         Some("name") => Some("Display name saved."),
-        Some("password") => Some("Password changed. Your other devices were signed out."),
+        Some("password") => Some(
+            "Password changed. Your other devices were signed out, and apps you authorized will ask you to sign in again.",
+        ),
         _ => None,
     };
     render(&state, &session, StatusCode::OK, None, notice).await
@@ -72,7 +75,8 @@ pub async fn account_get(
 
 /// `POST /account/password`: form fields `current_password` and `new_password` (8 to 1,024
 /// characters). A wrong current password or a bad new one is a 400 page naming the field,
-/// nothing changed; success is a 303 to `/account?done=password`.
+/// nothing changed (too many wrong ones from this address: 429 with `Retry-After`, as
+/// `/login`); success is a 303 to `/account?done=password`.
 pub async fn password_post(
     req: HttpRequest,
     CsrfForm(f): CsrfForm,
@@ -95,12 +99,32 @@ pub async fn password_post(
         .await;
     }
     let user_id = session.user_id.clone();
-    let stored = with_db(&state, move |conn| {
+    let (email, stored) = with_db(&state, move |conn| {
         users::store::find(conn, &user_id).map_err(AppError::from)
     })
     .await?
-    .map(|u| u.password_hash)
-    .unwrap_or_else(|| state.dummy_password_hash.clone());
+    .map(|u| (u.email, u.password_hash))
+    .unwrap_or_else(|| (String::new(), state.dummy_password_hash.clone()));
+    // Guesses of the current password count against the login's throttle (docs/security.md K1).
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let now = state.clock.now();
+    if let Some(wait) = state.login_throttle.check(&email, &ip, now) {
+        let m = "Too many wrong current passwords. Wait a minute and try again.";
+        let mut resp = render(
+            &state,
+            &session,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(m.into()),
+            None,
+        )
+        .await?;
+        resp.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, wait.into());
+        return Ok(resp);
+    }
     // Both argon2 runs off the async workers, within the login's concurrency slots.
     let _permit = state
         .password_slots
@@ -118,6 +142,7 @@ pub async fn password_post(
     .map_err(|e| AppError::Internal(e.to_string().into()))?
     .map_err(|e| AppError::Internal(e.to_string().into()))?;
     let Some(hash) = hashed else {
+        state.login_throttle.record_failure(&email, &ip, now);
         tracing::info!(user_id = %session.user_id, "password change refused: wrong current password");
         let m = "current_password is not your current password.";
         return render(
@@ -129,6 +154,7 @@ pub async fn password_post(
         )
         .await;
     };
+    state.login_throttle.record_success(&email, &ip);
     let st = state.clone();
     let (user_id, keep) = (session.user_id.clone(), session.id_hash.clone());
     let done = with_db(&state, move |conn| {
@@ -139,6 +165,7 @@ pub async fn password_post(
     tracing::info!(
         user_id = %session.user_id,
         other_sessions_ended = done.other_sessions_ended,
+        grants_revoked = done.grants_revoked,
         "password changed"
     );
     Ok(see_other("/account?done=password"))

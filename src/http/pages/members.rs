@@ -94,7 +94,9 @@ async fn render_with(
             id: i.invitation_id,
             email: i.email,
             role: i.role.as_str().to_string(),
-            expires_at: i.expires_at,
+            expires_at: crate::clock::parse_rfc3339(&i.expires_at)
+                .map(super::when)
+                .unwrap_or(i.expires_at),
         })
         .collect();
     let members = rows

@@ -134,7 +134,9 @@ pub async fn overflow(c: &fantoccini::Client) -> i64 {
 
 /// The visible buttons and button-styled links (primary actions first among them) that are
 /// cut off on the left or right of the window: their text, empty when all are in view.
-/// Those inside a closed `<details>` are not rendered and not counted.
+/// Those inside a closed `<details>` (but its `<summary>`) are not rendered and not counted
+/// (Chromium still lays them out, so their boxes are skipped here); those inside a
+/// `.table-scroll` box scroll with it.
 pub async fn actions_out_of_view(c: &fantoccini::Client) -> Vec<String> {
     let found = c
         .execute(
@@ -143,6 +145,8 @@ document.querySelectorAll("button, a.button, input[type=submit], summary").forEa
   var r = e.getBoundingClientRect();
   if (r.width === 0 && r.height === 0) { return; }
   if (e.closest(".table-scroll")) { return; }
+  var shut = e.closest("details:not([open])");
+  if (shut && e.parentElement !== shut) { return; }
   if (r.left < -0.5 || r.right > w + 0.5) { out.push((e.textContent || e.value || e.id).trim() + " [" + Math.round(r.left) + ".." + Math.round(r.right) + " of " + w + "]"); }
 });
 return out;"#,
