@@ -295,6 +295,57 @@ async fn br_every_signed_in_page_fits_1280_and_390_px_with_screenshots() {
             browser::check_fits(c, name, width).await;
         }
     }
+    // The dashboard's primary action opens the key form.
+    c.goto(&format!("{}/", app.address)).await.expect("goto");
+    c.find(Locator::Id("nav-api-keys"))
+        .await
+        .expect("the dashboard's primary action")
+        .click()
+        .await
+        .expect("click");
+    let open = c
+        .wait()
+        .for_element(Locator::Id("create-key-panel"))
+        .await
+        .expect("the key page")
+        .attr("open")
+        .await
+        .expect("attr");
+    assert!(open.is_some(), "the create form is open");
+    // The custom date shows only when "Custom date" is chosen.
+    let date = c.find(Locator::Id("expires-on")).await.expect("date field");
+    assert!(
+        !date.is_displayed().await.expect("displayed"),
+        "hidden at first"
+    );
+    c.find(Locator::Css("#expiration option[value=custom]"))
+        .await
+        .expect("custom")
+        .click()
+        .await
+        .expect("choose");
+    assert!(
+        date.is_displayed().await.expect("displayed"),
+        "shown for custom"
+    );
+    // The client form offers admin last, with its warning, too.
+    c.goto(&format!("{}/developer/clients/{client_id}", app.address))
+        .await
+        .expect("goto");
+    let scopes: Vec<String> = serde_json::from_value(
+        c.execute(
+            "return Array.from(document.querySelectorAll('#client-scopes input[name=scope]')).map(function (i) { return i.value; });",
+            vec![],
+        )
+        .await
+        .expect("script"),
+    )
+    .expect("strings");
+    assert_eq!(
+        scopes.last().map(String::as_str),
+        Some("admin"),
+        "{scopes:?}"
+    );
     // The admin scope is offered last, with its warning.
     c.goto(&format!("{}/settings/api-keys", app.address))
         .await

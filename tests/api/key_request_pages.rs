@@ -152,6 +152,15 @@ async fn i8_members_ask_admins_approve_and_the_requester_sees_the_key_once(backe
     assert!(html.contains(r#"id="create-key""#), "admins still create");
     let (_, html) = app.page(&boss, "/settings/key-requests").await;
     assert!(html.contains("CI needs to call the inference API"));
+    // Who asked, by email, never a raw user id.
+    assert!(
+        html.contains(r#"<td data-label="Asked by">mia@example.com</td>"#),
+        "{html}"
+    );
+    assert!(
+        !html.contains(r#"data-label="Asked by"><code>usr_"#),
+        "{html}"
+    );
     let approve = format!("/settings/key-requests/{id}/approve");
     let token = token_for(&html, &approve);
     // The member cannot use the admin's token (bound to the session) nor decide.

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use super::signed_in::SignedIn;
-use super::{error_page, page, when};
+use super::{error_page, page, when_exact};
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::http::errors::shown;
@@ -16,7 +16,35 @@ pub struct AuditLine {
     pub actor: String,
     pub action: String,
     pub target: String,
-    pub details: String,
+    /// The record's details as (field, value) pairs, in the record's order.
+    pub details: Vec<(String, String)>,
+}
+
+/// An audit record's `details` (a JSON object) as a person reads it: one (field, value)
+/// per member (in the order serde_json keeps), strings without quotes, lists of strings joined with ", " (an empty list: "none"), anything else
+/// as JSON. Something that is not an object is one pair with an empty field.
+fn pairs(details: &str) -> Vec<(String, String)> {
+    use serde_json::Value;
+    match serde_json::from_str::<Value>(details) {
+        Ok(Value::Object(map)) => map
+            .into_iter()
+            .map(|(k, v)| {
+                let shown = match v {
+                    Value::String(s) => s,
+                    Value::Array(items) if items.is_empty() => "none".to_string(),
+                    Value::Array(items) if items.iter().all(Value::is_string) => items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    other => other.to_string(),
+                };
+                (k, shown)
+            })
+            .collect(),
+        _ if details.trim().is_empty() => Vec::new(),
+        _ => vec![(String::new(), details.to_string())],
+    }
 }
 
 #[derive(Template)]
@@ -59,7 +87,7 @@ pub async fn audit_get(v: SignedIn, state: web::Data<AppState>) -> Result<HttpRe
     let entries = rows
         .into_iter()
         .map(|e| AuditLine {
-            when: when(e.created_at),
+            when: when_exact(e.created_at),
             actor: readable(&e.actor, &people),
             action: e.action,
             target: if e.target_type == "user" {
@@ -67,7 +95,7 @@ pub async fn audit_get(v: SignedIn, state: web::Data<AppState>) -> Result<HttpRe
             } else {
                 format!("{} {}", e.target_type, e.target_id)
             },
-            details: e.details,
+            details: pairs(&e.details),
         })
         .collect();
     Ok(page(
@@ -78,4 +106,28 @@ pub async fn audit_get(v: SignedIn, state: web::Data<AppState>) -> Result<HttpRe
             entries,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pairs;
+
+    #[test]
+    fn details_read_as_fields_and_values() {
+        let mut p = pairs(r#"{"email":"a@b.c","n":2,"ok":true,"resources":[],"scopes":["x","y"]}"#);
+        p.sort();
+        let want = [
+            ("email", "a@b.c"),
+            ("n", "2"),
+            ("ok", "true"),
+            ("resources", "none"),
+            ("scopes", "x, y"),
+        ];
+        assert_eq!(
+            p,
+            want.map(|(k, v)| (k.to_string(), v.to_string())).to_vec()
+        );
+        assert!(pairs("").is_empty());
+        assert_eq!(pairs("not json"), vec![(String::new(), "not json".into())]);
+    }
 }

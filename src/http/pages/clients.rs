@@ -64,8 +64,9 @@ fn grant_choices(checked: &[GrantType]) -> Vec<Choice> {
 
 /// The catalogue scopes the viewer may give a client (members: all but `admin`,
 /// docs/spec.md §5), plus any the client already has, so that none is dropped unseen.
+/// `admin` comes last, with its warning (docs/spec.md §6).
 fn scope_choices(state: &AppState, role: Role, checked: &[String]) -> Vec<Choice> {
-    state
+    let mut choices: Vec<Choice> = state
         .settings
         .scopes
         .names()
@@ -75,7 +76,9 @@ fn scope_choices(state: &AppState, role: Role, checked: &[String]) -> Vec<Choice
             label: state.settings.scopes.description(s).unwrap_or("").into(),
             checked: checked.iter().any(|c| c == s),
         })
-        .collect()
+        .collect();
+    choices.sort_by_key(|c| c.value == MANAGEMENT_SCOPE);
+    choices
 }
 
 impl ClientForm {

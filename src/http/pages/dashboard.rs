@@ -34,6 +34,9 @@ pub struct ClientTile {
 pub struct Summary {
     pub plan: String,
     pub is_admin: bool,
+    /// Whether this viewer may create keys (admins, or members when the policy lets them);
+    /// otherwise the dashboard's primary action is a key request (docs/spec.md §10).
+    pub may_create_keys: bool,
     pub key_count: usize,
     pub keys: Vec<KeyTile>,
     pub client_count: usize,
@@ -60,6 +63,7 @@ fn summary(
     conn: &mut crate::db::DbConnection,
     actor: &Actor,
     now: crate::clock::Timestamp,
+    key_prefix: &str,
 ) -> Result<Summary, OpError> {
     let org = crate::orgs::policy::get(conn, actor, &actor.org_id)?;
     let mut rows = crate::api_keys::ops::rows(conn, actor)?;
@@ -82,6 +86,7 @@ fn summary(
     Ok(Summary {
         plan: org.plan,
         is_admin: actor.is_admin(),
+        may_create_keys: actor.is_admin() || org.members_can_create_keys,
         key_count: rows.len(),
         requests_24h: per_key.values().sum(),
         busiest,
@@ -91,7 +96,7 @@ fn summary(
             .map(|r| KeyTile {
                 name: r.name.clone(),
                 shown: format!(
-                    "tsr_{}_…{}",
+                    "{key_prefix}_{}_…{}",
                     if r.key_type.as_str() == "publishable" {
                         "pk"
                     } else {
@@ -101,7 +106,7 @@ fn summary(
                 ),
                 last_used: r
                     .last_used_at
-                    .map(when)
+                    .map(|t| format!("last used {}", when(t)))
                     .unwrap_or_else(|| "never used".into()),
             })
             .collect(),
@@ -146,8 +151,9 @@ pub async fn home_get(
                 label: format!("user:{}", session.user_id),
             };
             let now = state.clock.now();
+            let prefix = state.settings.key_prefix.clone();
             Some(
-                with_db(&state, move |conn| summary(conn, &actor, now))
+                with_db(&state, move |conn| summary(conn, &actor, now, &prefix))
                     .await
                     .map_err(OpError::into_app)?,
             )

@@ -76,9 +76,13 @@ async fn render(
     filled: Filled,
 ) -> Result<HttpResponse, AppError> {
     let actor = v.actor.clone();
-    let list = with_db(state, move |conn| requests::list(conn, &actor))
-        .await
-        .map_err(OpError::into_app)?;
+    let (list, people) = with_db(state, move |conn| -> Result<_, OpError> {
+        let list = requests::list(conn, &actor)?;
+        let people = crate::orgs::store::members(conn, &actor.org_id)?;
+        Ok((list, people))
+    })
+    .await
+    .map_err(OpError::into_app)?;
     let me = v.actor.user_id.clone().unwrap_or_default();
     let requests = list
         .into_iter()
@@ -97,8 +101,14 @@ async fn render(
                     || "never".to_string(),
                     |d| format!("{d} days after approval"),
                 ),
-                requested_by: r.requested_by,
-                created: r.created_at,
+                // Who asked, by email (a former member keeps the id).
+                requested_by: people
+                    .iter()
+                    .find(|m| m.user_id == r.requested_by)
+                    .map_or(r.requested_by, |m| m.email.clone()),
+                created: crate::clock::parse_rfc3339(&r.created_at)
+                    .map(super::when)
+                    .unwrap_or(r.created_at),
                 id: r.id,
             }
         })

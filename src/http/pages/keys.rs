@@ -25,8 +25,11 @@ pub struct KeyLine {
     pub key_type: String,
     pub last_six: String,
     pub scopes: String,
+    /// The day it was made (UTC).
     pub created: String,
+    /// The day it stops working, or "never"; `expires_exact` to the minute ("" for never).
     pub expires: String,
+    pub expires_exact: String,
     pub last_used: String,
     /// Whole days since creation (docs/spec.md §10).
     pub age_days: i64,
@@ -71,6 +74,10 @@ struct KeysPage<'a> {
     already_shown: bool,
     error: Option<String>,
     name: String,
+    /// Open the create disclosure (asked for, an error to show, or no key yet).
+    open_create: bool,
+    /// `--key-prefix`: how keys begin (`{prefix}_sk_…`).
+    key_prefix: &'a str,
 }
 
 /// What the form showed, to fill it back in after an error.
@@ -78,6 +85,8 @@ struct KeysPage<'a> {
 struct Filled {
     name: String,
     checked: Vec<String>,
+    /// The create form is asked for (`?create`, the dashboard's button): its disclosure opens.
+    open: bool,
 }
 
 async fn render(
@@ -136,8 +145,12 @@ async fn render(
             key_type: r.key_type.as_str().to_string(),
             last_six: r.last_six,
             scopes: r.scope,
-            created: when(r.created_at),
-            expires: r.expires_at.map(when).unwrap_or_else(|| "never".into()),
+            created: super::day(r.created_at),
+            expires: r
+                .expires_at
+                .map(super::day)
+                .unwrap_or_else(|| "never".into()),
+            expires_exact: r.expires_at.map(when).unwrap_or_default(),
             last_used: r.last_used_at.map(when).unwrap_or_else(|| "never".into()),
         })
         .collect();
@@ -166,6 +179,8 @@ async fn render(
             scopes,
             created,
             already_shown,
+            open_create: filled.open,
+            key_prefix: &state.settings.key_prefix,
             error,
             name: filled.name,
         },
@@ -188,15 +203,11 @@ pub async fn api_keys_get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let Some(slot) = super::query_param(&req, "shown") else {
-        return render(
-            &state,
-            &v,
-            StatusCode::OK,
-            Once::Nothing,
-            None,
-            Filled::default(),
-        )
-        .await;
+        let filled = Filled {
+            open: super::query_param(&req, "create").is_some(),
+            ..Filled::default()
+        };
+        return render(&state, &v, StatusCode::OK, Once::Nothing, None, filled).await;
     };
     let now = state.clock.now();
     match state.shown_once.take(&v.session.id_hash, &slot, now) {
@@ -264,6 +275,7 @@ pub async fn api_keys_post(
     let filled = Filled {
         name: f.get("name").unwrap_or("").to_string(),
         checked: f.all("scope"),
+        open: true,
     };
     let result = v
         .run(&state, create_request(&f), |conn, ctx, actor, input| {

@@ -179,13 +179,27 @@ pub async fn favicon_get() -> HttpResponse {
         .body(include_str!("../../../static/favicon.svg"))
 }
 
-/// A time as pages show it: `2026-11-25 06:48:29 UTC`.
-pub fn when(t: Timestamp) -> String {
+/// A time to the second, as the audit log shows it: `2026-11-25 06:48:29 UTC`.
+pub fn when_exact(t: Timestamp) -> String {
     rfc3339(t)
         .replacen('T', " ", 1)
         .trim_end_matches('Z')
         .to_string()
         + " UTC"
+}
+
+/// A time as the other pages show it, to the minute: `2026-11-25 06:48 UTC`.
+pub fn when(t: Timestamp) -> String {
+    let exact = rfc3339(t);
+    // RFC 3339 from `rfc3339` is `YYYY-MM-DDTHH:MM:SSZ`: keep up to the minute.
+    let minute = exact.get(..16).unwrap_or(&exact);
+    minute.replacen('T', " ", 1) + " UTC"
+}
+
+/// The day of a time, for table columns: `2026-11-25` (UTC).
+pub fn day(t: Timestamp) -> String {
+    let exact = rfc3339(t);
+    exact.get(..10).unwrap_or(&exact).to_string()
 }
 
 /// The confirmation step before a destructive action.
