@@ -300,6 +300,24 @@ async fn e7_a_password_change_revokes_the_apps_refresh_and_access_tokens(backend
     // The consent stays: the app can sign the person in again without asking anew.
     let (_, apps) = app.page(&b, "/account/apps").await;
     assert!(apps.contains("Example App"), "{apps}");
+
+    // The operator's reset (`tessera user set-password`) revokes the new grant the same way.
+    let (code, verifier) = app.code(&b, &client, "inference:read").await;
+    let r = app.exchange(&client, &code, &verifier).await;
+    assert_eq!(r.status(), 200);
+    let again: serde_json::Value = r.json().await.expect("json");
+    let at = again["access_token"].as_str().expect("at");
+    assert_eq!(app.introspect(&rs, at).await["active"], true);
+    let hash = tessera::users::hash_password("an operator's reset password").expect("hash");
+    let reset = {
+        let mut conn = app.state.pool.get().expect("conn");
+        tessera::users::ops::set_password(&mut conn, &app.state.ctx(), "ada@example.com", &hash)
+            .expect("reset")
+    };
+    assert_eq!(reset.grants_revoked, 1);
+    assert_eq!(app.introspect(&rs, at).await["active"], false, "after a reset");
+    let rt = again["refresh_token"].as_str().expect("rt");
+    assert_eq!(app.introspect(&rs, rt).await["active"], false, "after a reset");
 }
 
 /// docs/security.md K1: guessing the current password on `/account` shares the login's

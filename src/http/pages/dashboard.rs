@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::layout::{Nav, nav_for};
-use super::{current_session, page, see_other, when};
+use super::{ago, current_session, page, see_other};
 use crate::app::AppState;
 use crate::error::{AppError, OpError};
 use crate::http::with_db;
@@ -106,7 +106,7 @@ fn summary(
                 ),
                 last_used: r
                     .last_used_at
-                    .map(|t| format!("last used {}", when(t)))
+                    .map(|t| format!("last used {}", ago(t, now)))
                     .unwrap_or_else(|| "never used".into()),
             })
             .collect(),
