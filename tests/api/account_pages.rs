@@ -315,9 +315,17 @@ async fn e7_a_password_change_revokes_the_apps_refresh_and_access_tokens(backend
             .expect("reset")
     };
     assert_eq!(reset.grants_revoked, 1);
-    assert_eq!(app.introspect(&rs, at).await["active"], false, "after a reset");
+    assert_eq!(
+        app.introspect(&rs, at).await["active"],
+        false,
+        "after a reset"
+    );
     let rt = again["refresh_token"].as_str().expect("rt");
-    assert_eq!(app.introspect(&rs, rt).await["active"], false, "after a reset");
+    assert_eq!(
+        app.introspect(&rs, rt).await["active"],
+        false,
+        "after a reset"
+    );
 }
 
 /// docs/security.md K1: guessing the current password on `/account` shares the login's

@@ -38,10 +38,7 @@ pub async fn apps_get(
         return Ok(see_other("/login?return_to=%2Faccount%2Fapps"));
     };
     let user = session.user_id.clone();
-    let apps = with_db(&state, move |conn| -> Result<_, AppError> {
-        Ok(decision::apps(conn, &user)?)
-    })
-    .await?;
+    let apps = with_db(&state, move |conn| decision::apps(conn, &user)).await?;
     let nav = super::layout::nav_for(&state, &session, "/account").await?;
     let apps = apps
         .into_iter()
