@@ -300,6 +300,12 @@ async fn br_api_key_page_create_see_once_reload_revoke() {
     c.goto(&format!("{}/settings/api-keys", app.address))
         .await
         .expect("reload");
+    // The key table is there before the page is read (an empty source was seen once under
+    // the full suite's load).
+    c.wait()
+        .for_element(Locator::Id("keys"))
+        .await
+        .expect("the key list after the reload");
     let source = c.source().await.expect("html");
     assert!(!source.contains(&key), "shown once only");
     assert!(

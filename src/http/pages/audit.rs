@@ -12,7 +12,9 @@ use crate::http::errors::shown;
 use crate::http::with_db;
 
 pub struct AuditLine {
-    pub when: String,
+    /// When, as `2026-11-25` and `06:48:29 UTC` (the cell breaks only between them).
+    pub day: String,
+    pub time: String,
     pub actor: String,
     pub action: String,
     pub target: String,
@@ -87,7 +89,11 @@ pub async fn audit_get(v: SignedIn, state: web::Data<AppState>) -> Result<HttpRe
     let entries = rows
         .into_iter()
         .map(|e| AuditLine {
-            when: when_exact(e.created_at),
+            day: super::day(e.created_at),
+            time: when_exact(e.created_at)
+                .split_once(' ')
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_default(),
             actor: readable(&e.actor, &people),
             action: e.action,
             target: if e.target_type == "user" {

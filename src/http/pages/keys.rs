@@ -30,7 +30,8 @@ pub struct KeyLine {
     /// The day it stops working, or "never"; `expires_exact` to the minute ("" for never).
     pub expires: String,
     pub expires_exact: String,
-    pub last_used: String,
+    /// When last used: the day and the time (`10:28 UTC`), empty when never.
+    pub last_used: (String, String),
     /// Whole days since creation (docs/spec.md §10).
     pub age_days: i64,
     /// Older than `api_keys::ROTATE_AFTER_DAYS`: marked for rotation.
@@ -151,7 +152,14 @@ async fn render(
                 .map(super::day)
                 .unwrap_or_else(|| "never".into()),
             expires_exact: r.expires_at.map(when).unwrap_or_default(),
-            last_used: r.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+            last_used: r
+                .last_used_at
+                .map(|t| {
+                    let w = when(t);
+                    let (d, h) = w.split_once(' ').unwrap_or((&w, ""));
+                    (d.to_string(), h.to_string())
+                })
+                .unwrap_or_default(),
         })
         .collect();
     let catalogue = &state.settings.scopes;
