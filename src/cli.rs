@@ -411,8 +411,8 @@ pub enum UserCommand {
         #[arg(long)]
         org: Option<String>,
     },
-    /// Set a user's password and end all their login sessions; prints {"user_id": ...,
-    /// "sessions_ended": N}
+    /// Set a user's password, end all their login sessions and revoke the apps' tokens;
+    /// prints {"user_id": ..., "sessions_ended": N, "grants_revoked": N}
     SetPassword {
         /// The account's email address
         #[arg(long)]

@@ -8,3 +8,7 @@ document.querySelectorAll("button[data-copy]").forEach(function (button) {
     else { document.execCommand("copy"); done(); }
   });
 });
+// Read-only fields that hold something to copy (a key, an id) select all on focus.
+document.querySelectorAll("input[readonly]").forEach(function (field) {
+  field.addEventListener("focus", function () { field.select(); });
+});

@@ -52,7 +52,7 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
     let token_body = || web::PayloadConfig::new(oauth::TOKEN_BODY_LIMIT);
     let api_body = || web::PayloadConfig::new(api::API_BODY_LIMIT);
     let top = vec![
-        at("/", Plain).get(pages::accounts::home_get),
+        at("/", Plain).get(pages::dashboard::home_get),
         at("/static/tessera.css", Plain).get(pages::stylesheet_get),
         at("/static/copy.js", Plain).get(pages::copy_script_get),
         at("/static/favicon.svg", Plain).get(pages::favicon_get),
@@ -103,7 +103,9 @@ fn endpoints() -> (Vec<Endpoint>, Vec<Endpoint>) {
             .get(pages::clients::delete_get)
             .post(pages::clients::delete_post),
         at("/account/apps", Plain).get(pages::apps::apps_get),
+        at("/account", Plain).get(pages::account::account_get),
         at("/account/name", Plain).post(pages::profile::name_post),
+        at("/account/password", Plain).post(pages::account::password_post),
         at("/account/apps/{client_id}/revoke", Plain).post(pages::apps::app_revoke_post),
         at("/login", Plain)
             .get(pages::accounts::login_get)

@@ -130,6 +130,27 @@ pub fn revoke_grant(conn: &mut DbConnection, grant_id: &str, now: Timestamp) -> 
     Ok(newly > 0)
 }
 
+/// Revokes every live grant of `user_id` (each app they authorized, by any flow) with its
+/// refresh tokens, codes and access tokens (BCP §4.14.2: on a password change); the
+/// consents stay, so an app asks the person to sign in, not to consent again. Returns how
+/// many grants were live. Call in the write transaction of the change, then
+/// `Ctx::tokens_changed`; other instances see `grants.revoked_at` in their change poll.
+pub fn revoke_grants_of_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    now: Timestamp,
+) -> QueryResult<usize> {
+    let live: Vec<String> = grants::table
+        .filter(grants::user_id.eq(user_id))
+        .filter(grants::revoked_at.is_null())
+        .select(grants::id)
+        .load(conn)?;
+    for id in &live {
+        revoke_grant(conn, id, now)?;
+    }
+    Ok(live.len())
+}
+
 /// Redeems a code for `client_id` (RFC 6749 §4.1.3). Call in a write transaction: the
 /// conditional UPDATE decides a race between redemptions (exactly one wins, C2).
 pub fn redeem(

@@ -91,6 +91,17 @@ pub fn delete_for_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<us
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
 }
 
+/// Ends every session of a user but the one whose id hash is `keep` (a password change
+/// signs the other devices out). Returns how many ended.
+pub fn delete_others(conn: &mut DbConnection, user_id: &str, keep: &str) -> QueryResult<usize> {
+    diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::id_hash.ne(keep)),
+    )
+    .execute(conn)
+}
+
 /// A same-origin relative path to go to after login, or `/` (docs/security.md A10: the server
 /// is never an open redirector).
 pub fn safe_return_to(candidate: Option<&str>) -> String {

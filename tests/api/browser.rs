@@ -300,6 +300,12 @@ async fn br_api_key_page_create_see_once_reload_revoke() {
     c.goto(&format!("{}/settings/api-keys", app.address))
         .await
         .expect("reload");
+    // The key table is there before the page is read (an empty source was seen once under
+    // the full suite's load).
+    c.wait()
+        .for_element(Locator::Id("keys"))
+        .await
+        .expect("the key list after the reload");
     let source = c.source().await.expect("html");
     assert!(!source.contains(&key), "shown once only");
     assert!(
@@ -448,10 +454,17 @@ async fn br_register_a_client_authorize_it_and_revoke_it_from_account_apps() {
     c.goto(&format!("{}/account/apps", app.address))
         .await
         .expect("apps");
+    // Revoking is a two-step action: open the confirmation, then confirm.
     c.wait()
-        .for_element(Locator::Css("button.revoke-app"))
+        .for_element(Locator::Css("tr[data-client-id] details.confirm summary"))
         .await
         .expect("the app is listed")
+        .click()
+        .await
+        .expect("open the confirmation");
+    c.find(Locator::Css("button.revoke-app"))
+        .await
+        .expect("the confirm button")
         .click()
         .await
         .expect("revoke");

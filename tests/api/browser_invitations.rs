@@ -1,30 +1,11 @@
 //! Headless Chromium: the invitation pages (docs/spec.md §5, §6): an admin invites on
 //! `/settings/members` (the link shown once), the invitee opens the link, accepts, and the
 //! members page then lists them; every page fits 1280 and 390 px without horizontal
-//! scrolling. Screenshots go to `$TESSERA_SCREENSHOTS` when it is set.
+//! scrolling. Screenshots go to `$TESSERA_SCREENSHOTS_DIR` (see `helpers::browser`).
 
 use fantoccini::Locator;
 
 use crate::helpers::{Backend, browser, spawn_app};
-
-async fn overflow(c: &fantoccini::Client) -> i64 {
-    c.execute(
-        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
-        vec![],
-    )
-    .await
-    .expect("script")
-    .as_i64()
-    .expect("number")
-}
-
-async fn shoot(c: &fantoccini::Client, name: &str) {
-    if let Some(dir) = std::env::var_os("TESSERA_SCREENSHOTS") {
-        let png = c.screenshot().await.expect("screenshot");
-        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png)
-            .expect("write screenshot");
-    }
-}
 
 #[actix_web::test]
 async fn br_an_invitation_is_made_opened_and_accepted_in_chromium_at_1280_and_390_px() {
@@ -43,6 +24,13 @@ async fn br_an_invitation_is_made_opened_and_accepted_in_chromium_at_1280_and_39
     c.goto(&format!("{}/settings/members", app.address))
         .await
         .expect("goto");
+    // The invite form sits in a disclosure under the page's title, closed at first.
+    c.find(Locator::Css("#invite-panel summary"))
+        .await
+        .expect("invite disclosure")
+        .click()
+        .await
+        .expect("open it");
     let form = c.find(Locator::Id("invite-member")).await.expect("form");
     form.find(Locator::Css("input[name=email]"))
         .await
@@ -67,17 +55,27 @@ async fn br_an_invitation_is_made_opened_and_accepted_in_chromium_at_1280_and_39
         .expect("a link");
     assert!(link.contains("/invitations/"), "{link}");
     for width in [1280u32, 390] {
-        c.set_window_size(width, 900).await.expect("size");
-        assert_eq!(overflow(c).await, 0, "members page at {width} px");
-        shoot(c, &format!("members-invited-{width}")).await;
+        browser::set_width(c, width).await;
+        browser::check_fits(c, "members-invited", width).await;
     }
     let g = &guest.client;
     g.goto(&link).await.expect("open link");
     for width in [1280u32, 390] {
-        g.set_window_size(width, 900).await.expect("size");
-        assert_eq!(overflow(g).await, 0, "invitation page at {width} px");
-        shoot(g, &format!("invitation-{width}")).await;
+        browser::set_width(g, width).await;
+        browser::check_fits(g, "invitation", width).await;
     }
+    // The link's page has the signed-in frame: the sections and who is signed in.
+    g.find(Locator::Css("nav.sections a[href='/']"))
+        .await
+        .expect("the sections");
+    let who = g
+        .find(Locator::Id("account-link"))
+        .await
+        .expect("who is signed in")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(who, "bob@example.com");
     g.find(Locator::Css("button.accept"))
         .await
         .expect("accept")
@@ -93,7 +91,20 @@ async fn br_an_invitation_is_made_opened_and_accepted_in_chromium_at_1280_and_39
         .await
         .expect("text");
     assert!(notice.contains("You joined"), "{notice}");
-    shoot(g, "invitation-accepted-390").await;
+    browser::check_fits(g, "invitation-accepted", 390).await;
+    // The frame now shows the organization joined as the current one.
+    let current = g
+        .execute(
+            "var s = document.getElementById('org-select'); return s.options[s.selectedIndex].text;",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(
+        current.as_str(),
+        Some("ada@example.com's organization"),
+        "{current}"
+    );
     c.goto(&format!("{}/settings/members", app.address))
         .await
         .expect("goto");

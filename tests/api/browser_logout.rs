@@ -9,25 +9,6 @@ use tessera::scope::ScopeSet;
 
 use crate::helpers::{Backend, browser, spawn_app};
 
-async fn overflow(c: &fantoccini::Client) -> i64 {
-    c.execute(
-        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
-        vec![],
-    )
-    .await
-    .expect("script")
-    .as_i64()
-    .expect("number")
-}
-
-async fn shoot(c: &fantoccini::Client, name: &str) {
-    if let Some(dir) = std::env::var_os("TESSERA_SCREENSHOTS") {
-        let png = c.screenshot().await.expect("screenshot");
-        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png)
-            .expect("write screenshot");
-    }
-}
-
 #[actix_web::test]
 async fn br_logout_confirms_in_chromium_at_1280_and_390_px() {
     let Some(app) = spawn_app(Backend::Sqlite).await else {
@@ -56,7 +37,7 @@ async fn br_logout_confirms_in_chromium_at_1280_and_390_px() {
     .expect("query");
     let url = format!("{}/oauth/end_session?{q}", app.address);
     for width in [1280u32, 390] {
-        c.set_window_size(width, 900).await.expect("window size");
+        browser::set_width(c, width).await;
         c.goto(&url).await.expect("goto");
         let who = c
             .find(Locator::Id("end-session-client"))
@@ -74,7 +55,7 @@ async fn br_logout_confirms_in_chromium_at_1280_and_390_px() {
             .await
             .expect("text");
         assert!(account.contains("logout-browser@example.com"), "{account}");
-        assert_eq!(overflow(c).await, 0, "fits {width} px");
+        assert_eq!(browser::overflow(c).await, 0, "fits {width} px");
         let (_, _, w, _) = c
             .find(Locator::Id("end-session-confirm"))
             .await
@@ -83,7 +64,7 @@ async fn br_logout_confirms_in_chromium_at_1280_and_390_px() {
             .await
             .expect("size");
         assert!(w > 40.0, "the button is drawn: {w}");
-        shoot(c, &format!("logout-confirm-{width}")).await;
+        browser::shoot(c, &format!("logout-confirm-{width}")).await;
     }
     c.find(Locator::Id("end-session-confirm"))
         .await
@@ -101,6 +82,6 @@ async fn br_logout_confirms_in_chromium_at_1280_and_390_px() {
     // Signed out: the home page sends the browser to sign in.
     c.goto(&format!("{}/", app.address)).await.expect("goto");
     assert_eq!(c.current_url().await.expect("url").path(), "/login");
-    shoot(c, "logout-done").await;
+    browser::shoot(c, "logout-done").await;
     br.client.clone().close().await.expect("close");
 }

@@ -8,26 +8,6 @@ use reqwest::Method;
 use crate::helpers::api::KeySpec;
 use crate::helpers::{Backend, browser, spawn_app};
 
-/// The page's width beyond the window's (0: nothing overflows).
-async fn overflow(c: &fantoccini::Client) -> i64 {
-    c.execute(
-        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
-        vec![],
-    )
-    .await
-    .expect("script")
-    .as_i64()
-    .expect("number")
-}
-
-async fn shoot(c: &fantoccini::Client, name: &str) {
-    if let Some(dir) = std::env::var_os("TESSERA_SCREENSHOTS") {
-        let png = c.screenshot().await.expect("screenshot");
-        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png)
-            .expect("write screenshot");
-    }
-}
-
 #[actix_web::test]
 async fn br_the_usage_page_charts_real_counts_and_settings_pages_fit_1280_and_390_px() {
     let Some(app) = spawn_app(Backend::Sqlite).await else {
@@ -67,7 +47,7 @@ async fn br_the_usage_page_charts_real_counts_and_settings_pages_fit_1280_and_39
     }
 
     for width in [1280u32, 390] {
-        c.set_window_size(width, 900).await.expect("window size");
+        browser::set_width(c, width).await;
         for range in ["24h", "7d", "30d"] {
             c.goto(&format!("{}/settings/usage?range={range}", app.address))
                 .await
@@ -101,10 +81,10 @@ async fn br_the_usage_page_charts_real_counts_and_settings_pages_fit_1280_and_39
                 .expect("text");
             assert!(caption.starts_with("Requests per"), "{caption}");
             assert!(
-                overflow(c).await <= 0,
+                browser::overflow(c).await <= 0,
                 "usage {range} overflows at {width} px"
             );
-            shoot(c, &format!("usage-{range}-{width}")).await;
+            browser::shoot(c, &format!("usage-{range}-{width}")).await;
         }
         for (path, name) in [
             ("/settings/api-keys", "api-keys"),
@@ -114,14 +94,17 @@ async fn br_the_usage_page_charts_real_counts_and_settings_pages_fit_1280_and_39
             c.goto(&format!("{}{path}", app.address))
                 .await
                 .expect("goto");
-            assert!(overflow(c).await <= 0, "{path} overflows at {width} px");
-            shoot(c, &format!("{name}-{width}")).await;
+            assert!(
+                browser::overflow(c).await <= 0,
+                "{path} overflows at {width} px"
+            );
+            browser::shoot(c, &format!("{name}-{width}")).await;
             // The key list (its Age and Requests columns) further down the page.
             if name == "api-keys" {
                 c.execute("document.getElementById('keys').scrollIntoView();", vec![])
                     .await
                     .expect("scroll");
-                shoot(c, &format!("{name}-list-{width}")).await;
+                browser::shoot(c, &format!("{name}-list-{width}")).await;
             }
         }
         // The key list shows the last 24 hours' requests (6 for the third key).

@@ -1266,7 +1266,7 @@ async fn operators_list_and_repair_orgs_and_users_without_sql(backend: Backend) 
     ));
     assert_eq!(
         reset,
-        serde_json::json!({"user_id": bob_id, "sessions_ended": 2})
+        serde_json::json!({"user_id": bob_id, "sessions_ended": 2, "grants_revoked": 0})
     );
     let sessions = query_strings(&db, "SELECT user_id AS v FROM sessions");
     assert_eq!(sessions, [ada_id.as_str()], "only bob's sessions ended");

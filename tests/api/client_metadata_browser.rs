@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::client_metadata::{DocServer, app_with, authorize_params};
-use crate::helpers::Backend;
 use crate::helpers::oauth::pkce;
+use crate::helpers::{Backend, browser};
 use crate::resources::{MCP, resource_server_with};
 
 /// The consent page of a metadata document client in Chromium: the "not verified" notice
@@ -47,29 +47,24 @@ async fn br_the_consent_page_marks_a_metadata_document_client_at_1280_and_390_px
     let text = notice.text().await.expect("text");
     assert!(text.starts_with("Not verified."), "{text}");
     assert!(text.contains("127.0.0.1"), "{text}");
+    // The unverified app's homepage is not shown: it would read as vouched for.
+    assert!(
+        c.find(Locator::Id("client-uri")).await.is_err(),
+        "no unverified App homepage line"
+    );
+    let allow = c.find(Locator::Id("approve")).await.expect("allow");
+    let deny = c.find(Locator::Id("deny")).await.expect("deny");
+    let look = |e: fantoccini::elements::Element| async move {
+        e.css_value("background-color").await.expect("css")
+    };
+    assert_ne!(
+        look(allow).await,
+        look(deny).await,
+        "Allow (primary) and Deny (secondary) look different"
+    );
     for width in [1280u32, 390] {
-        c.set_window_size(width, 900).await.expect("window size");
-        let overflow = c
-            .execute(
-                "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
-                vec![],
-            )
-            .await
-            .expect("script")
-            .as_i64()
-            .expect("number");
-        assert_eq!(
-            overflow, 0,
-            "the consent page overflows a {width} px window"
-        );
-        if let Some(dir) = std::env::var_os("TESSERA_SCREENSHOTS") {
-            let png = c.screenshot().await.expect("screenshot");
-            std::fs::write(
-                std::path::Path::new(&dir).join(format!("consent-cimd-{width}.png")),
-                png,
-            )
-            .expect("write screenshot");
-        }
+        browser::set_width(c, width).await;
+        browser::check_fits(c, "consent-cimd", width).await;
     }
     br.client.clone().close().await.expect("close");
 }

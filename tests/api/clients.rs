@@ -1016,7 +1016,9 @@ async fn rfc7591_a_client_name_is_optional_and_an_unnamed_client_shows_its_id(ba
         .await
         .expect("html");
     assert!(
-        list.contains(&format!(r#"<a href="/developer/clients/{id}">{id}</a>"#)),
+        list.contains(&format!(
+            r#"<a href="/developer/clients/{id}"><strong>{id}</strong></a>"#
+        )),
         "{list}"
     );
     let one = b

@@ -29,7 +29,11 @@ fn token_for(html: &str, action: &str) -> String {
 fn id_named(html: &str, name: &str) -> String {
     html.split("data-request-id=\"")
         .skip(1)
-        .find(|row| row.contains(&format!("\">\n<td>{name}</td>")))
+        .find(|row| {
+            row.contains(&format!(
+                "\">\n<td data-label=\"Name\"><strong>{name}</strong></td>"
+            ))
+        })
         .unwrap_or_else(|| panic!("no request {name} in {html}"))
         .split('"')
         .next()
@@ -41,7 +45,8 @@ fn status_of(html: &str, id: &str) -> String {
     let row = &html[html
         .find(&format!("data-request-id=\"{id}\""))
         .expect("row")..];
-    let cell = &row[row.find("<td class=\"status\">").expect("status") + 19..];
+    let marker = "<td class=\"status\" data-label=\"Status\">";
+    let cell = &row[row.find(marker).expect("status") + marker.len()..];
     cell.split('<').next().expect("text").to_string()
 }
 
@@ -119,7 +124,7 @@ async fn i8_members_ask_admins_approve_and_the_requester_sees_the_key_once(backe
     assert!(html.contains("was sent to the organization"), "{html}");
     let id = id_named(&html, "ci bot");
     assert_eq!(status_of(&html, &id), "pending");
-    assert!(!html.contains("class=\"approve\""), "members do not decide");
+    assert!(!html.contains("class=\"approve"), "members do not decide");
     // A bad form names the field and keeps what was typed.
     let r = app
         .submit(
@@ -147,6 +152,15 @@ async fn i8_members_ask_admins_approve_and_the_requester_sees_the_key_once(backe
     assert!(html.contains(r#"id="create-key""#), "admins still create");
     let (_, html) = app.page(&boss, "/settings/key-requests").await;
     assert!(html.contains("CI needs to call the inference API"));
+    // Who asked, by email, never a raw user id.
+    assert!(
+        html.contains(r#"<td data-label="Asked by">mia@example.com</td>"#),
+        "{html}"
+    );
+    assert!(
+        !html.contains(r#"data-label="Asked by"><code>usr_"#),
+        "{html}"
+    );
     let approve = format!("/settings/key-requests/{id}/approve");
     let token = token_for(&html, &approve);
     // The member cannot use the admin's token (bound to the session) nor decide.

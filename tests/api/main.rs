@@ -12,6 +12,7 @@
 
 mod helpers;
 
+mod account_pages;
 mod accounts;
 mod api_keys;
 mod authorize;
@@ -19,6 +20,7 @@ mod bad_input;
 mod browser;
 mod browser_invitations;
 mod browser_logout;
+mod browser_pages;
 mod browser_usage;
 mod challenges;
 mod change_feed;

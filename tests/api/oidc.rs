@@ -384,9 +384,9 @@ async fn profile_releases_the_display_name_set_at_signup_and_on_the_home_page(ba
     assert_eq!(c["name"], "Ada Lovelace");
     assert!(c.get("email").is_none(), "email was not granted");
 
-    // Changed on the home page: userinfo answers the new name.
+    // Changed on the account page: userinfo answers the new name.
     let home = b
-        .get(format!("{}/", app.address))
+        .get(format!("{}/account", app.address))
         .send()
         .await
         .expect("home")

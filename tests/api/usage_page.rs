@@ -154,14 +154,23 @@ async fn the_usage_page_charts_and_tabulates_requests_per_key_and_offers_csv(bac
 
     // The key list: each key's requests in the last 24 hours.
     let (_, html) = app.page(&b, "/settings/api-keys").await;
-    assert!(html.contains("<th>Requests (24 h)</th>"), "{html}");
+    assert!(
+        html.contains(r#"<th class="num">Requests (24 h)</th>"#),
+        "{html}"
+    );
     let row_of = |id: &str| {
         let start = html.find(&format!("data-key-id=\"{id}\"")).expect("row");
         let end = html[start..].find("</tr>").expect("end") + start;
         html[start..end].to_string()
     };
-    assert!(row_of(&nightly.id).contains(r#"<td class="num requests-24h">3</td>"#));
-    assert!(row_of(&deploy.id).contains(r#"<td class="num requests-24h">1</td>"#));
+    assert!(
+        row_of(&nightly.id)
+            .contains(r#"<td class="num requests-24h" data-label="Requests (24 h)">3</td>"#)
+    );
+    assert!(
+        row_of(&deploy.id)
+            .contains(r#"<td class="num requests-24h" data-label="Requests (24 h)">1</td>"#)
+    );
 }
 
 async fn i8_the_usage_page_shows_only_the_own_organization(backend: Backend) {

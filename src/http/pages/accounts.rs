@@ -37,18 +37,6 @@ struct LogoutPage<'a> {
     csrf_token: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "home.html")]
-struct HomePage<'a> {
-    email: &'a str,
-    csrf_token: &'a str,
-    /// The display name (docs/spec.md §9), "" when none is set.
-    name: &'a str,
-    name_csrf: &'a str,
-    /// Pending invitations the person may answer (docs/spec.md §5).
-    invitations: usize,
-}
-
 #[derive(Debug, Default)]
 pub struct ReturnTo {
     return_to: Option<String>,
@@ -539,32 +527,4 @@ pub async fn logout_post(
     gone.make_removal();
     let _ = resp.add_cookie(&gone);
     Ok(resp)
-}
-
-pub async fn home_get(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let Some(session) = current_session(&req, &state).await? else {
-        return Ok(see_other("/login"));
-    };
-    let user_id = session.user_id.clone();
-    let (user, name) = with_db(&state, move |conn| -> Result<_, AppError> {
-        let user = users::store::find(conn, &user_id)?;
-        let name = crate::oidc::claims::name_of(conn, &user_id)?;
-        Ok((user, name))
-    })
-    .await?;
-    let email = user.map(|u| u.email).unwrap_or_default();
-    let invitations = super::invitations::pending_count(&state, session.user_id.clone()).await?;
-    Ok(page(
-        StatusCode::OK,
-        &HomePage {
-            email: &email,
-            csrf_token: &session.csrf_token("logout"),
-            name: name.as_deref().unwrap_or(""),
-            name_csrf: &session.csrf_token("/account/name"),
-            invitations,
-        },
-    ))
 }

@@ -24,8 +24,8 @@ pub struct AppLine {
 
 #[derive(Template)]
 #[template(path = "account_apps.html")]
-struct AppsPage<'a> {
-    email: &'a str,
+struct AppsPage {
+    nav: super::layout::Nav,
     apps: Vec<AppLine>,
 }
 
@@ -38,13 +38,8 @@ pub async fn apps_get(
         return Ok(see_other("/login?return_to=%2Faccount%2Fapps"));
     };
     let user = session.user_id.clone();
-    let (email, apps) = with_db(&state, move |conn| -> Result<_, AppError> {
-        let email = crate::users::store::find(conn, &user)?
-            .map(|u| u.email)
-            .unwrap_or_default();
-        Ok((email, decision::apps(conn, &user)?))
-    })
-    .await?;
+    let apps = with_db(&state, move |conn| decision::apps(conn, &user)).await?;
+    let nav = super::layout::nav_for(&state, &session, "/account").await?;
     let apps = apps
         .into_iter()
         .map(|a| AppLine {
@@ -70,13 +65,7 @@ pub async fn apps_get(
             line
         })
         .collect();
-    Ok(page(
-        StatusCode::OK,
-        &AppsPage {
-            email: &email,
-            apps,
-        },
-    ))
+    Ok(page(StatusCode::OK, &AppsPage { nav, apps }))
 }
 
 /// `POST /account/apps/{client_id}/revoke`: removes the consent and kills every token of

@@ -64,8 +64,9 @@ fn grant_choices(checked: &[GrantType]) -> Vec<Choice> {
 
 /// The catalogue scopes the viewer may give a client (members: all but `admin`,
 /// docs/spec.md §5), plus any the client already has, so that none is dropped unseen.
+/// `admin` comes last, with its warning (docs/spec.md §6).
 fn scope_choices(state: &AppState, role: Role, checked: &[String]) -> Vec<Choice> {
-    state
+    let mut choices: Vec<Choice> = state
         .settings
         .scopes
         .names()
@@ -75,7 +76,9 @@ fn scope_choices(state: &AppState, role: Role, checked: &[String]) -> Vec<Choice
             label: state.settings.scopes.description(s).unwrap_or("").into(),
             checked: checked.iter().any(|c| c == s),
         })
-        .collect()
+        .collect();
+    choices.sort_by_key(|c| c.value == MANAGEMENT_SCOPE);
+    choices
 }
 
 impl ClientForm {
@@ -162,7 +165,7 @@ pub struct ClientLine {
 #[derive(Template)]
 #[template(path = "developer_clients.html")]
 struct ClientsPage<'a> {
-    email: &'a str,
+    nav: super::layout::Nav,
     org_name: &'a str,
     clients: Vec<ClientLine>,
     form: ClientForm,
@@ -205,7 +208,7 @@ async fn render_list(
     Ok(page(
         status,
         &ClientsPage {
-            email: &v.email,
+            nav: v.nav("/developer/clients"),
             org_name: &v.org_name,
             clients,
             form,
@@ -286,7 +289,7 @@ pub async fn clients_post(
 #[derive(Template)]
 #[template(path = "developer_client.html")]
 struct ClientPage<'a> {
-    email: &'a str,
+    nav: super::layout::Nav,
     org_name: &'a str,
     client_id: &'a str,
     form: ClientForm,
@@ -330,7 +333,7 @@ fn render_client(
     page(
         status,
         &ClientPage {
-            email: &v.email,
+            nav: v.nav("/developer/clients"),
             org_name: &v.org_name,
             client_id: id,
             form,
@@ -505,6 +508,7 @@ pub async fn delete_get(
     Ok(page(
         StatusCode::OK,
         &ConfirmPage {
+            nav: Some(v.nav("/developer/clients")),
             heading: "Delete this client?",
             message: &message,
             action: &format!("/developer/clients/{id}/delete"),

@@ -34,6 +34,8 @@ pub struct OfferLine {
 #[template(path = "invitations.html")]
 struct InvitationsPage<'a> {
     heading: &'a str,
+    /// The signed-in frame (templates/signed_in.html); `None` on an invitation link's page.
+    nav: Option<super::layout::Nav>,
     signed_in: bool,
     email: &'a str,
     /// URL-encoded path to come back to after signing in or up.
@@ -103,6 +105,7 @@ async fn render_list(
     .await?;
     Ok(InvitationsPage {
         heading: "Invitations",
+        nav: Some(super::layout::nav_for(state, session, "/invitations").await?),
         signed_in: true,
         email: &user.email,
         return_to: String::new(),
@@ -177,8 +180,11 @@ async fn answer(
     }
 }
 
-fn answered(offer: &Offer, accept: bool) -> Outcome {
+/// The outcome to show; an acceptance also moves `session` (as the page frame shows it) to
+/// the organization joined, as `answer` did in the database.
+fn answered(session: &mut Session, offer: &Offer, accept: bool) -> Outcome {
     if accept {
+        session.org_id = Some(offer.org_id.clone());
         Outcome {
             joined: true,
             notice: Some(format!(
@@ -226,26 +232,29 @@ pub async fn invitations_post(
         ));
         return render_list(&state, &session, &user, status, outcome).await;
     };
+    let mut session = session;
     let (status, outcome) =
         match answer(&state, &session, &user, false, id.to_string(), accept).await? {
-            Ok(offer) => (StatusCode::OK, answered(&offer, accept)),
+            Ok(offer) => (StatusCode::OK, answered(&mut session, &offer, accept)),
             Err(e) => refused(e),
         };
     render_list(&state, &session, &user, status, outcome).await
 }
 
 /// The page of one link: the invitation with Accept and Decline, or why it cannot be
-/// answered.
-fn link_page(
+/// answered, in the signed-in frame.
+async fn link_page(
+    state: &web::Data<AppState>,
     session: &Session,
     user: &User,
     token: &str,
     offer: Option<&Offer>,
     status: StatusCode,
     outcome: Outcome,
-) -> HttpResponse {
-    InvitationsPage {
+) -> Result<HttpResponse, AppError> {
+    Ok(InvitationsPage {
         heading: "Invitation",
+        nav: Some(super::layout::nav_for(state, session, "/invitations").await?),
         signed_in: true,
         email: &user.email,
         return_to: String::new(),
@@ -257,7 +266,7 @@ fn link_page(
         error: outcome.error,
         notice: outcome.notice,
     }
-    .render(status)
+    .render(status))
 }
 
 /// `GET /invitations/{token}`: signed in, the invitation (for the account with the invited
@@ -271,6 +280,7 @@ pub async fn link_get(
     let Some((session, user)) = viewer(&req, &state).await? else {
         return Ok(InvitationsPage {
             heading: "Invitation",
+            nav: None,
             signed_in: false,
             email: "",
             return_to: encode(&format!("/invitations/{token}")),
@@ -301,20 +311,24 @@ pub async fn link_get(
             AnswerError::Op(e) => shown(e),
         }
     };
-    Ok(match found {
-        Ok(offer) => link_page(
-            &session,
-            &user,
-            &token,
-            Some(&offer),
-            StatusCode::OK,
-            Outcome::default(),
-        ),
+    match found {
+        Ok(offer) => {
+            link_page(
+                &state,
+                &session,
+                &user,
+                &token,
+                Some(&offer),
+                StatusCode::OK,
+                Outcome::default(),
+            )
+            .await
+        }
         Err(e) => {
             let (status, outcome) = refused(shown_error(e)?);
-            link_page(&session, &user, &token, None, status, outcome)
+            link_page(&state, &session, &user, &token, None, status, outcome).await
         }
-    })
+    }
 }
 
 /// `POST /invitations/{token}` `decision=accept|decline`.
@@ -334,14 +348,15 @@ pub async fn link_post(
             StatusCode::BAD_REQUEST,
             "Choose Accept or Decline (decision).".into(),
         ));
-        return Ok(link_page(&session, &user, &token, None, status, outcome));
+        return link_page(&state, &session, &user, &token, None, status, outcome).await;
     };
+    let mut session = session;
     let (status, outcome) =
         match answer(&state, &session, &user, true, token.clone(), accept).await? {
-            Ok(offer) => (StatusCode::OK, answered(&offer, accept)),
+            Ok(offer) => (StatusCode::OK, answered(&mut session, &offer, accept)),
             Err(e) => refused(e),
         };
-    Ok(link_page(&session, &user, &token, None, status, outcome))
+    link_page(&state, &session, &user, &token, None, status, outcome).await
 }
 
 /// How many invitations `user_id` may answer on `/invitations` now (the notice on the home

@@ -41,7 +41,7 @@ pub struct RequestLine {
 #[derive(Template)]
 #[template(path = "settings_key_requests.html")]
 struct RequestsPage<'a> {
-    email: &'a str,
+    nav: super::layout::Nav,
     org_name: &'a str,
     is_admin: bool,
     csrf_create: String,
@@ -76,9 +76,13 @@ async fn render(
     filled: Filled,
 ) -> Result<HttpResponse, AppError> {
     let actor = v.actor.clone();
-    let list = with_db(state, move |conn| requests::list(conn, &actor))
-        .await
-        .map_err(OpError::into_app)?;
+    let (list, people) = with_db(state, move |conn| -> Result<_, OpError> {
+        let list = requests::list(conn, &actor)?;
+        let people = crate::orgs::store::members(conn, &actor.org_id)?;
+        Ok((list, people))
+    })
+    .await
+    .map_err(OpError::into_app)?;
     let me = v.actor.user_id.clone().unwrap_or_default();
     let requests = list
         .into_iter()
@@ -97,14 +101,20 @@ async fn render(
                     || "never".to_string(),
                     |d| format!("{d} days after approval"),
                 ),
-                requested_by: r.requested_by,
-                created: r.created_at,
+                // Who asked, by email (a former member keeps the id).
+                requested_by: people
+                    .iter()
+                    .find(|m| m.user_id == r.requested_by)
+                    .map_or(r.requested_by, |m| m.email.clone()),
+                created: crate::clock::parse_rfc3339(&r.created_at)
+                    .map(super::when)
+                    .unwrap_or(r.created_at),
                 id: r.id,
             }
         })
         .collect();
     let catalogue = &state.settings.scopes;
-    let scopes = grantable(catalogue, v.actor.role)
+    let mut scopes: Vec<ScopeChoice> = grantable(catalogue, v.actor.role)
         .into_iter()
         .map(|s| ScopeChoice {
             name: s.to_string(),
@@ -112,10 +122,12 @@ async fn render(
             checked: filled.checked.iter().any(|c| c == s),
         })
         .collect();
+    // `admin` last, with its warning (docs/spec.md §6).
+    scopes.sort_by_key(|s| s.name == "admin");
     Ok(page(
         shown_now.status,
         &RequestsPage {
-            email: &v.email,
+            nav: v.nav("/settings/key-requests"),
             org_name: &v.org_name,
             is_admin: v.actor.is_admin(),
             csrf_create: v.csrf(PATH),

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use super::layout::Nav;
 use super::signed_in::{CsrfForm, Fields, SignedIn};
 use super::{ConfirmPage, error_page, page, see_other, when};
 use crate::api_keys::KeyType;
@@ -24,9 +25,13 @@ pub struct KeyLine {
     pub key_type: String,
     pub last_six: String,
     pub scopes: String,
+    /// The day it was made (UTC).
     pub created: String,
+    /// The day it stops working, or "never"; `expires_exact` to the minute ("" for never).
     pub expires: String,
-    pub last_used: String,
+    pub expires_exact: String,
+    /// When last used: the day and the time (`10:28 UTC`), empty when never.
+    pub last_used: (String, String),
     /// Whole days since creation (docs/spec.md §10).
     pub age_days: i64,
     /// Older than `api_keys::ROTATE_AFTER_DAYS`: marked for rotation.
@@ -54,13 +59,10 @@ pub struct ScopeChoice {
 #[derive(Template)]
 #[template(path = "settings_api_keys.html")]
 struct KeysPage<'a> {
-    email: &'a str,
+    nav: Nav,
     org_name: &'a str,
-    orgs: &'a [(String, String)],
-    org_id: &'a str,
     is_admin: bool,
     csrf_create: String,
-    csrf_org: String,
     keys: Vec<KeyLine>,
     leaks: Vec<LeakLine>,
     /// False when the policy sends members to key requests (docs/spec.md §10).
@@ -73,6 +75,10 @@ struct KeysPage<'a> {
     already_shown: bool,
     error: Option<String>,
     name: String,
+    /// Open the create disclosure (asked for, an error to show, or no key yet).
+    open_create: bool,
+    /// `--key-prefix`: how keys begin (`{prefix}_sk_…`).
+    key_prefix: &'a str,
 }
 
 /// What the form showed, to fill it back in after an error.
@@ -80,6 +86,8 @@ struct KeysPage<'a> {
 struct Filled {
     name: String,
     checked: Vec<String>,
+    /// The create form is asked for (`?create`, the dashboard's button): its disclosure opens.
+    open: bool,
 }
 
 async fn render(
@@ -138,13 +146,24 @@ async fn render(
             key_type: r.key_type.as_str().to_string(),
             last_six: r.last_six,
             scopes: r.scope,
-            created: when(r.created_at),
-            expires: r.expires_at.map(when).unwrap_or_else(|| "never".into()),
-            last_used: r.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+            created: super::day(r.created_at),
+            expires: r
+                .expires_at
+                .map(super::day)
+                .unwrap_or_else(|| "never".into()),
+            expires_exact: r.expires_at.map(when).unwrap_or_default(),
+            last_used: r
+                .last_used_at
+                .map(|t| {
+                    let w = when(t);
+                    let (d, h) = w.split_once(' ').unwrap_or((&w, ""));
+                    (d.to_string(), h.to_string())
+                })
+                .unwrap_or_default(),
         })
         .collect();
     let catalogue = &state.settings.scopes;
-    let scopes = ops::grantable(catalogue, v.actor.role)
+    let mut scopes: Vec<ScopeChoice> = ops::grantable(catalogue, v.actor.role)
         .into_iter()
         .map(|s| ScopeChoice {
             name: s.to_string(),
@@ -152,16 +171,15 @@ async fn render(
             checked: filled.checked.iter().any(|c| c == s),
         })
         .collect();
+    // `admin` is never offered first: it comes last, with its warning (docs/spec.md §6).
+    scopes.sort_by_key(|s| s.name == "admin");
     Ok(page(
         status,
         &KeysPage {
-            email: &v.email,
+            nav: v.nav("/settings/api-keys"),
             org_name: &v.org_name,
-            orgs: &v.orgs,
-            org_id: &v.actor.org_id,
             is_admin: v.actor.is_admin(),
             csrf_create: v.csrf("/settings/api-keys"),
-            csrf_org: v.csrf("/settings/org"),
             keys,
             leaks,
             may_create,
@@ -169,6 +187,8 @@ async fn render(
             scopes,
             created,
             already_shown,
+            open_create: filled.open,
+            key_prefix: &state.settings.key_prefix,
             error,
             name: filled.name,
         },
@@ -191,15 +211,11 @@ pub async fn api_keys_get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let Some(slot) = super::query_param(&req, "shown") else {
-        return render(
-            &state,
-            &v,
-            StatusCode::OK,
-            Once::Nothing,
-            None,
-            Filled::default(),
-        )
-        .await;
+        let filled = Filled {
+            open: super::query_param(&req, "create").is_some(),
+            ..Filled::default()
+        };
+        return render(&state, &v, StatusCode::OK, Once::Nothing, None, filled).await;
     };
     let now = state.clock.now();
     match state.shown_once.take(&v.session.id_hash, &slot, now) {
@@ -267,6 +283,7 @@ pub async fn api_keys_post(
     let filled = Filled {
         name: f.get("name").unwrap_or("").to_string(),
         checked: f.all("scope"),
+        open: true,
     };
     let result = v
         .run(&state, create_request(&f), |conn, ctx, actor, input| {
@@ -319,6 +336,7 @@ pub async fn revoke_get(
     Ok(page(
         StatusCode::OK,
         &ConfirmPage {
+            nav: Some(v.nav("/settings/api-keys")),
             heading: "Revoke this API key?",
             message: &message,
             action: &action,

@@ -44,7 +44,7 @@ pub struct NewLink {
 #[derive(Template)]
 #[template(path = "settings_members.html")]
 struct MembersPage<'a> {
-    email: &'a str,
+    nav: super::layout::Nav,
     org_name: &'a str,
     is_admin: bool,
     csrf_add: String,
@@ -94,7 +94,9 @@ async fn render_with(
             id: i.invitation_id,
             email: i.email,
             role: i.role.as_str().to_string(),
-            expires_at: i.expires_at,
+            expires_at: crate::clock::parse_rfc3339(&i.expires_at)
+                .map(super::when)
+                .unwrap_or(i.expires_at),
         })
         .collect();
     let members = rows
@@ -111,7 +113,7 @@ async fn render_with(
     Ok(page(
         status,
         &MembersPage {
-            email: &v.email,
+            nav: v.nav("/settings/members"),
             org_name: &v.org_name,
             is_admin: v.actor.is_admin(),
             csrf_add: v.csrf("/settings/members"),

@@ -2,15 +2,18 @@
 //! module per page family, and the helpers they share. Handlers extract ([`signed_in`]),
 //! call one feature operation, and render.
 
+pub mod account;
 pub mod accounts;
 pub mod apps;
 pub mod audit;
 pub mod authorize;
 pub mod clients;
+pub mod dashboard;
 pub mod device;
 pub mod invitations;
 pub mod key_requests;
 pub mod keys;
+pub mod layout;
 pub mod members;
 pub mod organization;
 pub mod profile;
@@ -176,8 +179,8 @@ pub async fn favicon_get() -> HttpResponse {
         .body(include_str!("../../../static/favicon.svg"))
 }
 
-/// A time as pages show it: `2026-11-25 06:48:29 UTC`.
-pub fn when(t: Timestamp) -> String {
+/// A time to the second, as the audit log shows it: `2026-11-25 06:48:29 UTC`.
+pub fn when_exact(t: Timestamp) -> String {
     rfc3339(t)
         .replacen('T', " ", 1)
         .trim_end_matches('Z')
@@ -185,14 +188,64 @@ pub fn when(t: Timestamp) -> String {
         + " UTC"
 }
 
+/// A time as the other pages show it, to the minute: `2026-11-25 06:48 UTC`.
+pub fn when(t: Timestamp) -> String {
+    let exact = rfc3339(t);
+    // RFC 3339 from `rfc3339` is `YYYY-MM-DDTHH:MM:SSZ`: keep up to the minute.
+    let minute = exact.get(..16).unwrap_or(&exact);
+    minute.replacen('T', " ", 1) + " UTC"
+}
+
+/// How long before `now` a time was, as the dashboard says it: `just now`, `5 min ago`,
+/// `3 h ago`, `2 days ago` (seconds, rounded down; a time after `now` is `just now`).
+pub fn ago(t: Timestamp, now: Timestamp) -> String {
+    let s = now.saturating_sub(t).max(0);
+    match s {
+        0..60 => "just now".to_string(),
+        60..3_600 => format!("{} min ago", s / 60),
+        3_600..86_400 => format!("{} h ago", s / 3_600),
+        86_400..172_800 => "1 day ago".to_string(),
+        _ => format!("{} days ago", s / 86_400),
+    }
+}
+
+/// The day of a time, for table columns: `2026-11-25` (UTC).
+pub fn day(t: Timestamp) -> String {
+    let exact = rfc3339(t);
+    exact.get(..10).unwrap_or(&exact).to_string()
+}
+
 /// The confirmation step before a destructive action.
 #[derive(Template)]
 #[template(path = "confirm.html")]
 pub struct ConfirmPage<'a> {
+    /// The signed-in frame (templates/signed_in.html).
+    pub nav: Option<layout::Nav>,
     pub heading: &'a str,
     pub message: &'a str,
     pub action: &'a str,
     pub button: &'a str,
     pub cancel: &'a str,
     pub csrf_token: &'a str,
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::{ago, day, when};
+
+    #[test]
+    fn times_read_as_pages_show_them() {
+        assert_eq!(
+            when(1_764_028_800 + 6 * 3_600 + 48 * 60 + 29),
+            "2025-11-25 06:48 UTC"
+        );
+        assert_eq!(day(1_764_028_800 + 6 * 3_600), "2025-11-25");
+        let now = 1_000_000;
+        assert_eq!(ago(now - 59, now), "just now");
+        assert_eq!(ago(now + 5, now), "just now");
+        assert_eq!(ago(now - 5 * 60, now), "5 min ago");
+        assert_eq!(ago(now - 3 * 3_600 - 1, now), "3 h ago");
+        assert_eq!(ago(now - 86_400, now), "1 day ago");
+        assert_eq!(ago(now - 3 * 86_400, now), "3 days ago");
+    }
 }

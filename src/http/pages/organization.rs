@@ -16,11 +16,14 @@ use crate::orgs::policy::{self, OrgPatch, OrgSettings};
 #[derive(Template)]
 #[template(path = "settings_organization.html")]
 struct OrganizationPage<'a> {
-    email: &'a str,
+    nav: super::layout::Nav,
     org_name: &'a str,
     is_admin: bool,
     csrf: String,
     org: OrgSettings,
+    /// How many members and pending invitations the organization has.
+    members: usize,
+    invitations: usize,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -34,17 +37,25 @@ async fn render(
 ) -> Result<HttpResponse, AppError> {
     let actor = v.actor.clone();
     let org_id = v.actor.org_id.clone();
-    let org = with_db(state, move |conn| policy::get(conn, &actor, &org_id))
-        .await
-        .map_err(OpError::into_app)?;
+    let st = state.clone();
+    let (org, members, invitations) = with_db(state, move |conn| -> Result<_, OpError> {
+        let org = policy::get(conn, &actor, &org_id)?;
+        let members = crate::orgs::store::members(conn, &org_id)?.len();
+        let invitations = crate::orgs::invitations::list(conn, &st.ctx(), &actor)?.len();
+        Ok((org, members, invitations))
+    })
+    .await
+    .map_err(OpError::into_app)?;
     Ok(page(
         status,
         &OrganizationPage {
-            email: &v.email,
+            nav: v.nav("/settings/organization"),
             org_name: &org.name.clone(),
             is_admin: v.actor.is_admin(),
             csrf: v.csrf("/settings/organization"),
             org,
+            members,
+            invitations,
             error,
             notice,
         },

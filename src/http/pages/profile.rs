@@ -36,5 +36,5 @@ pub async fn name_post(
         claims::set_name(conn, &user_id, name.as_deref()).map_err(AppError::from_db)
     })
     .await?;
-    Ok(see_other("/"))
+    Ok(see_other("/account?done=name"))
 }

@@ -18,7 +18,7 @@ use crate::usage::chart::{self, Range, UsageView};
 #[derive(Template)]
 #[template(path = "settings_usage.html")]
 struct UsagePage<'a> {
-    email: &'a str,
+    nav: super::layout::Nav,
     org_name: &'a str,
     ranges: [Range; 3],
     view: UsageView,
@@ -63,7 +63,7 @@ pub async fn usage_get(
     Ok(page(
         StatusCode::OK,
         &UsagePage {
-            email: &v.email,
+            nav: v.nav("/settings/usage"),
             org_name: &v.org_name,
             ranges: Range::ALL,
             view,

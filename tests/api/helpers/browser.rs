@@ -118,3 +118,131 @@ pub async fn signup(c: &fantoccini::Client, address: &str, email: &str) {
     c.goto(&format!("{address}/signup")).await.expect("goto");
     submit_credentials(c, email, super::oauth::PASSWORD, "signup").await;
 }
+
+/// How far the page reaches beyond the window's width, in CSS pixels (0 or less: nothing
+/// scrolls sideways): `document.documentElement.scrollWidth - clientWidth`.
+pub async fn overflow(c: &fantoccini::Client) -> i64 {
+    c.execute(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+        vec![],
+    )
+    .await
+    .expect("script")
+    .as_i64()
+    .expect("number")
+}
+
+/// The visible buttons and button-styled links (primary actions first among them) that are
+/// cut off on the left or right of the window: their text, empty when all are in view.
+/// Those inside a closed `<details>` (but its `<summary>`) are not rendered and not counted
+/// (Chromium still lays them out, so their boxes are skipped here); those inside a
+/// `.table-scroll` box scroll with it.
+pub async fn actions_out_of_view(c: &fantoccini::Client) -> Vec<String> {
+    let found = c
+        .execute(
+            r#"var w = document.documentElement.clientWidth, out = [];
+document.querySelectorAll("button, a.button, input[type=submit], summary").forEach(function (e) {
+  var r = e.getBoundingClientRect();
+  if (r.width === 0 && r.height === 0) { return; }
+  if (e.closest(".table-scroll")) { return; }
+  var shut = e.closest("details:not([open])");
+  if (shut && e.parentElement !== shut) { return; }
+  if (r.left < -0.5 || r.right > w + 0.5) { out.push((e.textContent || e.value || e.id).trim() + " [" + Math.round(r.left) + ".." + Math.round(r.right) + " of " + w + "]"); }
+});
+return out;"#,
+            vec![],
+        )
+        .await
+        .expect("script");
+    serde_json::from_value(found).expect("strings")
+}
+
+/// The folder screenshots go to: `$TESSERA_SCREENSHOTS_DIR`, else `screenshots/` in the
+/// cargo target directory (next to `tmp/`), created when missing.
+pub fn screenshots_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("TESSERA_SCREENSHOTS_DIR")
+        .or_else(|| std::env::var_os("TESSERA_SCREENSHOTS"))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .expect("target dir")
+                .join("screenshots")
+        });
+    std::fs::create_dir_all(&dir).expect("screenshots dir");
+    dir
+}
+
+/// Writes a screenshot of the whole page (the window is made as tall as the page, up to
+/// 4,000 px, then put back) to `<screenshots_dir>/<name>.png`.
+pub async fn shoot(c: &fantoccini::Client, name: &str) {
+    let (width, height) = {
+        let size = c.get_window_size().await.expect("window size");
+        (size.0 as u32, size.1 as u32)
+    };
+    let page_height = c
+        .execute("return document.documentElement.scrollHeight;", vec![])
+        .await
+        .expect("script")
+        .as_u64()
+        .unwrap_or(u64::from(height));
+    let tall = u32::try_from(page_height)
+        .unwrap_or(4000)
+        .clamp(height, 4000);
+    if tall > height {
+        c.set_window_size(width, tall + 100).await.expect("resize");
+    }
+    let png = c.screenshot().await.expect("screenshot");
+    if tall > height {
+        c.set_window_size(width, height).await.expect("resize back");
+    }
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).expect("write screenshot");
+}
+
+async fn inner_width(c: &fantoccini::Client) -> u64 {
+    c.execute("return window.innerWidth;", vec![])
+        .await
+        .expect("script")
+        .as_u64()
+        .expect("number")
+}
+
+/// Makes the page's viewport `width` CSS pixels wide (the window 900 tall), allowing for
+/// any window frame, and checks the page sees that width.
+pub async fn set_width(c: &fantoccini::Client, width: u32) {
+    c.set_window_size(width, 900).await.expect("window size");
+    let seen = inner_width(c).await;
+    if seen != u64::from(width) {
+        let frame = u32::try_from(u64::from(width).abs_diff(seen)).expect("small");
+        let outer = if seen < u64::from(width) {
+            width + frame
+        } else {
+            width - frame
+        };
+        c.set_window_size(outer, 900).await.expect("window size");
+    }
+    assert_eq!(
+        inner_width(c).await,
+        u64::from(width),
+        "the viewport is {width} px wide"
+    );
+}
+
+/// Fails when the page shown scrolls sideways or cuts off an action at the current width;
+/// then saves its screenshot as `<name>-<width>.png`.
+pub async fn check_fits(c: &fantoccini::Client, name: &str, width: u32) {
+    let over = overflow(c).await;
+    let cut = actions_out_of_view(c).await;
+    shoot(c, &format!("{name}-{width}")).await;
+    assert!(
+        over <= 0,
+        "{name} scrolls sideways by {over} px at {width} px"
+    );
+    assert!(cut.is_empty(), "{name} at {width} px cuts off: {cut:?}");
+}
+
+/// Opens `/login` and signs in (an account made before, with the tests' password).
+pub async fn login(c: &fantoccini::Client, address: &str, email: &str) {
+    c.goto(&format!("{address}/login")).await.expect("goto");
+    submit_credentials(c, email, super::oauth::PASSWORD, "login").await;
+}

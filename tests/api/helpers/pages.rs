@@ -38,7 +38,8 @@ impl TestApp {
             .expect("post")
     }
 
-    /// Loads `page_path`, takes its `csrf_token`, and posts `form` with it to `action`.
+    /// Loads `page_path`, takes the `csrf_token` of its form that posts to `action` (the
+    /// page's first one when no form names it), and posts `form` with it to `action`.
     pub async fn submit(
         &self,
         b: &reqwest::Client,
@@ -47,7 +48,8 @@ impl TestApp {
         form: &[(&str, &str)],
     ) -> reqwest::Response {
         let (_, html) = self.page(b, page_path).await;
-        let csrf = hidden(&html, "csrf_token");
+        let at = html.find(&format!("action=\"{action}\"")).unwrap_or(0);
+        let csrf = hidden(&html[at..], "csrf_token");
         let mut full = vec![("csrf_token", csrf.as_str())];
         full.extend_from_slice(form);
         self.post_page(b, action, &full).await
