@@ -304,9 +304,8 @@ impl Fetcher {
         self.fetch_from(parsed, &addrs, max_bytes).await
     }
 
-    /// Fetches `parsed` connecting only to `addrs` (the addresses [`Fetcher::checked_addresses`]
-    /// allowed): the host name is never resolved again, so a DNS answer that changes after
-    /// the check (rebinding) cannot redirect the connection (docs/security.md K6).
+    /// Fetches `parsed` connecting only to the checked `addrs`: the name is never resolved
+    /// again, so DNS rebinding cannot redirect the connection (docs/security.md K6).
     async fn fetch_from(
         &self,
         parsed: Url,
