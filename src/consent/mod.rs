@@ -248,22 +248,32 @@ pub struct Pending {
 }
 
 /// Stores a pending request, dropping the user's oldest beyond [`PENDING_PER_USER`].
+///
+/// The rows to drop are named by id from one read, never by "every row not among the
+/// newest": under PostgreSQL's READ COMMITTED each statement sees what committed before it,
+/// so a delete of "the rest" also took a request another tab had just stored between this
+/// read and the delete, and its approval then found it gone (found by the R1 mixed load,
+/// docs/security.md R1).
 pub fn insert_pending(conn: &mut DbConnection, p: &Pending) -> QueryResult<()> {
     diesel::insert_into(pending_authorizations::table)
         .values(p)
         .execute(conn)?;
-    let keep: Vec<String> = pending_authorizations::table
+    let beyond: Vec<String> = pending_authorizations::table
         .filter(pending_authorizations::user_id.eq(&p.user_id))
-        .order(pending_authorizations::created_at.desc())
-        .limit(PENDING_PER_USER)
+        .order((
+            pending_authorizations::created_at.desc(),
+            pending_authorizations::id.desc(),
+        ))
+        .offset(PENDING_PER_USER)
+        .limit(i64::MAX)
         .select(pending_authorizations::id)
         .load(conn)?;
-    diesel::delete(
-        pending_authorizations::table
-            .filter(pending_authorizations::user_id.eq(&p.user_id))
-            .filter(pending_authorizations::id.ne_all(keep)),
-    )
-    .execute(conn)?;
+    if !beyond.is_empty() {
+        diesel::delete(
+            pending_authorizations::table.filter(pending_authorizations::id.eq_any(beyond)),
+        )
+        .execute(conn)?;
+    }
     Ok(())
 }
 

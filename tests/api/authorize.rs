@@ -18,7 +18,52 @@ crate::on_both_backends!(
     a4_j1_j4_every_fault_after_verification_goes_back_by_redirect,
     a4_j1_consent_post_faults_go_back_by_redirect_once_the_form_is_ours,
     r1_concurrent_first_consents_of_one_user_for_one_client_all_succeed,
+    r1_consent_pages_opened_at_once_by_one_user_all_stay_approvable,
 );
+
+/// Found by the R1 mixed load (docs/security.md R1): on PostgreSQL, storing a pending
+/// request deleted "every other row of the user beyond the newest 20" by a second
+/// statement, which also took a request another tab had stored in between; its approval
+/// then answered "This request has expired".
+async fn r1_consent_pages_opened_at_once_by_one_user_all_stay_approvable(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client("inference:read");
+    for round in 0..10 {
+        let b = app.user(&format!("opener{round}@example.com")).await;
+        let opened: Vec<_> = (0..8)
+            .map(|_| {
+                let (_, challenge) = pkce();
+                let q = serde_urlencoded::to_string(params(&client.id, &challenge)).expect("query");
+                actix_web::rt::spawn(b.get(format!("{}/oauth/authorize?{q}", app.address)).send())
+            })
+            .collect();
+        let mut pages = Vec::new();
+        for page in opened {
+            let r = page.await.expect("task").expect("authorize");
+            assert_eq!(r.status(), 200, "a consent page");
+            pages.push(r.text().await.expect("html"));
+        }
+        for (i, html) in pages.iter().enumerate() {
+            let r = b
+                .post(format!("{}/oauth/authorize", app.address))
+                .form(&[
+                    ("request", hidden(html, "request")),
+                    ("csrf_token", hidden(html, "csrf_token")),
+                    ("decision", "deny".into()),
+                ])
+                .send()
+                .await
+                .expect("deny");
+            assert_eq!(
+                r.status(),
+                303,
+                "round {round}, page {i}: every page opened at once can still be answered"
+            );
+        }
+    }
+}
 
 /// Found by the R1 mixed load (docs/security.md R1): two tabs approving the first consent
 /// for one client at once both get their code (PostgreSQL let both inserts race on the

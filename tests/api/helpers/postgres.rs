@@ -232,8 +232,8 @@ impl Cluster {
             .map_err(|e| format!("{sql}: {e}"))
     }
 
-    /// The postmaster and every backend process of the cluster.
-    fn pids(&self) -> Vec<String> {
+    /// The postmaster's pid and its children's (every backend process of the cluster).
+    fn pids(&self) -> (String, Vec<String>) {
         let pidfile = std::fs::read_to_string(format!("{}/postmaster.pid", self.data))
             .expect("postmaster.pid");
         let master = pidfile.lines().next().expect("pid line").trim().to_string();
@@ -241,32 +241,52 @@ impl Cluster {
             .args(["-P", &master])
             .output()
             .expect("pgrep");
-        let mut pids = vec![master];
-        pids.extend(
-            String::from_utf8_lossy(&children.stdout)
-                .split_whitespace()
-                .map(str::to_string),
-        );
-        pids
+        let children = String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        (master, children)
     }
 
-    fn signal(&self, sig: &str) {
+    fn signal(&self, sig: &str, pids: &[String]) {
+        if pids.is_empty() {
+            return;
+        }
         let status = Command::new("kill")
             .arg(format!("-{sig}"))
-            .args(self.pids())
+            .args(pids)
             .status()
             .expect("kill");
         assert!(status.success(), "kill -{sig} failed");
     }
 
     /// SIGSTOP to every process of the cluster: a hung host, not a refused connection.
+    /// The postmaster is stopped first, so that it cannot fork a backend between the
+    /// listing of its children and their signal (one that did so once served a query
+    /// through a "frozen" cluster); then its children, listed again until none is new.
     pub fn freeze(&self) {
-        self.signal("STOP");
+        let (master, _) = self.pids();
+        self.signal("STOP", std::slice::from_ref(&master));
+        let mut stopped: Vec<String> = Vec::new();
+        loop {
+            let (_, children) = self.pids();
+            let new: Vec<String> = children
+                .into_iter()
+                .filter(|pid| !stopped.contains(pid))
+                .collect();
+            if new.is_empty() {
+                return;
+            }
+            self.signal("STOP", &new);
+            stopped.extend(new);
+        }
     }
 
     /// SIGCONT: the frozen cluster carries on where it stopped.
     pub fn thaw(&self) {
-        self.signal("CONT");
+        let (master, mut pids) = self.pids();
+        pids.push(master);
+        self.signal("CONT", &pids);
     }
 
     /// `pg_ctl stop -m immediate`: every connection drops at once (a crash).
