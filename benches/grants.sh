@@ -18,7 +18,9 @@
 # Environment: TESSERA_BIN (default: cargo build --release), DURATION=10 REPS=2 WARMUP=2
 # CONNS=32 THREADS=2 MINT_SECONDS (default 2*DURATION+2), REFRESH_TOKENS=256,
 # WORKLOADS="w4 w5", SERVE_ARGS (extra `tessera serve` flags), KEEP_TMP=1,
-# DATABASE_URL (an empty PostgreSQL database instead of the temp SQLite file).
+# DATABASE_URL (an empty PostgreSQL database instead of the temp SQLite file), SEED=N
+# (N filler API keys and N filler refresh tokens of the bench client seeded before the server
+# starts: benches/seed_refresh.py / seed_keys.py on SQLite, benches/seed_pg.sh on PostgreSQL).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -51,6 +53,15 @@ ORG_ID=$(jq -er .org_id <<<"$out")
 out=$("${T[@]}" client create --name bench-web --org "$ORG_ID" --grant-types authorization_code,refresh_token \
   --redirect-uri "$REDIRECT" --scope inference:read)
 CID=$(jq -er .client_id <<<"$out"); SECRET=$(jq -er .client_secret <<<"$out")
+SEED=${SEED:-0}
+if ((SEED > 0)); then
+  if [[ -n ${DATABASE_URL:-} ]]; then
+    bash "$HERE/seed_pg.sh" "$DATABASE_URL" "$ORG_ID" "$CID" "$SEED"
+  else
+    python3 "$HERE/seed_keys.py" "$WORK/tessera.db" "$ORG_ID" "$SEED"
+    python3 "$HERE/seed_refresh.py" "$WORK/tessera.db" "$CID" "$SEED"
+  fi
+fi
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
 # shellcheck disable=SC2086

@@ -5,14 +5,18 @@
 #   benches/run.sh                                  # full run: DURATION=10 REPS=3 WARMUP=3
 #   DURATION=2 REPS=1 WARMUP=1 benches/run.sh       # smoke run (~25 s plus build)
 #   KEYS=1000000 NODE=0 benches/run.sh              # tessera with 1,000,000 extra API keys
+#                                                   # and 1,000,000 extra refresh tokens
+#   DATABASE_URL=postgres://… NODE=0 benches/run.sh # on an empty PostgreSQL database
+#   TESSERA_SIGNING_ALG=RS256 TESSERA_WORKLOADS=w1 NODE=0 benches/run.sh   # W1 signed RS256
 #
 # What it does
 #   1. builds tessera (cargo build --release) unless TESSERA_BIN is given; makes a temp dir
 #      with a fresh SQLite DB and keys dir; `tessera migrate`; provisions an org, a bench
 #      client (client_credentials, inference:read), a resource-server client and an API key
 #      (inference:read, rate limit 1,000,000/min, the maximum);
-#   2. with KEYS=N > 0, inserts N filler rows into api_keys (benches/seed_keys.py, one
-#      transaction) before the server starts;
+#   2. with KEYS=N > 0, inserts N filler rows into api_keys and N into refresh_tokens
+#      (SQLite: benches/seed_keys.py and seed_refresh.py; PostgreSQL: benches/seed_pg.sh)
+#      before the server starts;
 #   3. starts `tessera serve` on a free loopback port, waits for /readyz, runs bench.sh
 #      $TESSERA_WORKLOADS against it (w1 JWT issuance, w2 JWT introspection, w3 introspection
 #      of the API key) and the `verify` workload (POST /api/v1/keys/verify, JSON body, wrk +
@@ -21,6 +25,8 @@
 #      bearer, route /v1/* from the run's tessera.toml; wrk + benches/gateway.lua), then stops it;
 #   4. unless NODE=0, prepares node-oidc-provider in $NOP_DIR (copy of the peer + npm
 #      install, once), starts it on a free port and runs bench.sh $NODE_WORKLOADS against it;
+#   Also recorded: the time from `serve` to a ready /readyz on the migrated database, and
+#   tessera's resident memory at rest (after readiness) and at its peak (VmHWM, at the end).
 #   5. stops everything it started and prints a summary: per workload the medians for
 #      tessera (rps, p50, p99) and node (rps, p99) and the rps ratio tessera/node.
 #   One server runs at a time; each gets SERVER_PID so bench.sh reports its CPU.
@@ -29,8 +35,12 @@
 #   DURATION=10 REPS=3 WARMUP=3 CONNS=32 THREADS=2   passed to bench.sh (and used by verify)
 #   QUIET_MAX=<pct> QUIET_TIMEOUT=120 LOADGEN_CPUS=<list> TOOL=auto   passed to bench.sh
 #   TESSERA_BIN=<path>      use this binary instead of building target/release/tessera
-#   TESSERA_WORKLOADS="w1 w2 w3 verify gateway"   NODE_WORKLOADS="w1 w3"   NODE=1 (0: tessera only)
-#   KEYS=0                  extra API-key rows seeded into the database
+#   TESSERA_WORKLOADS="w1 w2 w3 verify gateway" (empty: node-oidc-provider only)
+#   NODE_WORKLOADS="w1 w3"   NODE=1 (0: tessera only)
+#   NODE_WORKERS=1          node-oidc-provider processes (N>1: node:cluster, issuance only)
+#   KEYS=0                  extra API-key and refresh-token rows seeded into the database
+#   DATABASE_URL=<url>      an empty PostgreSQL database instead of a fresh SQLite file
+#   TESSERA_SIGNING_ALG     ES256 (default), RS256 or EdDSA: the algorithm W1 signs with
 #   TESSERA_WORKERS=<n>     HTTP worker threads of tessera [its default: number of CPUs]
 #   NOP_DIR=/tmp/nop        prepared copy of peers/node-oidc-provider (made if absent)
 #   PEERS_DIR=<dir>         the peers folder holding bench.sh and node-oidc-provider (required)
@@ -55,9 +65,10 @@ export DURATION=${DURATION:-10} REPS=${REPS:-3} WARMUP=${WARMUP:-3} CONNS=${CONN
 export THREADS=${THREADS:-2} QUIET_TIMEOUT=${QUIET_TIMEOUT:-120}
 [[ -n ${QUIET_MAX:-} ]] && export QUIET_MAX
 [[ -n ${LOADGEN_CPUS:-} ]] && export LOADGEN_CPUS
-TESSERA_WORKLOADS=${TESSERA_WORKLOADS:-w1 w2 w3 verify gateway}
+TESSERA_WORKLOADS=${TESSERA_WORKLOADS-w1 w2 w3 verify gateway}
 NODE_WORKLOADS=${NODE_WORKLOADS:-w1 w3}
 NODE=${NODE:-1}
+NODE_WORKERS=${NODE_WORKERS:-1}
 KEYS=${KEYS:-0}
 NOP_DIR=${NOP_DIR:-/tmp/nop}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -135,7 +146,8 @@ TESSERA_BIN=$(cd "$(dirname "$TESSERA_BIN")" && pwd)/$(basename "$TESSERA_BIN")
 DB=$WORK/tessera.db
 # The gateway workload's route table (docs/spec.md §11).
 printf '[gateway]\n[[gateway.routes]]\npath = "/v1/*"\nscopes = ["inference:read"]\n' >"$WORK/tessera.toml"
-T=("$TESSERA_BIN" --config "$WORK/tessera.toml" --database-url "sqlite://$DB" --keys-dir "$WORK/keys")
+DB_URL=${DATABASE_URL:-sqlite://$DB}
+T=("$TESSERA_BIN" --config "$WORK/tessera.toml" --database-url "$DB_URL" --keys-dir "$WORK/keys")
 mkdir -p "$WORK/keys"
 "${T[@]}" migrate >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log" >&2; exit 1; }
 cli() {  # run a tessera admin command; its JSON on stdout, its stderr shown on failure
@@ -164,19 +176,31 @@ echo "# provisioned org $ORG_ID, client $CLIENT_ID, resource server $RS_ID, API 
 
 if (( KEYS > 0 )); then
   SEED_ORG=$(json_field org_id "$(cli org create --name bench-seed)")
-  python3 "$HERE/seed_keys.py" "$DB" "$SEED_ORG" "$KEYS"
-  echo "# database file: $(du -h "$DB" | cut -f1) (with WAL: $(du -ch "$DB"* | tail -1 | cut -f1))"
+  if [[ $DB_URL == postgres* ]]; then
+    bash "$HERE/seed_pg.sh" "$DB_URL" "$SEED_ORG" "$CLIENT_ID" "$KEYS"
+  else
+    python3 "$HERE/seed_keys.py" "$DB" "$SEED_ORG" "$KEYS"
+    python3 "$HERE/seed_refresh.py" "$DB" "$CLIENT_ID" "$KEYS"
+    echo "# database file: $(du -h "$DB" | cut -f1) (with WAL: $(du -ch "$DB"* | tail -1 | cut -f1))"
+  fi
 fi
 
 # --- 3. tessera --------------------------------------------------------------------------
+T_URL=''
+if [[ -n ${TESSERA_WORKLOADS// /} ]]; then  # empty: node-oidc-provider only
 TPORT=$(free_port); T_URL=http://127.0.0.1:$TPORT
 SERVE_FLAGS=(--bind "127.0.0.1:$TPORT" --issuer "$T_URL" --shutdown-timeout-seconds 5
              --access-token-ttl-seconds 86400)  # a W2 token must outlive long runs
 [[ -n ${TESSERA_WORKERS:-} ]] && SERVE_FLAGS+=(--workers "$TESSERA_WORKERS")
+START_NS=$(date +%s%N)
 "${T[@]}" serve "${SERVE_FLAGS[@]}" >"$WORK/tessera.log" 2>&1 &
 TESSERA_PID=$!
 wait_http "$T_URL/readyz" "$TESSERA_PID" "$WORK/tessera.log" "tessera serve"
-echo "# tessera serving at $T_URL (pid $TESSERA_PID)"
+READY_MS=$(( ($(date +%s%N) - START_NS) / 1000000 ))
+rss_mb() { awk -v f="$2" '$1 == f":" {printf "%.1f", $2/1024}' "/proc/$1/status" 2>/dev/null; }
+sleep 1
+RSS_REST=$(rss_mb "$TESSERA_PID" VmRSS)
+echo "# tessera serving at $T_URL (pid $TESSERA_PID, $([[ $DB_URL == postgres* ]] && echo PostgreSQL || echo SQLite), signing ${TESSERA_SIGNING_ALG:-ES256}); ready ${READY_MS} ms after start; RSS at rest ${RSS_REST} MB" | tee -a "$RESULTS.meta"
 
 RS_AUTH="Basic $(printf '%s:%s' "$RS_ID" "$RS_SECRET" | base64 -w0)"
 BENCH_WL=(); DO_VERIFY=0; DO_GATEWAY=0
@@ -293,7 +317,9 @@ if grep -Eq "$LOGRE" "$WORK/tessera.log"; then
   echo "# tessera logged warnings/errors ($(grep -Ec "$LOGRE" "$WORK/tessera.log") lines); first ones:"
   grep -E "$LOGRE" "$WORK/tessera.log" | head -n 5 | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-300 | sed 's/^/#   /'
 fi
+echo "# tessera RSS after the runs ${TESSERA_PID:+$(rss_mb "$TESSERA_PID" VmRSS)} MB, peak (VmHWM) $(rss_mb "$TESSERA_PID" VmHWM) MB" | tee -a "$RESULTS.meta"
 stop_pid "$TESSERA_PID"; TESSERA_PID=''
+fi  # TESSERA_WORKLOADS
 
 # --- 4. node-oidc-provider ---------------------------------------------------------------
 N_URL=''
@@ -311,7 +337,7 @@ if [[ $NODE != 0 && -n $NODE_WORKLOADS ]]; then
     (cd "$NOP_DIR" && npm rebuild node)
   fi
   NPORT=$(free_port); N_URL=http://127.0.0.1:$NPORT
-  (cd "$NOP_DIR" && PORT=$NPORT HOST=127.0.0.1 WORKERS=1 NODE_ENV=production exec node_modules/.bin/node server.mjs) \
+  (cd "$NOP_DIR" && PORT=$NPORT HOST=127.0.0.1 WORKERS=$NODE_WORKERS NODE_ENV=production exec node_modules/.bin/node server.mjs) \
     >"$WORK/nop.log" 2>&1 &
   NOP_PID=$!
   wait_http "$N_URL/.well-known/openid-configuration" "$NOP_PID" "$WORK/nop.log" "node-oidc-provider"
