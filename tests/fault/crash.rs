@@ -30,6 +30,9 @@ crate::on_both_backends!(r1_kill_9_under_mixed_load_loses_no_acknowledged_write)
 
 /// Sets up a site, the world and a journal holding the rotating client's first secret.
 pub fn prepare(backend: Backend) -> Option<(Site, World, Arc<Journal>)> {
+    // reqwest's rustls needs the process's crypto provider; these tests only talk to the
+    // binary, so nothing else installs it when one runs alone.
+    tessera::install_crypto_provider();
     let site = Site::new(backend)?;
     let world = World::create(&site);
     let journal = Arc::new(Journal::create(site.dir.path()));

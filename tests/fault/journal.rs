@@ -303,15 +303,33 @@ impl<'a> Probe<'a> {
         format!("{}{path}", self.address)
     }
 
+    /// Sends `req`; a 429 (K2: a resource server asking about many inactive tokens, as a
+    /// check of revoked ones does, is slowed down) is waited out as its `Retry-After` says
+    /// and asked again, a few times: the question's answer is what the check needs.
     async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
-        let r = req
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .expect("the restarted server answers");
-        let status = r.status().as_u16();
-        let text = r.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let mut req = req;
+        for _ in 0..5 {
+            let again = req.try_clone();
+            let r = req
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .expect("the restarted server answers");
+            let status = r.status().as_u16();
+            let wait = r
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            let text = r.text().await.expect("body");
+            match (status, wait, again) {
+                (429, Some(secs), Some(next)) => {
+                    tokio::time::sleep(Duration::from_secs(secs.clamp(1, 65))).await;
+                    req = next;
+                }
+                _ => return (status, serde_json::from_str(&text).unwrap_or(Value::Null)),
+            }
+        }
+        panic!("still 429 after five waits of its Retry-After");
     }
 
     pub async fn active(&self, token: &str) -> bool {

@@ -157,9 +157,6 @@ fn progress(facts: &[Fact]) -> [usize; 5] {
 #[actix_web::test]
 async fn r2_r1_postgres_frozen_and_stopped_under_mixed_load_answers_503_recovers_and_loses_nothing()
 {
-    // reqwest's rustls needs the process's crypto provider (the in-process server's
-    // helpers install it; this test only talks to the binary).
-    tessera::install_crypto_provider();
     let Some((mut site, world, journal)) = prepare(Backend::Postgres) else {
         return;
     };
