@@ -20,7 +20,7 @@
 # WORKLOADS="w4 w5", SERVE_ARGS (extra `tessera serve` flags), KEEP_TMP=1,
 # DATABASE_URL (an empty PostgreSQL database instead of the temp SQLite file), SEED=N
 # (N filler API keys and N filler refresh tokens of the bench client seeded before the server
-# starts: benches/seed_refresh.py / seed_keys.py on SQLite, benches/seed_pg.sh on PostgreSQL).
+# starts: benches/seed_keys.py --refresh-tokens on SQLite, benches/seed_pg.sh on PostgreSQL).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -58,8 +58,7 @@ if ((SEED > 0)); then
   if [[ -n ${DATABASE_URL:-} ]]; then
     bash "$HERE/seed_pg.sh" "$DATABASE_URL" "$ORG_ID" "$CID" "$SEED"
   else
-    python3 "$HERE/seed_keys.py" "$WORK/tessera.db" "$ORG_ID" "$SEED"
-    python3 "$HERE/seed_refresh.py" "$WORK/tessera.db" "$CID" "$SEED"
+    python3 "$HERE/seed_keys.py" "$WORK/tessera.db" "$ORG_ID" "$SEED" --refresh-tokens "$CID"
   fi
 fi
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

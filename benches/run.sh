@@ -15,7 +15,7 @@
 #      client (client_credentials, inference:read), a resource-server client and an API key
 #      (inference:read, rate limit 1,000,000/min, the maximum);
 #   2. with KEYS=N > 0, inserts N filler rows into api_keys and N into refresh_tokens
-#      (SQLite: benches/seed_keys.py and seed_refresh.py; PostgreSQL: benches/seed_pg.sh)
+#      (SQLite: benches/seed_keys.py --refresh-tokens; PostgreSQL: benches/seed_pg.sh)
 #      before the server starts;
 #   3. starts `tessera serve` on a free loopback port, waits for /readyz, runs bench.sh
 #      $TESSERA_WORKLOADS against it (w1 JWT issuance, w2 JWT introspection, w3 introspection
@@ -179,8 +179,7 @@ if (( KEYS > 0 )); then
   if [[ $DB_URL == postgres* ]]; then
     bash "$HERE/seed_pg.sh" "$DB_URL" "$SEED_ORG" "$CLIENT_ID" "$KEYS"
   else
-    python3 "$HERE/seed_keys.py" "$DB" "$SEED_ORG" "$KEYS"
-    python3 "$HERE/seed_refresh.py" "$DB" "$CLIENT_ID" "$KEYS"
+    python3 "$HERE/seed_keys.py" "$DB" "$SEED_ORG" "$KEYS" --refresh-tokens "$CLIENT_ID"
     echo "# database file: $(du -h "$DB" | cut -f1) (with WAL: $(du -ch "$DB"* | tail -1 | cut -f1))"
   fi
 fi

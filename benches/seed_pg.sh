@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # benches/seed_pg.sh - the growth rows of issue #13 in a PostgreSQL database: N filler API
 # keys and N filler refresh tokens, each in one statement (generate_series), for the
-# "1,000 vs 1,000,000 rows" figures. SQLite databases are seeded by benches/seed_keys.py
-# and benches/seed_refresh.py instead.
+# "1,000 vs 1,000,000 rows" figures. SQLite databases are seeded by
+# benches/seed_keys.py --refresh-tokens instead.
 #
 #   benches/seed_pg.sh DATABASE_URL ORG_ID CLIENT_ID N
 #
