@@ -251,13 +251,14 @@ pub enum ErrorCode {
 pub const BASIC_CHALLENGE: &str = "Basic realm=\"tessera\", charset=\"UTF-8\"";
 const BEARER_INVALID_TOKEN: &str = "Bearer realm=\"tessera\", error=\"invalid_token\"";
 
-/// An OAuth error answered as RFC 6749 §5.2 JSON. `description` is static text, so it is
-/// always printable ASCII and never echoes input (docs/security.md D3).
+/// An OAuth error answered as RFC 6749 §5.2 JSON. `description` is static text, or (only
+/// through [`OAuthError::naming`]) a server-written message that names a problem; either
+/// way it is mapped into RFC 6749 §5.2's character set when answered (docs/security.md D3).
 #[derive(Debug, thiserror::Error)]
 #[error("{code:?}: {description}")]
 pub struct OAuthError {
     pub code: ErrorCode,
-    pub description: &'static str,
+    pub description: std::borrow::Cow<'static, str>,
     /// Set for server-side failures; logged once when answered.
     pub cause: Option<AppError>,
     /// Seconds for a `Retry-After` header.
@@ -270,10 +271,18 @@ impl OAuthError {
     pub fn new(code: ErrorCode, description: &'static str) -> Self {
         Self {
             code,
-            description,
+            description: std::borrow::Cow::Borrowed(description),
             cause: None,
             retry_after: None,
             forbidden: false,
+        }
+    }
+    /// An error whose description the server composed to name the problem (e.g. which
+    /// rule a client metadata document breaks, docs/spec.md §8). Never pass request input.
+    pub fn naming(code: ErrorCode, description: String) -> Self {
+        Self {
+            description: std::borrow::Cow::Owned(description),
+            ..Self::new(code, "")
         }
     }
     pub fn invalid_request(description: &'static str) -> Self {
@@ -296,7 +305,7 @@ impl From<AppError> for OAuthError {
         };
         Self {
             code,
-            description: "",
+            description: std::borrow::Cow::Borrowed(""),
             cause: Some(e),
             retry_after: None,
             forbidden: false,
@@ -351,7 +360,7 @@ impl ResponseError for OAuthError {
         let code = serde_json::to_value(self.code).unwrap_or_default();
         resp.json(ErrorJson::new(
             code.as_str().unwrap_or("server_error"),
-            self.description,
+            &self.description,
         ))
     }
 }

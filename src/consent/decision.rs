@@ -205,7 +205,17 @@ pub fn withdraw(
     Ok(removed)
 }
 
-/// The apps a user has authorized (`/account/apps`).
+/// The apps a user has authorized (`/account/apps`), most recent first. An unverified
+/// client (self-registered, or a client ID metadata document: docs/spec.md §6, §8) comes
+/// with `unverified` set and no `client_uri`: nobody vouches for the homepage it claims.
 pub fn apps(conn: &mut DbConnection, user_id: &str) -> Result<Vec<super::AuthorizedApp>, AppError> {
-    Ok(super::apps_of(conn, user_id)?)
+    let mut apps = super::apps_of(conn, user_id)?;
+    for app in &mut apps {
+        app.unverified = crate::clients::metadata_document::looks_like_url(&app.client_id)
+            || crate::clients::open_registration::is_open(conn, &app.client_id)?;
+        if app.unverified {
+            app.client_uri = None;
+        }
+    }
+    Ok(apps)
 }

@@ -149,6 +149,8 @@ pub struct AuthorizedApp {
     pub scope: String,
     pub granted_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Self-registered or a client ID metadata document: set by `decision::apps`.
+    pub unverified: bool,
 }
 
 /// The apps `user_id` has authorized, most recent first.
@@ -178,6 +180,7 @@ pub fn apps_of(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<Author
                 scope,
                 granted_at,
                 updated_at,
+                unverified: false,
             },
         )
         .collect())

@@ -18,7 +18,7 @@ pub const FETCHES_PER_IP_PER_MINUTE: u32 = 30;
 pub const FETCHES_PER_URL_PER_MINUTE: u32 = 10;
 
 /// Why a metadata document client was refused. [`Refusal::message`] names the problem for
-/// the error page; [`Refusal::description`] is the fixed text for an OAuth error body.
+/// the error page; [`Refusal::oauth_error`] names it in the token endpoint's OAuth error.
 #[derive(Debug)]
 pub enum Refusal {
     /// The `client_id` starts like a URL but is no valid metadata document URL.
@@ -58,12 +58,13 @@ impl Refusal {
         }
     }
 
-    /// RFC 6749 §5.2 `invalid_client` for the token endpoint, with a fixed description.
+    /// RFC 6749 §5.2 `invalid_client` for the token endpoint, naming the problem
+    /// (docs/spec.md §8): which rule the document breaks, or why it could not be fetched.
     pub fn oauth_error(&self) -> OAuthError {
         let description = match self {
             Self::NotADocumentUrl => "The client_id is not a valid client metadata document URL.",
             Self::Fetch(e) => e.description(),
-            Self::Invalid(_) => "The client metadata document is invalid.",
+            Self::Invalid(msg) => return OAuthError::naming(ErrorCode::InvalidClient, msg.clone()),
             Self::TooMany { retry_after } => return too_many(*retry_after),
         };
         OAuthError::new(ErrorCode::InvalidClient, description)

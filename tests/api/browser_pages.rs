@@ -294,6 +294,38 @@ async fn br_every_signed_in_page_fits_1280_and_390_px_with_screenshots() {
                 .expect("open");
             browser::check_fits(c, name, width).await;
         }
+        // Under 600 px the sections fold into a menu that names the current one
+        // (docs/spec.md §6); it opens, fits, and leads on.
+        if width < 600 {
+            c.goto(&format!("{}/settings/usage", app.address))
+                .await
+                .expect("goto");
+            let tabs = c.find(Locator::Css("nav.sections")).await.expect("tabs");
+            assert!(
+                !tabs.is_displayed().await.expect("displayed"),
+                "no tab rows"
+            );
+            let summary = c
+                .find(Locator::Css("nav.menu summary"))
+                .await
+                .expect("the menu");
+            assert!(
+                summary.text().await.expect("text").contains("Usage"),
+                "names the current section"
+            );
+            summary.click().await.expect("open");
+            browser::check_fits(c, "menu-open", width).await;
+            c.find(Locator::Css("nav.menu a[href='/settings/audit']"))
+                .await
+                .expect("a section in the menu")
+                .click()
+                .await
+                .expect("click");
+            c.wait()
+                .for_element(Locator::Id("audit"))
+                .await
+                .expect("the audit log");
+        }
     }
     // The dashboard's primary action opens the key form.
     c.goto(&format!("{}/", app.address)).await.expect("goto");

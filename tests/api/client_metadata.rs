@@ -370,6 +370,11 @@ async fn a13_k6_a_metadata_document_client_completes_the_code_flow_with_a_resour
         .await
         .expect("html");
     assert!(apps.contains("Example MCP client"), "{apps}");
+    // Unverified there too (docs/spec.md §6): marked, identified by its host, and the
+    // homepage it claims is not shown as if vouched for.
+    assert!(apps.contains("Not verified"), "{apps}");
+    assert!(apps.contains("identified by 127.0.0.1"), "{apps}");
+    assert!(!apps.contains("mcp-client.example"), "{apps}");
     let encoded: String = url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
     let path = format!("/account/apps/{encoded}/revoke");
     assert!(apps.contains(&format!("action=\"{path}\"")), "{apps}");
@@ -417,7 +422,8 @@ async fn a13_k6_a_metadata_document_client_completes_the_code_flow_with_a_resour
     );
     assert_eq!(
         body["error_description"],
-        "The client metadata document is invalid."
+        "The client metadata document is invalid: its client_id is not exactly the URL it was fetched from.",
+        "names the problem (docs/spec.md §8)"
     );
 }
 

@@ -28,6 +28,7 @@ mod checklist;
 mod cli;
 mod client_metadata;
 mod client_metadata_browser;
+mod client_metadata_limits;
 mod clients;
 mod cors;
 mod device;

@@ -16,6 +16,8 @@ pub struct AppLine {
     pub client_id: String,
     pub name: String,
     pub client_uri: String,
+    /// Unverified: the host of a metadata-document client id, or "" (self-registered).
+    pub unverified: Option<String>,
     pub scopes: String,
     pub granted: String,
     pub revoke_path: String,
@@ -55,6 +57,9 @@ pub async fn apps_get(
             } else {
                 a.client_name
             },
+            unverified: a.unverified.then(|| {
+                crate::clients::metadata_document::host_of(&a.client_id).unwrap_or_default()
+            }),
             client_id: a.client_id,
             client_uri: a.client_uri.unwrap_or_default(),
             scopes: a.scope,
