@@ -34,9 +34,12 @@ fn cell(html: &str, row_label: &str, col: usize) -> String {
         .find(&format!(">{row_label}</time></th>"))
         .unwrap_or_else(|| panic!("no row {row_label}"));
     let row = &table[row_start..table[row_start..].find("</tr>").expect("row end") + row_start];
-    row.split("<td class=\"num\">")
+    // Each count cell carries its column's name as `data-label` (stacked cards, §6).
+    row.split("<td class=\"num\"")
         .nth(col)
         .unwrap_or_else(|| panic!("no column {col} in {row}"))
+        .split_once('>')
+        .map_or("", |(_, rest)| rest)
         .split('<')
         .next()
         .expect("text")
