@@ -63,6 +63,7 @@ mod org_policy;
 mod platform_trial;
 mod private_key_jwt;
 mod redis_limits;
+mod resource_grants;
 mod resource_server;
 mod resources;
 mod secret_scanning;
