@@ -62,6 +62,7 @@ mod ops;
 mod org_policy;
 mod platform_trial;
 mod private_key_jwt;
+mod private_key_jwt_rules;
 mod redis_limits;
 mod resource_grants;
 mod resource_server;
