@@ -366,6 +366,11 @@ pub fn exchange(
             }
             _ => {}
         }
+        // RFC 8707 before the code is used: a poll asking for a resource outside the
+        // grant is `invalid_target` and leaves the code usable (docs/spec.md §8).
+        let granted = resource::from_column(&row.resource);
+        let audiences = resource::audiences(conn, ctx.issuer, ctx.audience, requested, &granted)
+            .map_err(Refusal::from)?;
         let used = diesel::update(
             device_codes::table
                 .find(&hash)
@@ -388,12 +393,13 @@ pub fn exchange(
             &row.resource,
             &user_id,
             row.auth_time,
-            requested,
+            &audiences,
         )
     })
 }
 
-/// Starts the grant of an approved device authorization and issues its tokens.
+/// Starts the grant of an approved device authorization and issues its tokens for
+/// `audiences` (checked by the caller before the code was used).
 #[expect(clippy::too_many_arguments, reason = "the columns of one row")]
 fn issue(
     conn: &mut DbConnection,
@@ -404,14 +410,11 @@ fn issue(
     resources: &str,
     user_id: &str,
     auth_time: Option<Timestamp>,
-    requested: &[String],
+    audiences: &[String],
 ) -> Result<TokenResponse, Refusal> {
     let scope = ScopeSet::parse(scope).map_err(|_| {
         Refusal::Abort(AppError::Internal("stored scope is malformed".into()).into())
     })?;
-    let granted = resource::from_column(resources);
-    let audiences = resource::audiences(conn, ctx.issuer, ctx.audience, requested, &granted)
-        .map_err(Refusal::from)?;
     let grant_id = crate::crypto::new_id("grt_");
     diesel::insert_into(grants::table)
         .values((
@@ -450,7 +453,7 @@ fn issue(
         scope.clone(),
         refresh_token,
         Some(&grant_id),
-        &audiences,
+        audiences,
     )
     .map_err(Refusal::Abort)?;
     let openid = OpenId {
