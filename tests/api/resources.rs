@@ -479,7 +479,11 @@ async fn g2_f4_resources_through_api_v1_clients_are_validated_and_become_the_aud
     // Refused before anything is stored, each naming `resources` (and the owned URI).
     let invalid = |a: &crate::helpers::api::Answer, why: &str| {
         assert_eq!(a.status, 400, "{why}: {}", a.body);
-        assert_eq!(a.body["error"]["type"], "invalid_request_error", "{}", a.body);
+        assert_eq!(
+            a.body["error"]["type"], "invalid_request_error",
+            "{}",
+            a.body
+        );
         let m = a.body["error"]["message"].as_str().expect("message");
         assert!(m.contains("resources") && m.contains(why), "{m}");
     };
@@ -503,10 +507,12 @@ async fn g2_f4_resources_through_api_v1_clients_are_validated_and_become_the_aud
         )
         .await;
     invalid(&a, "only a resource server");
-    let listed = app
-        .api(Method::GET, "/api/v1/clients", key, None)
-        .await;
-    assert_eq!(listed.body["data"], json!([]), "nothing stored by a refusal");
+    let listed = app.api(Method::GET, "/api/v1/clients", key, None).await;
+    assert_eq!(
+        listed.body["data"],
+        json!([]),
+        "nothing stored by a refusal"
+    );
 
     // Created, read back (sorted, without duplicates), and listed.
     let a = app
@@ -525,7 +531,10 @@ async fn g2_f4_resources_through_api_v1_clients_are_validated_and_become_the_aud
     assert_eq!(a.body["token_endpoint_auth_method"], "client_secret_basic");
     let rs = (
         a.body["client_id"].as_str().expect("id").to_string(),
-        a.body["client_secret"].as_str().expect("secret").to_string(),
+        a.body["client_secret"]
+            .as_str()
+            .expect("secret")
+            .to_string(),
     );
     let path = format!("/api/v1/clients/{}", rs.0);
     let read = app.api(Method::GET, &path, key, None).await;
@@ -533,9 +542,7 @@ async fn g2_f4_resources_through_api_v1_clients_are_validated_and_become_the_aud
     assert_eq!(read.body["resources"], json!([MCP, TOOLS]));
     assert_eq!(read.body["resource_server"], true);
     assert!(read.body.get("client_secret").is_none());
-    let listed = app
-        .api(Method::GET, "/api/v1/clients", key, None)
-        .await;
+    let listed = app.api(Method::GET, "/api/v1/clients", key, None).await;
     assert_eq!(listed.body["data"][0]["resources"], json!([MCP, TOOLS]));
 
     // client_credentials with resource=: the token's aud is the resource, and the
@@ -589,7 +596,10 @@ async fn g2_f4_resources_through_api_v1_clients_are_validated_and_become_the_aud
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["resources"], json!([NEW, TOOLS]));
-    assert_eq!(a.body["resource_server"], true, "resource_server cannot change");
+    assert_eq!(
+        a.body["resource_server"], true,
+        "resource_server cannot change"
+    );
     // Omitted: kept.
     let a = app
         .api(
