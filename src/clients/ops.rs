@@ -35,6 +35,10 @@ pub struct ClientInput {
     /// `confidential` (default) or `public`.
     #[serde(rename = "type", default)]
     pub client_type: Option<String>,
+    /// `true` makes a resource server: a confidential client that may introspect tokens
+    /// and verify keys, and may own `resources` (docs/spec.md §8). Kept on update.
+    #[serde(default)]
+    pub resource_server: Option<bool>,
     #[serde(default)]
     pub grant_types: Option<Vec<String>>,
     #[serde(default)]
@@ -83,7 +87,7 @@ impl ClientInput {
             name: self.name.clone(),
             redirect_uris: self.redirect_uris.clone(),
             public,
-            resource_server: false,
+            resource_server: self.resource_server.unwrap_or(false),
             grant_types,
             scope: self.scopes.as_ref().map(ScopesInput::parse).transpose()?,
             org_id: Some(actor.org_id.clone()),

@@ -24,7 +24,7 @@ crate::on_both_backends!(
     operators_list_and_revoke_api_keys_without_sql,
 );
 
-fn tessera(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn tessera(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
     cmd.arg("--database-url")
         .arg(&db.url)
@@ -70,7 +70,7 @@ fn h7_no_secret_in_logs(out: &Output, secret: &str) {
     );
 }
 
-fn json_ok(out: &Output) -> Value {
+pub(crate) fn json_ok(out: &Output) -> Value {
     assert!(
         out.status.success(),
         "exit {:?}: {}",
@@ -98,7 +98,7 @@ struct Count {
     n: i64,
 }
 
-fn query_strings(db: &TestDb, sql: &str) -> Vec<String> {
+pub(crate) fn query_strings(db: &TestDb, sql: &str) -> Vec<String> {
     let mut conn = connect_direct(&DatabaseUrl::parse(&db.url).expect("url")).expect("connect");
     diesel::sql_query(sql)
         .load::<Row>(&mut conn)
@@ -108,7 +108,7 @@ fn query_strings(db: &TestDb, sql: &str) -> Vec<String> {
         .collect()
 }
 
-fn count(db: &TestDb, table: &str) -> i64 {
+pub(crate) fn count(db: &TestDb, table: &str) -> i64 {
     let mut conn = connect_direct(&DatabaseUrl::parse(&db.url).expect("url")).expect("connect");
     diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
         .get_result::<Count>(&mut conn)
@@ -116,7 +116,7 @@ fn count(db: &TestDb, table: &str) -> i64 {
         .n
 }
 
-fn migrated(backend: Backend) -> Option<TestDb> {
+pub(crate) fn migrated(backend: Backend) -> Option<TestDb> {
     let db = TestDb::create(backend)?;
     let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
         .expect("dir")
@@ -799,7 +799,7 @@ fn serve_creates_its_files_prints_the_url_and_exits_0_on_sigterm() {
 
 /// A failed command: non-zero exit, nothing on stdout, and a message on stderr that names
 /// `what`.
-fn fails_naming(out: &Output, what: &str) {
+pub(crate) fn fails_naming(out: &Output, what: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "expected a failure naming {what}");
     assert_eq!(

@@ -26,6 +26,7 @@ mod challenges;
 mod change_feed;
 mod checklist;
 mod cli;
+mod cli_registration;
 mod client_metadata;
 mod client_metadata_browser;
 mod client_metadata_limits;

@@ -162,7 +162,7 @@ fn machine(app: &TestApp, key: &ClientKey) -> String {
 }
 
 /// `POST /oauth/token` with `grant_type=client_credentials` and the assertion.
-async fn token(app: &TestApp, assertion: &str, client_id: Option<&str>) -> (u16, Value) {
+pub(crate) async fn token(app: &TestApp, assertion: &str, client_id: Option<&str>) -> (u16, Value) {
     let mut form = vec![
         ("grant_type", "client_credentials"),
         ("client_assertion_type", TYPE),

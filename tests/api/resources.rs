@@ -19,6 +19,7 @@ crate::on_both_backends!(
     f4_api_v1_accepts_its_own_audience_and_no_other_resource,
     resource_uris_are_validated_and_belong_to_one_resource_server,
     rfc_9728_metadata_describes_api_v1_and_its_401s_point_at_it,
+    g2_f4_resources_through_api_v1_clients_are_validated_and_become_the_audience,
 );
 
 pub const MCP: &str = "https://mcp.example.com/mcp";
@@ -454,5 +455,177 @@ async fn rfc_9728_metadata_describes_api_v1_and_its_401s_point_at_it(backend: Ba
         challenge.contains(r#"error="invalid_token""#)
             && challenge.ends_with(&format!(r#"resource_metadata="{metadata}""#)),
         "{challenge}"
+    );
+}
+
+/// docs/spec.md §8 through the admin API (`POST`/`GET`/`PUT /api/v1/clients`): a resource
+/// server made with `resources` reads them back, an update replaces them (omitted: kept;
+/// the kind stays), a malformed URI or one of another resource server is a 400 naming
+/// `resources` and stores nothing, and `client_credentials` with `resource=` gets a token
+/// whose `aud` is the resource, which that resource server alone sees as active (G2, F4).
+async fn g2_f4_resources_through_api_v1_clients_are_validated_and_become_the_audience(
+    backend: Backend,
+) {
+    use reqwest::Method;
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    const NEW: &str = "https://new.example.com/api";
+    const OTHER: &str = "https://other.example.com/";
+    resource_server_with(&app, &[OTHER]);
+    let (_, admin) = app.org_with_admin(tessera::orgs::Plan::Free);
+    let key = admin.key.as_str();
+
+    // Refused before anything is stored, each naming `resources` (and the owned URI).
+    let invalid = |a: &crate::helpers::api::Answer, why: &str| {
+        assert_eq!(a.status, 400, "{why}: {}", a.body);
+        assert_eq!(
+            a.body["error"]["type"], "invalid_request_error",
+            "{}",
+            a.body
+        );
+        let m = a.body["error"]["message"].as_str().expect("message");
+        assert!(m.contains("resources") && m.contains(why), "{m}");
+    };
+    for (resources, why) in [
+        (json!(["/relative"]), "absolute"),
+        (json!(["https://mcp.example.com/mcp#frag"]), "fragment"),
+        (json!([MCP, OTHER]), OTHER),
+    ] {
+        let body = json!({"name": "MCP server", "resource_server": true, "resources": resources});
+        let a = app
+            .api(Method::POST, "/api/v1/clients", key, Some(body))
+            .await;
+        invalid(&a, why);
+    }
+    let a = app
+        .api(
+            Method::POST,
+            "/api/v1/clients",
+            key,
+            Some(json!({"name": "App", "redirect_uris": [REDIRECT], "resources": [MCP]})),
+        )
+        .await;
+    invalid(&a, "only a resource server");
+    let listed = app.api(Method::GET, "/api/v1/clients", key, None).await;
+    assert_eq!(
+        listed.body["data"],
+        json!([]),
+        "nothing stored by a refusal"
+    );
+
+    // Created, read back (sorted, without duplicates), and listed.
+    let a = app
+        .api(
+            Method::POST,
+            "/api/v1/clients",
+            key,
+            Some(json!({"name": "MCP server", "resource_server": true,
+                        "resources": [TOOLS, MCP, TOOLS]})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.body["resource_server"], true);
+    assert_eq!(a.body["resources"], json!([MCP, TOOLS]));
+    assert_eq!(a.body["grant_types"], json!([]));
+    assert_eq!(a.body["token_endpoint_auth_method"], "client_secret_basic");
+    let rs = (
+        a.body["client_id"].as_str().expect("id").to_string(),
+        a.body["client_secret"]
+            .as_str()
+            .expect("secret")
+            .to_string(),
+    );
+    let path = format!("/api/v1/clients/{}", rs.0);
+    let read = app.api(Method::GET, &path, key, None).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.body["resources"], json!([MCP, TOOLS]));
+    assert_eq!(read.body["resource_server"], true);
+    assert!(read.body.get("client_secret").is_none());
+    let listed = app.api(Method::GET, "/api/v1/clients", key, None).await;
+    assert_eq!(listed.body["data"][0]["resources"], json!([MCP, TOOLS]));
+
+    // client_credentials with resource=: the token's aud is the resource, and the
+    // resource server made over the API sees it.
+    let (id, secret) = app.machine_client("inference:read");
+    let machine = WebClient {
+        id,
+        secret: Some(secret),
+    };
+    let cc = |resource: &'static str| {
+        let (app, machine) = (&app, &machine);
+        async move {
+            json(
+                app.token(
+                    machine,
+                    &[("grant_type", "client_credentials"), ("resource", resource)],
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    let (status, for_mcp) = cc(MCP).await;
+    assert_eq!(status, 200, "{for_mcp}");
+    assert_eq!(aud(&for_mcp), json!(MCP));
+    let mcp_token = for_mcp["access_token"].as_str().expect("at").to_string();
+    let seen = app.introspect(&rs, &mcp_token).await;
+    assert_eq!((&seen["active"], &seen["aud"]), (&json!(true), &json!(MCP)));
+
+    // An update: taken or malformed resources are refused and change nothing.
+    for (resources, why) in [
+        (json!([NEW, OTHER]), OTHER),
+        (json!([NEW, "relative"]), "absolute"),
+    ] {
+        let body = json!({"name": "MCP server", "resources": resources});
+        invalid(&app.api(Method::PUT, &path, key, Some(body)).await, why);
+    }
+    assert_eq!(
+        app.api(Method::GET, &path, key, None).await.body["resources"],
+        json!([MCP, TOOLS])
+    );
+    // Replaced; the kind stays whatever the body says.
+    let a = app
+        .api(
+            Method::PUT,
+            &path,
+            key,
+            Some(json!({"name": "MCP server", "resource_server": false,
+                        "resources": [NEW, TOOLS]})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["resources"], json!([NEW, TOOLS]));
+    assert_eq!(
+        a.body["resource_server"], true,
+        "resource_server cannot change"
+    );
+    // Omitted: kept.
+    let a = app
+        .api(
+            Method::PUT,
+            &path,
+            key,
+            Some(json!({"name": "MCP server, renamed"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["resources"], json!([NEW, TOOLS]));
+
+    // The dropped resource is unknown now; the new one is the audience; the resource
+    // server no longer sees the token for the resource it gave up.
+    let (status, body) = cc(MCP).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_target"))
+    );
+    let (status, for_new) = cc(NEW).await;
+    assert_eq!(status, 200, "{for_new}");
+    assert_eq!(aud(&for_new), json!(NEW));
+    let new_token = for_new["access_token"].as_str().expect("at");
+    assert_eq!(app.introspect(&rs, new_token).await["aud"], NEW);
+    assert_eq!(
+        app.introspect(&rs, &mcp_token).await,
+        json!({"active": false})
     );
 }
