@@ -309,21 +309,7 @@ async fn a13_k6_a_metadata_document_client_completes_the_code_flow_with_a_resour
     );
     assert!(html.contains("Example MCP client"));
     assert!(html.contains(MCP), "the resource is named");
-    let approve = b
-        .post(format!("{}/oauth/authorize", app.address))
-        .form(&[
-            ("request", hidden(&html, "request")),
-            ("csrf_token", hidden(&html, "csrf_token")),
-            ("decision", "approve".into()),
-        ])
-        .send()
-        .await
-        .expect("consent");
-    assert_eq!(approve.status(), 303);
-    let location = approve.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_string();
+    let location = app.approve(&b, &html).await;
     let code = query_param(&location, "code").expect("code");
     let (status, tokens) = token(
         &app,

@@ -13,7 +13,7 @@ use tessera::scope::ScopeSet;
 
 use crate::client_metadata::{DocServer, Reply, app_with, authorize_params, ok_json};
 use crate::helpers::oauth::{REDIRECT, json as json_of, pkce, query_param};
-use crate::helpers::{Backend, TestApp, hidden};
+use crate::helpers::{Backend, TestApp};
 use crate::mcp_registration::register;
 use crate::private_key_jwt::{ClientKey, claims};
 
@@ -378,21 +378,7 @@ async fn a13_d13_a_metadata_document_client_authenticates_with_its_jwks_uri(back
     let r = app.authorize_get(&b, &params).await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.expect("html");
-    let approve = b
-        .post(format!("{}/oauth/authorize", app.address))
-        .form(&[
-            ("request", hidden(&html, "request")),
-            ("csrf_token", hidden(&html, "csrf_token")),
-            ("decision", "approve".into()),
-        ])
-        .send()
-        .await
-        .expect("consent");
-    assert_eq!(approve.status(), 303);
-    let location = approve.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_string();
+    let location = app.approve(&b, &html).await;
     let code = query_param(&location, "code").expect("code");
     let exchange = [
         ("grant_type", "authorization_code"),

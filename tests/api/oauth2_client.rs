@@ -9,7 +9,7 @@ use oauth2::{
 };
 
 use crate::helpers::oauth::{REDIRECT, query_param};
-use crate::helpers::{Backend, hidden, spawn_app};
+use crate::helpers::{Backend, spawn_app};
 
 crate::on_both_backends!(the_oauth2_crate_completes_the_code_flow_and_refreshes);
 
@@ -38,20 +38,7 @@ async fn the_oauth2_crate_completes_the_code_flow_and_refreshes(backend: Backend
     let page = b.get(auth_url.as_str()).send().await.expect("authorize");
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
-    let approved = b
-        .post(format!("{}/oauth/authorize", app.address))
-        .form(&[
-            ("request", hidden(&html, "request")),
-            ("csrf_token", hidden(&html, "csrf_token")),
-            ("decision", "approve".into()),
-        ])
-        .send()
-        .await
-        .expect("approve");
-    let location = approved.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_string();
+    let location = app.approve(&b, &html).await;
     assert_eq!(
         query_param(&location, "state").as_deref(),
         Some(csrf.secret().as_str())

@@ -102,21 +102,7 @@ async fn openid_client_completes_discovery_the_code_flow_and_userinfo(backend: B
     let r = b.get(&auth_url).send().await.expect("authorize");
     assert_eq!(r.status(), 200, "the consent page");
     let html = r.text().await.expect("html");
-    let approve = b
-        .post(format!("{}/oauth/authorize", app.address))
-        .form(&[
-            ("request", hidden(&html, "request")),
-            ("csrf_token", hidden(&html, "csrf_token")),
-            ("decision", "approve".into()),
-        ])
-        .send()
-        .await
-        .expect("consent");
-    assert_eq!(approve.status(), 303);
-    let callback = approve.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_string();
+    let callback = app.approve(&b, &html).await;
     assert!(query_param(&callback, "code").is_some(), "{callback}");
 
     let mut stdin = child.stdin.take().expect("stdin");

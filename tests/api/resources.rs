@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tessera::clients::NewClient;
 
 use crate::helpers::oauth::{REDIRECT, WebClient, json, pkce, query_param};
-use crate::helpers::{Backend, TestApp, hidden, spawn_app};
+use crate::helpers::{Backend, TestApp, spawn_app};
 use tessera::clock::Clock as _;
 
 crate::on_both_backends!(
@@ -89,21 +89,7 @@ pub async fn code_for(
         for res in resources {
             assert!(html.contains(res), "the consent page names {res}");
         }
-        let approve = b
-            .post(format!("{}/oauth/authorize", app.address))
-            .form(&[
-                ("request", hidden(&html, "request")),
-                ("csrf_token", hidden(&html, "csrf_token")),
-                ("decision", "approve".into()),
-            ])
-            .send()
-            .await
-            .expect("consent");
-        assert_eq!(approve.status(), 303);
-        approve.headers()["location"]
-            .to_str()
-            .expect("ascii")
-            .to_string()
+        app.approve(b, &html).await
     };
     (
         query_param(&location, "code").expect("code in redirect"),

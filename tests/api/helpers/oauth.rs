@@ -62,11 +62,18 @@ impl TestApp {
         }
         assert_eq!(r.status(), 200, "consent page expected");
         let html = r.text().await.expect("html");
+        self.approve(b, &html).await
+    }
+
+    /// Approves the consent page `html` (its hidden `request` and `csrf_token`) as the
+    /// signed-in browser `b`: asserts the 303 (A9) and returns its `Location`, the
+    /// redirect back to the client.
+    pub async fn approve(&self, b: &reqwest::Client, html: &str) -> String {
         let approve = b
             .post(format!("{}/oauth/authorize", self.address))
             .form(&[
-                ("request", hidden(&html, "request")),
-                ("csrf_token", hidden(&html, "csrf_token")),
+                ("request", hidden(html, "request")),
+                ("csrf_token", hidden(html, "csrf_token")),
                 ("decision", "approve".into()),
             ])
             .send()
