@@ -149,7 +149,7 @@ pub fn claims(app: &TestApp, client_id: &str) -> Value {
 }
 
 /// A `client_credentials` client authenticating with `key`.
-fn machine(app: &TestApp, key: &ClientKey) -> String {
+pub(crate) fn machine(app: &TestApp, key: &ClientKey) -> String {
     let (id, secret) = app.register(NewClient {
         name: "Signed job".into(),
         grant_types: Some(vec![GrantType::ClientCredentials]),

@@ -7,16 +7,13 @@
 //! discovery for the introspection and revocation endpoints.
 
 use serde_json::{Value, json};
-use tessera::clients::{GrantType, NewClient};
 use tessera::clock::Clock as _;
 use tessera::orgs::Plan;
-use tessera::scope::ScopeSet;
 
 use crate::client_metadata::{DocServer, Reply, app_with, ok_json};
-use crate::helpers::oauth::json as json_of;
-use crate::helpers::{Backend, TestApp, TestDb, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestDb, spawn_app, spawn_app_with};
 use crate::mcp_registration::register;
-use crate::private_key_jwt::{ClientKey, claims};
+use crate::private_key_jwt::{ClientKey, claims, machine, token};
 
 crate::on_both_backends!(
     d13_an_assertion_header_with_jku_jwk_x5u_x5c_or_crit_is_refused,
@@ -26,35 +23,6 @@ crate::on_both_backends!(
     d13_k6_ten_keys_a_2000_character_jwks_uri_and_a_16_kb_fetched_set_are_the_bounds,
     d13_discovery_lists_private_key_jwt_and_its_algorithms_at_every_endpoint,
 );
-
-const TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// A `client_credentials` client authenticating with `key` (inline `jwks`).
-fn machine(app: &TestApp, key: &ClientKey) -> String {
-    let (id, secret) = app.register(NewClient {
-        name: "Signed job".into(),
-        grant_types: Some(vec![GrantType::ClientCredentials]),
-        scope: Some(ScopeSet::parse("inference:read").expect("scope")),
-        jwks: Some(key.jwks()),
-        ..Default::default()
-    });
-    assert!(secret.is_none(), "a private_key_jwt client has no secret");
-    id
-}
-
-/// `POST /oauth/token` (`client_credentials`) with `assertion`, and `client_id` if given.
-async fn token(app: &TestApp, assertion: &str, client_id: Option<&str>) -> (u16, Value) {
-    let mut form = vec![
-        ("grant_type", "client_credentials"),
-        ("client_assertion_type", TYPE),
-        ("client_assertion", assertion),
-    ];
-    if let Some(id) = client_id {
-        form.push(("client_id", id));
-    }
-    let body = serde_urlencoded::to_string(&form).expect("form");
-    json_of(app.post_form("/oauth/token", None, &body).await).await
-}
 
 /// The answer is the one failed-client-authentication answer (D4): 401 `invalid_client`.
 fn assert_refused(what: &str, (status, body): &(u16, Value)) {
