@@ -62,7 +62,7 @@ fn input_value(html: &str, id: &str) -> String {
 }
 
 /// The resources listed on a consent page (`<ul id="resources">`), in order.
-fn listed_resources(html: &str) -> Vec<String> {
+pub(crate) fn listed_resources(html: &str) -> Vec<String> {
     let Some(start) = html.find("<ul id=\"resources\">") else {
         return Vec::new();
     };

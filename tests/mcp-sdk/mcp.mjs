@@ -1,22 +1,26 @@
-// The MCP TypeScript SDK's client authorization against tessera (docs/spec.md §8), driven
-// by tests/api/mcp.rs. Usage: node mcp.mjs <resource server URL> <redirect URI> [client ID URL]
+// The MCP TypeScript SDK as an MCP client with nothing pre-registered, against tessera
+// (docs/spec.md §8) and the SDK-built MCP server of server.mjs, driven by tests/api/mcp.rs.
+// Usage: node mcp.mjs <MCP server URL> <redirect URI> [client ID URL]
 //
-// 1. Calls the resource server without a token: 401 with `resource_metadata` (RFC 9728 §5.1).
-// 2. `auth()` with an in-memory OAuthClientProvider: protected-resource metadata, the
-//    authorization server's RFC 8414 metadata, then the client ID: open registration
-//    (RFC 7591, `none`), or, given a client ID URL (https), the SDK's own client ID
-//    metadata document path (`clientMetadataUrl`, used when the metadata says
-//    `client_id_metadata_document_supported`): it registers nothing and saves
-//    {client_id: URL, issuer}. Then PKCE and `resource` (RFC 8707). Prints
-//    {"authorization_url": ..., "cimd_supported": ...} on one line.
-// 3. Reads the callback URL (after login and consent, done by the Rust test) from stdin,
-//    and `auth()` again with the code: the token exchange.
-// 4. Calls the resource server with the access token; prints the outcome on one line.
+// 1. An SDK `Client` connects over `StreamableHTTPClientTransport` with an in-memory
+//    OAuthClientProvider as its `authProvider`. The server's 401 carries
+//    `resource_metadata` (RFC 9728 §5.1); the transport's own flow (`auth()`) reads that
+//    protected-resource metadata, the authorization server's RFC 8414 metadata, then gets a
+//    client ID: open registration (RFC 7591, `none`), or, given a client ID URL (https), the
+//    SDK's client ID metadata document path (`clientMetadataUrl`, used when the metadata
+//    says `client_id_metadata_document_supported`): it registers nothing and saves
+//    {client_id: URL, issuer}. Then PKCE and `resource` (RFC 8707), and the redirect: the
+//    connect fails with UnauthorizedError. Prints {"authorization_url", "cimd_supported",
+//    "resource_metadata_url", "resource_metadata"} on one line.
+// 2. Reads the callback URL (after login and consent, done by the Rust test) from stdin,
+//    checks `state`, and `transport.finishAuth(code)`: the token exchange.
+// 3. Connects again (a new transport, the same provider and its tokens), lists the tools and
+//    calls `whoami`; prints {"tools", "whoami", "aud", "scope", "client"} on one line (aud
+//    read from the access token).
 import { createInterface } from "node:readline";
-import {
-  auth,
-  extractResourceMetadataUrl,
-} from "@modelcontextprotocol/sdk/client/auth.js";
+import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
 const [serverUrl, redirectUrl, clientIdUrl] = process.argv.slice(2);
 
@@ -68,26 +72,29 @@ class MemoryProvider {
   }
 }
 
-const models = `${serverUrl}/v1/models`;
-const first = await fetch(models);
-if (first.status !== 401) {
-  throw new Error(`expected 401 without a token, got ${first.status}`);
-}
-const resourceMetadataUrl = extractResourceMetadataUrl(first);
-if (!resourceMetadataUrl) {
-  throw new Error("the 401 carries no resource_metadata");
-}
-
 const provider = new MemoryProvider();
-const started = await auth(provider, { serverUrl, resourceMetadataUrl });
-if (started !== "REDIRECT") {
-  throw new Error(`auth() answered ${started}, not REDIRECT`);
+const newClient = () => new Client({ name: "tessera-mcp-sdk-test-client", version: "1.0.0" });
+
+const first = new StreamableHTTPClientTransport(new URL(serverUrl), { authProvider: provider });
+try {
+  await newClient().connect(first);
+  throw new Error("connected without authorization");
+} catch (error) {
+  if (!(error instanceof UnauthorizedError)) {
+    throw error;
+  }
+}
+const discovery = provider.stored.discovery;
+if (!provider.stored.authorizationUrl) {
+  throw new Error("the transport's auth() sent no browser to the authorization server");
 }
 console.log(
   JSON.stringify({
     authorization_url: provider.stored.authorizationUrl,
     cimd_supported:
-      provider.stored.discovery?.authorizationServerMetadata?.client_id_metadata_document_supported ?? null,
+      discovery?.authorizationServerMetadata?.client_id_metadata_document_supported ?? null,
+    resource_metadata_url: discovery?.resourceMetadataUrl ?? null,
+    resource_metadata: discovery?.resourceMetadata ?? null,
   }),
 );
 
@@ -102,23 +109,23 @@ const code = params.get("code");
 if (!code) {
   throw new Error(`no code in ${callback}`);
 }
-const finished = await auth(provider, {
-  serverUrl,
-  resourceMetadataUrl,
-  authorizationCode: code,
-});
-if (finished !== "AUTHORIZED") {
-  throw new Error(`auth() with the code answered ${finished}`);
+await first.finishAuth(code);
+await first.close();
+
+const client = newClient();
+await client.connect(new StreamableHTTPClientTransport(new URL(serverUrl), { authProvider: provider }));
+const tools = await client.listTools();
+const result = await client.callTool({ name: "whoami", arguments: {} });
+await client.close();
+if (result.isError) {
+  throw new Error(`whoami failed: ${JSON.stringify(result)}`);
 }
 const token = provider.stored.tokens.access_token;
-const call = await fetch(models, { headers: { Authorization: `Bearer ${token}` } });
-const payload = JSON.parse(
-  Buffer.from(token.split(".")[1], "base64url").toString("utf8"),
-);
+const payload = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString("utf8"));
 console.log(
   JSON.stringify({
-    status: call.status,
-    body: await call.json().catch(() => null),
+    tools: tools.tools.map((t) => t.name),
+    whoami: JSON.parse(result.content[0].text),
     aud: payload.aud,
     scope: provider.stored.tokens.scope,
     client: provider.stored.client,
