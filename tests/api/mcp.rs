@@ -29,19 +29,17 @@
 //! `.ci/run` does it). Without node or the packages it prints SKIPPED (a failure with
 //! `TESSERA_REQUIRE_ALL=1`). The node processes are killed when a test ends, pass or fail.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 use tessera::clients::open_registration::RegistrationMode;
 
 use crate::client_metadata::DocServer;
 use crate::helpers::api::answer;
+use crate::helpers::node::{NodeScript, package_ready, script_dir};
 use crate::helpers::oauth::{WebClient, json as token_json, query_param};
 use crate::helpers::postgres::unavailable;
-use crate::helpers::{Backend, TestApp, TestDb, hidden, spawn_app_with};
-use crate::openid_client::node_package_ready;
+use crate::helpers::{Backend, TestApp, TestDb, spawn_app_with};
 use crate::resource_grants::listed_resources;
 use crate::resources::claims;
 
@@ -52,24 +50,13 @@ crate::on_both_backends!(
 );
 
 fn sdk_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp-sdk")
-}
-
-/// One line of the script's stdout, read off the async workers.
-async fn read_line<R: BufRead + Send + 'static>(mut r: R) -> (R, String) {
-    tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        r.read_line(&mut line).map(|_| (r, line))
-    })
-    .await
-    .expect("join")
-    .expect("read")
+    script_dir("mcp-sdk")
 }
 
 /// `tests/mcp-sdk/server.mjs` running as a tessera resource server; killed on drop (also
 /// when the test panics).
 struct McpServer {
-    child: Child,
+    child: NodeScript,
     /// `http://127.0.0.1:<port>/mcp`: where it answers, and its resource URI.
     url: String,
     /// Its credentials at tessera (id, secret).
@@ -95,26 +82,13 @@ impl McpServer {
         let mut resources = vec![url.as_str()];
         resources.extend(others.iter().map(String::as_str));
         let rs = crate::resources::resource_server_with(app, &resources);
-        let mut child = Command::new("node")
-            .args(["server.mjs", app.state.issuer.as_str(), &port.to_string()])
-            .env("MCP_RS_CLIENT_ID", &rs.0)
-            .env("MCP_RS_CLIENT_SECRET", &rs.1)
-            .current_dir(sdk_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("node starts");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let (_, line) = read_line(stdout).await;
-        if line.is_empty() {
-            let out = child.wait_with_output().expect("wait");
-            panic!(
-                "the MCP server stopped: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let started: Value = serde_json::from_str(&line).expect("json line");
+        let mut child = NodeScript::spawn(
+            "the MCP server",
+            &sdk_dir(),
+            &["server.mjs", app.state.issuer.as_str(), &port.to_string()],
+            &[("MCP_RS_CLIENT_ID", &rs.0), ("MCP_RS_CLIENT_SECRET", &rs.1)],
+        );
+        let started = child.line().await;
         let server = McpServer { child, url, rs };
         assert_eq!(started["url"], server.url.as_str(), "{started}");
         server
@@ -133,14 +107,9 @@ impl McpServer {
 
 impl Drop for McpServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let logged = self.child.kill();
         // A failing test shows what the server logged.
-        if std::thread::panicking()
-            && let Some(mut stderr) = self.child.stderr.take()
-        {
-            let mut logged = String::new();
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut logged);
+        if std::thread::panicking() {
             eprintln!("the MCP server's stderr:\n{logged}");
         }
     }
@@ -160,24 +129,8 @@ async fn run_sdk(
     let b = app.user("mcp-sdk@example.com").await;
     let mut args = vec!["mcp.mjs", mcp.url.as_str(), redirect];
     args.extend(client_id_url);
-    let mut child = Command::new("node")
-        .args(&args)
-        .current_dir(sdk_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node starts");
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let (stdout, line) = read_line(stdout).await;
-    if line.is_empty() {
-        let out = child.wait_with_output().expect("wait");
-        panic!(
-            "the MCP SDK stopped: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let first: Value = serde_json::from_str(&line).expect("json line");
+    let mut script = NodeScript::spawn("the MCP SDK", &sdk_dir(), &args, &[]);
+    let first = script.line().await;
     // The transport found tessera through the MCP server's 401 and RFC 9728 metadata.
     assert_eq!(
         first["resource_metadata_url"],
@@ -214,34 +167,10 @@ async fn run_sdk(
     if client_id_url.is_some() {
         assert!(html.contains("id=\"unverified\""), "not verified: {html}");
     }
-    let approve = b
-        .post(format!("{}/oauth/authorize", app.address))
-        .form(&[
-            ("request", hidden(&html, "request")),
-            ("csrf_token", hidden(&html, "csrf_token")),
-            ("decision", "approve".into()),
-        ])
-        .send()
-        .await
-        .expect("consent");
-    assert_eq!(approve.status(), 303);
-    let callback = approve.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_string();
+    let callback = app.approve(&b, &html).await;
     assert!(callback.starts_with(redirect), "{callback}");
 
-    let mut stdin = child.stdin.take().expect("stdin");
-    writeln!(stdin, "{callback}").expect("write");
-    drop(stdin);
-    let (_, result) = read_line(stdout).await;
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "the MCP SDK refused: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let done: Value = serde_json::from_str(&result).expect("json");
+    let done = script.finish(Some(&callback)).await;
     // The MCP server took the token: the tool ran and saw the client the flow produced.
     assert_eq!(done["tools"], json!(["whoami"]), "{done}");
     let client_id = done["client"]["client_id"].as_str().expect("client_id");
@@ -257,7 +186,7 @@ async fn run_sdk(
 /// (RFC 7591, public, no secret), authorizes with PKCE and `resource`, and calls `whoami`
 /// on the MCP server, which answers the registered client's ID (`run_sdk`).
 async fn mcp_sdk_client_registers_authorizes_and_calls_the_mcp_server(backend: Backend) {
-    if let Err(why) = node_package_ready(&sdk_dir(), "@modelcontextprotocol/sdk") {
+    if let Err(why) = package_ready(&sdk_dir(), "@modelcontextprotocol/sdk") {
         unavailable("the MCP TypeScript SDK (node)", &why);
         return;
     }
@@ -286,7 +215,7 @@ async fn mcp_sdk_client_registers_authorizes_and_calls_the_mcp_server(backend: B
 /// registration closed to it: `--registration authenticated`) uses a client ID metadata
 /// document the test serves over https on loopback, through the SDK's `clientMetadataUrl`.
 async fn a13_mcp_sdk_client_uses_a_client_id_metadata_document(backend: Backend) {
-    if let Err(why) = node_package_ready(&sdk_dir(), "@modelcontextprotocol/sdk") {
+    if let Err(why) = package_ready(&sdk_dir(), "@modelcontextprotocol/sdk") {
         unavailable("the MCP TypeScript SDK (node)", &why);
         return;
     }
@@ -404,7 +333,7 @@ async fn assert_refused(mcp: &McpServer, bearer: Option<&str>, description: &str
 /// the server's own `aud` check refuses it: 401. One for its URL is taken and `whoami`
 /// sees its client.
 async fn f4_g2_the_mcp_server_refuses_tokens_for_other_audiences(backend: Backend) {
-    if let Err(why) = node_package_ready(&sdk_dir(), "@modelcontextprotocol/sdk") {
+    if let Err(why) = package_ready(&sdk_dir(), "@modelcontextprotocol/sdk") {
         unavailable("the MCP TypeScript SDK (node)", &why);
         return;
     }

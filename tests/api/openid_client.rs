@@ -6,12 +6,9 @@
 //! login and consent pages as the browser would. Without node or the installed packages
 //! it prints SKIPPED (a failure with `TESSERA_REQUIRE_ALL=1`).
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
-use serde_json::Value;
-
+use crate::helpers::node::{NodeScript, package_ready, script_dir};
 use crate::helpers::oauth::{REDIRECT, query_param};
 use crate::helpers::postgres::unavailable;
 use crate::helpers::{Backend, hidden, spawn_app};
@@ -22,28 +19,12 @@ crate::on_both_backends!(
 );
 
 fn rp_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openid-client")
+    script_dir("openid-client")
 }
 
 /// The node binary and the installed packages, or why not.
 fn node_ready() -> Result<(), String> {
-    node_package_ready(&rp_dir(), "openid-client")
-}
-
-/// The node binary, and `package` installed in `dir` (by `npm ci` from its lockfile), or why
-/// not (tests/api/mcp.rs uses it too).
-pub fn node_package_ready(dir: &std::path::Path, package: &str) -> Result<(), String> {
-    match Command::new("node").arg("--version").output() {
-        Ok(o) if o.status.success() => {}
-        _ => return Err("node is not installed".into()),
-    }
-    if !dir.join("node_modules").join(package).is_dir() {
-        return Err(format!(
-            "run `npm ci` in {} (the committed package-lock.json)",
-            dir.display()
-        ));
-    }
-    Ok(())
+    package_ready(&rp_dir(), "openid-client")
 }
 
 async fn openid_client_completes_discovery_the_code_flow_and_userinfo(backend: Backend) {
@@ -58,36 +39,20 @@ async fn openid_client_completes_discovery_the_code_flow_and_userinfo(backend: B
     let secret = client.secret.clone().expect("confidential");
     let b = app.user("rp@example.com").await;
 
-    let mut child = Command::new("node")
-        .arg("rp.mjs")
-        .args([
+    let mut script = NodeScript::spawn(
+        "openid-client",
+        &rp_dir(),
+        &[
+            "rp.mjs",
             app.address.as_str(),
             &client.id,
             &secret,
             REDIRECT,
             "openid email inference:read",
-        ])
-        .current_dir(rp_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    let read =
-        tokio::task::spawn_blocking(move || stdout.read_line(&mut line).map(|_| (stdout, line)))
-            .await
-            .expect("join");
-    let (mut stdout, line) = read.expect("read");
-    if line.is_empty() {
-        let out = child.wait_with_output().expect("wait");
-        panic!(
-            "openid-client stopped: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let first: Value = serde_json::from_str(&line).expect("json line");
+        ],
+        &[],
+    );
+    let first = script.line().await;
     let auth_url = first["authorization_url"]
         .as_str()
         .expect("url")
@@ -105,23 +70,7 @@ async fn openid_client_completes_discovery_the_code_flow_and_userinfo(backend: B
     let callback = app.approve(&b, &html).await;
     assert!(query_param(&callback, "code").is_some(), "{callback}");
 
-    let mut stdin = child.stdin.take().expect("stdin");
-    writeln!(stdin, "{callback}").expect("write");
-    drop(stdin);
-    let result = tokio::task::spawn_blocking(move || {
-        let mut rest = String::new();
-        stdout.read_line(&mut rest).map(|_| rest)
-    })
-    .await
-    .expect("join")
-    .expect("read");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "openid-client refused: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let done: Value = serde_json::from_str(&result).expect("json");
+    let done = script.finish(Some(&callback)).await;
     let claims = &done["claims"];
     assert!(
         claims["sub"].as_str().expect("sub").starts_with("usr_"),
@@ -156,34 +105,18 @@ async fn openid_client_completes_the_device_flow(backend: Backend) {
         scope: Some(tessera::scope::ScopeSet::parse("openid email inference:read").expect("scope")),
         ..Default::default()
     });
-    let mut child = Command::new("node")
-        .arg("device.mjs")
-        .args([
+    let mut script = NodeScript::spawn(
+        "openid-client",
+        &rp_dir(),
+        &[
+            "device.mjs",
             app.address.as_str(),
             &client_id,
             "openid email inference:read",
-        ])
-        .current_dir(rp_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let (mut stdout, line) = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        stdout.read_line(&mut line).map(|_| (stdout, line))
-    })
-    .await
-    .expect("join")
-    .expect("read");
-    if line.is_empty() {
-        let out = child.wait_with_output().expect("wait");
-        panic!(
-            "openid-client stopped: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let first: Value = serde_json::from_str(&line).expect("json line");
+        ],
+        &[],
+    );
+    let first = script.line().await;
     let complete = first["verification_uri_complete"].as_str().expect("uri");
     // The server's (manual) clock follows real time while the client waits its intervals.
     let clock = app.clock.clone();
@@ -225,21 +158,8 @@ async fn openid_client_completes_the_device_flow(backend: Backend) {
         .await
         .expect("post");
     assert_eq!(done.status(), 200);
-    let result = tokio::task::spawn_blocking(move || {
-        let mut rest = String::new();
-        stdout.read_line(&mut rest).map(|_| rest)
-    })
-    .await
-    .expect("join")
-    .expect("read");
+    let done = script.finish(None).await;
     ticker.abort();
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "openid-client refused: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let done: Value = serde_json::from_str(&result).expect("json");
     assert_eq!(done["claims"]["aud"], client_id.as_str());
     assert_eq!(done["claims"]["email"], "device-rp@example.com");
     assert_eq!(done["scope"], "email inference:read openid");

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod node;
 pub mod oauth;
 pub mod pages;
 pub mod postgres;
