@@ -442,7 +442,7 @@ pub enum ClientCommand {
         /// [default: authorization_code,refresh_token; empty allowed with --resource-server]
         #[arg(long)]
         grant_types: Option<String>,
-        /// Space-separated scopes the client may request [default: the whole catalogue]
+        /// Space-separated scopes the client may request [default: every catalogue scope but admin; name admin to grant it]
         #[arg(long)]
         scope: Option<String>,
         /// A confidential client that may call introspection and key verification

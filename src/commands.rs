@@ -491,7 +491,7 @@ pub fn keys(settings: &Settings, cmd: KeysCommand, now: Timestamp) -> Result<Val
                     })
                 })
                 .collect();
-            Ok(json!({"keys": list}))
+            Ok(json!({"data": list}))
         }
         KeysCommand::Rotate => {
             let sign_from = now + settings.key_rotation_delay_seconds;

@@ -597,7 +597,7 @@ async fn i1_i2_api_key_create_prints_the_key_once_and_stores_only_its_hash(backe
 async fn keys_list_and_rotate_print_json(backend: Backend) {
     let Some(db) = migrated(backend) else { return };
     let empty = json_ok(&tessera(&db, &["keys", "list"], None));
-    assert_eq!(empty["keys"], serde_json::json!([]));
+    assert_eq!(empty["data"], serde_json::json!([]));
     let r = json_ok(&tessera(
         &db,
         &["keys", "rotate", "--key-rotation-delay-seconds", "0"],
@@ -607,9 +607,9 @@ async fn keys_list_and_rotate_print_json(backend: Backend) {
     assert_eq!(r["alg"], "ES256");
     assert_eq!(r["sign_from"], r["published_at"]);
     let list = json_ok(&tessera(&db, &["keys", "list"], None));
-    assert_eq!(list["keys"][0]["kid"], kid);
-    assert_eq!(list["keys"][0]["state"], "active");
-    assert_eq!(list["keys"][0]["private_key_present"], true);
+    assert_eq!(list["data"][0]["kid"], kid);
+    assert_eq!(list["data"][0]["state"], "active");
+    assert_eq!(list["data"][0]["private_key_present"], true);
     let later = json_ok(&tessera(
         &db,
         &["keys", "rotate", "--signing-alg", "EdDSA"],
@@ -617,7 +617,7 @@ async fn keys_list_and_rotate_print_json(backend: Backend) {
     ));
     assert_eq!(later["alg"], "EdDSA");
     let list = json_ok(&tessera(&db, &["keys", "list"], None));
-    let access: Vec<&serde_json::Value> = list["keys"]
+    let access: Vec<&serde_json::Value> = list["data"]
         .as_array()
         .expect("keys")
         .iter()
@@ -626,7 +626,7 @@ async fn keys_list_and_rotate_print_json(backend: Backend) {
     assert_eq!(access[1]["state"], "pending");
     // docs/spec.md §9: the ID-token keys (RS256, ES256, EdDSA) rotate on the same staging.
     assert_eq!(later["id_token_keys"].as_array().expect("id keys").len(), 3);
-    assert_eq!(list["keys"].as_array().expect("keys").len(), 8);
+    assert_eq!(list["data"].as_array().expect("keys").len(), 8);
 }
 
 #[test]

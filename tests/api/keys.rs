@@ -20,7 +20,7 @@ async fn published_kids(app: &TestApp) -> Vec<String> {
     let jwks = app.get_json("/.well-known/jwks.json").await;
     let list = tessera::commands::keys(&app.state.settings, KeysCommand::List, app.clock.now())
         .expect("list");
-    let id_token_kids: Vec<&str> = list["keys"]
+    let id_token_kids: Vec<&str> = list["data"]
         .as_array()
         .expect("keys")
         .iter()
@@ -110,7 +110,7 @@ async fn f6_rotation_publishes_before_signing_and_keeps_retired_keys_until_expir
     // `keys list` reports the states; the next rotation prunes the expired key.
     let list = tessera::commands::keys(&app.state.settings, KeysCommand::List, app.clock.now())
         .expect("list");
-    let states: Vec<&str> = list["keys"]
+    let states: Vec<&str> = list["data"]
         .as_array()
         .expect("keys")
         .iter()

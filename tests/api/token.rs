@@ -7,6 +7,7 @@ use serde_json::Value;
 use tessera::clients::{GrantType, NewClient};
 use tessera::scope::ScopeSet;
 
+use crate::helpers::oauth::json as json_of;
 use crate::helpers::{Backend, TestApp, postgres as pg, spawn_app};
 use crate::well_known::verify_with_served_jwks;
 
@@ -318,6 +319,30 @@ async fn d1_only_form_posts_are_accepted(backend: Backend) {
         )
         .await;
     assert_eq!(huge.status(), 413, "J6: oversized bodies are refused");
+    // In the OAuth error shape (RFC 6749 §5.2), not actix's text, at every OAuth endpoint
+    // with a form body.
+    let body = json_of(huge).await;
+    assert_eq!(body.1["error"], "invalid_request", "{body:?}");
+    assert_eq!(
+        body.1["error_description"],
+        "The body is larger than 16 KiB."
+    );
+    for path in [
+        "/oauth/introspect",
+        "/oauth/revoke",
+        "/oauth/device_authorization",
+    ] {
+        let (status, body) = json_of(
+            app.post_form(path, Some((&id, &secret)), &"a".repeat(17 * 1024))
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (413, Some("invalid_request")),
+            "{path}: {body}"
+        );
+    }
 }
 
 async fn d8_d9_unsupported_and_unauthorized_grants(backend: Backend) {

@@ -51,8 +51,11 @@ pub struct Overlap {
     pub expire_old_in_seconds: Option<i64>,
 }
 
-/// `/api/v1` and `/oauth/register` answer in JSON even when the body is refused before
-/// a handler runs (over [`API_BODY_LIMIT`], docs/security.md J6); actix's own answer is text.
+/// `/api/v1` and the OAuth endpoints (`/oauth/*` but the consent page) answer in JSON even
+/// when the body is refused before a handler runs (over [`API_BODY_LIMIT`], or over
+/// `oauth::TOKEN_BODY_LIMIT` at the token, introspection, revocation and device
+/// authorization endpoints; docs/security.md J6): RFC 6749 §5.2 `invalid_request` with 413
+/// (RFC 7591 §3.2.2 at `/oauth/register`). actix's own answer is text.
 pub async fn json_payload_errors(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
@@ -60,12 +63,19 @@ pub async fn json_payload_errors(
     actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
     actix_web::Error,
 > {
-    let registration = req.path().starts_with("/oauth/register");
-    let api = req.path().starts_with("/api/v1/") || registration;
+    let path = req.path();
+    let registration = path.starts_with("/oauth/register");
+    let oauth = path.starts_with("/oauth/") && path != "/oauth/authorize";
+    let api = path.starts_with("/api/v1/") || oauth;
     let res = next.call(req).await?;
     if api && res.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        let message = format!("The body is larger than {} KiB.", API_BODY_LIMIT / 1024);
-        let too_large = if registration {
+        let limit = if oauth && !registration {
+            crate::http::oauth::TOKEN_BODY_LIMIT
+        } else {
+            API_BODY_LIMIT
+        };
+        let message = format!("The body is larger than {} KiB.", limit / 1024);
+        let too_large = if oauth {
             // RFC 7591 §3.2.2: registration answers in the OAuth error shape.
             HttpResponse::PayloadTooLarge()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
