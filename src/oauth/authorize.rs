@@ -51,6 +51,25 @@ impl AuthorizeQuery {
     fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         self.form.as_ref()?.get(name).map(Cow::Borrowed)
     }
+    /// Names why a request that cannot be bound to a client is malformed (docs/spec.md §6).
+    fn malformed(&self) -> &'static str {
+        let Some(form) = &self.form else {
+            return "The request is malformed: the query is not valid form encoding.";
+        };
+        if form.is_repeated("client_id") {
+            "The request is malformed: client_id is repeated."
+        } else if form.is_unprintable("client_id") {
+            "The request is malformed: client_id has characters outside printable ASCII."
+        } else if form.get("client_id").is_none() {
+            "The request is malformed: client_id is missing."
+        } else if form.is_repeated("redirect_uri") {
+            "The request is malformed: redirect_uri is repeated."
+        } else if form.is_unprintable("redirect_uri") {
+            "The request is malformed: redirect_uri has characters outside printable ASCII."
+        } else {
+            "The request is malformed: client_id or redirect_uri is not valid."
+        }
+    }
     /// RFC 8707 §2: the `resource` values, well-formed, or `None` when one is not.
     fn resources(&self) -> Option<Vec<String>> {
         match &self.form {
@@ -533,8 +552,7 @@ pub fn validate(
             Output::Err(OxError::Ignore) => {
                 return Err(AuthorizeError::Page {
                     error: "invalid_request",
-                    message: "The request is malformed: client_id or redirect_uri is missing, \
-                              repeated or not valid, or the query is not valid form encoding.",
+                    message: req.malformed(),
                 });
             }
             Output::Err(OxError::Redirect(url)) => {

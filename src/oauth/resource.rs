@@ -78,7 +78,9 @@ pub fn requested(form: &StrictForm) -> Result<Vec<String>, OAuthError> {
         return Err(bad("Too many resource parameters."));
     }
     for uri in &all {
-        check_uri(uri).map_err(|_| bad("A resource is not an absolute URI without a fragment."))?;
+        check_uri(uri).map_err(|why| {
+            OAuthError::naming(ErrorCode::InvalidTarget, format!("resource {why}."))
+        })?;
     }
     Ok(normalize(all.into_iter().map(str::to_string).collect()))
 }

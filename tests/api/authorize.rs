@@ -305,6 +305,26 @@ async fn a1_a3_unverified_client_or_redirect_uri_gets_an_error_page_never_a_redi
     let mut dup = base.clone();
     dup.push(("client_id", &client.id));
     assert_error_page(app.authorize_get(&b, &dup).await, "duplicated client_id").await;
+    // The page names the parameter at fault (docs/spec.md §6).
+    for (query, names) in [
+        (
+            with(base.clone(), "client_id", None),
+            "client_id is missing",
+        ),
+        (dup.clone(), "client_id is repeated"),
+        (
+            with(base.clone(), "client_id", Some("cli\u{7f}x")),
+            "client_id has characters outside printable ASCII",
+        ),
+    ] {
+        let html = app
+            .authorize_get(&b, &query)
+            .await
+            .text()
+            .await
+            .expect("html");
+        assert!(html.contains(names), "{names}: {html}");
+    }
     // Several registered redirect URIs and none in the request.
     let (multi, _) = app.register(NewClient {
         name: "Two URIs".into(),

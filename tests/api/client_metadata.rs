@@ -307,6 +307,14 @@ async fn a13_k6_a_metadata_document_client_completes_the_code_flow_with_a_resour
         html.contains("<strong id=\"client-host\">127.0.0.1</strong>"),
         "{html}"
     );
+    // The heading names the host beside the name the document gives itself (which anyone
+    // may choose), so a document calling itself "Google" is seen to come from elsewhere.
+    assert!(
+        html.contains(
+            "<span class=\"muted\" id=\"heading-host\">(127.0.0.1)</span> wants to access"
+        ),
+        "{html}"
+    );
     assert!(html.contains("Example MCP client"));
     assert!(html.contains(MCP), "the resource is named");
     let location = app.approve(&b, &html).await;

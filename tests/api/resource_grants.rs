@@ -243,6 +243,26 @@ async fn f4_client_credentials_with_an_unknown_or_malformed_resource_is_invalid_
         assert_eq!(body["error"], "invalid_target", "{what}: {body}");
         assert!(body.get("access_token").is_none(), "{what}: {body}");
     }
+    // A malformed one is named for what is wrong with it.
+    let long = format!("https://mcp.example.com/{}", "a".repeat(2000));
+    for (resource, description) in [
+        (
+            long.as_str(),
+            "resource must be 1 to 2000 characters, without spaces or control characters.",
+        ),
+        ("/mcp", "resource must be an absolute URI."),
+        (
+            "https://mcp.example.com/mcp#tools",
+            "resource must not have a fragment.",
+        ),
+    ] {
+        let (status, body) = client_credentials(&app, &machine, &[resource]).await;
+        assert_eq!(
+            (status, body["error_description"].as_str()),
+            (400, Some(description)),
+            "{body}"
+        );
+    }
     let (status, body) = client_credentials(&app, &machine, &[MCP]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(aud(&body), json!(MCP));
