@@ -336,7 +336,16 @@ impl Guard {
         v.validate_nbf = true;
         v.leeway = 30;
         let claims = jsonwebtoken::decode::<Value>(token, &key, &v)
-            .map_err(|_| invalid())?
+            .map_err(|e| match e.kind() {
+                // Tell the client why: it asked tessera for a token without this
+                // server's `resource` (RFC 8707), or for another one.
+                jsonwebtoken::errors::ErrorKind::InvalidAudience => unauthorized(
+                    &self.cfg,
+                    "The access token was issued for another resource (its aud is not this server).",
+                    true,
+                ),
+                _ => invalid(),
+            })?
             .claims;
         let jti = claims
             .get("jti")

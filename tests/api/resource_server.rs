@@ -392,11 +392,15 @@ async fn f4_g2_with_a_resource_uri_the_example_takes_only_tokens_for_it_and_publ
         let at = tokens["access_token"].as_str().expect("at");
         let a = call(&base, false, Some(at)).await;
         if a.status == 401 {
+            let challenge = a.header("www-authenticate").expect("challenge");
             assert!(
-                a.header("www-authenticate")
-                    .expect("challenge")
-                    .contains("resource_metadata="),
+                challenge.contains("resource_metadata="),
                 "every 401 points at the metadata"
+            );
+            // The client learns why: the token's aud is another resource.
+            assert!(
+                challenge.contains("issued for another resource"),
+                "{challenge}"
             );
         }
         statuses.push(a.status);

@@ -169,7 +169,9 @@ async fn i1_the_page_shows_a_new_key_once_then_only_its_last_six(backend: Backen
     let (_, status, _, html) = app.follow(&b, r).await;
     assert_eq!(status, 200);
     assert!(
-        html.contains(r#"title="2999-01-01 00:00 UTC">2999-01-01</td>"#),
+        html.contains(
+            r#"title="2999-01-01 00:00 UTC"><span class="nowrap">2999-01-01</span></td>"#
+        ),
         "{html}"
     );
 }

@@ -158,7 +158,7 @@ async fn the_usage_page_charts_and_tabulates_requests_per_key_and_offers_csv(bac
     // The key list: each key's requests in the last 24 hours.
     let (_, html) = app.page(&b, "/settings/api-keys").await;
     assert!(
-        html.contains(r#"<th class="num">Requests (24 h)</th>"#),
+        html.contains(r#"<th class="num">Requests <span class="nowrap">(24 h)</span></th>"#),
         "{html}"
     );
     let row_of = |id: &str| {
