@@ -67,13 +67,13 @@ pub(crate) async fn decide(app: &TestApp, complete: &str, decision: &str) -> (u1
     decide_as(app, &app.user(&email).await, complete, decision).await
 }
 
-/// [`decide`] as the person signed in on `b`.
-async fn decide_as(
+/// As the person signed in on `b`: opens `verification_uri_complete` (the code filled in)
+/// and confirms the code. Returns the device consent page and the code.
+pub(crate) async fn consent_page(
     app: &TestApp,
     b: &reqwest::Client,
     complete: &str,
-    decision: &str,
-) -> (u16, String) {
+) -> (String, String) {
     let path = complete.strip_prefix(&app.state.issuer).expect("our URL");
     let r = b
         .get(format!("{}{path}", app.address))
@@ -98,6 +98,17 @@ async fn decide_as(
         html.contains("A device wants to access your account"),
         "{html}"
     );
+    (html, code)
+}
+
+/// [`decide`] as the person signed in on `b`.
+async fn decide_as(
+    app: &TestApp,
+    b: &reqwest::Client,
+    complete: &str,
+    decision: &str,
+) -> (u16, String) {
+    let (html, code) = consent_page(app, b, complete).await;
     assert!(html.contains("Example CLI"));
     assert!(html.contains(&code), "the consent page shows the code");
     // J1: a doubled decision is refused, never resolved to one of its values; the code

@@ -53,14 +53,6 @@ async fn client_credentials(app: &TestApp, client: &WebClient, resources: &[&str
     json_of(app.token(client, &params).await).await
 }
 
-/// The `value` of the input with `id`.
-fn input_value(html: &str, id: &str) -> String {
-    let start = html.find(&format!("id=\"{id}\"")).expect("input");
-    let rest = &html[start..];
-    let v = rest.find("value=\"").expect("value") + 7;
-    rest[v..v + rest[v..].find('"').expect("quote")].to_string()
-}
-
 /// The resources listed on a consent page (`<ul id="resources">`), in order.
 pub(crate) fn listed_resources(html: &str) -> Vec<String> {
     let Some(start) = html.find("<ul id=\"resources\">") else {
@@ -82,29 +74,7 @@ async fn approve(app: &TestApp, d: &Value) -> String {
     );
     let b = app.user(&email).await;
     let complete = d["verification_uri_complete"].as_str().expect("complete");
-    let path = complete.strip_prefix(&app.state.issuer).expect("our URL");
-    let r = b
-        .get(format!("{}{path}", app.address))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(r.status(), 200);
-    let html = r.text().await.expect("html");
-    let consent = b
-        .post(format!("{}/device", app.address))
-        .form(&[
-            ("csrf_token", hidden(&html, "csrf_token")),
-            ("user_code", input_value(&html, "user-code")),
-        ])
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(consent.status(), 200);
-    let page = consent.text().await.expect("html");
-    assert!(
-        page.contains("A device wants to access your account"),
-        "{page}"
-    );
+    let (page, _) = crate::device::consent_page(app, &b, complete).await;
     let done = b
         .post(format!("{}/device", app.address))
         .form(&[
