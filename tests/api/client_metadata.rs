@@ -311,7 +311,7 @@ async fn a13_k6_a_metadata_document_client_completes_the_code_flow_with_a_resour
     // may choose), so a document calling itself "Google" is seen to come from elsewhere.
     assert!(
         html.contains(
-            "<span class=\"muted\" id=\"heading-host\">(127.0.0.1)</span> wants to access"
+            "<span class=\"heading-host\" id=\"heading-host\">(127.0.0.1)</span> wants to access"
         ),
         "{html}"
     );
