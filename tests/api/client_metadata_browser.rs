@@ -38,12 +38,19 @@ async fn br_the_consent_page_marks_a_metadata_document_client_at_1280_and_390_px
     c.goto(&format!("{}/oauth/authorize?{q}", app.address))
         .await
         .expect("goto");
-    let notice = c
+    let notice = match c
         .wait()
-        .at_most(Duration::from_secs(10))
+        .at_most(Duration::from_secs(30))
         .for_element(Locator::Id("unverified"))
         .await
-        .expect("the not-verified notice");
+    {
+        Ok(e) => e,
+        Err(e) => panic!(
+            "no not-verified notice at {:?}: {e}\n{}",
+            c.current_url().await,
+            c.source().await.unwrap_or_default()
+        ),
+    };
     let text = notice.text().await.expect("text");
     assert!(text.starts_with("Not verified."), "{text}");
     assert!(text.contains("127.0.0.1"), "{text}");

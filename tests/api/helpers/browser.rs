@@ -113,10 +113,22 @@ pub async fn submit_credentials(c: &fantoccini::Client, email: &str, password: &
         .expect("submit");
 }
 
-/// Opens `/signup` and creates an account (signed in afterwards).
+/// Opens `/signup` and creates an account, and waits for the signed-in page it lands on:
+/// a `goto` while the form's POST is still on its way cancels it, and the session cookie
+/// with it (a flake under load).
 pub async fn signup(c: &fantoccini::Client, address: &str, email: &str) {
     c.goto(&format!("{address}/signup")).await.expect("goto");
     submit_credentials(c, email, super::oauth::PASSWORD, "signup").await;
+    signed_in(c).await;
+}
+
+/// Waits until the page shows the signed-in frame (its sign-out button).
+async fn signed_in(c: &fantoccini::Client) {
+    c.wait()
+        .at_most(std::time::Duration::from_secs(30))
+        .for_element(fantoccini::Locator::Id("sign-out"))
+        .await
+        .expect("signed in: the signed-in frame");
 }
 
 /// How far the page reaches beyond the window's width, in CSS pixels (0 or less: nothing
@@ -245,4 +257,5 @@ pub async fn check_fits(c: &fantoccini::Client, name: &str, width: u32) {
 pub async fn login(c: &fantoccini::Client, address: &str, email: &str) {
     c.goto(&format!("{address}/login")).await.expect("goto");
     submit_credentials(c, email, super::oauth::PASSWORD, "login").await;
+    signed_in(c).await;
 }
