@@ -214,14 +214,14 @@ mod tests {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 
     fn pair() -> (EcdsaKeyPair, String) {
-        let k = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
-        let der = k.public_key().as_der().unwrap();
+        let k = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("a P-256 key");
+        let der = k.public_key().as_der().expect("its DER form");
         let pem = pem::encode(&pem::Pem::new("PUBLIC KEY", der.as_ref().to_vec()));
         (k, pem)
     }
 
     fn sign(k: &EcdsaKeyPair, body: &[u8]) -> String {
-        let sig = k.sign(&SystemRandom::new(), body).unwrap();
+        let sig = k.sign(&SystemRandom::new(), body).expect("a signature");
         base64::engine::general_purpose::STANDARD.encode(sig.as_ref())
     }
 
@@ -229,14 +229,14 @@ mod tests {
     fn signatures_verify_with_the_named_key_only() {
         let (old, old_pem) = pair();
         let (new, new_pem) = pair();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temp dir");
         let path = dir.path().join("keys.json");
         let file = serde_json::json!({"public_keys": [
             {"key_identifier": "old", "key": old_pem, "is_current": false},
             {"key_identifier": "new", "key": new_pem, "is_current": true},
         ]});
-        std::fs::write(&path, file.to_string()).unwrap();
-        let keys = ScanKeys::load(&path).unwrap();
+        std::fs::write(&path, file.to_string()).expect("the key file");
+        let keys = ScanKeys::load(&path).expect("the keys load");
         let body = br#"[{"token":"x","type":"t","url":"u","source":"content"}]"#;
         assert_eq!(
             keys.verify(Some("new"), Some(&sign(&new, body)), body),
@@ -277,17 +277,17 @@ mod tests {
     fn an_unknown_identifier_rereads_the_file() {
         let (a, a_pem) = pair();
         let (b, b_pem) = pair();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temp dir");
         let path = dir.path().join("keys.json");
         let write = |entries: serde_json::Value| {
             std::fs::write(
                 &path,
                 serde_json::json!({"public_keys": entries}).to_string(),
             )
-            .unwrap()
+            .expect("the key file")
         };
         write(serde_json::json!([{"key_identifier": "a", "key": a_pem, "is_current": true}]));
-        let keys = ScanKeys::load(&path).unwrap();
+        let keys = ScanKeys::load(&path).expect("the keys load");
         write(serde_json::json!([
             {"key_identifier": "a", "key": a_pem, "is_current": false},
             {"key_identifier": "b", "key": b_pem, "is_current": true},
@@ -310,7 +310,7 @@ mod tests {
                 "P-256",
             ),
         ] {
-            let e = parse(text).err().unwrap();
+            let e = parse(text).err().expect("an error");
             assert!(e.contains(says), "{e}");
         }
     }

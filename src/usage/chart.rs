@@ -406,14 +406,14 @@ mod tests {
 
     #[test]
     fn ranges_cover_whole_buckets_ending_with_now() {
-        let now = crate::clock::parse_rfc3339("2026-11-29T22:41:07Z").unwrap();
-        let q = Range::Day.query(now).unwrap();
+        let now = crate::clock::parse_rfc3339("2026-11-29T22:41:07Z").expect("a timestamp");
+        let q = Range::Day.query(now).expect("the day query");
         assert_eq!(rfc3339(q.start), "2026-11-28T23:00:00Z");
         assert_eq!(rfc3339(q.end), "2026-11-29T23:00:00Z");
-        let q = Range::Month.query(now).unwrap();
+        let q = Range::Month.query(now).expect("the month query");
         assert_eq!(rfc3339(q.start), "2026-10-31T00:00:00Z");
         assert_eq!(rfc3339(q.end), "2026-11-30T00:00:00Z");
-        assert_eq!(Range::parse(None).unwrap(), Range::Week);
+        assert_eq!(Range::parse(None).expect("the default range"), Range::Week);
         assert!(
             Range::parse(Some("1y"))
                 .unwrap_err()
@@ -441,11 +441,11 @@ mod tests {
         assert_eq!(v.series[MAX_SERIES].name, "Other keys (2)");
         assert_eq!(v.buckets[1].total, 46);
         assert_eq!(v.buckets[1].counts[MAX_SERIES], 2);
-        assert_eq!(v.ticks.last().unwrap().value, 50);
+        assert_eq!(v.ticks.last().expect("a tick").value, 50);
         // The tallest stack (46) ends where 46 of the top line's 50 are; bars never leave
         // the plot.
         let plot = HEIGHT - TOP - BOTTOM;
-        let highest = v.bars.iter().map(|b| b.y).min().unwrap();
+        let highest = v.bars.iter().map(|b| b.y).min().expect("a bar");
         assert_eq!(highest, TOP + plot - 46 * plot / 50);
         assert!(
             v.bars

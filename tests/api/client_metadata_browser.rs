@@ -73,5 +73,37 @@ async fn br_the_consent_page_marks_a_metadata_document_client_at_1280_and_390_px
         browser::set_width(c, width).await;
         browser::check_fits(c, "consent-cimd", width).await;
     }
+    // Allowed, it is listed on /account/apps, marked "Not verified" by its host, without the
+    // homepage it claims (docs/spec.md §6); the page fits both widths.
+    c.find(Locator::Id("approve"))
+        .await
+        .expect("allow")
+        .click()
+        .await
+        .expect("click");
+    // Wait until the browser has left for the client's redirect URI (the consent POST done).
+    for _ in 0..120 {
+        let url = c.current_url().await.expect("url");
+        if !url.as_str().starts_with(&app.address) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    c.goto(&format!("{}/account/apps", app.address))
+        .await
+        .expect("goto");
+    let badge = c
+        .wait()
+        .for_element(Locator::Id("unverified-1"))
+        .await
+        .expect("the not-verified badge");
+    assert_eq!(badge.text().await.expect("text"), "Not verified");
+    let source = c.source().await.expect("source");
+    assert!(source.contains("identified by 127.0.0.1"), "{source}");
+    assert!(!source.contains("mcp-client.example"), "{source}");
+    for width in [1280u32, 390] {
+        browser::set_width(c, width).await;
+        browser::check_fits(c, "account-apps-unverified", width).await;
+    }
     br.client.clone().close().await.expect("close");
 }

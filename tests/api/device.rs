@@ -101,6 +101,28 @@ pub(crate) async fn consent_page(
     (html, code)
 }
 
+/// Approves the device consent page `html` as the person signed in on `b`: 200 and
+/// "Device connected".
+pub(crate) async fn approve_on(address: &str, b: &reqwest::Client, html: &str) {
+    let done = b
+        .post(format!("{address}/device"))
+        .form(&[
+            ("csrf_token", hidden(html, "csrf_token")),
+            ("user_code", hidden(html, "user_code")),
+            ("decision", "approve".into()),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(done.status(), 200);
+    assert!(
+        done.text()
+            .await
+            .expect("html")
+            .contains("Device connected")
+    );
+}
+
 /// [`decide`] as the person signed in on `b`.
 async fn decide_as(
     app: &TestApp,
@@ -244,23 +266,7 @@ async fn device_flow_issues_tokens_after_approval_with_slow_down_and_an_id_token
     assert_eq!(consent.status(), 200);
     let html = consent.text().await.expect("html");
     assert!(html.contains(user_code), "shown as XXXX-XXXX");
-    let done = b
-        .post(format!("{}/device", app.address))
-        .form(&[
-            ("csrf_token", hidden(&html, "csrf_token")),
-            ("user_code", hidden(&html, "user_code")),
-            ("decision", "approve".into()),
-        ])
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(done.status(), 200);
-    assert!(
-        done.text()
-            .await
-            .expect("html")
-            .contains("Device connected")
-    );
+    approve_on(app.address.as_str(), &b, &html).await;
 
     app.clock.advance(20);
     let (s, t) = poll(&app, &client, device_code).await;

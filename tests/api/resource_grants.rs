@@ -9,7 +9,7 @@ use tessera::clients::{GrantType, NewClient};
 use tessera::scope::ScopeSet;
 
 use crate::helpers::oauth::{WebClient, json as json_of};
-use crate::helpers::{Backend, TestApp, hidden, spawn_app};
+use crate::helpers::{Backend, TestApp, spawn_app};
 use crate::resources::{MCP, TOOLS, aud, resource_server_with};
 
 crate::on_both_backends!(
@@ -75,23 +75,7 @@ async fn approve(app: &TestApp, d: &Value) -> String {
     let b = app.user(&email).await;
     let complete = d["verification_uri_complete"].as_str().expect("complete");
     let (page, _) = crate::device::consent_page(app, &b, complete).await;
-    let done = b
-        .post(format!("{}/device", app.address))
-        .form(&[
-            ("csrf_token", hidden(&page, "csrf_token")),
-            ("user_code", hidden(&page, "user_code")),
-            ("decision", "approve".into()),
-        ])
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(done.status(), 200);
-    assert!(
-        done.text()
-            .await
-            .expect("html")
-            .contains("Device connected")
-    );
+    crate::device::approve_on(&app.address, &b, &page).await;
     page
 }
 

@@ -16,7 +16,7 @@ crate::on_both_backends!(
     client_secret_post_authenticates_too,
     d4_invalid_client_is_401_with_a_basic_challenge_and_one_body_for_all_causes,
     d6_d7_one_auth_method_and_never_credentials_in_the_url,
-    d1_only_form_posts_are_accepted,
+    d1_j6_only_form_posts_are_accepted_and_oversized_bodies_are_oauth_json,
     d8_d9_unsupported_and_unauthorized_grants,
     d10_scope_outside_the_client_registration_is_invalid_scope,
     j1_j3_j4_malformed_token_requests_get_oauth_errors_never_500,
@@ -278,7 +278,7 @@ async fn d6_d7_one_auth_method_and_never_credentials_in_the_url(backend: Backend
     }
 }
 
-async fn d1_only_form_posts_are_accepted(backend: Backend) {
+async fn d1_j6_only_form_posts_are_accepted_and_oversized_bodies_are_oauth_json(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
